@@ -1,0 +1,42 @@
+# Every target creates (or reuses) the virtual environment it needs. The environment lives outside the
+# checkout, keyed by a hash of pyproject.toml, so that fresh clones skip the multi-GB torch install.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV_ROOT ?= $(HOME)/.cache/reidkit/venvs
+VENV := $(VENV_ROOT)/$(shell sha256sum pyproject.toml | cut -c1-16)
+PY := $(VENV)/bin/python
+# torch / torchvision first, pinned to the builds that the project's machines hold on disk; override on others.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DATA_DIR ?= data
+SHARED ?= ../shared
+PYTEST_ARGS ?=
+
+.PHONY: venv demo demo-video test bench clean-venv
+
+$(VENV)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install $(TORCH_SPEC)
+	$(PY) -m pip install -e '.[test,openvino]'
+	touch $@
+
+# The environment may be shared by several clones: point its editable install at this one.
+venv: $(VENV)/.ready
+	@$(PY) -c "import pathlib, reidkit, sys; sys.exit(pathlib.Path(reidkit.__file__).resolve().is_relative_to(pathlib.Path('src').resolve()) is False)" 2>/dev/null \
+		|| $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+
+demo: venv
+	$(VENV)/bin/reidkit demo --shared $(SHARED) --data-dir $(DATA_DIR) --out runs/demo
+
+demo-video: venv
+	$(VENV)/bin/reidkit demo-video --shared $(SHARED) --data-dir $(DATA_DIR) --out runs/demo-video
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) benchmarks/bench_evaluation.py
+	$(PY) benchmarks/bench_rerank.py
+
+clean-venv:
+	rm -rf $(VENV)

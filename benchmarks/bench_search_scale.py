@@ -1,0 +1,381 @@
+"""How large can the person-search gallery grow before exact search is too slow, and what replaces it?
+
+The store (``reidkit.index``) keeps an exact ``IndexFlatIP`` while it is small and switches to an approximate IVF
+index past a size. This benchmark measures where that size lies and which approximate index keeps recall@10 >= 0.98
+with a single-query p50 under 20 ms on the machine it runs on:
+
+* ``flat``            exact inner product (the small-gallery index), also swept over small sizes to find where its
+                      p50 crosses 20 ms (the store's ``FLAT_MAX_ELEMENTS``);
+* ``ivf_flat``        IVF with full float32 vectors in the lists;
+* ``ivf_sq8``         IVF with 8-bit scalar-quantised vectors (a quarter of the memory);
+* ``ivf_pq``          IVF-PQ alone (compressed codes, approximate scores);
+* ``ivf_pq_rerank``   IVF-PQ shortlist of ``--rerank-depth`` re-scored exactly with vectors read from disk, which is
+                      what the store does (its exact vectors live in SQLite);
+* ``hnsw``            HNSW32 graph, for reference only: it cannot remove vectors, which the store needs.
+
+Features are synthetic but clustered like ReID features: identities (about 20 crops each, as a tracked walk gives)
+around a few hundred appearance modes in a 64-d latent space, mapped to ``dim`` dimensions, plus isotropic noise,
+then L2-normalised. A query is a new crop of a stored identity, so its true neighbours are that walk's crops and
+recall@10 means "the ranking among near-equal neighbours survives the approximation", the hard case. Uniform noise
+would make every index look either perfect or useless.
+
+Data is generated in chunks from per-chunk seeds, so nothing larger than one index is ever held; ground truth is an
+exact streaming top-10 for ``--exact-queries`` queries. Kinds whose index would exceed ``--max-ram-gb`` are skipped
+and listed as such. Prints a table and writes ``benchmarks/out/search_scale.json``.
+
+    python benchmarks/bench_search_scale.py                       # 1M and 10M, 2048-d and 256-d
+    python benchmarks/bench_search_scale.py --sizes 20000 --dims 128 --queries 100   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+TARGET_RECALL = 0.98
+TARGET_P50_MS = 20.0
+CHUNK_ROWS = 50_000
+KINDS = ("flat", "ivf_flat", "ivf_sq8", "ivf_pq", "ivf_pq_rerank", "hnsw")
+DEFAULT_KINDS = ("flat", "ivf_flat", "ivf_sq8", "ivf_pq", "ivf_pq_rerank")
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128)
+HNSW_EF = (16, 32, 64, 128, 256)
+
+
+class ClusteredFeatures:
+    """Deterministic clustered unit vectors, generated chunk by chunk so that 10M x 2048 never sits in memory."""
+
+    def __init__(self, n: int, dim: int, seed: int = 0, crops_per_identity: int = 20, latent_dim: int = 64) -> None:
+        self.n, self.dim, self.seed = n, dim, seed
+        rng = np.random.default_rng([seed, 0])
+        num_identities = max(1, n // crops_per_identity)
+        modes = rng.standard_normal((256, latent_dim), dtype=np.float32)
+        mode_of = rng.integers(len(modes), size=num_identities)
+        self.centers = modes[mode_of] + 0.6 * rng.standard_normal((num_identities, latent_dim), dtype=np.float32)
+        self.projection = rng.standard_normal((latent_dim, dim), dtype=np.float32) / math.sqrt(latent_dim)
+        self.within, self.noise = 0.35, 0.6
+
+    def _sample(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        identities = rng.integers(len(self.centers), size=count)
+        latent = self.centers[identities] + self.within * rng.standard_normal(
+            (count, self.centers.shape[1]), dtype=np.float32
+        )
+        x = latent @ self.projection
+        x += self.noise * rng.standard_normal((count, self.dim), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(0, self.n, rows):
+            count = min(rows, self.n - start)
+            yield start, self._sample(np.random.default_rng([self.seed, 1, start]), count)
+
+    def training_sample(self, count: int) -> np.ndarray:
+        return self._sample(np.random.default_rng([self.seed, 3]), min(count, self.n))
+
+    def queries(self, count: int) -> np.ndarray:
+        return self._sample(np.random.default_rng([self.seed, 2]), count)
+
+
+@dataclass
+class OperatingPoint:
+    param: str
+    value: int
+    recall_at_10: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class KindResult:
+    kind: str
+    n: int
+    dim: int
+    status: str  # "ok" or "skipped: ..."
+    description: str = ""
+    memory_gb: float = 0.0
+    train_s: float = 0.0
+    add_per_s: float = 0.0
+    disk_mb: float = 0.0
+    sweep: list[OperatingPoint] = field(default_factory=list)
+    chosen: OperatingPoint | None = None
+
+
+def ivf_lists(n: int) -> int:
+    """About 2 sqrt(n) lists, a power of two: the usual balance of coarse and fine search cost."""
+    return max(16, 2 ** round(math.log2(2 * math.sqrt(n))))
+
+
+def pq_subquantizers(dim: int) -> int:
+    """8 dims per sub-quantizer for wide features, 4 for narrow ones (256 codes each)."""
+    return dim // 8 if dim >= 1024 else dim // 4
+
+
+def index_memory_gb(kind: str, n: int, dim: int) -> float:
+    per_vector = {
+        "flat": 4 * dim,
+        "ivf_flat": 4 * dim + 8,
+        "ivf_sq8": dim + 8,
+        "ivf_pq": pq_subquantizers(dim) + 8,
+        "ivf_pq_rerank": pq_subquantizers(dim) + 8,
+        "hnsw": 4 * dim + 32 * 2 * 4,
+    }[kind]
+    return n * per_vector / 1e9
+
+
+def build_description(kind: str, n: int, dim: int) -> str:
+    nlist = ivf_lists(n)
+    return {
+        "flat": "IDMap2,Flat",
+        "ivf_flat": f"IVF{nlist},Flat",
+        "ivf_sq8": f"IVF{nlist},SQ8",
+        "ivf_pq": f"IVF{nlist},PQ{pq_subquantizers(dim)}",
+        "ivf_pq_rerank": f"IVF{nlist},PQ{pq_subquantizers(dim)}",
+        "hnsw": "HNSW32",
+    }[kind]
+
+
+def exact_top_k(data: ClusteredFeatures, queries: np.ndarray, k: int) -> np.ndarray:
+    """Streaming exact top-k ids: one chunk at a time, keeping the best k per query."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_ids = np.full((len(queries), k), -1, dtype=np.int64)
+    for start, chunk in data.chunks():
+        scores = queries @ chunk.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k else np.tile(
+            np.arange(scores.shape[1]), (len(queries), 1)
+        )
+        all_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, axis=1)], axis=1)
+        all_ids = np.concatenate([best_ids, top + start], axis=1)
+        keep = np.argsort(-all_scores, axis=1)[:, :k]
+        best_scores = np.take_along_axis(all_scores, keep, axis=1)
+        best_ids = np.take_along_axis(all_ids, keep, axis=1)
+    return best_ids
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth))
+    return hits / truth.size
+
+
+class Reranker:
+    """Exact re-scoring of a shortlist with float32 vectors memory-mapped from disk, as the store does from SQLite."""
+
+    def __init__(self, path: Path, n: int, dim: int) -> None:
+        self.vectors = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+
+    def write(self, start: int, chunk: np.ndarray) -> None:
+        self.vectors[start : start + len(chunk)] = chunk
+
+    def rerank(self, query: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+        ids = ids[ids >= 0]
+        order = np.sort(ids)  # sorted reads are kinder to the disk
+        scores = self.vectors[order] @ query
+        return order[np.argsort(-scores)[:k]]
+
+
+def timed_search(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    truth: np.ndarray,
+    reranker: Reranker | None,
+    rerank_depth: int,
+) -> tuple[float, float, float]:
+    latencies, found = [], []
+    for q in queries:
+        q = q[None, :]
+        start = time.perf_counter()
+        if reranker is None:
+            _, ids = index.search(q, k)
+            ids = ids[0]
+        else:
+            _, shortlist = index.search(q, rerank_depth)
+            ids = reranker.rerank(q[0], shortlist[0], k)
+        latencies.append(time.perf_counter() - start)
+        found.append(np.pad(ids, (0, k - len(ids)), constant_values=-1))
+    lat_ms = np.array(latencies) * 1000
+    recall = recall_at_k(np.array(found[: len(truth)]), truth)
+    return recall, float(np.percentile(lat_ms, 50)), float(np.percentile(lat_ms, 99))
+
+
+def run_kind(
+    kind: str,
+    data: ClusteredFeatures,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    args: argparse.Namespace,
+    scratch: Path,
+) -> KindResult:
+    n, dim = data.n, data.dim
+    memory = index_memory_gb(kind, n, dim)
+    result = KindResult(kind, n, dim, "ok", build_description(kind, n, dim), round(memory, 3))
+    if memory > args.max_ram_gb:
+        result.status = f"skipped: index needs {memory:.1f} GB > --max-ram-gb {args.max_ram_gb}"
+        return result
+    index = faiss.index_factory(dim, result.description, faiss.METRIC_INNER_PRODUCT)
+    if kind == "hnsw":
+        index.hnsw.efConstruction = 40
+    start = time.perf_counter()
+    if not index.is_trained:
+        nlist = ivf_lists(n)
+        index.train(data.training_sample(max(64 * nlist, 50_000)))
+    result.train_s = round(time.perf_counter() - start, 2)
+    reranker = Reranker(scratch / f"{kind}-vectors.npy", n, dim) if kind == "ivf_pq_rerank" else None
+    add_s = 0.0
+    for first, chunk in data.chunks():
+        start = time.perf_counter()
+        if kind == "hnsw":
+            index.add(chunk)
+        else:
+            index.add_with_ids(chunk, np.arange(first, first + len(chunk), dtype=np.int64))
+        add_s += time.perf_counter() - start
+        if reranker is not None:
+            reranker.write(first, chunk)
+    result.add_per_s = round(n / add_s)
+    index_file = scratch / f"{kind}.faiss"
+    faiss.write_index(index, str(index_file))
+    result.disk_mb = round(index_file.stat().st_size / 1e6, 1)
+    index_file.unlink()
+    if reranker is not None:
+        reranker.vectors.flush()
+        result.disk_mb += round(n * dim * 4 / 1e6, 1)
+
+    if kind == "flat":
+        sweep = [("exact", 0)]
+    elif kind == "hnsw":
+        sweep = [("efSearch", ef) for ef in HNSW_EF]
+    else:
+        sweep = [("nprobe", p) for p in NPROBES if p <= ivf_lists(n)]
+    for param, value in sweep:
+        if param == "nprobe":
+            faiss.extract_index_ivf(index).nprobe = value
+        elif param == "efSearch":
+            index.hnsw.efSearch = value
+        recall, p50, p99 = timed_search(index, queries, 10, truth, reranker, args.rerank_depth)
+        point = OperatingPoint(param, value, round(recall, 4), round(p50, 3), round(p99, 3))
+        result.sweep.append(point)
+        print(f"    {kind:<14} {param}={value:<4} recall@10={recall:.4f} p50={p50:.2f} ms p99={p99:.2f} ms", flush=True)
+        if recall >= TARGET_RECALL:
+            break
+    good = [p for p in result.sweep if p.recall_at_10 >= TARGET_RECALL]
+    result.chosen = good[0] if good else max(result.sweep, key=lambda p: p.recall_at_10)
+    del index, reranker
+    return result
+
+
+def flat_crossover(dims: list[int], threads: int) -> dict[str, object]:
+    """Flat p50 at small sizes, fitted per (n * dim), to find where exact search crosses ``TARGET_P50_MS``."""
+    rows = []
+    rng = np.random.default_rng(7)
+    for dim in dims:
+        for n in (20_000, 50_000, 100_000, 200_000):
+            if n * dim * 4 > 2e9:
+                continue
+            x = rng.standard_normal((n, dim), dtype=np.float32)
+            index = faiss.IndexFlatIP(dim)
+            index.add(x)
+            q = rng.standard_normal((200, dim), dtype=np.float32)
+            lat = []
+            for row in q:
+                start = time.perf_counter()
+                index.search(row[None, :], 10)
+                lat.append(time.perf_counter() - start)
+            p50 = float(np.percentile(np.array(lat) * 1000, 50))
+            rows.append({"n": n, "dim": dim, "p50_ms": round(p50, 3)})
+            print(f"    flat n={n:<7} dim={dim:<5} p50={p50:.2f} ms", flush=True)
+            del index, x
+    elements = np.array([r["n"] * r["dim"] for r in rows], dtype=np.float64)
+    p50s = np.array([r["p50_ms"] for r in rows])
+    ms_per_element = float(np.sum(elements * p50s) / np.sum(elements**2))
+    return {
+        "points": rows,
+        "ms_per_million_elements": round(ms_per_element * 1e6, 4),
+        "elements_at_target_p50": int(TARGET_P50_MS / ms_per_element),
+        "threads": threads,
+    }
+
+
+def print_table(results: list[KindResult]) -> None:
+    header = (
+        f"{'n':>10} {'dim':>5} {'kind':<14} {'mem GB':>7} {'train s':>8} {'add/s':>9} {'disk MB':>9} "
+        f"{'setting':>12} {'R@10':>7} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        if r.chosen is None:
+            print(f"{r.n:>10} {r.dim:>5} {r.kind:<14} {r.memory_gb:>7.2f}  {r.status}")
+            continue
+        c = r.chosen
+        setting = "exact" if c.param == "exact" else f"{c.param}={c.value}"
+        print(
+            f"{r.n:>10} {r.dim:>5} {r.kind:<14} {r.memory_gb:>7.2f} {r.train_s:>8.1f} {r.add_per_s:>9} "
+            f"{r.disk_mb:>9.1f} {setting:>12} {c.recall_at_10:>7.4f} {c.p50_ms:>8.2f} {c.p99_ms:>8.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated gallery sizes")
+    parser.add_argument("--dims", default="2048,256", help="comma-separated feature dimensions")
+    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help=f"comma-separated, from {', '.join(KINDS)}")
+    parser.add_argument("--queries", type=int, default=500, help="single queries timed per setting")
+    parser.add_argument("--exact-queries", type=int, default=200, help="queries with exact ground truth")
+    parser.add_argument("--rerank-depth", type=int, default=100, help="shortlist re-scored exactly (ivf_pq_rerank)")
+    parser.add_argument("--max-ram-gb", type=float, default=9.0, help="skip indexes larger than this")
+    parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
+    parser.add_argument("--no-crossover", action="store_true", help="skip the small-size flat sweep")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "search_scale.json")
+    args = parser.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        parser.error(f"unknown --kinds {unknown}; choose from {', '.join(KINDS)}")
+    faiss.omp_set_num_threads(args.threads)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    dims = [int(d) for d in args.dims.split(",")]
+
+    report: dict[str, object] = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "faiss": faiss.__version__},
+        "threads": args.threads,
+        "targets": {"recall_at_10": TARGET_RECALL, "p50_ms": TARGET_P50_MS},
+        "results": [],
+    }
+    if not args.no_crossover:
+        print("flat (exact) latency at small sizes:")
+        report["flat_crossover"] = flat_crossover(dims, args.threads)
+    results: list[KindResult] = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-search-", dir=args.out.parent) as tmp:
+        for n in sizes:
+            for dim in dims:
+                print(f"n={n} dim={dim}: exact ground truth for {args.exact_queries} queries ...", flush=True)
+                data = ClusteredFeatures(n, dim)
+                queries = data.queries(args.queries)
+                start = time.perf_counter()
+                truth = exact_top_k(data, queries[: args.exact_queries], 10)
+                print(f"    ground truth in {time.perf_counter() - start:.1f} s", flush=True)
+                for kind in kinds:
+                    result = run_kind(kind, data, queries, truth, args, Path(tmp))
+                    if result.chosen is None:
+                        print(f"    {kind:<14} {result.status}", flush=True)
+                    results.append(result)
+                    report["results"] = [asdict(r) for r in results]
+                    args.out.write_text(json.dumps(report, indent=2))
+    print()
+    print_table(results)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ``reidkit`` command line."""

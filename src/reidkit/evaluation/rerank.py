@@ -1,0 +1,262 @@
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) with sparse neighbour sets instead of dense N x N matrices.
+
+The authors' code keeps the joint (Q+G)^2 distance matrix, a full argsort of it and a dense weight matrix V, and
+loops over every item in Python: at Market-1501 scale that is minutes and ~9 GB. Everything it computes is sparse
+except the input, so here only row blocks of the normalised joint matrix exist at a time (each feeds a top-k),
+the reciprocal and expansion sets are sparse-matrix products, V is a CSR matrix, and the Jaccard distance is a
+join through V's columns restricted to query rows. The float32 arithmetic follows the authors' expressions term
+for term (same squaring, normalisation, exp, sums and accumulation order), so the re-ranked distances match
+theirs bit for bit; ties in the initial ranking are broken by gallery index, like a stable sort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import sparse
+
+from reidkit.errors import ReidkitError
+from reidkit.evaluation.arrays import as_distance_matrix
+from reidkit.evaluation.distances import Metric, compute_distance_matrix
+
+_ROW_BLOCK = 512
+_JACCARD_BLOCK = 64
+
+
+def rerank_features(
+    qf: Any,
+    gf: Any,
+    metric: Metric = "euclidean",
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+) -> np.ndarray:
+    """Re-ranked (Q, G) distances from features, using the distances the authors' method expects.
+
+    Those are squared Euclidean distances; for cosine that is 2 - 2 cos of the L2-normalised features.
+    """
+    blocks = [compute_distance_matrix(a, b, metric) for a, b in ((qf, gf), (qf, qf), (gf, gf))]
+    if metric == "cosine":
+        for block in blocks:
+            block *= np.float32(2.0)
+    q_g, q_q, g_g = blocks
+    return re_ranking(q_g, q_q, g_g, k1=k1, k2=k2, lambda_value=lambda_value)
+
+
+def re_ranking(
+    q_g_dist: Any,
+    q_q_dist: Any,
+    g_g_dist: Any,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+) -> np.ndarray:
+    """(Q, G) float32 re-ranked distances: (1 - lambda) x Jaccard of k-reciprocal sets + lambda x original."""
+    joint = _JointDistances.from_blocks(q_g_dist, q_q_dist, g_g_dist)
+    if int(k1) != k1 or k1 < 1 or int(k2) != k2 or k2 < 1:
+        raise ReidkitError(f"k1 and k2 must be positive integers, got k1={k1}, k2={k2}")
+    if not 0.0 <= lambda_value <= 1.0:
+        raise ReidkitError(f"lambda_value must lie in [0, 1], got {lambda_value}")
+    k1, k2, lambda_value = int(k1), int(k2), float(lambda_value)
+    half = int(np.around(k1 / 2.0))
+    ranked = joint.nearest(max(k1 + 1, half + 1, k2))
+    reciprocal = _reciprocal_sets(ranked[:, : k1 + 1])
+    expanded = _expanded_sets(reciprocal, _reciprocal_sets(ranked[:, : half + 1]))
+    weights = _encode(expanded, joint)
+    if k2 != 1:
+        weights = _query_expansion(weights, ranked[:, :k2])
+    return _combine(weights, joint, lambda_value)
+
+
+@dataclass(frozen=True)
+class _JointDistances:
+    """The authors' normalised joint matrix O, never built whole: rows and single entries come from the blocks.
+
+    With A = [[q_q, q_g], [q_g^T, g_g]] squared elementwise, O = (A / A.max(axis=0)).T, so row i of O is column
+    i of A divided by its maximum (``row_max[i]``, known once ``nearest`` has visited row i).
+    """
+
+    q_g: np.ndarray
+    q_q: np.ndarray
+    g_g: np.ndarray
+    row_max: np.ndarray
+
+    @classmethod
+    def from_blocks(cls, q_g: Any, q_q: Any, g_g: Any) -> _JointDistances:
+        blocks = [as_distance_matrix(m, name) for m, name in ((q_g, "q_g_dist"), (q_q, "q_q_dist"), (g_g, "g_g_dist"))]
+        q_g, q_q, g_g = blocks
+        num_query, num_gallery = q_g.shape
+        if q_q.shape != (num_query, num_query) or g_g.shape != (num_gallery, num_gallery):
+            raise ReidkitError(
+                f"re-ranking needs q_g_dist (Q, G), q_q_dist (Q, Q) and g_g_dist (G, G); got {q_g.shape}, "
+                f"{q_q.shape} and {g_g.shape}"
+            )
+        if num_query == 0 or num_gallery == 0:
+            raise ReidkitError("re-ranking needs at least one query and one gallery item")
+        for block, name in zip(blocks, ("q_g_dist", "q_q_dist", "g_g_dist"), strict=True):
+            _refuse_non_finite(block, name)
+        return cls(q_g, q_q, g_g, np.zeros(num_query + num_gallery, dtype=np.float32))
+
+    @property
+    def num_query(self) -> int:
+        return self.q_g.shape[0]
+
+    @property
+    def num_all(self) -> int:
+        return self.q_g.shape[0] + self.q_g.shape[1]
+
+    def squared_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of A^T, squared; the range lies wholly among queries or wholly among gallery items."""
+        nq = self.num_query
+        out = np.empty((stop - start, self.num_all), dtype=np.float32)
+        if stop <= nq:
+            left, right = self.q_q[:, start:stop].T, self.q_g[start:stop]
+        else:
+            left, right = self.q_g[:, start - nq : stop - nq].T, self.g_g[:, start - nq : stop - nq].T
+        np.square(left, out=out[:, :nq], casting="same_kind")
+        np.square(right, out=out[:, nq:], casting="same_kind")
+        return out
+
+    def entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """O[rows, cols] for index arrays, exactly as the dense matrix would hold them: A[col, row]^2 / max."""
+        nq = self.num_query
+        squared = np.empty(rows.size, dtype=np.float32)
+        query_row, query_col = rows < nq, cols < nq
+        for pick, block, first, second in (
+            (query_row & query_col, self.q_q, cols, rows),
+            (query_row & ~query_col, self.q_g, rows, cols - nq),
+            (~query_row & query_col, self.q_g, cols, rows - nq),
+            (~query_row & ~query_col, self.g_g, cols - nq, rows - nq),
+        ):
+            squared[pick] = np.square(block[first[pick], second[pick]]).astype(np.float32)
+        return squared / self.row_max[rows]
+
+    def nearest(self, k: int) -> np.ndarray:
+        """(N, min(k, N)) indices of each row's smallest entries of O, ordered by (value, index)."""
+        nq, n = self.num_query, self.num_all
+        k = min(k, n)
+        ranked = np.empty((n, k), dtype=np.int64)
+        bounds = [*range(0, nq, _ROW_BLOCK), *range(nq, n, _ROW_BLOCK), n]
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            rows = self.squared_rows(start, stop)
+            row_max = rows.max(axis=1)
+            if not (row_max > 0).all():
+                bad = start + int(np.flatnonzero(row_max <= 0)[0])
+                raise ReidkitError(f"item {bad} is at distance 0 from every item: re-ranking cannot normalise it")
+            self.row_max[start:stop] = row_max
+            rows /= row_max[:, None]
+            ranked[start:stop] = _smallest_stable(rows, k)
+        return ranked
+
+
+def _smallest_stable(rows: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k smallest values of each row in (value, index) order, as a stable argsort would give."""
+    if k == rows.shape[1]:
+        return np.argsort(rows, axis=1, kind="stable")
+    values, indices = torch.topk(torch.from_numpy(rows), k + 1, dim=1, largest=False, sorted=True)
+    values, indices = values.numpy(), indices.numpy()
+    order = np.lexsort((indices[:, :k], values[:, :k]), axis=-1)
+    chosen = np.take_along_axis(indices[:, :k], order, axis=1)
+    # When the (k+1)-th value equals the k-th, which of the tied items make the cut depends on their index.
+    for r in np.flatnonzero(values[:, k] == values[:, k - 1]):
+        chosen[r] = np.argsort(rows[r], kind="stable")[:k]
+    return chosen
+
+
+def _neighbour_graph(ranked: np.ndarray) -> sparse.csr_array:
+    """N x N 0/1 matrix with a 1 at (i, j) for each j listed in row i of ``ranked``."""
+    n, k = ranked.shape
+    data = np.ones(n * k, dtype=np.int32)
+    return sparse.csr_array((data, ranked.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+
+
+def _reciprocal_sets(ranked: np.ndarray) -> sparse.csr_array:
+    """j is in R(i) when each of i and j is among the other's nearest ``ranked.shape[1]`` items."""
+    forward = _neighbour_graph(ranked)
+    return sparse.csr_array(forward.multiply(forward.T))
+
+
+def _expanded_sets(reciprocal: sparse.csr_array, half_reciprocal: sparse.csr_array) -> sparse.csr_array:
+    """R(i) plus the half-size set of each c in R(i) that shares more than 2/3 of its members with R(i)."""
+    shared = sparse.csr_array((reciprocal @ half_reciprocal.T).multiply(reciprocal)).tocoo()
+    half_sizes = np.diff(half_reciprocal.indptr)
+    keep = shared.data > 2.0 / 3 * half_sizes[shared.col]
+    n = reciprocal.shape[0]
+    accepted = sparse.csr_array(
+        (np.ones(int(keep.sum()), dtype=np.int32), (shared.row[keep], shared.col[keep])), shape=(n, n)
+    )
+    expanded = sparse.csr_array(reciprocal + accepted @ half_reciprocal)
+    expanded.sort_indices()
+    return expanded
+
+
+def _encode(expanded: sparse.csr_array, joint: _JointDistances) -> sparse.csr_array:
+    """V: weights exp(-O[i, j]) over the expanded set of i, normalised to sum 1 per row."""
+    counts = np.diff(expanded.indptr)
+    rows = np.repeat(np.arange(expanded.shape[0]), counts)
+    weights = np.exp(-joint.entries(rows, expanded.indices))
+    # np.sum per row reproduces the reference's pairwise float32 summation exactly; reduceat would not.
+    totals = np.array([np.sum(weights[a:b]) for a, b in zip(expanded.indptr[:-1], expanded.indptr[1:], strict=True)])
+    return sparse.csr_array((weights / totals[rows], expanded.indices, expanded.indptr), shape=expanded.shape)
+
+
+def _query_expansion(weights: sparse.csr_array, ranked: np.ndarray) -> sparse.csr_array:
+    """Row i becomes the mean of the V rows of its k2 nearest items (itself included).
+
+    The 0/1 matrix keeps the neighbours in rank order, so the float32 product adds the rows in that order, as the
+    reference's mean does; the division then mirrors NumPy's mean (float64 quotient, stored as float32).
+    """
+    n, k2 = ranked.shape
+    pick = sparse.csr_array(
+        (np.ones(n * k2, dtype=np.float32), ranked.ravel(), np.arange(0, n * k2 + 1, k2)), shape=(n, n)
+    )
+    summed = sparse.csr_array(pick @ weights)
+    summed.data = (summed.data.astype(np.float64) / k2).astype(np.float32)
+    summed.sort_indices()
+    return summed
+
+
+def _combine(weights: sparse.csr_array, joint: _JointDistances, lambda_value: float) -> np.ndarray:
+    """(1 - lambda) x Jaccard + lambda x O for query rows and gallery columns, a block of queries at a time.
+
+    Jaccard's shared mass sum_k min(V[i, k], V[j, k]) is a join of query i's non-zeros with the gallery non-zeros
+    of the same column k; np.add.at accumulates them per (i, j) in float32 and in increasing k, like the reference.
+    """
+    nq, n = joint.num_query, joint.num_all
+    ng = n - nq
+    gallery_columns = sparse.csc_array(weights[nq:])
+    gallery_columns.sort_indices()
+    col_start, col_count = gallery_columns.indptr[:-1], np.diff(gallery_columns.indptr)
+    out = np.empty((nq, ng), dtype=np.float32)
+    for start in range(0, nq, _JACCARD_BLOCK):
+        stop = min(start + _JACCARD_BLOCK, nq)
+        lo, hi = weights.indptr[start], weights.indptr[stop]
+        entry_row = np.repeat(np.arange(stop - start), np.diff(weights.indptr[start : stop + 1]))
+        entry_col, entry_value = weights.indices[lo:hi], weights.data[lo:hi]
+        fan_out = col_count[entry_col]
+        entry = np.repeat(np.arange(entry_col.size), fan_out)
+        within = np.arange(entry.size) - np.repeat(np.cumsum(fan_out) - fan_out, fan_out)
+        source = col_start[entry_col][entry] + within
+        shared = np.zeros((stop - start) * ng, dtype=np.float32)
+        np.add.at(
+            shared,
+            entry_row[entry] * ng + gallery_columns.indices[source],
+            np.minimum(entry_value[entry], gallery_columns.data[source]),
+        )
+        shared = shared.reshape(stop - start, ng)
+        jaccard = 1 - shared / (2.0 - shared)
+        original = np.square(joint.q_g[start:stop]).astype(np.float32) / joint.row_max[start:stop, None]
+        out[start:stop] = jaccard * (1 - lambda_value) + original * lambda_value
+    return out
+
+
+def _refuse_non_finite(block: np.ndarray, name: str) -> None:
+    """Infinite or NaN distances would turn the normalised matrix into NaN everywhere they reach."""
+    for start in range(0, block.shape[0], _ROW_BLOCK):
+        part = block[start : start + _ROW_BLOCK]
+        if not np.isfinite(part).all():
+            row = start + int(np.flatnonzero(~np.isfinite(part).all(axis=1))[0])
+            raise ReidkitError(f"{name} row {row} contains NaN or infinity: recompute the distances")

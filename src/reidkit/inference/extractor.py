@@ -1,0 +1,152 @@
+"""``FeatureExtractor``: a checkpoint (or a live model) in, one float32 feature row per image out.
+
+Every input kind is turned into a PIL RGB image and then goes through ``build_transforms(train=False)``, the same
+pipeline training evaluates with, so a crop gives the same feature whether it arrives as a file, a PIL image or a
+numpy array, and ``reidkit test`` reproduces the numbers printed during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from reidkit.data import build_transforms, read_image
+from reidkit.errors import ImageError, ModelError
+from reidkit.training.checkpoint import ModelCard, build_from_checkpoint, load_checkpoint, model_id
+
+ImageInput = str | Path | Image.Image | np.ndarray
+PROGRESS_MIN_IMAGES = 512
+
+
+class FeatureExtractor:
+    """Compute test features with a ReID model; ``flip`` averages each feature with that of the mirrored crop.
+
+    ``checkpoint_or_model`` is a checkpoint path, or a reidkit model together with ``card`` (input size and
+    normalisation), which is how the trainer evaluates the model it is training without a round trip to disk.
+    ``workers`` > 0 decodes image files in DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        checkpoint_or_model: str | Path | nn.Module,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        flip: bool = False,
+        *,
+        card: ModelCard | None = None,
+        workers: int = 0,
+        progress: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        if isinstance(checkpoint_or_model, nn.Module):
+            if card is None:
+                raise ModelError("FeatureExtractor(model) needs card= (input size, mean, std) to preprocess images")
+            self.model, self.card = checkpoint_or_model, card
+        else:
+            path = Path(checkpoint_or_model)
+            self.model, self.card = build_from_checkpoint(load_checkpoint(path), source=str(path))
+        self.model.to(self.device)
+        self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
+        height, width = self.card.input_size
+        self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.feature_dim)  # type: ignore[arg-type]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.card.input_size
+
+    @cached_property
+    def model_id(self) -> str:
+        """Stable hash of weights + spec + preprocessing: equal ids mean features are comparable."""
+        return model_id(self.model, self.card)
+
+    def __call__(self, images: Sequence[ImageInput], desc: str = "extracting features") -> np.ndarray:
+        """Features (N, feature_dim) float32, in input order."""
+        images = list(images)
+        features = np.empty((len(images), self.feature_dim), dtype=np.float32)
+        if not images:
+            return features
+        all_files = all(isinstance(image, str | Path) for image in images)
+        loader = DataLoader(
+            _Inputs(images, self.transform, self.card.input_size),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.workers if all_files else 0,
+            pin_memory=self.device.type == "cuda",
+            # A fixed generator: worker seeds must not draw from (and so disturb) the global RNG during training.
+            generator=torch.Generator().manual_seed(0),
+        )
+        was_training = self.model.training
+        self.model.eval()
+        done = 0
+        show = self.progress and len(images) >= PROGRESS_MIN_IMAGES
+        try:
+            with torch.inference_mode():
+                for batch, errors in tqdm(loader, desc=desc, unit="batch", disable=not show):
+                    for error in errors:
+                        if error:
+                            raise ImageError(error)
+                    out = self._forward(batch.to(self.device, non_blocking=True))
+                    features[done : done + len(out)] = out.float().cpu().numpy()
+                    done += len(out)
+        finally:
+            self.model.train(was_training)
+        return features
+
+    def _forward(self, batch: Tensor) -> Tensor:
+        out = self.model(batch)
+        if self.flip:
+            out = (out + self.model(batch.flip(-1))) / 2
+        return out
+
+
+class _Inputs(Dataset[tuple[Tensor, str]]):
+    """Preprocessed inputs plus an error string per item.
+
+    A bad input is reported as a string rather than raised, so that an unreadable file met inside a DataLoader
+    worker surfaces in the main process as one ``ImageError`` line instead of a worker traceback.
+    """
+
+    def __init__(self, images: list[ImageInput], transform: Any, size: tuple[int, int]) -> None:
+        self.images = images
+        self.transform = transform
+        self.blank = torch.zeros(3, *size)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, str]:
+        try:
+            return self.transform(to_pil(self.images[index], index)), ""
+        except ImageError as exc:
+            return self.blank, str(exc)
+
+
+def to_pil(image: ImageInput, index: int = 0) -> Image.Image:
+    """A path, PIL image or HxWx3 uint8 RGB array as an RGB PIL image (``index`` names the input in errors)."""
+    if isinstance(image, str | Path):
+        return read_image(Path(image))
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise ImageError(
+                f"input #{index}: array of shape {image.shape} dtype {image.dtype} is not an HxWx3 uint8 RGB image; "
+                "convert it (e.g. cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) first"
+            )
+        return Image.fromarray(np.ascontiguousarray(image))
+    raise ImageError(f"input #{index}: {type(image).__name__} is not an image; pass paths, PIL images or numpy arrays")

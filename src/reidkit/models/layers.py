@@ -1,0 +1,36 @@
+"""Heads shared by several models, with one initialisation convention for all of them.
+
+Classifiers start from N(0, 0.001) and zero bias, as in PCB and "Bag of Tricks": near-uniform initial softmax
+keeps the early cross-entropy gradients from swamping the pretrained backbone. Reductions use He init because a
+ReLU follows them.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from reidkit.errors import ModelError
+
+
+def reduction(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1x1 conv + BN + ReLU on a pooled (B, C, 1, 1) map: MGN's and PCB's per-feature dimension reduction."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+    bn = nn.BatchNorm2d(out_channels)
+    return nn.Sequential(conv, bn, nn.ReLU(inplace=True))
+
+
+def classifier(in_features: int, num_classes: int, bias: bool = True) -> nn.Linear:
+    """The identity classifier that one softmax loss reads."""
+    linear = nn.Linear(in_features, num_classes, bias=bias)
+    nn.init.normal_(linear.weight, std=0.001)
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
+    return linear
+
+
+def positive_int(model: str, option: str, value: object) -> int:
+    """``value`` as a positive int, or a ``ModelError`` naming the model option (options come from user configs)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(f"model {model!r}: option {option} must be a positive integer, got {value!r}")
+    return value

@@ -1,0 +1,57 @@
+"""Device, precision and seeding decisions, made once per run and explained when refused."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from reidkit.errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; an explicit CUDA request on a machine without it is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"train.device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but this machine has no CUDA GPU; use train.device=cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device={name!r}: only cpu and cuda devices are supported")
+    return device
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for full precision.
+
+    ``auto`` = bf16 where CUDA supports it, else none. Autocast on CPU is refused outright: CPUs without native
+    bf16 emulate it and run several times slower, which is never what someone asking for speed wants.
+    """
+    if mode == "none":
+        return None
+    if device.type != "cuda":
+        if mode == "auto":
+            return None
+        raise ConfigError(f"train.amp={mode} needs a CUDA device (CPU autocast is emulated and slow); use none or auto")
+    if mode == "fp16":
+        return torch.float16
+    if mode == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.amp=bf16 but this GPU has no bf16 support; use fp16 or auto")
+    if mode == "auto" and not torch.cuda.is_bf16_supported():
+        return None
+    return torch.bfloat16
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed 63-bit seed for one epoch's data randomness: a pure function of (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))

@@ -1,0 +1,263 @@
+"""ByteTrack (Zhang et al., ECCV 2022): multi-person tracking within one camera by associating every detection box.
+
+Its one idea over SORT is to keep low-score detections instead of discarding them: after the confident detections
+are matched to the tracks, the still-unmatched tracks get a second chance against the weak ones, which are mostly
+people partly hidden by someone else. That keeps tracks (and so track ids and re-id features) alive through
+occlusions, which is exactly what person search needs.
+
+Per frame:
+1. Predict every track with a constant-velocity Kalman filter on (cx, cy, w/h, h).
+2. Match confirmed and lost tracks to high-score detections (score >= ``track_thresh``) by IoU fused with the
+   detection score, Hungarian assignment (``scipy.optimize.linear_sum_assignment``), gate ``match_thresh``.
+3. Match the confirmed tracks still unmatched to low-score detections (``low_thresh`` <= score < ``track_thresh``)
+   by IoU alone, gate 0.5; tracks unmatched after this become lost.
+4. Match tentative tracks (seen once) to the leftover high-score detections (gate 0.7); unmatched ones are dropped.
+5. Leftover detections scoring >= ``track_thresh + 0.1`` start tentative tracks; lost tracks older than the track
+   buffer are removed, and a lost track that duplicates a live one (IoU > 0.85) is dropped.
+
+We implement it rather than depend on Roboflow's ``trackers``: that package requires ``supervision`` and the full
+``opencv-python`` wheel (5.x at the time of writing), which installs a second ``cv2`` over our
+``opencv-python-headless<5`` and would drop the HOG people detector we rely on. See docs/video.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from reidkit.errors import ConfigError
+from reidkit.video.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from reidkit.video.types import TrackedBox
+
+_LOW_MATCH_THRESH = 0.5
+_TENTATIVE_MATCH_THRESH = 0.7
+_NEW_TRACK_MARGIN = 0.1
+_DUPLICATE_IOU = 0.85
+
+
+class TrackState(Enum):
+    NEW = "new"
+    TRACKED = "tracked"
+    LOST = "lost"
+    REMOVED = "removed"
+
+
+@dataclass
+class _Track:
+    mean: np.ndarray
+    covariance: np.ndarray
+    box: np.ndarray
+    score: float
+    det_index: int
+    start_frame: int
+    last_frame: int
+    state: TrackState = TrackState.NEW
+    track_id: int = 0  # assigned on confirmation, so ids count people actually tracked, not one-frame flickers
+
+
+class ByteTracker:
+    """Tracks people in one camera; call ``update`` once per processed frame, in order.
+
+    ``frame_rate`` is the video's frame rate and ``frame_index`` its frame numbers, so sampling every n-th frame keeps
+    times right. ``track_buffer`` is how long a lost track may come back, counted in frames at 30 fps as in the paper
+    (30 = one second whatever the frame rate). Boxes smaller than ``min_box_area`` px² are tracked but not reported.
+    """
+
+    def __init__(
+        self,
+        frame_rate: float,
+        track_thresh: float = 0.5,
+        low_thresh: float = 0.1,
+        match_thresh: float = 0.8,
+        track_buffer: int = 30,
+        min_box_area: float = 100.0,
+    ) -> None:
+        if frame_rate <= 0:
+            raise ConfigError(f"tracker frame_rate must be positive, got {frame_rate}")
+        if not 0.0 <= low_thresh < track_thresh < 1.0:
+            raise ConfigError(f"tracker thresholds need 0 <= low_thresh < track_thresh < 1, got {low_thresh}, {track_thresh}")
+        if not 0.0 < match_thresh <= 1.0:
+            raise ConfigError(f"tracker match_thresh must be in (0, 1], got {match_thresh}")
+        if track_buffer < 1:
+            raise ConfigError(f"tracker track_buffer must be >= 1 frame, got {track_buffer}")
+        self.track_thresh = track_thresh
+        self.low_thresh = low_thresh
+        self.match_thresh = match_thresh
+        self.min_box_area = min_box_area
+        self.max_time_lost = max(1, int(frame_rate / 30.0 * track_buffer))
+        self._kalman = KalmanBoxFilter()
+        self._tracked: list[_Track] = []
+        self._lost: list[_Track] = []
+        self._next_id = 1
+        self._last_frame: int | None = None
+
+    def update(self, detections: np.ndarray, frame_index: int) -> list[TrackedBox]:
+        """Advance the tracks with this frame's (N, 5) ``[x0, y0, x1, y1, score]`` detections.
+
+        Returns one ``TrackedBox`` per confirmed track that a detection updated in this frame; ``det_index`` is that
+        detection's row in ``detections``.
+        """
+        if self._last_frame is not None and frame_index <= self._last_frame:
+            raise ValueError(f"frame_index must increase: got {frame_index} after {self._last_frame}")
+        first_frame = self._last_frame is None
+        self._last_frame = frame_index
+        dets = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
+        scores = dets[:, 4]
+        high = np.flatnonzero(scores >= self.track_thresh)
+        low = np.flatnonzero((scores >= self.low_thresh) & (scores < self.track_thresh))
+
+        confirmed = [t for t in self._tracked if t.state == TrackState.TRACKED]
+        tentative = [t for t in self._tracked if t.state == TrackState.NEW]
+        pool = confirmed + self._lost
+        self._predict(pool + tentative)
+
+        # 1. confident detections against every track that may still be out there
+        matches, free_tracks, free_high = _associate(pool, dets, high, self.match_thresh, fuse_score=True)
+        for track, det in matches:
+            self._apply(track, dets, det, frame_index)
+
+        # 2. weak detections rescue live tracks the confident ones missed
+        live = [t for t in free_tracks if t.state == TrackState.TRACKED]
+        matches, still_free, _ = _associate(live, dets, low, _LOW_MATCH_THRESH, fuse_score=False)
+        for track, det in matches:
+            self._apply(track, dets, det, frame_index)
+        for track in still_free:
+            track.state = TrackState.LOST
+
+        # 3. tentative tracks must be confirmed by a second confident detection at once
+        matches, dropped, free_high = _associate(tentative, dets, free_high, _TENTATIVE_MATCH_THRESH, fuse_score=True)
+        for track, det in matches:
+            self._apply(track, dets, det, frame_index)
+        for track in dropped:
+            track.state = TrackState.REMOVED
+
+        # 4. leftover confident detections start tracks
+        for det in free_high:
+            if scores[det] >= self.track_thresh + _NEW_TRACK_MARGIN:
+                self._tracked.append(self._start(dets, det, frame_index, confirm=first_frame))
+
+        for track in self._lost:
+            if track.state == TrackState.LOST and frame_index - track.last_frame > self.max_time_lost:
+                track.state = TrackState.REMOVED
+        everyone = self._tracked + self._lost
+        self._tracked = [t for t in everyone if t.state in (TrackState.TRACKED, TrackState.NEW)]
+        self._lost = [t for t in everyone if t.state == TrackState.LOST]
+        self._drop_duplicates()
+
+        return [
+            TrackedBox(
+                track_id=t.track_id,
+                box=(float(t.box[0]), float(t.box[1]), float(t.box[2]), float(t.box[3])),
+                score=t.score,
+                det_index=t.det_index,
+            )
+            for t in self._tracked
+            if t.state == TrackState.TRACKED
+            and t.last_frame == frame_index
+            and (t.box[2] - t.box[0]) * (t.box[3] - t.box[1]) >= self.min_box_area
+        ]
+
+    @property
+    def active_track_ids(self) -> list[int]:
+        """Ids of confirmed tracks that are tracked or lost-but-recoverable (the caller may still see them again)."""
+        return [t.track_id for t in self._tracked + self._lost if t.track_id]
+
+    def _predict(self, tracks: list[_Track]) -> None:
+        if not tracks:
+            return
+        means = np.stack([t.mean for t in tracks])
+        covariances = np.stack([t.covariance for t in tracks])
+        # a lost person's size stays what it was last seen, rather than drifting with a stale height velocity
+        not_live = np.array([t.state != TrackState.TRACKED for t in tracks])
+        means[not_live, 7] = 0.0
+        means, covariances = self._kalman.predict(means, covariances)
+        for track, mean, covariance in zip(tracks, means, covariances, strict=True):
+            track.mean, track.covariance = mean, covariance
+
+    def _apply(self, track: _Track, dets: np.ndarray, det: int, frame_index: int) -> None:
+        track.mean, track.covariance = self._kalman.update(track.mean, track.covariance, xyxy_to_xyah(dets[det : det + 1, :4])[0])
+        track.box = dets[det, :4].copy()
+        track.score = float(dets[det, 4])
+        track.det_index = int(det)
+        track.last_frame = frame_index
+        if track.state == TrackState.NEW:
+            self._confirm(track)
+        track.state = TrackState.TRACKED
+
+    def _start(self, dets: np.ndarray, det: int, frame_index: int, confirm: bool) -> _Track:
+        mean, covariance = self._kalman.initiate(xyxy_to_xyah(dets[det : det + 1, :4])[0])
+        track = _Track(
+            mean=mean,
+            covariance=covariance,
+            box=dets[det, :4].copy(),
+            score=float(dets[det, 4]),
+            det_index=int(det),
+            start_frame=frame_index,
+            last_frame=frame_index,
+        )
+        if confirm:  # on the very first frame there is nothing to confuse a new person with
+            self._confirm(track)
+            track.state = TrackState.TRACKED
+        return track
+
+    def _confirm(self, track: _Track) -> None:
+        track.track_id = self._next_id
+        self._next_id += 1
+
+    def _drop_duplicates(self) -> None:
+        """A lost track overlapping a live one is the same person twice; keep whichever has been tracked longer."""
+        if not self._tracked or not self._lost:
+            return
+        overlap = iou_matrix(_predicted_boxes(self._tracked), _predicted_boxes(self._lost))
+        drop_tracked: set[int] = set()
+        drop_lost: set[int] = set()
+        for i, j in zip(*np.nonzero(overlap > _DUPLICATE_IOU), strict=True):
+            live, lost = self._tracked[i], self._lost[j]
+            if live.last_frame - live.start_frame > lost.last_frame - lost.start_frame:
+                drop_lost.add(int(j))
+            else:
+                drop_tracked.add(int(i))
+        self._tracked = [t for i, t in enumerate(self._tracked) if i not in drop_tracked]
+        self._lost = [t for j, t in enumerate(self._lost) if j not in drop_lost]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (M, 4) and (N, 4) xyxy boxes."""
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def _predicted_boxes(tracks: list[_Track]) -> np.ndarray:
+    return xyah_to_xyxy(np.stack([t.mean for t in tracks]))
+
+
+def _associate(
+    tracks: list[_Track], dets: np.ndarray, candidates: np.ndarray, max_cost: float, fuse_score: bool
+) -> tuple[list[tuple[_Track, int]], list[_Track], np.ndarray]:
+    """Hungarian matching on 1 - IoU (times the detection score when fused); pairs costing more than ``max_cost``
+    stay unmatched. Returns the (track, detection row) pairs, the unmatched tracks and unmatched detection rows."""
+    if not tracks or len(candidates) == 0:
+        return [], list(tracks), candidates
+    similarity = iou_matrix(_predicted_boxes(tracks), dets[candidates, :4])
+    if fuse_score:
+        similarity = similarity * dets[candidates, 4][None, :]
+    cost = 1.0 - similarity
+    rows, cols = linear_sum_assignment(np.where(cost > max_cost, max_cost + 1.0, cost))
+    accepted = cost[rows, cols] <= max_cost
+    rows, cols = rows[accepted], cols[accepted]
+    matched_tracks = set(rows.tolist())
+    matched_dets = set(cols.tolist())
+    pairs = [(tracks[r], int(candidates[c])) for r, c in zip(rows, cols, strict=True)]
+    free_tracks = [t for i, t in enumerate(tracks) if i not in matched_tracks]
+    free_dets = np.array([d for i, d in enumerate(candidates) if i not in matched_dets], dtype=np.int64)
+    return pairs, free_tracks, free_dets

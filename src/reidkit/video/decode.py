@@ -1,0 +1,205 @@
+"""Video decoding with PyAV: files and anything FFmpeg opens (rtsp://, http://, ...).
+
+Frames are counted in decode (= presentation) order and timed from their PTS, so sampling with ``every_n`` never
+loses the mapping back to wall-clock seconds. Every frame is still decoded (inter-frame codecs need them), but only
+the sampled ones pay for the RGB conversion, which is most of the per-frame cost.
+
+Truncated files are common (a recording cut off, a copy in progress): FFmpeg decodes them up to the damage without
+an error, so we yield every frame that decodes and then emit a ``TruncatedVideoWarning`` when the stream ended well
+before the frame count its header announces, or when the decoder fails part-way. Only a video that yields no frame
+at all is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+from tqdm import tqdm
+
+from reidkit.errors import ConfigError, VideoError
+from reidkit.video.types import Frame, VideoInfo
+
+_FINGERPRINT_CHUNK = 1 << 20
+_URL_TIMEOUT_S = 10.0
+
+
+class TruncatedVideoWarning(UserWarning):
+    """The video ended (or failed to decode) before its announced end; the frames before that were yielded."""
+
+
+def iter_frames(
+    source: str | Path,
+    every_n: int = 1,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    progress: bool = True,
+) -> Iterator[Frame]:
+    """Yield frames ``start_frame, start_frame + every_n, ...`` below ``end_frame`` (exclusive) as RGB ``Frame``s.
+
+    The container is opened here, not on first ``next()``, so a missing or unreadable video fails at the call site.
+    Raises ``VideoError`` if nothing in the requested range decodes.
+    """
+    if every_n < 1:
+        raise ConfigError(f"every_n must be a positive integer, got {every_n}")
+    if start_frame < 0:
+        raise ConfigError(f"start_frame must be >= 0, got {start_frame}")
+    if end_frame is not None and end_frame <= start_frame:
+        raise ConfigError(f"end_frame ({end_frame}) must be greater than start_frame ({start_frame})")
+    name = _source_text(source)
+    container = _open(name)
+    return _frames(container, name, every_n, start_frame, end_frame, progress)
+
+
+def probe_video(source: str | Path) -> VideoInfo:
+    """Read the container's metadata (no decoding) and fingerprint the content."""
+    name = _source_text(source)
+    with _open(name) as container:
+        stream = container.streams.video[0]
+        fps = _fps(stream)
+        duration_s = _duration_s(container, stream)
+        num_frames = stream.frames or round(duration_s * fps)
+        width, height = stream.codec_context.width, stream.codec_context.height
+    return VideoInfo(
+        path=name,
+        fps=fps,
+        num_frames=int(num_frames),
+        width=int(width),
+        height=int(height),
+        duration_s=duration_s,
+        fingerprint=video_fingerprint(name),
+    )
+
+
+def video_fingerprint(source: str | Path) -> str:
+    """sha256 over the file size and its first and last MiB: constant time for any length, and a re-encode, a cut
+    or an append changes it. A URL's content is not stable, so a URL is identified by its text."""
+    name = _source_text(source)
+    digest = hashlib.sha256()
+    if _is_url(name):
+        digest.update(b"url:" + name.encode())
+        return digest.hexdigest()
+    path = Path(name)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            digest.update(str(size).encode() + b"\0")
+            digest.update(handle.read(_FINGERPRINT_CHUNK))
+            if size > _FINGERPRINT_CHUNK:
+                handle.seek(max(_FINGERPRINT_CHUNK, size - _FINGERPRINT_CHUNK))
+                digest.update(handle.read(_FINGERPRINT_CHUNK))
+    except OSError as exc:
+        raise VideoError(f"cannot read video file {path}: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def _frames(
+    container: av.container.InputContainer,
+    name: str,
+    every_n: int,
+    start_frame: int,
+    end_frame: int | None,
+    progress: bool,
+) -> Iterator[Frame]:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    fps = _fps(stream)
+    announced = int(stream.frames or 0)
+    stop = end_frame if end_frame is not None else (announced or None)
+    start_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    bar = tqdm(
+        total=None if stop is None else max(stop - start_frame, 0),
+        desc=Path(name).name if not _is_url(name) else name,
+        unit="frame",
+        disable=not progress,
+        leave=False,
+    )
+    index = -1
+    yielded = 0
+    failure: str | None = None
+    try:
+        try:
+            for av_frame in container.decode(stream):
+                index += 1
+                if end_frame is not None and index >= end_frame:
+                    break
+                if index < start_frame:
+                    continue
+                bar.update(1)
+                if (index - start_frame) % every_n:
+                    continue
+                time_s = float(av_frame.time) - start_s if av_frame.time is not None else index / fps
+                yield Frame(index=index, time_s=time_s, image=av_frame.to_ndarray(format="rgb24"))
+                yielded += 1
+        except av.error.FFmpegError as exc:
+            failure = str(exc)
+    finally:
+        bar.close()
+        container.close()
+    decoded = index + 1
+    if yielded == 0:
+        if failure is not None:
+            raise VideoError(f"no frame of {name} could be decoded ({failure}); check the file with ffprobe")
+        if decoded > 0:
+            raise VideoError(f"{name} has only {decoded} frames; start_frame={start_frame} is past its end")
+        raise VideoError(f"{name} contains no decodable video frame; check the file with ffprobe")
+    if failure is not None:
+        warnings.warn(
+            f"{name}: decoding failed after frame {index} ({failure}); the frames before it were kept",
+            TruncatedVideoWarning,
+            stacklevel=2,
+        )
+    elif end_frame is None or decoded < end_frame:
+        missing = announced - decoded
+        if announced and missing > max(1, announced // 100):
+            warnings.warn(
+                f"{name} ended after {decoded} of the {announced} frames its header announces; "
+                "the file looks truncated, so the frames before the cut were kept",
+                TruncatedVideoWarning,
+                stacklevel=2,
+            )
+
+
+def _open(name: str) -> av.container.InputContainer:
+    if not _is_url(name) and not Path(name).is_file():
+        what = "is a directory, not a video file" if Path(name).is_dir() else "does not exist"
+        raise VideoError(f"video file {name} {what}")
+    try:
+        container = av.open(name, mode="r", timeout=_URL_TIMEOUT_S if _is_url(name) else None)
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{name} is not a video FFmpeg can open ({_reason(exc)})") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{name} has no video stream (audio or data only?)")
+    return container
+
+
+def _fps(stream: av.video.stream.VideoStream) -> float:
+    rate: Fraction | None = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 25.0
+
+
+def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _reason(exc: av.error.FFmpegError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _is_url(name: str) -> bool:
+    return "://" in name
+
+
+def _source_text(source: str | Path) -> str:
+    text = str(source)
+    return text if _is_url(text) else str(Path(text).expanduser())

@@ -1,0 +1,185 @@
+"""SSD-style person detectors (OpenVINO IR or ONNX) run by the OpenVINO runtime: the fast CPU choice.
+
+Any model with one NCHW (or NHWC) image input and a ``DetectionOutput``-style output of rows
+``[image_id, label, conf, x0, y0, x1, y1]`` in relative coordinates works; Intel's person-detection-retail-0013
+is the default. The input size is read from the model, and resizing, the u8 -> f32 cast and the RGB -> BGR swap are
+compiled into the graph with OpenVINO's PrePostProcessor: that is about twice as fast as doing them with OpenCV and
+numpy, because the frame crosses into the runtime as 1.3 MB of bytes instead of a float tensor.
+
+``detect`` runs one frame with the LATENCY hint (all cores on one request); ``detect_batch`` pipelines frames through
+an ``AsyncInferQueue`` compiled with the THROUGHPUT hint (one stream per core), which is what lets ingest keep up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from reidkit.errors import ConfigError, ModelError, ReidkitError
+from reidkit.video.detectors.boxes import finish_detections
+from reidkit.video.types import empty_detections
+
+DETECTOR_ENV_VAR = "REIDKIT_PERSON_DETECTOR"
+_SHARED_MODEL = Path("models/person-detection-retail-0013/person-detection-retail-0013.xml")
+
+ColorOrder = Literal["BGR", "RGB"]
+
+
+def default_openvino_model() -> Path:
+    """The detector used when none is named: ``$REIDKIT_PERSON_DETECTOR``, else the shared copy beside the repo."""
+    from_env = os.environ.get(DETECTOR_ENV_VAR)
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ModelError(f"{DETECTOR_ENV_VAR}={from_env} is not a file; point it at an OpenVINO .xml or .onnx model")
+        return path
+    repo_root = Path(__file__).resolve().parents[4]
+    path = repo_root.parent / "shared" / _SHARED_MODEL
+    if not path.is_file():
+        raise ModelError(
+            f"no person detector model: set {DETECTOR_ENV_VAR} (or pass a model path) to an OpenVINO IR .xml / .onnx "
+            "SSD detector such as Open Model Zoo's person-detection-retail-0013, or use the 'hog' detector"
+        )
+    return path
+
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise ReidkitError(
+            f"the OpenVINO detector needs the openvino runtime ({exc}); pip install 'reidkit[openvino]'"
+        ) from exc
+    return openvino
+
+
+@dataclass
+class OpenVinoSsdDetector:
+    """An SSD-style detector compiled by OpenVINO; ``person_label`` keeps one class of a multi-class model.
+
+    ``score_threshold`` defaults low (0.1) because ByteTrack's second association stage feeds on weak detections;
+    use 0.5 when the detections are used on their own.
+    """
+
+    model_path: Path
+    score_threshold: float = 0.1
+    device: str = "CPU"
+    person_label: int | None = None
+    color_order: ColorOrder = "BGR"
+    name: str = field(init=False)
+    _ov: Any = field(init=False, repr=False)
+    _core: Any = field(init=False, repr=False)
+    _model_size: tuple[int, int] = field(init=False)
+    _nhwc: bool = field(init=False)
+    _output_index: int = field(init=False)
+    _compiled: dict[tuple[int, int, str], Any] = field(init=False, repr=False, default_factory=dict)
+    _request: dict[tuple[int, int], Any] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score_threshold < 1.0:
+            raise ConfigError(f"detector score_threshold must be in [0, 1), got {self.score_threshold}")
+        if self.color_order not in ("BGR", "RGB"):
+            raise ConfigError(f"detector color_order must be 'BGR' or 'RGB', got {self.color_order!r}")
+        self.model_path = Path(self.model_path).expanduser()
+        self._ov = _import_openvino()
+        self._core = self._ov.Core()
+        model = self._read_model()
+        self.name = f"openvino:{self.model_path.stem}"
+        if len(model.inputs) != 1:
+            raise ModelError(f"{self.model_path} has {len(model.inputs)} inputs; an SSD detector takes one image")
+        shape = model.inputs[0].get_partial_shape()
+        if shape.rank.is_dynamic or shape.rank.get_length() != 4:
+            raise ModelError(f"{self.model_path}: expected a 4-D image input, found {shape}")
+        dims = [d.get_length() if d.is_static else -1 for d in shape]
+        self._nhwc = dims[3] == 3 and dims[1] != 3
+        height, width = (dims[1], dims[2]) if self._nhwc else (dims[2], dims[3])
+        if height <= 0 or width <= 0:
+            raise ModelError(f"{self.model_path} has a dynamic input size {shape}; export it with a fixed height/width")
+        self._model_size = (height, width)
+        outputs = [i for i, out in enumerate(model.outputs) if _last_dim(out) == 7]
+        if not outputs:
+            raise ModelError(
+                f"{self.model_path} has no SSD DetectionOutput (rows of 7: image_id, label, conf, x0, y0, x1, y1)"
+            )
+        self._output_index = outputs[0]
+
+    def detect(self, image_rgb: np.ndarray) -> np.ndarray:
+        key = image_rgb.shape[:2]
+        if key not in self._request:
+            self._request[key] = self._compile(key, "LATENCY").create_infer_request()
+        result = self._request[key].infer(image_rgb[None])
+        return self._decode(result[self._output_index], image_rgb.shape)
+
+    def detect_batch(self, images_rgb: list[np.ndarray]) -> list[np.ndarray]:
+        results = [empty_detections()] * len(images_rgb)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images_rgb):
+            by_shape.setdefault(image.shape[:2], []).append(i)
+        for shape, indices in by_shape.items():
+            queue = self._ov.AsyncInferQueue(self._compile(shape, "THROUGHPUT"))
+
+            def collect(request: Any, i: int) -> None:
+                results[i] = self._decode(request.get_output_tensor(self._output_index).data, images_rgb[i].shape)
+
+            queue.set_callback(collect)
+            for i in indices:
+                queue.start_async(images_rgb[i][None], i)
+            queue.wait_all()
+        return results
+
+    def _decode(self, raw: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+        rows = np.asarray(raw, dtype=np.float32).reshape(-1, 7)
+        valid = rows[:, 0] >= 0  # image_id -1 marks the end of the detections
+        rows = rows[valid & (rows[:, 2] >= self.score_threshold)]
+        if self.person_label is not None:
+            rows = rows[rows[:, 1] == self.person_label]
+        height, width = frame_shape[:2]
+        boxes = rows[:, 3:7] * np.array([width, height, width, height], dtype=np.float32)
+        return finish_detections(boxes, rows[:, 2], frame_shape)
+
+    def _compile(self, frame_size: tuple[int, int], hint: str) -> Any:
+        """Compile once per (frame size, hint): a static input shape lets the CPU plugin pick its fastest kernels."""
+        key = (frame_size[0], frame_size[1], hint)
+        if key in self._compiled:
+            return self._compiled[key]
+        ov = self._ov
+        from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
+
+        model = self._read_model()
+        ppp = PrePostProcessor(model)
+        tensor = ppp.input().tensor()
+        tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.RGB)
+        tensor.set_spatial_static_shape(frame_size[0], frame_size[1])
+        steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+        if self.color_order == "BGR":
+            steps.convert_color(ColorFormat.BGR)
+        steps.resize(ResizeAlgorithm.RESIZE_LINEAR)
+        ppp.input().model().set_layout(ov.Layout("NHWC" if self._nhwc else "NCHW"))
+        try:
+            compiled = self._core.compile_model(ppp.build(), self.device, {"PERFORMANCE_HINT": hint})
+        except RuntimeError as exc:
+            raise ModelError(f"OpenVINO cannot compile {self.model_path} for device {self.device!r}: {exc}") from exc
+        self._compiled[key] = compiled
+        return compiled
+
+    def _read_model(self) -> Any:
+        if not self.model_path.is_file():
+            raise ModelError(f"detector model {self.model_path} does not exist; pass an OpenVINO .xml or .onnx file")
+        if self.model_path.suffix == ".xml" and not self.model_path.with_suffix(".bin").is_file():
+            raise ModelError(f"{self.model_path} needs its weights file {self.model_path.with_suffix('.bin')} beside it")
+        try:
+            return self._core.read_model(str(self.model_path))
+        except RuntimeError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"OpenVINO cannot read {self.model_path} ({first_line}); is it an IR .xml or .onnx?") from exc
+
+
+def _last_dim(output: Any) -> int:
+    shape = output.get_partial_shape()
+    if shape.rank.is_dynamic or shape.rank.get_length() == 0 or shape[-1].is_dynamic:
+        return -1
+    return int(shape[-1].get_length())

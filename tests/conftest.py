@@ -1,0 +1,52 @@
+"""Fixtures shared by every test module: the read-only ../shared folder and the real CUHK03 benchmark in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` beside the checkout; tests that need it are skipped where it is absent."""
+    path = REPO_ROOT.parent / "shared"
+    if not path.is_dir():
+        pytest.skip(f"shared data folder {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cuhk03_root(shared_dir: Path) -> Path:
+    """The shared CUHK03 benchmark unpacked once into the git-ignored ``<repo>/data/`` (Market-1501 layout)."""
+    tar_path = shared_dir / "datasets" / "cuhk03-detected-64x128.tar"
+    if not tar_path.is_file():
+        pytest.skip(f"shared benchmark {tar_path} is absent")
+    return prepare_shared_cuhk03(shared_dir, REPO_ROOT / "data")
+
+
+@pytest.fixture(scope="session")
+def cuhk03_dataset(cuhk03_root: Path) -> ReidDataset:
+    """The shared benchmark loaded through the Market-1501 reader."""
+    return load_dataset("market1501", cuhk03_root)
+
+
+def write_jpeg(path: Path, size: tuple[int, int] = (16, 32), seed: int = 0) -> Path:
+    """A real (noisy, so it does not compress to nothing) JPEG crop of ``size`` = (width, height)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format="JPEG", quality=90)
+    return path
+
+
+@pytest.fixture
+def jpeg():
+    """``jpeg(path, size=(w, h), seed=0)`` writes a real JPEG crop and returns its path."""
+    return write_jpeg

@@ -1,0 +1,120 @@
+"""Decoding real and damaged videos with PyAV: sampling, frame times, truncation, unreadable inputs."""
+
+from __future__ import annotations
+
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from reidkit.errors import ConfigError, VideoError
+from reidkit.video import TruncatedVideoWarning, iter_frames, probe_video, video_fingerprint
+
+
+@pytest.fixture(scope="module")
+def vtest(shared_dir: Path) -> Path:
+    path = shared_dir / "videos" / "vtest.avi"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture()
+def truncated(vtest: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "cut.avi"
+    with vtest.open("rb") as handle:
+        path.write_bytes(handle.read(300_000))
+    return path
+
+
+def test_probe_reads_container_metadata(vtest: Path) -> None:
+    info = probe_video(vtest)
+    assert (info.width, info.height) == (768, 576)
+    assert info.fps == pytest.approx(10.0)
+    assert info.num_frames == 795
+    assert info.duration_s == pytest.approx(79.5, abs=0.2)
+    assert len(info.fingerprint) == 64
+    assert probe_video(str(vtest)).fingerprint == info.fingerprint
+
+
+def test_every_nth_frame_of_the_whole_video(vtest: Path) -> None:
+    frames = list(iter_frames(vtest, every_n=10, progress=False))
+    assert [f.index for f in frames] == list(range(0, 795, 10))
+    times = np.array([f.time_s for f in frames])
+    assert np.all(np.diff(times) > 0)
+    np.testing.assert_allclose(times, np.arange(0, 795, 10) / 10.0, atol=1e-6)
+    first = frames[0].image
+    assert first.shape == (576, 768, 3) and first.dtype == np.uint8
+    assert first.std() > 10  # a real picture, not a blank buffer
+
+
+def test_start_and_end_frame_bound_the_range(vtest: Path) -> None:
+    frames = list(iter_frames(vtest, every_n=3, start_frame=100, end_frame=130, progress=False))
+    assert [f.index for f in frames] == list(range(100, 130, 3))
+    assert frames[0].time_s == pytest.approx(10.0)
+    every = {f.index: f.image for f in iter_frames(vtest, start_frame=100, end_frame=104, progress=False)}
+    np.testing.assert_array_equal(every[103], frames[1].image)
+
+
+def test_truncated_file_yields_what_decodes_then_warns(vtest: Path, truncated: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frames = list(iter_frames(truncated, progress=False))
+    assert 0 < len(frames) < 795
+    assert any(issubclass(w.category, TruncatedVideoWarning) and "cut.avi" in str(w.message) for w in caught)
+    originals = list(iter_frames(vtest, end_frame=len(frames), progress=False))
+    for cut, original in zip(frames[:-1], originals[:-1], strict=True):  # the last one may be partly damaged
+        np.testing.assert_array_equal(cut.image, original.image)
+
+
+def test_fingerprint_follows_content_not_name(vtest: Path, truncated: Path, tmp_path: Path) -> None:
+    twin = tmp_path / "renamed.bin"
+    twin.write_bytes(truncated.read_bytes())
+    assert video_fingerprint(twin) == video_fingerprint(truncated)
+    assert video_fingerprint(truncated) != video_fingerprint(vtest)
+
+
+def test_not_a_video_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.mp4"
+    path.write_text("these are not the frames you are looking for\n" * 100)
+    with pytest.raises(VideoError, match="notes.mp4"):
+        iter_frames(path)
+    with pytest.raises(VideoError, match="notes.mp4"):
+        probe_video(path)
+
+
+def test_missing_path_and_directory_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="does not exist"):
+        iter_frames(tmp_path / "nowhere.avi")
+    with pytest.raises(VideoError, match="directory"):
+        probe_video(tmp_path)
+
+
+def test_range_past_the_end_and_bad_options(vtest: Path) -> None:
+    with pytest.raises(VideoError, match="past its end"):
+        list(iter_frames(vtest, start_frame=10_000, progress=False))
+    with pytest.raises(ConfigError, match="every_n"):
+        iter_frames(vtest, every_n=0)
+    with pytest.raises(ConfigError, match="end_frame"):
+        iter_frames(vtest, start_frame=5, end_frame=5)
+
+
+def test_times_come_from_pts_in_another_container(tmp_path: Path) -> None:
+    """A Matroska file (millisecond time base, no frame count in the header) written here at 4 fps."""
+    path = tmp_path / "ramp.mkv"
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("mpeg4", rate=Fraction(4))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for level in range(0, 240, 20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, dtype=np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    frames = list(iter_frames(path, progress=False))
+    assert len(frames) == 12
+    np.testing.assert_allclose([f.time_s for f in frames], np.arange(12) / 4.0, atol=2e-3)
+    brightness = [float(f.image.mean()) for f in frames]
+    assert brightness == sorted(brightness) and brightness[-1] - brightness[0] > 150
+    assert probe_video(path).fps == pytest.approx(4.0)
