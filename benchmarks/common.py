@@ -99,6 +99,33 @@ def random_features(num: int, dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((num, dim), dtype=np.float32)
 
 
+def identity_features(pids: np.ndarray, dim: int, signal: float, centre_seed: int, noise_seed: int) -> np.ndarray:
+    """Gaussian noise plus ``signal`` x a per-identity centre (distractors and junk get noise only).
+
+    Query and gallery features drawn with the same ``centre_seed`` share identities; give them different
+    ``noise_seed``s.
+    """
+    centres = np.random.default_rng(centre_seed).standard_normal((int(pids.max()) + 1, dim), dtype=np.float32)
+    noise = np.random.default_rng(noise_seed).standard_normal((pids.size, dim), dtype=np.float32)
+    return noise + np.float32(signal) * np.where((pids > 0)[:, None], centres[np.maximum(pids, 0)], 0)
+
+
+def machine_summary() -> dict[str, object]:
+    """What the numbers were measured on; the load average shows how much else was running."""
+    import os
+    import platform
+
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "cpus": len(os.sched_getaffinity(0)),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def reference_re_ranking(
     q_g_dist: np.ndarray,
     q_q_dist: np.ndarray,

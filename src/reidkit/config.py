@@ -260,7 +260,7 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!r}; known keys{' in ' + where if prefix else ''}: "
+            f"{source}: unknown key {prefix + unknown[0]!r}; known keys{' in ' + where if prefix else ''}: "
             f"{', '.join(sorted(known))}"
         )
     values = {}
@@ -332,7 +332,7 @@ def _describe(hint: Any) -> str:
     if hint is type(None):
         return "null"
     if origin is list:
-        return f"a list of {_describe(args[0])}"
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(args[0], str(args[0]))
     if origin is dict:
         return "a mapping"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))

@@ -10,7 +10,6 @@ would put them. This is about 20x faster than ranking each query with argsort.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -20,6 +19,7 @@ import torch
 
 from reidkit.errors import ReidkitError
 from reidkit.evaluation.arrays import as_distance_matrix, as_labels
+from reidkit.evaluation.parallel import worker_count
 
 JUNK_PID = -1
 _ROWS_PER_TASK = 128
@@ -135,8 +135,7 @@ def _match_ranks(
 
     _refuse_nan(dist[pairs.hidden_query, pairs.hidden_gallery], 0, pairs.hidden_query)
     _refuse_nan(dist[:, junk_columns].max(axis=1, initial=-np.inf), 0)
-    workers = max(1, min(len(os.sched_getaffinity(0)), 8))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=worker_count()) as pool:
         list(pool.map(rank_rows, range(0, num_query, _ROWS_PER_TASK)))
     return ranks
 

@@ -15,8 +15,17 @@ import numpy as np
 
 from reidkit.data import ImageRecord, ReidDataset
 from reidkit.errors import DatasetError
-from reidkit.evaluation import compute_distance_matrix, evaluate, pool_multi_query, rerank_features
+from reidkit.evaluation import (
+    FeatureEvaluationResult,
+    compute_distance_matrix,
+    evaluate,
+    pool_multi_query,
+    rerank_features,
+)
 from reidkit.inference.extractor import FeatureExtractor
+
+
+RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
 
 
 @dataclass
@@ -64,27 +73,27 @@ def evaluate_on_dataset(
         query = [first[(int(p), int(c))] for p, c in zip(q_pids, q_camids, strict=True)]
     g_pids = np.array([r.pid for r in gallery])
     g_camids = np.array([r.camid for r in gallery])
+    # The steps of reidkit.evaluation.evaluate_features, unrolled to keep the distance matrix for figures; the
+    # result carries the same keys, so `reidkit test --json` and `reidkit eval-features --json` agree.
     if rerank:
-        distmat = rerank_features(qf, gf, metric=metric)
+        distmat = rerank_features(qf, gf, metric=metric, k1=RERANK_K1, k2=RERANK_K2, lambda_value=RERANK_LAMBDA)
     else:
         distmat = compute_distance_matrix(qf, gf, metric=metric)
-    result = evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
+    result = FeatureEvaluationResult(
+        **evaluate(distmat, q_pids, g_pids, q_camids, g_camids),
+        metric=metric,
+        rerank=rerank,
+        k1=RERANK_K1 if rerank else None,
+        k2=RERANK_K2 if rerank else None,
+        lambda_value=RERANK_LAMBDA if rerank else None,
+        query_mode="multi-mean" if multi_query else "single",
+    )
     card = extractor.card
     summary: dict[str, Any] = {
-        "rank1": result["rank1"],
-        "rank5": result["rank5"],
-        "rank10": result["rank10"],
-        "mAP": result["mAP"],
-        "mINP": result["mINP"],
-        "num_query": result["num_query"],
-        "num_gallery": result["num_gallery"],
-        "num_valid_query": result["num_valid_query"],
-        "rerank": rerank,
-        "metric": metric,
+        **result,
         "dataset": dataset.name,
         "root": str(dataset.root),
         "split": "test",
-        "query_mode": "multi" if multi_query else "single",
         "flip": extractor.flip,
         "backbone_init": card.backbone_init,
         "input_size": list(card.input_size),

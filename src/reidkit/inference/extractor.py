@@ -8,7 +8,6 @@ numpy array, and ``reidkit test`` reproduces the numbers printed during training
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,8 @@ class FeatureExtractor:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
+        self._live = isinstance(checkpoint_or_model, nn.Module)
+        self._model_id: str | None = None
         if isinstance(checkpoint_or_model, nn.Module):
             if card is None:
                 raise ModelError("FeatureExtractor(model) needs card= (input size, mean, std) to preprocess images")
@@ -69,10 +70,19 @@ class FeatureExtractor:
     def input_size(self) -> tuple[int, int]:
         return self.card.input_size
 
-    @cached_property
+    @property
     def model_id(self) -> str:
-        """Stable hash of weights + spec + preprocessing: equal ids mean features are comparable."""
-        return model_id(self.model, self.card)
+        """Stable hash of weights + spec + preprocessing: equal ids mean features are comparable.
+
+        Cached for a checkpoint's model, whose weights nothing here changes; recomputed (a fraction of a second)
+        for a live model, which may be training between calls.
+        """
+        if self._model_id is None:
+            current = model_id(self.model, self.card)
+            if not self._live:
+                self._model_id = current
+            return current
+        return self._model_id
 
     def __call__(self, images: Sequence[ImageInput], desc: str = "extracting features") -> np.ndarray:
         """Features (N, feature_dim) float32, in input order."""
@@ -150,3 +160,32 @@ def to_pil(image: ImageInput, index: int = 0) -> Image.Image:
             )
         return Image.fromarray(np.ascontiguousarray(image))
     raise ImageError(f"input #{index}: {type(image).__name__} is not an image; pass paths, PIL images or numpy arrays")
+
+
+def untrained_model(
+    name: str, backbone: str, height: int, width: int, pretrained: str | None = "imagenet", seed: int = 0
+) -> tuple[nn.Module, ModelCard]:
+    """The baseline every trained number should be read against: ImageNet backbone, no ReID training.
+
+    The heads (MGN's reductions, for instance) stay at their random initialisation, drawn from ``seed`` so that the
+    baseline is the same number on every run.
+    """
+    from dataclasses import asdict
+
+    from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
+    from reidkit.models import build_model
+    from reidkit.training.checkpoint import backbone_init_label
+
+    if height < 1 or width < 1:
+        raise ModelError(f"input size must be positive, got {height}x{width}")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_model(name, num_classes=1, backbone=backbone, pretrained=pretrained)
+    card = ModelCard(
+        spec=asdict(model.spec),
+        input_size=(height, width),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        backbone_init=backbone_init_label(pretrained),
+    )
+    return model.eval(), card

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def build_model(
     """
     match name:
         case "mgn":
-            model_class: type[ReidModel] = MGN
+            model_class: Callable[..., ReidModel] = MGN
         case "ide":
             model_class = IDE
         case "trinet":

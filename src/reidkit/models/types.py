@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ class ReidOutputs:
     metric_features: list[Tensor]
 
 
-class ReidModel(nn.Module):
+class ReidModel(nn.Module, ABC):
     """Base of every reidkit model: ``train()`` forward gives ``ReidOutputs``, ``eval()`` forward the test feature.
 
     Subclasses list their ImageNet-initialised modules in ``backbone_modules`` so a trainer can give them a
@@ -48,8 +49,9 @@ class ReidModel(nn.Module):
         self.spec = spec
         self.feature_dim = feature_dim
 
+    @abstractmethod
     def backbone_modules(self) -> list[nn.Module]:
-        raise NotImplementedError(f"{type(self).__name__} must list its backbone modules")
+        """The modules that hold ImageNet-initialised (backbone) weights."""
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """Trainable parameters split into (backbone, head); together they cover every trainable parameter once."""

@@ -124,7 +124,11 @@ def build_from_checkpoint(payload: dict[str, Any], source: str = "checkpoint") -
     # The weights come from the checkpoint, so the backbone is built bare: no download, no shared-file lookup.
     spec = {**card.spec, "pretrained": None}
     model = build_model(**spec)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = " ".join(str(exc).split())[:300]
+        raise ModelError(f"{source}: weights do not fit model {card.spec.get('name')!r} ({first})") from exc
     if missing or unexpected:
         raise ModelError(
             f"{source}: weights do not fit model {card.spec.get('name')!r} "
@@ -144,9 +148,9 @@ def model_id(model: nn.Module, card: ModelCard) -> str:
     digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
     for key, tensor in sorted(unwrap(model).state_dict().items()):
         digest.update(key.encode())
-        cpu = tensor.detach().to("cpu").contiguous()
-        digest.update(str(cpu.dtype).encode())
-        digest.update(cpu.view(torch.uint8).numpy().tobytes() if cpu.numel() else b"")
+        cpu = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{cpu.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(cpu.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
 
 

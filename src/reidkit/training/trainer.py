@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,8 +36,6 @@ from reidkit.data import (
     verify_images,
 )
 from reidkit.errors import ConfigError, DatasetError
-from reidkit.inference.dataset_eval import evaluate_on_dataset
-from reidkit.inference.extractor import FeatureExtractor
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
 from reidkit.training.checkpoint import (
@@ -54,6 +52,9 @@ from reidkit.training.metrics_log import MetricsLog
 from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.runtime import epoch_seed, resolve_amp, resolve_device, seed_everything
 
+if TYPE_CHECKING:
+    from reidkit.inference import EvalRun
+
 LAST, BEST = "last.pt", "best.pt"
 EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 # Keys that may differ between a run and its resumption: they change how long or how verbosely it runs, not what
@@ -66,6 +67,8 @@ RESUMABLE_CHANGES = frozenset(
 
 @dataclass
 class TrainResult:
+    """``final_eval`` is the last evaluation of this call (None if it ran no epoch), with its distance matrix."""
+
     output_dir: Path
     last_checkpoint: Path
     best_checkpoint: Path | None
@@ -73,6 +76,7 @@ class TrainResult:
     stopped_early: bool
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    final_eval: EvalRun | None
 
 
 class Trainer:
@@ -90,6 +94,10 @@ class Trainer:
         self.rank, self.world_size = 0, 1
 
     def fit(self, resume: bool = False) -> TrainResult:
+        # Imported here: reidkit.inference reads checkpoints through this package, so a module-level import
+        # would be circular whichever package is imported first.
+        from reidkit.inference import FeatureExtractor, evaluate_on_dataset
+
         cfg = self.config
         out = Path(cfg.train.output_dir)
         payload = self._resume_payload(out) if resume else None
@@ -179,6 +187,7 @@ class Trainer:
         started = time.monotonic()
         stopped_early = False
         metrics: dict[str, Any] = dict(payload["metrics"]) if payload else {}
+        final_eval = None
         epoch = start_epoch
         try:
             for epoch in range(start_epoch, cfg.train.epochs):
@@ -189,7 +198,8 @@ class Trainer:
                 scheduler.step()
                 last_epoch = stopped_early or epoch + 1 == cfg.train.epochs
                 if last_epoch or (epoch + 1) % cfg.train.eval_every == 0:
-                    metrics = evaluate_on_dataset(extractor, dataset, metric=cfg.train.eval_metric).summary
+                    final_eval = evaluate_on_dataset(extractor, dataset, metric=cfg.train.eval_metric)
+                    metrics = final_eval.summary
                     row.update({key: metrics[key] for key in EVAL_KEYS})
                     self.echo(
                         f"epoch {epoch + 1}: rank1 {metrics['rank1']:.2%}  mAP {metrics['mAP']:.2%}  "
@@ -230,6 +240,7 @@ class Trainer:
             stopped_early=stopped_early,
             metrics=metrics,
             history=history,
+            final_eval=final_eval,
         )
 
     def _train_epoch(

@@ -78,7 +78,9 @@ class ByteTracker:
         if frame_rate <= 0:
             raise ConfigError(f"tracker frame_rate must be positive, got {frame_rate}")
         if not 0.0 <= low_thresh < track_thresh < 1.0:
-            raise ConfigError(f"tracker thresholds need 0 <= low_thresh < track_thresh < 1, got {low_thresh}, {track_thresh}")
+            raise ConfigError(
+                f"tracker thresholds need 0 <= low_thresh < track_thresh < 1, got {low_thresh} and {track_thresh}"
+            )
         if not 0.0 < match_thresh <= 1.0:
             raise ConfigError(f"tracker match_thresh must be in (0, 1], got {match_thresh}")
         if track_buffer < 1:
@@ -160,11 +162,6 @@ class ByteTracker:
             and (t.box[2] - t.box[0]) * (t.box[3] - t.box[1]) >= self.min_box_area
         ]
 
-    @property
-    def active_track_ids(self) -> list[int]:
-        """Ids of confirmed tracks that are tracked or lost-but-recoverable (the caller may still see them again)."""
-        return [t.track_id for t in self._tracked + self._lost if t.track_id]
-
     def _predict(self, tracks: list[_Track]) -> None:
         if not tracks:
             return
@@ -178,7 +175,8 @@ class ByteTracker:
             track.mean, track.covariance = mean, covariance
 
     def _apply(self, track: _Track, dets: np.ndarray, det: int, frame_index: int) -> None:
-        track.mean, track.covariance = self._kalman.update(track.mean, track.covariance, xyxy_to_xyah(dets[det : det + 1, :4])[0])
+        measurement = xyxy_to_xyah(dets[det : det + 1, :4])[0]
+        track.mean, track.covariance = self._kalman.update(track.mean, track.covariance, measurement)
         track.box = dets[det, :4].copy()
         track.score = float(dets[det, 4])
         track.det_index = int(det)

@@ -59,7 +59,9 @@ def imagenet_weights_file() -> Path | None:
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
-            raise ModelError(f"{WEIGHTS_ENV}={configured} is not a file; point it at the MobileNetV2 weights or unset it")
+            raise ModelError(
+                f"{WEIGHTS_ENV}={configured} is not a file; point it at the MobileNetV2 weights or unset it"
+            )
         return path
     for shared in (_REPO_ROOT.parent / "shared", Path.cwd().parent / "shared"):
         candidate = shared / SHARED_WEIGHTS

@@ -52,7 +52,11 @@ def _load_trunk(net: nn.Module, state: dict[str, Tensor], source: str) -> None:
             f"{source} is not a torchvision ResNet-50 state dict: {len(missing)} missing keys "
             f"{missing[:4]}, {len(unexpected)} unexpected keys {unexpected[:4]}"
         )
-    wrong = [f"{k} {tuple(given[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if v.shape != given[k].shape]
+    wrong = [
+        f"{k} {tuple(given[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if v.shape != given[k].shape
+    ]
     if wrong:
-        raise ModelError(f"{source} does not fit ResNet-50: {len(wrong)} tensors have the wrong shape, e.g. {wrong[:3]}")
+        raise ModelError(
+            f"{source} does not fit ResNet-50: {len(wrong)} tensors have the wrong shape, e.g. {wrong[:3]}"
+        )
     net.load_state_dict(given, strict=False)

@@ -29,7 +29,7 @@ class Backbone:
     channels: int
 
     def branch_copy(self, last_stride: int) -> nn.Sequential:
-        """An independent copy of ``branch`` (its own ImageNet weights) whose down-sampling stride is ``last_stride``."""
+        """An independent copy of ``branch`` (own weights, same initial values), down-sampling by ``last_stride``."""
         if last_stride not in (1, 2):
             raise ModelError(f"option last_stride must be 1 or 2, got {last_stride!r}")
         branch = copy.deepcopy(self.branch)

@@ -37,7 +37,7 @@ def load_state_dict_file(path: Path, what: str) -> dict[str, Tensor]:
 
 
 def hub_cache_file(weights: WeightsEnum) -> Path:
-    """Where torchvision keeps (or will keep) the downloaded weights, exactly as ``load_state_dict_from_url`` names it."""
+    """Where torchvision keeps (or will keep) the download: the name ``load_state_dict_from_url`` gives it."""
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
 
 

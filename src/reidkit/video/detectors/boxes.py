@@ -41,9 +41,9 @@ def greedy_nms(sorted_boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
         if suppressed[i]:
             continue
         keep.append(i)
-        rest = sorted_boxes[i + 1 :]
-        inter_w = np.clip(np.minimum(rest[:, 2], sorted_boxes[i, 2]) - np.maximum(rest[:, 0], sorted_boxes[i, 0]), 0, None)
-        inter_h = np.clip(np.minimum(rest[:, 3], sorted_boxes[i, 3]) - np.maximum(rest[:, 1], sorted_boxes[i, 1]), 0, None)
+        rest, (x0, y0, x1, y1) = sorted_boxes[i + 1 :], sorted_boxes[i]
+        inter_w = np.clip(np.minimum(rest[:, 2], x1) - np.maximum(rest[:, 0], x0), 0, None)
+        inter_h = np.clip(np.minimum(rest[:, 3], y1) - np.maximum(rest[:, 1], y0), 0, None)
         inter = inter_w * inter_h
         iou = inter / (areas[i] + areas[i + 1 :] - inter)
         suppressed[i + 1 :] |= iou > iou_threshold

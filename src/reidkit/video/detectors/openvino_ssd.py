@@ -6,8 +6,8 @@ is the default. The input size is read from the model, and resizing, the u8 -> f
 compiled into the graph with OpenVINO's PrePostProcessor: that is about twice as fast as doing them with OpenCV and
 numpy, because the frame crosses into the runtime as 1.3 MB of bytes instead of a float tensor.
 
-``detect`` runs one frame with the LATENCY hint (all cores on one request); ``detect_batch`` pipelines frames through
-an ``AsyncInferQueue`` compiled with the THROUGHPUT hint (one stream per core), which is what lets ingest keep up.
+``detect`` runs one frame with the LATENCY hint (all cores on one request); ``detect_batch`` keeps several
+asynchronous requests of a THROUGHPUT compilation (one stream per core or so) busy, which is what lets ingest keep up.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ DETECTOR_ENV_VAR = "REIDKIT_PERSON_DETECTOR"
 _SHARED_MODEL = Path("models/person-detection-retail-0013/person-detection-retail-0013.xml")
 
 ColorOrder = Literal["BGR", "RGB"]
+# Devices that dispatch to others and so never appear in Core.available_devices.
+_VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 
 
 def default_openvino_model() -> Path:
@@ -35,7 +37,9 @@ def default_openvino_model() -> Path:
     if from_env:
         path = Path(from_env).expanduser()
         if not path.is_file():
-            raise ModelError(f"{DETECTOR_ENV_VAR}={from_env} is not a file; point it at an OpenVINO .xml or .onnx model")
+            raise ModelError(
+                f"{DETECTOR_ENV_VAR}={from_env} is not a file; point it at an OpenVINO .xml or .onnx model"
+            )
         return path
     repo_root = Path(__file__).resolve().parents[4]
     path = repo_root.parent / "shared" / _SHARED_MODEL
@@ -76,8 +80,7 @@ class OpenVinoSsdDetector:
     _model_size: tuple[int, int] = field(init=False)
     _nhwc: bool = field(init=False)
     _output_index: int = field(init=False)
-    _compiled: dict[tuple[int, int, str], Any] = field(init=False, repr=False, default_factory=dict)
-    _request: dict[tuple[int, int], Any] = field(init=False, repr=False, default_factory=dict)
+    _request_pool: dict[tuple[int, int, str], list[Any]] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold < 1.0:
@@ -87,6 +90,12 @@ class OpenVinoSsdDetector:
         self.model_path = Path(self.model_path).expanduser()
         self._ov = _import_openvino()
         self._core = self._ov.Core()
+        plugin = self.device.split(":")[0].split(".")[0]
+        if plugin not in (*self._core.available_devices, *_VIRTUAL_DEVICES):
+            raise ConfigError(
+                f"OpenVINO device {self.device!r} is not available here; use one of "
+                f"{', '.join(self._core.available_devices + list(_VIRTUAL_DEVICES))}"
+            )
         model = self._read_model()
         self.name = f"openvino:{self.model_path.stem}"
         if len(model.inputs) != 1:
@@ -108,28 +117,46 @@ class OpenVinoSsdDetector:
         self._output_index = outputs[0]
 
     def detect(self, image_rgb: np.ndarray) -> np.ndarray:
-        key = image_rgb.shape[:2]
-        if key not in self._request:
-            self._request[key] = self._compile(key, "LATENCY").create_infer_request()
-        result = self._request[key].infer(image_rgb[None])
-        return self._decode(result[self._output_index], image_rgb.shape)
+        request = self._requests(image_rgb.shape[:2], "LATENCY")[0]
+        request.infer(image_rgb[None])
+        return self._decode(request.get_output_tensor(self._output_index).data, image_rgb.shape)
 
     def detect_batch(self, images_rgb: list[np.ndarray]) -> list[np.ndarray]:
+        """Keeps every THROUGHPUT request busy, reading each result back on this thread as its request is reused.
+
+        Results are collected here rather than in OpenVINO completion callbacks on purpose: Python code in the
+        runtime's threads can trigger a garbage collection that destroys another detector's requests from inside
+        its own worker thread, which aborts the process ("Resource deadlock avoided").
+        """
         results = [empty_detections()] * len(images_rgb)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images_rgb):
             by_shape.setdefault(image.shape[:2], []).append(i)
         for shape, indices in by_shape.items():
-            queue = self._ov.AsyncInferQueue(self._compile(shape, "THROUGHPUT"))
-
-            def collect(request: Any, i: int) -> None:
-                results[i] = self._decode(request.get_output_tensor(self._output_index).data, images_rgb[i].shape)
-
-            queue.set_callback(collect)
-            for i in indices:
-                queue.start_async(images_rgb[i][None], i)
-            queue.wait_all()
+            requests = self._requests(shape, "THROUGHPUT")
+            in_flight: list[int | None] = [None] * len(requests)
+            for n, i in enumerate(indices):
+                slot = n % len(requests)
+                self._collect(requests[slot], in_flight[slot], images_rgb, results)
+                requests[slot].start_async(images_rgb[i][None])
+                in_flight[slot] = i
+            for request, i in zip(requests, in_flight, strict=True):
+                self._collect(request, i, images_rgb, results)
         return results
+
+    def _collect(self, request: Any, i: int | None, images: list[np.ndarray], results: list[np.ndarray]) -> None:
+        if i is not None:
+            request.wait()
+            results[i] = self._decode(request.get_output_tensor(self._output_index).data, images[i].shape)
+
+    def _requests(self, frame_size: tuple[int, int], hint: str) -> list[Any]:
+        """Infer requests for this frame size and hint, created once: as many as the hint makes worth running."""
+        key = (frame_size[0], frame_size[1], hint)
+        if key not in self._request_pool:
+            compiled = self._compile(frame_size, hint)
+            count = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            self._request_pool[key] = [compiled.create_infer_request() for _ in range(max(1, count))]
+        return self._request_pool[key]
 
     def _decode(self, raw: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
         rows = np.asarray(raw, dtype=np.float32).reshape(-1, 7)
@@ -142,10 +169,7 @@ class OpenVinoSsdDetector:
         return finish_detections(boxes, rows[:, 2], frame_shape)
 
     def _compile(self, frame_size: tuple[int, int], hint: str) -> Any:
-        """Compile once per (frame size, hint): a static input shape lets the CPU plugin pick its fastest kernels."""
-        key = (frame_size[0], frame_size[1], hint)
-        if key in self._compiled:
-            return self._compiled[key]
+        """Compile for one frame size: a static input shape lets the CPU plugin pick its fastest kernels."""
         ov = self._ov
         from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
 
@@ -162,20 +186,25 @@ class OpenVinoSsdDetector:
         try:
             compiled = self._core.compile_model(ppp.build(), self.device, {"PERFORMANCE_HINT": hint})
         except RuntimeError as exc:
-            raise ModelError(f"OpenVINO cannot compile {self.model_path} for device {self.device!r}: {exc}") from exc
-        self._compiled[key] = compiled
+            reason = [line for line in str(exc).splitlines() if line.strip() and not line.startswith("Exception from")]
+            raise ModelError(
+                f"OpenVINO cannot compile {self.model_path} for device {self.device!r} "
+                f"({reason[-1] if reason else 'unknown reason'})"
+            ) from exc
         return compiled
 
     def _read_model(self) -> Any:
         if not self.model_path.is_file():
             raise ModelError(f"detector model {self.model_path} does not exist; pass an OpenVINO .xml or .onnx file")
         if self.model_path.suffix == ".xml" and not self.model_path.with_suffix(".bin").is_file():
-            raise ModelError(f"{self.model_path} needs its weights file {self.model_path.with_suffix('.bin')} beside it")
+            weights = self.model_path.with_suffix(".bin")
+            raise ModelError(f"{self.model_path} needs its weights file {weights} beside it")
         try:
             return self._core.read_model(str(self.model_path))
-        except RuntimeError as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"OpenVINO cannot read {self.model_path} ({first_line}); is it an IR .xml or .onnx?") from exc
+        except RuntimeError as exc:  # OpenVINO's message is a multi-line trace of its frontends; the cause is chained
+            raise ModelError(
+                f"OpenVINO cannot read {self.model_path}: it is not a valid OpenVINO IR .xml or ONNX model"
+            ) from exc
 
 
 def _last_dim(output: Any) -> int:

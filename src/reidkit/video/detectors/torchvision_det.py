@@ -93,8 +93,10 @@ def load_torchvision_detector(
     if arch not in _ARCHES:
         raise ConfigError(f"unknown torchvision detector {arch!r}; choose one of {', '.join(_ARCHES)}")
     builder, weights = _ARCHES[arch]
-    model = builder(weights=None, weights_backbone=None, num_classes=COCO_NUM_CLASSES)
     state = _load_state(weights_path) if weights_path is not None else _cached_or_downloaded(weights, connect_timeout_s)
+    # Built untrained and then loaded, so torchvision never downloads behind our back; the only difference from
+    # builder(weights=...) is BatchNorm2d instead of FrozenBatchNorm2d, which computes the same in eval mode.
+    model = builder(weights=None, weights_backbone=None, num_classes=COCO_NUM_CLASSES)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -1,0 +1,159 @@
+"""``reidkit train``, ``reidkit test`` and ``reidkit extract``: from a config to a checkpoint to numbers and features.
+
+Heavy imports (torch, the model zoo) happen inside the commands so that ``reidkit --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from reidkit.errors import ConfigError, ReidkitError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# Market-style labels at the start of a file name: "0002_c1s1_000451_03.jpg", "0005_c2_f0046182.jpg".
+_LABELLED_NAME = re.compile(r"^(?P<pid>-?\d+)_c(?P<cam>\d+)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``test`` and ``extract`` to the ``reidkit`` app."""
+    app.command("train", no_args_is_help=True)(train)
+    app.command("test", no_args_is_help=True)(test)
+    app.command("extract", no_args_is_help=True)(extract)
+
+
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="experiment YAML (see configs/)")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="section.key=value overrides, e.g. train.epochs=5 model.backbone=mobilenetv2")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue train.output_dir/last.pt exactly where it stopped")] = False,
+) -> None:
+    """Train a ReID model; writes last.pt / best.pt, metrics.csv, TensorBoard logs and curves.png."""
+    from reidkit.config import load_config
+    from reidkit.training.trainer import Trainer
+
+    experiment = load_config(config, overrides or [])
+    result = Trainer(experiment, echo=typer.echo).fit(resume=resume)
+    typer.echo(f"checkpoints: {result.last_checkpoint}" + (f", {result.best_checkpoint}" if result.best_checkpoint else ""))
+    typer.echo(json.dumps({"epochs": result.epochs_done, "stopped_early": result.stopped_early, **result.metrics}))
+
+
+def test(
+    root: Annotated[Path, typer.Option("--root", help="dataset folder (e.g. data/market1501)")],
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="a .pt written by reidkit train")] = None,
+    dataset: Annotated[str, typer.Option("--dataset", help="dataset reader: market1501, dukemtmc, cuhk03, ...")] = "market1501",
+    rerank: Annotated[bool, typer.Option("--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017)")] = False,
+    flip: Annotated[bool, typer.Option("--flip", help="average each feature with its mirrored crop's")] = False,
+    metric: Annotated[str, typer.Option("--metric", help="euclidean (squared) or cosine")] = "euclidean",
+    multi_query: Annotated[bool, typer.Option("--multi-query", help="pool each query with its gt_bbox crops")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
+    imagenet_only: Annotated[
+        bool, typer.Option("--imagenet-only", help="test an untrained model: ImageNet backbone, random heads")
+    ] = False,
+    model: Annotated[str, typer.Option("--model", help="with --imagenet-only: model name")] = "mgn",
+    backbone: Annotated[str, typer.Option("--backbone", help="with --imagenet-only: backbone")] = "resnet50",
+    height: Annotated[int, typer.Option("--height", help="with --imagenet-only: input height")] = 384,
+    width: Annotated[int, typer.Option("--width", help="with --imagenet-only: input width")] = 128,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
+    workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
+) -> None:
+    """Rank-1/5/10, mAP and mINP of a checkpoint (or an ImageNet-only model) on a dataset's test split."""
+    from reidkit.data import load_dataset
+    from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
+    from reidkit.training.runtime import resolve_device
+
+    if metric not in ("euclidean", "cosine"):
+        raise ConfigError(f"--metric {metric!r}: use euclidean or cosine")
+    if (checkpoint is None) == (not imagenet_only):
+        raise ConfigError("pass exactly one of --checkpoint CKPT or --imagenet-only")
+    torch_device = resolve_device(device)
+    if checkpoint is not None:
+        extractor = FeatureExtractor(checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers)
+    else:
+        net, card = untrained_model(model, backbone, height, width)
+        extractor = FeatureExtractor(
+            net, device=torch_device, batch_size=batch_size, flip=flip, card=card, workers=workers
+        )
+    run = evaluate_on_dataset(
+        extractor, load_dataset(dataset, root), metric=metric, rerank=rerank, multi_query=multi_query
+    )
+    summary = {**run.summary, "checkpoint": None if checkpoint is None else str(checkpoint)}
+    typer.echo(json.dumps(summary) if as_json else format_summary(summary))
+
+
+def extract(
+    images: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="a .pt written by reidkit train")],
+    out: Annotated[Path, typer.Option("--out", help="output .npz (features, pids, camids, paths)")],
+    flip: Annotated[bool, typer.Option("--flip", help="average each feature with its mirrored crop's")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
+    workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
+) -> None:
+    """Features for images; pids/camids come from Market-style names (0002_c1s1_...) where present, else -1."""
+    from reidkit.evaluation import save_features
+    from reidkit.inference import FeatureExtractor
+    from reidkit.training.runtime import resolve_device
+
+    paths = expand_images(images)
+    extractor = FeatureExtractor(
+        checkpoint, device=resolve_device(device), batch_size=batch_size, flip=flip, workers=workers
+    )
+    features = extractor(paths)
+    labels = [labels_from_name(p.name) for p in paths]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_features(
+        out,
+        features,
+        [pid for pid, _ in labels],
+        [camid for _, camid in labels],
+        paths=[str(p) for p in paths],
+    )
+    labelled = sum(1 for pid, _ in labels if pid != -1)
+    typer.echo(
+        f"wrote {out}: {len(paths)} x {extractor.feature_dim} features ({labelled} with labels from file names), "
+        f"model {extractor.model_id}"
+    )
+
+
+def expand_images(inputs: list[Path]) -> list[Path]:
+    """Files as given, folders as their image files in name order; a missing path is an error, not a skip."""
+    paths: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise ReidkitError(f"{item}: folder holds no .jpg/.jpeg/.png/.bmp images")
+            paths += found
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise ReidkitError(f"{item}: no such file or folder")
+    return paths
+
+
+def labels_from_name(name: str) -> tuple[int, int]:
+    """``(pid, camid)`` (camid 0-based) from a Market-style name, else ``(-1, -1)``."""
+    match = _LABELLED_NAME.match(name)
+    if match is None or int(match["cam"]) < 1:
+        return -1, -1
+    return int(match["pid"]), int(match["cam"]) - 1
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A two-line human report: the numbers, then the protocol that produced them."""
+    numbers = "  ".join(f"{key} {100 * summary[key]:.2f}%" for key in ("rank1", "rank5", "rank10", "mAP", "mINP"))
+    protocol = (
+        f"{summary['model']}/{summary['backbone']} ({summary['backbone_init']} init, "
+        f"{'checkpoint ' + summary['checkpoint'] if summary.get('checkpoint') else 'no ReID training'}) on "
+        f"{summary['dataset']} {summary['split']}: {summary['num_query']} queries ({summary['query_mode']}-query), "
+        f"{summary['num_gallery']} gallery, {summary['metric']} distance, flip {summary['flip']}, "
+        f"re-ranking {summary['rerank']}, input {summary['input_size'][0]}x{summary['input_size'][1]}"
+    )
+    return f"{numbers}\n{protocol}"

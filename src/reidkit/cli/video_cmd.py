@@ -1,0 +1,198 @@
+"""``reidkit ingest``, ``reidkit search`` and ``reidkit demo-video``: person search over stored video.
+
+The work lives in ``reidkit.index``; these functions parse options, pick defaults, and print. torch, FAISS and
+OpenVINO are imported inside the commands so that ``reidkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reidkit.errors import ConfigError, StoreError
+
+DetectorOption = Annotated[
+    str | None,
+    typer.Option("--detector", help="hog, openvino or torchvision (default: openvino if its model is found, else hog)"),
+]
+CheckpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint",
+        help="ReID checkpoint, or 'imagenet' for untrained MGN-MobileNetV2 (default: the store's model, else "
+        "runs/demo/mgn_demo.pt, else imagenet)",
+    ),
+]
+DeviceOption = Annotated[str, typer.Option("--device", help="torch device for the ReID model, e.g. cpu or cuda")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest``, ``search`` and ``demo-video`` to the ``reidkit`` app."""
+    app.command("ingest")(ingest)
+    app.command("search")(search)
+    app.command("demo-video")(demo_video)
+
+
+def ingest(
+    video: Annotated[str, typer.Argument(help="video file (or a URL FFmpeg opens)")],
+    camera: Annotated[str, typer.Option("--camera", help="camera name, shown in results and usable as a filter")],
+    db: Annotated[Path, typer.Option("--db", help="store folder (created if missing)")],
+    start_time: Annotated[
+        str | None, typer.Option("--start-time", help="wall-clock time of the video's first frame, ISO 8601")
+    ] = None,
+    detector: DetectorOption = None,
+    every: Annotated[int, typer.Option("--every", help="process every n-th frame")] = 1,
+    start_frame: Annotated[int, typer.Option("--start-frame", help="first frame to process")] = 0,
+    end_frame: Annotated[int | None, typer.Option("--end-frame", help="stop before this frame")] = None,
+    checkpoint: CheckpointOption = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an earlier ingest of the same frames")] = False,
+    device: DeviceOption = "cpu",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")] = 64,
+    chunk_frames: Annotated[
+        int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
+    ] = 20,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
+    from reidkit.index.ingest import IngestOptions, ingest_video, plan_ingest
+    from reidkit.index.model_choice import choose_detector, choose_model
+    from reidkit.index.store import Store, parse_time
+    from reidkit.video import probe_video
+
+    if every < 1 or chunk_frames < 1 or batch_size < 1:
+        raise ConfigError("--every, --chunk-frames and --batch-size must be positive integers")
+    if not camera.strip():
+        raise ConfigError("--camera must name the camera, e.g. --camera entrance")
+    options = IngestOptions(
+        camera=camera.strip(),
+        start_time=parse_time(start_time, "--start-time") if start_time else None,
+        every_n=every,
+        start_frame=start_frame,
+        end_frame=end_frame,
+        force=force,
+        chunk_frames=chunk_frames,
+        progress=not quiet,
+    )
+    info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
+    with Store.open(db, writable=True, create=True) as store:
+        plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
+        choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size)
+        if choice.warning:
+            typer.echo(f"warning: {choice.warning}", err=True)
+        built = choose_detector(detector, device)
+        report = ingest_video(store, info, options, choice.extractor, built, choice.source)
+        summary = store.summary()
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    if report.resumed_after is not None:
+        typer.echo(f"resumed after frame {report.resumed_after} (removed {report.orphan_crops_removed} uncommitted crops)")
+    if report.replaced:
+        typer.echo(f"replaced earlier ingest(s): video {', '.join(map(str, report.replaced))}")
+    typer.echo(
+        f"ingested {video} as camera {report.camera!r} (video {report.video_id}): {report.frames} frames, "
+        f"{report.detections} crops, {report.tracks} tracks in {report.seconds:.1f} s -> {db} "
+        f"[store: {summary.videos} videos, {summary.tracks} tracks, {summary.detections} crops]"
+    )
+    if report.detections == 0 and report.resumed_after is None:
+        typer.echo(
+            f"warning: no person was detected in {video} ({report.frames} frames looked at); it is recorded as "
+            "ingested, but nothing from it can be found by search",
+            err=True,
+        )
+
+
+def search(
+    db: Annotated[Path, typer.Option("--db", help="store folder built by `reidkit ingest`")],
+    query: Annotated[
+        Path | None, typer.Argument(help="person crop, or whole frame (JPEG/PNG); omit when using --track")
+    ] = None,
+    box: Annotated[str | None, typer.Option("--box", help="x0,y0,x1,y1: the person in a whole-frame QUERY")] = None,
+    track: Annotated[int | None, typer.Option("--track", help="search with a stored track instead of an image")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="tracks to return")] = 20,
+    camera: Annotated[list[str] | None, typer.Option("--camera", help="only these cameras (repeatable)")] = None,
+    after: Annotated[str | None, typer.Option("--after", help="only sightings at or after this ISO 8601 time")] = None,
+    before: Annotated[str | None, typer.Option("--before", help="only sightings at or before this time")] = None,
+    rerank: Annotated[bool, typer.Option("--rerank", help="k-reciprocal re-ranking of the hits")] = False,
+    min_score: Annotated[
+        float, typer.Option("--min-score", help="hits below this score are left out of the trajectory")
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="also write a self-contained HTML page here")] = None,
+    checkpoint: CheckpointOption = None,
+    detector: DetectorOption = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
+    from reidkit.index.report import QueryDescription, hits_table, result_json, trajectory_table
+    from reidkit.index.search import SearchFilters, search_store, track_query
+    from reidkit.index.store import CROP_INDEX, Store, normalise_rows, parse_time
+
+    if (query is None) == (track is None):
+        raise ConfigError("give either a QUERY image or --track ID (not both, not neither)")
+    if box is not None and query is None:
+        raise ConfigError("--box needs a QUERY image (the whole frame the box lies in)")
+    filters = SearchFilters(
+        cameras=tuple(camera or ()),
+        after=parse_time(after, "--after") if after else None,
+        before=parse_time(before, "--before") if before else None,
+    )
+    with Store.open(db) as store:
+        model = store.model
+        if model is None or store.index(CROP_INDEX).count == 0:
+            raise StoreError(f"store {db} holds no person crops yet; ingest a video with people in it first")
+        query_image = None
+        if track is not None:
+            feature = track_query(store, track)
+            description = QueryDescription("track", f"track {track}", track_id=track)
+        else:
+            assert query is not None
+            from reidkit.index.model_choice import choose_detector, choose_model
+            from reidkit.index.query import load_query_image, parse_box, query_crop
+
+            image = load_query_image(query)
+            crop = query_crop(
+                image, str(query), parse_box(box) if box else None, lambda: choose_detector(detector, device)
+            )
+            choice = choose_model(checkpoint, model, device=device)
+            store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
+            feature = normalise_rows(choice.extractor([crop.image]))[0]
+            query_image = crop.image
+            description = QueryDescription(crop.kind, str(query), box=crop.box)
+        result = search_store(store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score)
+        if html is not None:
+            from reidkit.viz.search_page import write_search_page
+
+            write_search_page(html, result, store.root, query_image, f"{description.kind}: {description.source}")
+        if as_json:
+            typer.echo(json.dumps(result_json(result, description, store.root, model.model_id)))
+            return
+        typer.echo(f"query: {description.kind} {description.source}; {result.candidates} tracks scored")
+        typer.echo(hits_table(result.hits, store.root))
+        typer.echo("\ntrajectory (hits in time order; one row per stay in a camera):")
+        typer.echo(trajectory_table(result.trajectory))
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        if html is not None:
+            typer.echo(f"wrote {html}")
+
+
+def demo_video(
+    shared: Annotated[Path, typer.Option("--shared", help="the project's shared folder (videos/, models/)")] = Path(
+        "../shared"
+    ),
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="where the demo's store is kept")] = Path("data"),
+    out: Annotated[Path, typer.Option("--out", help="output folder (HTML page, JSON)")] = Path("runs/demo-video"),
+    every: Annotated[int, typer.Option("--every", help="process every n-th frame")] = 2,
+    checkpoint: CheckpointOption = None,
+    detector: DetectorOption = None,
+) -> None:
+    """Ingest the shared pedestrian video as two cameras, then find a walker of the first in the second."""
+    from reidkit.index.demo_video import run_demo_video
+
+    if every < 1:
+        raise ConfigError("--every must be a positive integer")
+    summary = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
+    typer.echo(json.dumps(summary))

@@ -1,0 +1,281 @@
+"""Video in, searchable people out: decode -> detect -> track -> crop -> embed -> store, in resumable chunks.
+
+Every ``chunk_frames`` sampled frames become one SQLite transaction that also records the last frame it covers,
+so a killed ingest resumes right after the last whole chunk: crop files written past it are deleted, the vector
+indexes are reconciled with SQLite on open, and decoding restarts on the same every-n-th-frame grid. The tracker
+cannot be resumed, so a person walking through the resume point gets two tracks (two gallery entries); search
+still finds both.
+
+A video is identified by its content fingerprint plus frame range: ingesting the same range again is refused
+(``force=True`` replaces it), while disjoint ranges of one file (the demo's two "cameras") are separate videos.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from reidkit.errors import StoreError, VideoError
+from reidkit.index.store import NewDetection, Store, VideoRecord, normalise_rows
+from reidkit.video import (
+    ByteTracker,
+    Detector,
+    TruncatedVideoWarning,
+    VideoInfo,
+    crop_person,
+    crop_quality,
+    iter_frames,
+)
+
+_OPEN_END = 2**62  # end frame of a video whose length the container does not tell
+
+
+class Embedder(Protocol):
+    """What ingest needs from ``reidkit.inference.FeatureExtractor``."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def feature_dim(self) -> int: ...
+
+    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    camera: str
+    start_time: datetime | None = None
+    every_n: int = 1
+    start_frame: int = 0
+    end_frame: int | None = None
+    force: bool = False
+    chunk_frames: int = 20  # sampled frames per transaction: the most work a crash can lose
+    save_every_s: float = 60.0  # how often the vector indexes are written while ingesting
+    jpeg_quality: int = 90
+    progress: bool = True
+
+
+@dataclass
+class IngestReport:
+    video_id: int
+    camera: str
+    path: str
+    frames: int = 0  # sampled frames processed in this run
+    detections: int = 0  # tracked crops stored in this run
+    tracks: int = 0  # tracks started in this run
+    resumed_after: int | None = None  # last committed frame of an interrupted earlier run
+    replaced: list[int] = field(default_factory=list)  # video ids removed by --force
+    orphan_crops_removed: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    track_key: int
+    frame_index: int
+    time_s: float
+    box: tuple[float, float, float, float]
+    score: float
+    quality: float
+    crop: np.ndarray
+    crop_path: str
+
+
+def ingest_video(
+    store: Store,
+    info: VideoInfo,
+    options: IngestOptions,
+    extractor: Embedder,
+    detector: Detector,
+    model_source: str,
+) -> IngestReport:
+    """Ingest the video ``info`` describes (``reidkit.video.probe_video``) into ``store`` (writable), resuming an
+    interrupted run of the same video and frame range."""
+    started = time.perf_counter()
+    plan = plan_ingest(store, info, options)
+    store.require_model(extractor.model_id, extractor.feature_dim, model_source)
+    video = _claim_video(store, info, plan, options, detector.name)
+    report = IngestReport(video.id, video.camera, info.path, replaced=[v.id for v in plan.replace])
+    if video.last_committed_frame >= 0:
+        report.resumed_after = video.last_committed_frame
+    report.orphan_crops_removed = store.remove_orphan_crops(video)
+    first = video.start_frame if video.last_committed_frame < 0 else video.last_committed_frame + video.every_n
+    if first < video.end_frame:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TruncatedVideoWarning)
+            _run(store, video, first, options, extractor, detector, report)
+        report.warnings += [str(w.message) for w in caught if issubclass(w.category, TruncatedVideoWarning)]
+    store.finish_video(video.id)
+    store.save_indexes()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """What an ingest will do: resume ``resume`` (an interrupted run of the same job), after removing ``replace``
+    (earlier ingests of overlapping frames, only with ``force``)."""
+
+    end_frame: int
+    resume: VideoRecord | None
+    replace: tuple[VideoRecord, ...]
+
+
+def plan_ingest(store: Store, info: VideoInfo, options: IngestOptions) -> IngestPlan:
+    """Decide between a fresh ingest, a resume and a refusal, before any model is loaded or row written.
+
+    Refuses (``StoreError``) a second ingest of frames already in the store unless ``options.force``.
+    """
+    end_frame = options.end_frame if options.end_frame is not None else (info.num_frames or _OPEN_END)
+    overlapping = [
+        v for v in store.videos(info.fingerprint) if v.start_frame < end_frame and options.start_frame < v.end_frame
+    ]
+    if options.force:
+        return IngestPlan(end_frame, None, tuple(overlapping))
+    for video in overlapping:
+        same_job = (video.start_frame, video.end_frame, video.every_n) == (options.start_frame, end_frame, options.every_n)
+        if video.status == "ingesting" and same_job:
+            if video.camera != options.camera:
+                raise StoreError(
+                    f"{info.path} was being ingested as camera {video.camera!r}, not {options.camera!r}; rerun with "
+                    f"--camera {video.camera} to resume, or add --force to start over"
+                )
+            return IngestPlan(end_frame, video, ())
+        if video.status == "ingesting":
+            raise StoreError(
+                f"{info.path} was partly ingested (video {video.id}) with --start-frame {video.start_frame} "
+                f"--end-frame {video.end_frame} --every {video.every_n}; rerun with those options to resume, "
+                "or add --force to start over"
+            )
+        raise StoreError(
+            f"{info.path} (frames {video.start_frame}-{video.end_frame}) is already in store {store.root} as video "
+            f"{video.id}, camera {video.camera!r}; add --force to replace it"
+        )
+    return IngestPlan(end_frame, None, ())
+
+
+def _claim_video(
+    store: Store, info: VideoInfo, plan: IngestPlan, options: IngestOptions, detector: str
+) -> VideoRecord:
+    """The video row to ingest into: the interrupted run of this job, or a new row once ``plan.replace`` is gone."""
+    if plan.resume is not None:
+        return plan.resume
+    for video in plan.replace:
+        store.delete_video(video.id)
+    return store.add_video(
+        camera=options.camera,
+        path=info.path,
+        fingerprint=info.fingerprint,
+        start_frame=options.start_frame,
+        end_frame=plan.end_frame,
+        every_n=options.every_n,
+        detector=detector,
+        start_time=options.start_time,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+    )
+
+
+def _run(
+    store: Store,
+    video: VideoRecord,
+    first: int,
+    options: IngestOptions,
+    extractor: Embedder,
+    detector: Detector,
+    report: IngestReport,
+) -> None:
+    tracker = ByteTracker(frame_rate=video.fps)
+    track_rows: dict[int, int] = {}
+    pending: list[_Pending] = []
+    frames_in_chunk = 0
+    last_save = time.monotonic()
+    end = None if video.end_frame >= _OPEN_END else video.end_frame
+    try:
+        frames = iter_frames(video.path, options.every_n, first, end, progress=options.progress)
+        for frame in frames:
+            detections = detector.detect(frame.image)
+            for slot, tracked in enumerate(tracker.update(detections, frame.index)):
+                pending.append(
+                    _Pending(
+                        track_key=tracked.track_id,
+                        frame_index=frame.index,
+                        time_s=frame.time_s,
+                        box=tuple(float(v) for v in tracked.box),  # type: ignore[arg-type]
+                        score=float(tracked.score),
+                        quality=crop_quality(tracked.box, tracked.score, frame.image.shape),
+                        crop=crop_person(frame.image, tracked.box),
+                        crop_path=f"crops/v{video.id:06d}/{frame.index:07d}_{slot:02d}.jpg",
+                    )
+                )
+            report.frames += 1
+            frames_in_chunk += 1
+            if frames_in_chunk >= options.chunk_frames:
+                _commit(store, video.id, pending, frame.index, track_rows, extractor, options, report)
+                pending, frames_in_chunk = [], 0
+                if time.monotonic() - last_save >= options.save_every_s:
+                    store.save_indexes()
+                    last_save = time.monotonic()
+        if frames_in_chunk:
+            _commit(store, video.id, pending, frame.index, track_rows, extractor, options, report)
+    except VideoError:
+        if store.video(video.id).last_committed_frame < 0:
+            store.delete_video(video.id)  # nothing of it decoded: leave no empty stub behind
+        raise
+
+
+def _commit(
+    store: Store,
+    video_id: int,
+    pending: list[_Pending],
+    last_frame: int,
+    track_rows: dict[int, int],
+    extractor: Embedder,
+    options: IngestOptions,
+    report: IngestReport,
+) -> None:
+    """Embed the chunk's crops, write their JPEGs, then commit the chunk (files first: see the module docstring)."""
+    rows: list[NewDetection] = []
+    if pending:
+        features = normalise_rows(extractor([p.crop for p in pending]))
+        folder = store.crop_folder(video_id)
+        for item, feature in zip(pending, features):
+            _write_jpeg(store.root / item.crop_path, item.crop, options.jpeg_quality, folder)
+            rows.append(NewDetection(
+                item.track_key, item.frame_index, item.time_s, item.box, item.score, item.quality, item.crop_path,
+                feature,
+            ))
+    known = len(track_rows)
+    store.commit_chunk(video_id, rows, last_frame, track_rows)
+    report.detections += len(rows)
+    report.tracks += len(track_rows) - known
+
+
+def _write_jpeg(path: Path, crop: np.ndarray, quality: int, folder: Path) -> None:
+    """Write to a hidden temporary, fsync, rename: a crop file is either whole or absent."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            Image.fromarray(crop).save(handle, format="JPEG", quality=quality)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise StoreError(
+            f"cannot write crop {path} ({exc.strerror or exc}); free disk space and rerun the same command: "
+            "ingest resumes after the last committed chunk"
+        ) from exc

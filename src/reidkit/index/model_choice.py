@@ -1,0 +1,88 @@
+"""Which ReID model embeds crops for a store, and which detector finds them: one function each, so ingest,
+search and the demo always agree.
+
+Order: an explicit ``--checkpoint``; else the model the store already holds (so a search needs no flag and never
+mixes models); else the training demo's output ``runs/demo/mgn_demo.pt``; else MGN on MobileNetV2 with ImageNet
+weights only (``--checkpoint imagenet``), which is untrained for re-identification and says so. Its randomly
+initialised heads are seeded (``reidkit.inference.untrained_model``), so every process builds the same weights
+and the same ``model_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reidkit.errors import ModelError, StoreError
+from reidkit.index.store import ModelInfo
+
+if TYPE_CHECKING:
+    from reidkit.inference import FeatureExtractor
+    from reidkit.video import Detector
+
+DEFAULT_CHECKPOINT = Path("runs") / "demo" / "mgn_demo.pt"
+IMAGENET = "imagenet"
+# The MobileNetV2 recipes' input (configs/cuhk03_shared_*_mobilenetv2.yaml): a third cheaper on CPU than 384x128.
+_IMAGENET_INPUT = (256, 128)
+UNTRAINED_WARNING = (
+    "no trained ReID checkpoint (runs/demo/mgn_demo.pt is absent): embedding with MGN-MobileNetV2 on ImageNet "
+    "weights only, which is untrained for re-identification; run `make demo` or pass --checkpoint for real matches"
+)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """``source`` is what the store records: an absolute checkpoint path or ``imagenet``. (FeatureExtractor is
+    imported inside ``choose_model``: torch takes seconds to load and ``reidkit --help`` should not wait.)"""
+
+    extractor: FeatureExtractor
+    source: str
+    warning: str | None
+
+
+def choose_model(
+    checkpoint: str | Path | None, held: ModelInfo | None, device: str = "cpu", batch_size: int = 64
+) -> ModelChoice:
+    """The extractor for ``checkpoint`` (a path or ``imagenet``), defaulting as the module docstring says."""
+    from reidkit.inference import FeatureExtractor, untrained_model
+
+    if checkpoint is not None:
+        source = str(checkpoint)
+    elif held is not None:
+        source = held.source
+        if source != IMAGENET and not Path(source).is_file():
+            raise StoreError(
+                f"the store's features were made by {source}, which no longer exists; pass --checkpoint with that "
+                "model's new path (features of another model cannot be mixed in)"
+            )
+    elif DEFAULT_CHECKPOINT.is_file():
+        source = str(DEFAULT_CHECKPOINT)
+    else:
+        source = IMAGENET
+    if source == IMAGENET:
+        model, card = untrained_model("mgn", "mobilenetv2", *_IMAGENET_INPUT, pretrained=IMAGENET)
+        extractor = FeatureExtractor(model, device=device, batch_size=batch_size, card=card, progress=False)
+        return ModelChoice(extractor, IMAGENET, UNTRAINED_WARNING if checkpoint is None else None)
+    path = Path(source).expanduser().resolve()
+    if not path.is_file():
+        raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or --checkpoint imagenet)")
+    extractor = FeatureExtractor(path, device=device, batch_size=batch_size, progress=False)
+    return ModelChoice(extractor, str(path), None)
+
+
+def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:
+    """The named detector, or the default: OpenVINO when its model is found (fast on CPU), else HOG."""
+    from reidkit.video import build_detector, default_openvino_model
+
+    if name is None:
+        if openvino_model is not None and openvino_model.is_file():
+            name = "openvino"
+        else:
+            try:
+                default_openvino_model()
+                name = "openvino"
+            except ModelError:
+                name = "hog"
+    model_path = openvino_model if name == "openvino" and openvino_model is not None else None
+    return build_detector(name, model_path=model_path, device=device if name != "hog" else "cpu")

@@ -1,0 +1,86 @@
+"""Turning what the user has (a crop, a whole frame, a frame plus a box) into the person crop to search with.
+
+A person crop is taller than wide; a camera frame is wider than tall. So an image at least as wide as it is tall
+is treated as a frame: with ``--box`` the box is cut out of it, without one the detector must find exactly one
+person in it (none or several is an error that says what to do). A portrait image is used as the crop itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reidkit.errors import ConfigError, ImageError
+from reidkit.video import Detector, crop_person
+
+# Detectors report weak boxes too (the tracker feeds on them); a query person must be a confident detection.
+QUERY_MIN_SCORE = 0.5
+
+
+@dataclass(frozen=True)
+class QueryCrop:
+    """``kind`` is ``crop``, ``frame+box`` or ``frame+detector``; ``box`` is in the source image's pixels."""
+
+    image: np.ndarray
+    kind: str
+    box: tuple[float, float, float, float] | None
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``x0,y0,x1,y1`` in pixels, x0 < x1 and y0 < y1."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--box {text!r} must be four numbers x0,y0,x1,y1 (pixels), e.g. --box 120,40,180,200") from None
+    if not (x0 < x1 and y0 < y1):
+        raise ConfigError(f"--box {text!r} needs x0 < x1 and y0 < y1")
+    return x0, y0, x1, y1
+
+
+def load_query_image(path: Path) -> np.ndarray:
+    """The image at ``path`` as HxWx3 uint8 RGB; ``ImageError`` naming it when it is missing or not an image."""
+    from reidkit.data import read_image
+
+    if not Path(path).is_file():
+        raise ImageError(f"query image {path} does not exist; pass a person crop or a frame (JPEG/PNG)")
+    return np.asarray(read_image(Path(path)))
+
+
+def looks_like_frame(image: np.ndarray) -> bool:
+    height, width = image.shape[:2]
+    return width >= height
+
+
+def query_crop(
+    image: np.ndarray,
+    source: str,
+    box: tuple[float, float, float, float] | None,
+    detector: Callable[[], Detector],
+) -> QueryCrop:
+    """The person crop to search with; ``detector`` is only built when a frame without ``--box`` needs it."""
+    height, width = image.shape[:2]
+    if box is not None:
+        x0, y0, x1, y1 = box
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            raise ConfigError(f"--box {box} lies outside {source} ({width}x{height} pixels)")
+        return QueryCrop(crop_person(image, box), "frame+box", box)
+    if not looks_like_frame(image):
+        return QueryCrop(image, "crop", None)
+    found = detector().detect(image)
+    found = found[found[:, 4] >= QUERY_MIN_SCORE]
+    if len(found) == 0:
+        raise ImageError(
+            f"no person found in {source} ({width}x{height}, treated as a whole frame since it is not taller than "
+            "wide); pass a person crop, or --box x0,y0,x1,y1 around the person"
+        )
+    if len(found) > 1:
+        boxes = "; ".join(",".join(f"{v:.0f}" for v in row[:4]) for row in found[:5])
+        raise ImageError(
+            f"{len(found)} people found in {source}; pick one with --box x0,y0,x1,y1 (detected: {boxes})"
+        )
+    chosen = tuple(float(v) for v in found[0][:4])
+    return QueryCrop(crop_person(image, chosen), "frame+detector", chosen)  # type: ignore[arg-type]

@@ -1,0 +1,174 @@
+"""Person search: one query feature in, the tracks that most look like that person out, best first.
+
+Candidates come from both indexes: the crop index (a single view that matches well) and the track index (a walk
+whose pooled feature matches). Whatever index found them, candidates are scored exactly from SQLite's float32
+features, so an approximate (IVF-PQ) index only has to get the right ids into the shortlist:
+
+* ``score``: cosine between the query and the track's quality-weighted mean feature (one walk, one entry);
+* ``crop_score`` and ``best``: the track's crop closest to the query, inside the camera/time filters, which is
+  the crop the results show.
+
+Filters keep a track when at least one of its crops passes them. ``--rerank`` re-orders the candidate tracks with
+k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``) over their track features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from reidkit.errors import StoreError
+from reidkit.index.store import CROP_INDEX, TRACK_INDEX, DetectionRow, Store, TrackRow, epoch_seconds
+from reidkit.index.trajectory import Visit, build_trajectory
+
+_MIN_SHORTLIST = 200
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    cameras: tuple[str, ...] = ()
+    after: datetime | None = None
+    before: datetime | None = None
+
+    def admits(self, row: DetectionRow) -> bool:
+        if self.cameras and row.camera not in self.cameras:
+            return False
+        if self.after is None and self.before is None:
+            return True
+        if row.wall_time is None:
+            return False  # a video ingested without --start-time has no wall-clock time to compare
+        moment = epoch_seconds(row.wall_time)
+        if self.after is not None and moment < epoch_seconds(self.after):
+            return False
+        return self.before is None or moment <= epoch_seconds(self.before)
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    track: TrackRow
+    score: float
+    crop_score: float
+    best: DetectionRow
+    rerank_distance: float | None = None
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    trajectory: list[Visit]
+    candidates: int  # tracks scored before the top-k cut
+    reranked: bool
+    excluded_track: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def search_store(
+    store: Store,
+    query: np.ndarray,
+    top_k: int = 20,
+    filters: SearchFilters = SearchFilters(),
+    rerank: bool = False,
+    exclude_track: int | None = None,
+    min_score: float = 0.0,
+) -> SearchResult:
+    """The ``top_k`` tracks closest to the L2-normalised ``query`` feature that pass ``filters``."""
+    if top_k < 1:
+        raise StoreError(f"--top-k must be at least 1, got {top_k}")
+    crop_index, track_index = store.index(CROP_INDEX), store.index(TRACK_INDEX)
+    if crop_index.count == 0:
+        raise StoreError(f"store {store.root} holds no person crops yet; ingest a video with people in it first")
+    query = np.asarray(query, dtype=np.float32).reshape(1, -1)
+    if query.shape[1] != crop_index.dim:
+        raise StoreError(f"query feature has {query.shape[1]} dims, the store holds {crop_index.dim}-d features")
+
+    wanted = top_k + (1 if exclude_track is not None else 0)
+    depth = max(_MIN_SHORTLIST, 20 * top_k)
+    while True:
+        crop_ids = crop_index.search(query, depth)[1][0]
+        track_ids = track_index.search(query, max(depth // 4, wanted))[1][0]
+        candidates = _candidates(store, crop_ids[crop_ids >= 0], track_ids[track_ids >= 0], filters, exclude_track)
+        exhausted = depth >= crop_index.count
+        if len(candidates) >= 3 * wanted or exhausted:
+            break
+        depth *= 4  # filters removed most of the shortlist: look deeper
+
+    scored = _score(store, query[0], candidates, filters)
+    scored.sort(key=lambda item: -item[1])
+    notes = []
+    if (filters.after or filters.before) and not scored:
+        notes.append("time filters only match videos ingested with --start-time")
+    reranked_distances: dict[int, float] = {}
+    if rerank and len(scored) >= 2:
+        reranked_distances = _rerank(store, query, [track_id for track_id, *_ in scored[: max(50, 3 * top_k)]])
+        scored = [s for s in scored if s[0] in reranked_distances]
+        scored.sort(key=lambda item: reranked_distances[item[0]])
+    tracks = store.tracks(track_id for track_id, *_ in scored[:top_k])
+    hits = [
+        Hit(rank, tracks[track_id], score, crop_score, best, reranked_distances.get(track_id))
+        for rank, (track_id, score, crop_score, best) in enumerate(scored[:top_k], start=1)
+    ]
+    return SearchResult(
+        hits=hits,
+        trajectory=build_trajectory([h for h in hits if h.score >= min_score]),
+        candidates=len(scored),
+        reranked=bool(reranked_distances),
+        excluded_track=exclude_track,
+        notes=notes,
+    )
+
+
+def track_query(store: Store, track_id: int) -> np.ndarray:
+    """The stored (normalised) feature of track ``track_id``, to search with an existing track."""
+    ids, vectors = store.track_vectors(np.array([track_id], dtype=np.int64))
+    if len(ids) == 0:
+        raise StoreError(f"store {store.root} has no track {track_id}; take a track id from an earlier search")
+    return vectors[0]
+
+
+def _candidates(
+    store: Store,
+    crop_ids: np.ndarray,
+    track_ids: np.ndarray,
+    filters: SearchFilters,
+    exclude_track: int | None,
+) -> set[int]:
+    """Track ids behind the shortlisted crops and tracks (ids that resolve to no row are ignored)."""
+    found = {row.track_id for row in store.detections(crop_ids).values() if filters.admits(row)}
+    found |= set(store.tracks(track_ids))
+    found.discard(exclude_track if exclude_track is not None else -1)
+    return found
+
+
+def _score(
+    store: Store, query: np.ndarray, candidates: set[int], filters: SearchFilters
+) -> list[tuple[int, float, float, DetectionRow]]:
+    """``(track id, track score, best crop score, best crop)`` from the exact stored features; tracks with no crop
+    passing the filters drop out."""
+    if not candidates:
+        return []
+    track_ids, track_vectors = store.track_vectors(np.array(sorted(candidates), dtype=np.int64))
+    track_scores = dict(zip(track_ids.tolist(), (track_vectors @ query).tolist()))
+    det_ids, owners, features = store.track_detection_features(track_ids)
+    crop_scores = features @ query
+    rows = store.detections(det_ids)
+    best: dict[int, tuple[float, DetectionRow]] = {}
+    for det_id, owner, crop_score in zip(det_ids.tolist(), owners.tolist(), crop_scores.tolist()):
+        row = rows.get(det_id)
+        if row is None or not filters.admits(row):
+            continue
+        if owner not in best or crop_score > best[owner][0]:
+            best[owner] = (crop_score, row)
+    return [(t, track_scores[t], best[t][0], best[t][1]) for t in best]
+
+
+def _rerank(store: Store, query: np.ndarray, track_ids: list[int]) -> dict[int, float]:
+    """k-reciprocal re-ranked distances of the candidate tracks (k1, k2 shrink for short candidate lists)."""
+    from reidkit.evaluation.rerank import rerank_features
+
+    ids, gallery = store.track_vectors(np.array(track_ids, dtype=np.int64))
+    k1 = max(1, min(20, len(ids) - 1))
+    distances = rerank_features(query, gallery, metric="cosine", k1=k1, k2=max(1, min(6, k1)))
+    return dict(zip(ids.tolist(), distances[0].astype(float).tolist()))

@@ -1,0 +1,104 @@
+"""Where did the person go, and how long did they stay: search hits turned into visits, in time order.
+
+A track is one sighting (a continuous walk in one camera). Sightings in the same camera less than
+``MERGE_GAP_S`` apart are one visit, because a tracker loses people behind others and starts a new track when
+they reappear; the visit then spans from the first sighting's first crop to the last one's last crop. A person
+who leaves camera A for B and comes back to A makes three visits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from reidkit.index.store import epoch_seconds
+
+if TYPE_CHECKING:
+    from reidkit.index.search import Hit
+
+MERGE_GAP_S = 60.0
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One stay in one camera. ``first_seen``/``last_seen`` are wall-clock times (None when the video was
+    ingested without ``--start-time``; ``first_time_s``/``last_time_s`` are then the seconds into video ``video_id``)."""
+
+    camera: str
+    video_id: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    first_time_s: float
+    last_time_s: float
+    sightings: int
+    crops: int
+    best_score: float
+    track_ids: tuple[int, ...]
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_seen is not None and self.last_seen is not None:
+            return (self.last_seen - self.first_seen).total_seconds()
+        return self.last_time_s - self.first_time_s
+
+
+def build_trajectory(hits: Sequence[Hit]) -> list[Visit]:
+    """The hits' tracks as visits in time order (tracks without wall-clock time come last, by video and time)."""
+    ordered = sorted(hits, key=_time_key)
+    visits: list[Visit] = []
+    for hit in ordered:
+        track = hit.track
+        previous = visits[-1] if visits else None
+        if previous is not None and previous.camera == track.camera and _gap_s(previous, hit) <= MERGE_GAP_S:
+            visits[-1] = Visit(
+                camera=previous.camera,
+                video_id=previous.video_id,
+                first_seen=previous.first_seen,
+                last_seen=_later(previous.last_seen, track.last_seen),
+                first_time_s=previous.first_time_s,
+                last_time_s=max(previous.last_time_s, track.last_time_s),
+                sightings=previous.sightings + 1,
+                crops=previous.crops + track.num_crops,
+                best_score=max(previous.best_score, hit.score),
+                track_ids=previous.track_ids + (track.id,),
+            )
+            continue
+        visits.append(
+            Visit(
+                camera=track.camera,
+                video_id=track.video_id,
+                first_seen=track.first_seen,
+                last_seen=track.last_seen,
+                first_time_s=track.first_time_s,
+                last_time_s=track.last_time_s,
+                sightings=1,
+                crops=track.num_crops,
+                best_score=hit.score,
+                track_ids=(track.id,),
+            )
+        )
+    return visits
+
+
+def _time_key(hit: Hit) -> tuple[int, float, float]:
+    track = hit.track
+    if track.first_seen is not None:
+        return (0, epoch_seconds(track.first_seen), 0.0)
+    return (1, float(track.video_id), track.first_time_s)
+
+
+def _gap_s(visit: Visit, hit: Hit) -> float:
+    track = hit.track
+    if visit.last_seen is not None and track.first_seen is not None:
+        return epoch_seconds(track.first_seen) - epoch_seconds(visit.last_seen)
+    if visit.last_seen is None and track.first_seen is None and visit.video_id == track.video_id:
+        return track.first_time_s - visit.last_time_s
+    return float("inf")  # no common clock: never merge
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return a if epoch_seconds(a) >= epoch_seconds(b) else b

@@ -1,0 +1,122 @@
+"""Checkpoints: rebuilt from the file alone they give the same features; writes are atomic; foreign files refused."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
+from reidkit.errors import ModelError
+from reidkit.inference import FeatureExtractor
+from reidkit.models import build_model
+from reidkit.training.checkpoint import (
+    ModelCard,
+    build_from_checkpoint,
+    capture_rng_state,
+    load_checkpoint,
+    model_id,
+    model_payload,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+SIZE = (64, 32)
+
+
+def small_model(num_classes: int = 5) -> tuple[torch.nn.Module, ModelCard]:
+    """A randomly initialised MGN whose BN statistics have moved off their defaults, as after training."""
+    torch.manual_seed(0)
+    model = build_model("mgn", num_classes, backbone="mobilenetv2", kwargs={"part_stride": 2})
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, *SIZE))
+    model.eval()
+    card = ModelCard(asdict(model.spec), SIZE, IMAGENET_MEAN, IMAGENET_STD, backbone_init="scratch")
+    return model, card
+
+
+def crops(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, size=(128, 64, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_rebuilt_model_gives_identical_features(tmp_path: Path) -> None:
+    model, card = small_model()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, {**model_payload(model, card), "epoch": 3, "metrics": {"mAP": 0.5}})
+    payload = load_checkpoint(path)
+    rebuilt, rebuilt_card = build_from_checkpoint(payload)
+    assert rebuilt_card == card
+    assert payload["epoch"] == 3 and payload["metrics"] == {"mAP": 0.5}
+    original = model.state_dict()
+    for key, tensor in rebuilt.state_dict().items():
+        assert torch.equal(tensor, original[key]), key
+    images = crops(4)
+    from_model = FeatureExtractor(model, card=card)(images)
+    from_file = FeatureExtractor(path)(images)
+    assert np.array_equal(from_model, from_file)
+    assert model_id(rebuilt, rebuilt_card) == model_id(model, card)
+
+
+def test_model_id_tracks_weights_and_preprocessing() -> None:
+    model, card = small_model()
+    before = model_id(model, card)
+    assert model_id(model, card) == before
+    assert model_id(model, ModelCard(card.spec, (128, 64), card.mean, card.std, card.backbone_init)) != before
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-3
+    assert model_id(model, card) != before
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+    with pytest.raises(Exception):
+        save_checkpoint(path, {"epoch": 2, "unpicklable": lambda: None})
+    assert load_checkpoint(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left behind
+
+
+def test_foreign_and_damaged_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file at all")
+    with pytest.raises(ModelError, match="cannot read checkpoint"):
+        load_checkpoint(garbage)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(2)}, plain)
+    with pytest.raises(ModelError, match="not a reidkit checkpoint"):
+        load_checkpoint(plain)
+    model, card = small_model()
+    save_checkpoint(tmp_path / "ok.pt", model_payload(model, card))
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((tmp_path / "ok.pt").read_bytes()[:5000])
+    with pytest.raises(ModelError, match=str(truncated)):
+        load_checkpoint(truncated)
+
+
+def test_weights_that_do_not_fit_the_spec_are_refused(tmp_path: Path) -> None:
+    model, card = small_model(num_classes=5)
+    wrong = ModelCard({**card.spec, "num_classes": 7}, card.input_size, card.mean, card.std, card.backbone_init)
+    save_checkpoint(tmp_path / "wrong.pt", model_payload(model, wrong))
+    with pytest.raises(ModelError):
+        build_from_checkpoint(load_checkpoint(tmp_path / "wrong.pt"))
+
+
+def test_rng_state_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
+    random.seed(3)
+    np.random.seed(3)
+    torch.manual_seed(3)
+    np.random.standard_normal()  # leave a cached Gaussian in NumPy's legacy state
+    save_checkpoint(tmp_path / "rng.pt", {"rng": capture_rng_state()})
+    expected = (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3))
+    random.random(), np.random.rand(), torch.rand(5)  # move every generator on
+    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    again = (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3))
+    assert again[0] == expected[0] and again[1] == expected[1] and torch.equal(again[2], expected[2])

@@ -1,0 +1,226 @@
+"""``reidkit ingest`` / ``reidkit search`` through the real command: crashes, a full disk, bad videos and bad
+queries each end in one clear line and a store that is still consistent."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from reidkit.index.store import DB_NAME, Store
+
+REIDKIT = Path(sys.executable).with_name("reidkit")
+FRAMES = ["--every", "2", "--end-frame", "40"]
+pytestmark = pytest.mark.slow
+
+
+def reidkit(args: Sequence[object], cwd: Path, limit_file_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed command. ``limit_file_bytes`` makes every write past that file size fail with EFBIG,
+    as on a full disk (SIGXFSZ is ignored so the write returns the error instead of killing the process)."""
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
+
+    return subprocess.run(
+        [str(REIDKIT), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        preexec_fn=limit if limit_file_bytes is not None else None,
+    )
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The run failed with exit 2 and exactly one ``error:`` line, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def last_committed(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as connection:
+            row = connection.execute("SELECT MAX(last_committed_frame) FROM videos").fetchone()
+    except sqlite3.Error:
+        return -1
+    return -1 if row is None or row[0] is None else int(row[0])
+
+
+def assert_consistent(root: Path) -> None:
+    with Store.open(root) as store:
+        assert store.integrity_problems() == []
+        duplicates = store.db.execute(
+            "SELECT COUNT(*) FROM (SELECT video_id, frame_index, x0, y0 FROM detections "
+            "GROUP BY video_id, frame_index, x0, y0 HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        assert duplicates == 0
+
+
+@pytest.fixture(scope="module")
+def video(shared_dir: Path) -> Path:
+    path = shared_dir / "videos" / "vtest.avi"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, video: Path) -> Path:
+    """Built the hard way: a run that hits a full disk, a run killed with SIGKILL mid-video, then a run that
+    resumes and finishes. ``test_a_full_disk_and_a_kill_leave_a_consistent_resumable_store`` checks each step."""
+    work = tmp_path_factory.mktemp("cli")
+    root = work / "store"
+    command = ["ingest", video, "--camera", "cam1", "--db", root, "--checkpoint", "imagenet", "--quiet",
+               "--start-time", "2024-05-01T09:00:00", "--chunk-frames", "2", *FRAMES]
+    full = reidkit(command, work, limit_file_bytes=300_000)
+    (work / "full.txt").write_text(error_line(full))
+    assert_consistent(root)
+    after_full = last_committed(root / DB_NAME)
+    assert after_full < 38  # the full disk stopped it part-way
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([str(REIDKIT), *map(str, command)], cwd=work, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while last_committed(root / DB_NAME) < after_full + 8 and process.poll() is None:
+        assert time.monotonic() < deadline, "the ingest made no progress"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = last_committed(root / DB_NAME)
+    assert killed_at < 38, "the ingest finished before it could be killed; make the test video longer"
+    assert_consistent(root)
+
+    resumed = reidkit(command, work)
+    assert resumed.returncode == 0, resumed.stderr
+    (work / "resumed.txt").write_text(f"{after_full}\n{killed_at}\n{resumed.stdout}")
+    return root
+
+
+def test_a_full_disk_and_a_kill_leave_a_consistent_resumable_store(store: Path) -> None:
+    full_error = (store.parent / "full.txt").read_text()
+    after_full, killed_at, stdout = (store.parent / "resumed.txt").read_text().split("\n", 2)
+    assert re.match(r"error: cannot write (to store|crop|vector index) .*free disk space", full_error), full_error
+    assert f"resumed after frame {killed_at}" in stdout
+    assert_consistent(store)
+    with Store.open(store) as opened:
+        video = opened.video(1)
+        assert (video.status, video.last_committed_frame) == ("done", 38)
+        frames = [row[0] for row in opened.db.execute("SELECT DISTINCT frame_index FROM detections ORDER BY 1")]
+        assert frames == sorted(set(frames)) and set(frames) <= set(range(0, 40, 2))
+        # tracks do not continue across the resume point: no track spans it
+        spanning = opened.db.execute(
+            "SELECT COUNT(*) FROM tracks WHERE first_frame <= ? AND last_frame > ?", (int(killed_at), int(killed_at))
+        ).fetchone()[0]
+        assert spanning == 0
+        assert opened.summary().videos == 1
+
+
+def test_a_second_ingest_is_refused_and_force_replaces_it(store: Path, video: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    again = ["ingest", video, "--camera", "cam1", "--db", copy, "--checkpoint", "imagenet", "--quiet", *FRAMES]
+    refused = error_line(reidkit(again, tmp_path))
+    assert "is already in store" in refused and "as video 1" in refused and "--force" in refused
+    replaced = reidkit([*again, "--force"], tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "replaced earlier ingest(s): video 1" in replaced.stdout
+    assert_consistent(copy)
+    with Store.open(copy) as opened:
+        assert [v.id for v in opened.videos()] == [2]
+
+
+def test_search_command_json_html_and_track(store: Path, tmp_path: Path) -> None:
+    with Store.open(store) as opened:
+        (track_id,) = opened.db.execute("SELECT id FROM tracks ORDER BY num_crops DESC LIMIT 1").fetchone()
+        crop = store / opened.track_detections(track_id)[2].crop_path
+    page = tmp_path / "page.html"
+    result = reidkit(["search", crop, "--db", store, "--top-k", "5", "--json", "--html", page], tmp_path)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["query"]["kind"] == "crop" and payload["hits"][0]["track_id"] == track_id
+    assert payload["hits"][0]["camera"] == "cam1" and payload["hits"][0]["time"].startswith("2024-05-01T09:00:")
+    assert {"camera", "first_seen", "last_seen", "duration_s", "sightings"} <= set(payload["trajectory"][0])
+    assert not re.search(r'src="(?!data:)', page.read_text())
+
+    by_track = reidkit(["search", "--db", store, "--track", track_id, "--top-k", "3"], tmp_path)
+    assert by_track.returncode == 0, by_track.stderr
+    assert "trajectory" in by_track.stdout and "first seen" in by_track.stdout
+    ranks = [line.split()[0] for line in by_track.stdout.splitlines()[2:5]]
+    assert ranks == ["1", "2", "3"]
+
+
+def test_bad_queries_fail_in_one_line(store: Path, tmp_path: Path) -> None:
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((240, 320, 3), 90, dtype=np.uint8)).save(blank)
+    assert "no person found in" in error_line(reidkit(["search", blank, "--db", store], tmp_path))
+    missing = error_line(reidkit(["search", blank, "--db", tmp_path / "nowhere"], tmp_path))
+    assert "does not exist; build one with `reidkit ingest" in missing
+    assert "does not exist" in error_line(reidkit(["search", tmp_path / "nope.jpg", "--db", store], tmp_path))
+    both = reidkit(["search", blank, "--db", store, "--track", "1"], tmp_path)
+    assert "either a QUERY image or --track" in error_line(both)
+
+
+def test_a_query_with_another_model_is_refused(store: Path, tmp_path: Path) -> None:
+    from reidkit.inference import untrained_model
+    from reidkit.training.checkpoint import model_payload, save_checkpoint
+
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, model_payload(*untrained_model("mgn", "mobilenetv2", 256, 128, seed=1)))
+    with Store.open(store) as opened:
+        crop = store / opened.track_detections(1)[0].crop_path
+    refused = error_line(reidkit(["search", crop, "--db", store, "--checkpoint", other], tmp_path))
+    assert re.search(r"holds features of model \w+ .* use --checkpoint imagenet with this store", refused)
+
+
+def test_unreadable_truncated_and_empty_videos(video: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(os.urandom(50_000))
+    unreadable = error_line(reidkit(["ingest", junk, "--camera", "c", "--db", tmp_path / "s1"], tmp_path))
+    assert "junk.avi" in unreadable and "FFmpeg" in unreadable
+    assert not (tmp_path / "s1").exists()  # nothing was created for a video that cannot be read
+
+    truncated = tmp_path / "cut.avi"
+    truncated.write_bytes(video.read_bytes()[:300_000])
+    cut = reidkit(["ingest", truncated, "--camera", "c", "--db", tmp_path / "s2", "--every", "5",
+                   "--checkpoint", "imagenet", "--quiet"], tmp_path)
+    assert cut.returncode == 0, cut.stderr
+    assert re.search(r"warning: .*cut.avi.*truncated", cut.stderr)
+    assert_consistent(tmp_path / "s2")
+
+    blank = tmp_path / "blank.mp4"
+    with av.open(str(blank), "w") as container:
+        stream = container.add_stream("mpeg4", rate=Fraction(10))
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for _ in range(15):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 200, dtype=np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    empty = reidkit(["ingest", blank, "--camera", "c", "--db", tmp_path / "s3", "--checkpoint", "imagenet",
+                     "--quiet"], tmp_path)
+    assert empty.returncode == 0, empty.stderr
+    assert "warning: no person was detected in" in empty.stderr and "15 frames" in empty.stderr
+    assert_consistent(tmp_path / "s3")
+    crop = tmp_path / "person.png"
+    Image.fromarray(np.full((128, 64, 3), 90, dtype=np.uint8)).save(crop)
+    nothing = error_line(reidkit(["search", crop, "--db", tmp_path / "s3"], tmp_path))
+    assert "holds no person crops yet" in nothing

@@ -1,0 +1,128 @@
+"""Experiment configs: YAML loading, ``key=value`` overrides, and one-line errors naming the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reidkit.config import ExperimentConfig, apply_overrides, config_from_dict, load_config, save_config
+from reidkit.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_values_reach_the_dataclasses(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "data:\n  height: 256\n  ids_per_batch: 8\nmodel:\n  backbone: mobilenetv2\n  pretrained: null\n"
+        "  kwargs: {parts: [2, 3]}\noptim:\n  name: adam\n  lr: 3.5e-4\n  milestones: [10, 20]\n"
+        "train:\n  amp: none\n  max_train_seconds: 30\n",
+    )
+    config = load_config(path)
+    assert config.data.height == 256 and config.data.ids_per_batch == 8
+    assert config.data.width == ExperimentConfig().data.width  # untouched keys keep their defaults
+    assert config.model.backbone == "mobilenetv2" and config.model.pretrained is None
+    assert config.model.kwargs == {"parts": [2, 3]}
+    assert config.optim.name == "adam" and config.optim.lr == pytest.approx(3.5e-4)
+    assert config.optim.milestones == [10, 20]
+    assert isinstance(config.train.max_train_seconds, float) and config.train.max_train_seconds == 30.0
+
+
+def test_overrides_are_parsed_as_yaml_and_rechecked(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "train:\n  epochs: 80\n"),
+        ["train.epochs=5", "model.backbone=mobilenetv2", "optim.milestones=[2, 4]", "model.pretrained=null",
+         "model.kwargs.part_stride=2", "train.amp=bf16", "optim.lr=1e-3"],
+    )
+    assert config.train.epochs == 5
+    assert config.model.backbone == "mobilenetv2"
+    assert config.optim.milestones == [2, 4]
+    assert config.model.pretrained is None
+    assert config.model.kwargs == {"part_stride": 2}
+    assert config.train.amp == "bf16"
+    assert config.optim.lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("train:\n  epoch: 5\n", "unknown key 'train.epoch'"),
+        ("trian:\n  epochs: 5\n", "unknown key 'trian'"),
+        ("train:\n  epochs: five\n", "train.epochs must be an integer"),
+        ("train:\n  epochs: 2.5\n", "train.epochs must be an integer"),
+        ("train:\n  amp: fp8\n", "train.amp must be one of"),
+        ("data:\n  flip: 1\n", "data.flip must be true or false"),
+        ("optim:\n  milestones: [40, x]\n", "optim.milestones must be a list of integers"),
+        ("train:\n  epochs: 0\n", "train.epochs must be > 0"),
+        ("optim:\n  milestones: [60, 40]\n", "must be increasing"),
+        ("loss:\n  softmax: 0\n  triplet: 0\n", "both 0"),
+        ("data:\n  ids_per_batch: 1\n", "triplet loss needs"),
+        ("data: [1, 2]\n", "data must be a mapping"),
+        ("- 1\n", "top level must be a mapping"),
+        ("train: {epochs: 5\n", "not valid YAML"),
+    ],
+)
+def test_bad_files_name_the_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert needle in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("train.epochz=5", "unknown key 'train.epochz'"),
+        ("trian.epochs=5", "unknown key 'trian'"),
+        ("train.epochs=abc", "train.epochs must be an integer"),
+        ("epochs=5", "name the section too"),
+        ("train.epochs", "expected section.key=value"),
+        ("train.epochs.x=1", "'train.epochs' is not a section"),
+    ],
+)
+def test_bad_overrides_name_the_override(tmp_path: Path, override: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, ""), [override])
+    assert needle in str(info.value)
+    assert repr(override) in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_saved_config_loads_back_equal(tmp_path: Path) -> None:
+    config = apply_overrides(ExperimentConfig(), ["train.epochs=7", "model.kwargs.parts=[2]", "data.max_train_ids=12"])
+    save_config(config, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == config
+    assert config_from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_recipes_load(path: Path) -> None:
+    config = load_config(path)
+    assert config.data.height > 0 and config.model.name in ("mgn", "ide", "trinet", "pcb", "bnneck")
+
+
+def test_paper_recipes_match_the_papers() -> None:
+    mgn = load_config(REPO_ROOT / "configs" / "mgn_market1501.yaml")
+    assert (mgn.data.height, mgn.data.width, mgn.data.ids_per_batch, mgn.data.images_per_id) == (384, 128, 16, 4)
+    assert (mgn.optim.name, mgn.optim.lr, mgn.optim.momentum, mgn.optim.weight_decay) == ("sgd", 0.01, 0.9, 5e-4)
+    assert (mgn.optim.milestones, mgn.optim.gamma, mgn.train.epochs) == ([40, 60], 0.1, 80)
+    assert mgn.loss.triplet_margin == 1.2
+    pcb = load_config(REPO_ROOT / "configs" / "pcb_market1501.yaml")
+    assert (pcb.data.height, pcb.data.width, pcb.data.batch_size) == (384, 128, 64)
+    assert (pcb.optim.name, pcb.optim.lr, pcb.optim.lr * pcb.optim.backbone_lr_mult) == ("sgd", 0.1, pytest.approx(0.01))
+    assert (pcb.train.epochs, pcb.optim.milestones, pcb.loss.triplet) == (60, [40], 0.0)

@@ -1,0 +1,131 @@
+"""FeatureExtractor: the same crop gives the same feature whatever form it arrives in; bad inputs fail in one line."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
+from reidkit.errors import ImageError, ModelError
+from reidkit.inference import FeatureExtractor, untrained_model
+from reidkit.models import build_model
+from reidkit.training.checkpoint import ModelCard, model_payload, save_checkpoint
+
+SIZE = (64, 32)
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    torch.manual_seed(0)
+    model = build_model("mgn", 4, backbone="mobilenetv2", kwargs={"part_stride": 2})
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, *SIZE))  # move BN statistics so features are not trivially symmetric
+    card = ModelCard(asdict(model.spec), SIZE, IMAGENET_MEAN, IMAGENET_STD, backbone_init="scratch")
+    return FeatureExtractor(model, card=card, batch_size=3)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[np.ndarray]]:
+    """Five crops of different sizes saved losslessly, so file, PIL and array forms hold identical pixels."""
+    folder = tmp_path_factory.mktemp("crops")
+    rng = np.random.default_rng(0)
+    paths, arrays = [], []
+    for i, (h, w) in enumerate([(128, 64), (100, 40), (64, 32), (200, 90), (128, 64)]):
+        array = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        path = folder / f"{i:04d}_c1s1_000000_00.png"
+        Image.fromarray(array).save(path)
+        paths.append(path)
+        arrays.append(array)
+    return paths, arrays
+
+
+def test_paths_pil_and_arrays_give_identical_features(
+    extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]]
+) -> None:
+    paths, arrays = images
+    from_paths = extractor(paths)
+    from_strings = extractor([str(p) for p in paths])
+    from_pil = extractor([Image.fromarray(a) for a in arrays])
+    from_arrays = extractor(arrays)
+    mixed = extractor([paths[0], Image.fromarray(arrays[1]), arrays[2], str(paths[3]), arrays[4]])
+    assert from_paths.dtype == np.float32 and from_paths.shape == (5, extractor.feature_dim)
+    for other in (from_strings, from_pil, from_arrays, mixed):
+        assert np.array_equal(from_paths, other)
+    assert not np.allclose(from_paths[0], from_paths[1])  # distinct crops really give distinct features
+
+
+def test_features_do_not_depend_on_batching(
+    extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]]
+) -> None:
+    _, arrays = images
+    batched = extractor(arrays)
+    one_by_one = np.concatenate([extractor([a]) for a in arrays])
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-4, atol=1e-5)
+
+
+def test_flip_averages_the_mirrored_crop(extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]]) -> None:
+    _, arrays = images
+    flipping = FeatureExtractor(extractor.model, card=extractor.card, flip=True)
+    expected = (extractor(arrays) + extractor([a[:, ::-1] for a in arrays])) / 2
+    np.testing.assert_allclose(flipping(arrays), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((128, 64), dtype=np.uint8),
+        np.zeros((128, 64, 4), dtype=np.uint8),
+        np.zeros((128, 64, 3), dtype=np.float32),
+        np.zeros((0, 64, 3), dtype=np.uint8),
+        "definitely/missing.jpg",
+        12,
+    ],
+    ids=["grey", "rgba", "float", "empty", "missing-file", "int"],
+)
+def test_bad_inputs_raise_one_line(extractor: FeatureExtractor, bad: object) -> None:
+    good = np.zeros((128, 64, 3), dtype=np.uint8)
+    with pytest.raises(ImageError) as info:
+        extractor([good, bad])  # type: ignore[list-item]
+    assert "\n" not in str(info.value)
+    assert "missing.jpg" in str(info.value) or "input #1" in str(info.value)
+
+
+def test_unreadable_file_in_a_worker_is_one_line(extractor: FeatureExtractor, tmp_path: Path) -> None:
+    broken = tmp_path / "0001_c1s1_000000_00.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    good = tmp_path / "0001_c1s1_000001_00.png"
+    Image.fromarray(np.zeros((128, 64, 3), dtype=np.uint8)).save(good)
+    with_workers = FeatureExtractor(extractor.model, card=extractor.card, workers=1)
+    with pytest.raises(ImageError) as info:
+        with_workers([good, broken])
+    assert str(broken) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_empty_input_and_live_model_needs_a_card(extractor: FeatureExtractor) -> None:
+    assert extractor([]).shape == (0, extractor.feature_dim)
+    with pytest.raises(ModelError, match="card"):
+        FeatureExtractor(extractor.model)
+
+
+def test_checkpoint_extractor_matches_and_keeps_a_stable_model_id(
+    extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]], tmp_path: Path
+) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model_payload(extractor.model, extractor.card))
+    loaded = FeatureExtractor(path, batch_size=extractor.batch_size)
+    assert loaded.model_id == extractor.model_id == FeatureExtractor(path).model_id
+    assert loaded.feature_dim == extractor.feature_dim and loaded.input_size == SIZE
+    assert np.array_equal(loaded(images[1]), extractor(images[1]))
+
+
+def test_untrained_model_is_reproducible() -> None:
+    a, card_a = untrained_model("mgn", "mobilenetv2", *SIZE, pretrained=None)
+    b, _ = untrained_model("mgn", "mobilenetv2", *SIZE, pretrained=None)
+    assert card_a.backbone_init == "scratch" and card_a.input_size == SIZE
+    assert FeatureExtractor(a, card=card_a).model_id == FeatureExtractor(b, card=card_a).model_id

@@ -1,0 +1,175 @@
+"""The store on its own (no video, no model): SQLite + FAISS round trips, crash repair, model guard, IVF path."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reidkit.errors import StoreError
+from reidkit.index.store import CROP_INDEX, DB_NAME, TRACK_INDEX, NewDetection, Store, normalise_rows
+from reidkit.index.vectors import FaissIndex, IndexPlan, VectorIndex, plan_index
+
+DIM = 16
+
+
+def _features(rng: np.random.Generator, count: int) -> np.ndarray:
+    return normalise_rows(rng.standard_normal((count, DIM)).astype(np.float32))
+
+
+def _new_store(root: Path) -> Store:
+    store = Store.open(root, writable=True, create=True)
+    store.require_model("model-a", DIM, "imagenet")
+    return store
+
+
+def _add_video(store: Store, camera: str = "cam1", start: int = 0, end: int = 100) -> int:
+    video = store.add_video(camera, "v.avi", "fp", start, end, 1, "hog", None, 10.0, 64, 48)
+    return video.id
+
+
+def _chunk(rng: np.random.Generator, frames: range, tracks: list[int], video_id: int) -> list[NewDetection]:
+    rows = []
+    for frame in frames:
+        for slot, key in enumerate(tracks):
+            rows.append(
+                NewDetection(key, frame, frame / 10, (1.0, 2.0, 11.0, 32.0), 0.9, 0.5 + 0.1 * slot,
+                             f"crops/v{video_id:06d}/{frame:07d}_{slot:02d}.jpg", _features(rng, 1)[0])
+            )
+    return rows
+
+
+def test_round_trip_tracks_pool_their_crops(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    with _new_store(tmp_path) as store:
+        video_id = _add_video(store)
+        track_rows: dict[int, int] = {}
+        first = _chunk(rng, range(0, 3), [7, 9], video_id)
+        second = _chunk(rng, range(3, 5), [7], video_id)
+        store.commit_chunk(video_id, first, 2, track_rows)
+        store.commit_chunk(video_id, second, 4, track_rows)
+        store.finish_video(video_id)
+        store.save_indexes()
+    with Store.open(tmp_path) as store:
+        assert store.integrity_problems() == [f"crop file {first[0].crop_path} is missing"]
+        assert store.summary().detections == 8 and store.summary().tracks == 2
+        assert store.video(video_id).status == "done" and store.video(video_id).last_committed_frame == 4
+        # the track feature is the quality-weighted mean of its crops' features, re-normalised
+        crops_of_7 = [d for d in first + second if d.track_key == 7]
+        expected = normalise_rows(sum(d.feature * d.quality for d in crops_of_7))
+        ids, vectors = store.track_vectors(np.array([track_rows[7]]))
+        np.testing.assert_allclose(vectors[0], expected, atol=1e-5)
+        assert store.tracks([track_rows[7]])[track_rows[7]].num_crops == 5
+        # every crop finds itself first in the crop index, and vector ids are SQLite row ids
+        scores, hits = store.index(CROP_INDEX).search(np.stack([d.feature for d in first]), 1)
+        rows = store.detections(hits[:, 0])
+        assert [rows[h].frame_index for h in hits[:, 0]] == [d.frame_index for d in first]
+        np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+
+
+def test_index_repairs_itself_after_a_crash_before_saving(tmp_path: Path) -> None:
+    """SQLite commits come first; an index file that lags behind (or is lost) is brought in step on open."""
+    rng = np.random.default_rng(1)
+    with _new_store(tmp_path) as store:
+        video_id = _add_video(store)
+        track_rows: dict[int, int] = {}
+        store.commit_chunk(video_id, _chunk(rng, range(0, 2), [1, 2], video_id), 1, track_rows)
+        store.save_indexes()
+        # more crops for track 1 (changes its vector, keeps its id) and a new track, never saved: a "crash"
+        store.commit_chunk(video_id, _chunk(rng, range(2, 4), [1, 3], video_id), 3, track_rows)
+    saved = sorted((tmp_path / "vectors").glob("tracks.seq*.faiss"))
+    assert len(saved) == 1
+    with Store.open(tmp_path) as store:
+        assert store.integrity_problems()[:1] == [] or all("crop file" in p for p in store.integrity_problems())
+        ids, vectors = store.track_vectors(store.track_ids())
+        scores, hits = store.index(TRACK_INDEX).search(vectors, 1)
+        assert hits[:, 0].tolist() == ids.tolist()
+        np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)  # the updated vector, not the stale one
+    # an unreadable index file is rebuilt from SQLite
+    for path in (tmp_path / "vectors").iterdir():
+        path.write_bytes(b"not a faiss index")
+    with Store.open(tmp_path) as store:
+        assert np.array_equal(np.sort(store.index(CROP_INDEX).ids()), store.detection_ids())
+
+
+def test_deleted_rows_leave_no_dangling_vector_ids(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    with _new_store(tmp_path) as store:
+        keep, drop = _add_video(store, "a"), _add_video(store, "b", 100, 200)
+        store.commit_chunk(keep, _chunk(rng, range(0, 2), [1], keep), 1, {})
+        store.commit_chunk(drop, _chunk(rng, range(100, 102), [1], drop), 101, {})
+        store.save_indexes()
+    with Store.open(tmp_path, writable=True) as store:
+        store.delete_video(drop)  # and no save: the index files still hold the deleted ids
+    with Store.open(tmp_path) as store:
+        assert store.index(CROP_INDEX).count == 2 == len(store.detection_ids())
+        assert store.summary().cameras == 1
+
+
+def test_a_store_holds_one_model(tmp_path: Path) -> None:
+    with _new_store(tmp_path) as store:
+        store.require_model("model-a", DIM, "imagenet")  # the same model again is fine
+        with pytest.raises(StoreError, match=r"holds features of model model-a .* --checkpoint imagenet"):
+            store.require_model("model-b", DIM, "/ckpt/b.pt")
+        with pytest.raises(StoreError, match="model-a"):
+            store.require_model("model-a", DIM * 2, "imagenet")
+
+
+def test_missing_and_foreign_stores_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"does not exist; build one with `reidkit ingest"):
+        Store.open(tmp_path / "nowhere")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / DB_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a readable reidkit store"):
+        Store.open(tmp_path / "junk")
+
+
+def test_one_writer_at_a_time(tmp_path: Path) -> None:
+    with _new_store(tmp_path):
+        with pytest.raises(StoreError, match="another `reidkit ingest` is writing"):
+            Store.open(tmp_path, writable=True)
+        with Store.open(tmp_path) as reader:  # searches still work meanwhile
+            assert reader.summary().videos == 0
+
+
+def test_a_failed_chunk_rolls_back_entirely(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    with _new_store(tmp_path) as store:
+        video_id = _add_video(store)
+        track_rows: dict[int, int] = {}
+        store.commit_chunk(video_id, _chunk(rng, range(0, 2), [1], video_id), 1, track_rows)
+        store.db.execute(
+            "CREATE TRIGGER fail BEFORE INSERT ON detections WHEN NEW.frame_index = 3 "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            store.commit_chunk(video_id, _chunk(rng, range(2, 4), [1, 2], video_id), 3, track_rows)
+        assert store.video(video_id).last_committed_frame == 1
+        assert store.summary().detections == 2 and store.summary().tracks == 1
+        assert set(track_rows) == {1}
+
+
+def test_faiss_ivf_index_supports_everything_the_store_needs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    vectors = _features(rng, 3000)
+    ids = np.arange(10, 3010, dtype=np.int64)
+    index = FaissIndex.create(tmp_path, "crops", DIM, IndexPlan("ivf_pq", nlist=16, subquantizers=4), vectors)
+    assert isinstance(index, VectorIndex) and index.kind == "ivf_pq"
+    index.add(ids, vectors)
+    assert index.remove(ids[:100]) == 100
+    assert sorted(index.ids().tolist()) == ids[100:].tolist()
+    index.save(commit_seq=5)
+    loaded = FaissIndex.load(tmp_path, "crops", DIM)
+    assert loaded is not None and loaded.commit_seq == 5 and loaded.count == 2900
+    _, found = loaded.search(vectors[200:210], 10)
+    # PQ scores are approximate (the store re-scores its shortlist exactly): each vector is in its own top 10
+    assert (found == ids[200:210, None]).any(axis=1).mean() >= 0.9
+    assert FaissIndex.load(tmp_path, "crops", DIM + 1) is None  # another dimension: rebuild, never mix
+
+
+def test_index_plan_switches_from_exact_to_ivf_with_size() -> None:
+    assert plan_index(1000, 2048).kind == "flat"
+    big = plan_index(2_000_000, 2048)
+    assert big.kind == "ivf_pq" and big.nlist >= 1024 and 2048 % big.subquantizers == 0

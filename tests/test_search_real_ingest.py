@@ -1,0 +1,145 @@
+"""Search over a real ingest: the first 60 frames of the shared pedestrian video, every 2nd frame, OpenVINO
+detector (HOG without it), MGN-MobileNetV2 with ImageNet weights (plumbing, not accuracy)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reidkit.errors import ImageError, StoreError
+from reidkit.index.ingest import IngestOptions, ingest_video
+from reidkit.index.model_choice import ModelChoice, choose_detector, choose_model
+from reidkit.index.query import load_query_image, query_crop
+from reidkit.index.search import SearchFilters, search_store, track_query
+from reidkit.index.store import Store, normalise_rows
+from reidkit.video import iter_frames, probe_video
+from reidkit.viz.search_page import write_search_page
+
+START = datetime(2024, 5, 1, 9, 0, 0)
+DETECTOR_MODEL = Path("models") / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
+
+
+@pytest.fixture(scope="module")
+def video(shared_dir: Path) -> Path:
+    path = shared_dir / "videos" / "vtest.avi"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model() -> ModelChoice:
+    return choose_model("imagenet", None)
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory: pytest.TempPathFactory, video: Path, shared_dir: Path, model: ModelChoice) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    detector = choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)
+    options = IngestOptions("cam1", START, every_n=2, end_frame=60, progress=False)
+    with Store.open(root, writable=True, create=True) as store:
+        report = ingest_video(store, probe_video(video), options, model.extractor, detector, model.source)
+    assert report.frames == 30 and report.detections > 30 and report.tracks >= 3
+    return root
+
+
+def _embed(model: ModelChoice, image: np.ndarray) -> np.ndarray:
+    return normalise_rows(model.extractor([image]))[0]
+
+
+def _a_mid_track_crop(store: Store) -> tuple[int, int]:
+    """(detection id, track id) from the middle of the longest track."""
+    (track_id,) = store.db.execute("SELECT id FROM tracks ORDER BY num_crops DESC LIMIT 1").fetchone()
+    rows = store.track_detections(track_id)
+    return rows[len(rows) // 2].id, track_id
+
+
+def test_the_ingest_is_consistent(store_root: Path) -> None:
+    with Store.open(store_root) as store:
+        assert store.integrity_problems() == []
+        assert store.video(1).status == "done" and store.video(1).last_committed_frame == 58
+
+
+def test_search_by_crop_finds_its_own_track_first(store_root: Path, model: ModelChoice) -> None:
+    with Store.open(store_root) as store:
+        detection_id, track_id = _a_mid_track_crop(store)
+        row = store.detections([detection_id])[detection_id]
+        result = search_store(store, _embed(model, load_query_image(store_root / row.crop_path)), top_k=5)
+    top = result.hits[0]
+    assert top.track.id == track_id
+    assert top.crop_score > 0.97  # the same crop, through a JPEG round trip
+    assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    assert len({h.track.id for h in result.hits}) == len(result.hits)  # grouped: one hit per track
+    assert top.best.wall_time == START + timedelta(seconds=top.best.time_s)
+
+
+def test_search_by_frame_and_box(store_root: Path, model: ModelChoice, video: Path) -> None:
+    with Store.open(store_root) as store:
+        detection_id, track_id = _a_mid_track_crop(store)
+        row = store.detections([detection_id])[detection_id]
+        frame = next(iter_frames(video, 1, row.frame_index, row.frame_index + 1, progress=False))
+        crop = query_crop(frame.image, "frame", row.box, detector=lambda: pytest.fail("no detector with --box"))
+        assert crop.kind == "frame+box"
+        result = search_store(store, _embed(model, crop.image), top_k=3)
+    assert result.hits[0].track.id == track_id
+    assert result.hits[0].best.id == detection_id
+
+
+def test_a_whole_frame_needs_exactly_one_person(video: Path, shared_dir: Path) -> None:
+    frame = next(iter_frames(video, 1, 30, 31, progress=False)).image
+    detector = lambda: choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)  # noqa: E731
+    with pytest.raises(ImageError, match=r"people found in frame30; pick one with --box x0,y0,x1,y1 \(detected: "):
+        query_crop(frame, "frame30", None, detector)
+    empty = np.full((240, 320, 3), 127, dtype=np.uint8)
+    with pytest.raises(ImageError, match="no person found in blank.png .* --box"):
+        query_crop(empty, "blank.png", None, detector)
+
+
+def test_search_by_track_leaves_the_track_itself_out(store_root: Path) -> None:
+    with Store.open(store_root) as store:
+        _, track_id = _a_mid_track_crop(store)
+        result = search_store(store, track_query(store, track_id), top_k=10, exclude_track=track_id)
+        with pytest.raises(StoreError, match="has no track 99999"):
+            track_query(store, 99999)
+    assert result.hits and track_id not in {h.track.id for h in result.hits}
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_filters_by_camera_and_time(store_root: Path, model: ModelChoice) -> None:
+    with Store.open(store_root) as store:
+        query = track_query(store, 1)
+        assert search_store(store, query, filters=SearchFilters(cameras=("elsewhere",))).hits == []
+        early = search_store(store, query, filters=SearchFilters(before=START - timedelta(seconds=1)))
+        assert early.hits == [] and "start-time" in early.notes[0]
+        after = START + timedelta(seconds=3)
+        late = search_store(store, query, filters=SearchFilters(after=after))
+    assert late.hits and all(h.best.wall_time is not None and h.best.wall_time >= after for h in late.hits)
+
+
+def test_rerank_reorders_by_k_reciprocal_distance(store_root: Path) -> None:
+    with Store.open(store_root) as store:
+        result = search_store(store, track_query(store, 1), top_k=5, rerank=True)
+    distances = [h.rerank_distance for h in result.hits]
+    assert result.reranked and None not in distances
+    assert distances == sorted(distances)  # type: ignore[type-var]
+
+
+def test_trajectory_and_self_contained_html(store_root: Path, model: ModelChoice, tmp_path: Path) -> None:
+    with Store.open(store_root) as store:
+        result = search_store(store, track_query(store, 1), top_k=4)
+        page = write_search_page(tmp_path / "page.html", result, store.root, np.zeros((64, 32, 3), np.uint8), "q")
+    visits = result.trajectory
+    assert sum(v.sightings for v in visits) == len(result.hits)
+    assert sum(v.crops for v in visits) == sum(h.track.num_crops for h in result.hits)
+    assert [v.first_seen for v in visits] == sorted(v.first_seen for v in visits if v.first_seen)
+    text = page.read_text()
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert len(sources) == len(result.hits) + 1  # the query and one crop per hit
+    assert all(s.startswith("data:image/jpeg;base64,") for s in sources)
+    assert "http://" not in text and "https://" not in text
+    assert "<svg" in text and "first seen" in text
