@@ -31,12 +31,16 @@ demo: venv
 demo-video: venv
 	$(VENV)/bin/reidkit demo-video --shared $(SHARED) --data-dir $(DATA_DIR) --out runs/demo-video
 
+# Two xdist workers with one math thread each: on two cores this beats one worker whose OpenMP threads fight.
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) benchmarks/bench_evaluation.py
-	$(PY) benchmarks/bench_rerank.py
+	$(PY) benchmarks/bench_rerank.py --scale cuhk03
+	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_ingest_front.py
+	$(PY) benchmarks/bench_search_scale.py --sizes 100000
 
 clean-venv:
 	rm -rf $(VENV)

@@ -70,8 +70,8 @@ def test_search_by_crop_finds_its_own_track_first(store_root: Path, model: Model
         row = store.detections([detection_id])[detection_id]
         result = search_store(store, _embed(model, load_query_image(store_root / row.crop_path)), top_k=5)
     top = result.hits[0]
-    assert top.track.id == track_id
-    assert top.crop_score > 0.97  # the same crop, through a JPEG round trip
+    assert top.track.id == track_id and top.best.id == detection_id
+    assert top.score > 0.9  # the same crop, through a JPEG round trip
     assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
     assert len({h.track.id for h in result.hits}) == len(result.hits)  # grouped: one hit per track
     assert top.best.wall_time == START + timedelta(seconds=top.best.time_s)
@@ -115,7 +115,7 @@ def test_filters_by_camera_and_time(store_root: Path, model: ModelChoice) -> Non
         query = track_query(store, 1)
         assert search_store(store, query, filters=SearchFilters(cameras=("elsewhere",))).hits == []
         early = search_store(store, query, filters=SearchFilters(before=START - timedelta(seconds=1)))
-        assert early.hits == [] and "start-time" in early.notes[0]
+        assert early.hits == [] and early.notes == []
         after = START + timedelta(seconds=3)
         late = search_store(store, query, filters=SearchFilters(after=after))
     assert late.hits and all(h.best.wall_time is not None and h.best.wall_time >= after for h in late.hits)

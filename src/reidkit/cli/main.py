@@ -20,39 +20,29 @@ app = typer.Typer(
 )
 
 
-def _register_stages() -> None:
-    from reidkit.cli import eval_cmd
+@app.callback()
+def _root() -> None:
+    """Keeps ``reidkit`` a group of commands even when a stage registers only one."""
 
-    eval_cmd.register(app)
-    for name in ("train_cmd", "video_cmd", "demo_cmd"):
-        try:
-            module = __import__(f"reidkit.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"reidkit.cli.{name}":
-                raise
-            continue
-        module.register(app)
+
+def _register_stages() -> None:
+    from reidkit.cli import demo_cmd, eval_cmd, train_cmd, video_cmd
+
+    for stage in (eval_cmd, train_cmd, demo_cmd, video_cmd):
+        stage.register(app)
 
 
 _register_stages()
 
 
 def main() -> None:
-    """Entry point: run the app, printing a ``ReidkitError`` as one line instead of a traceback."""
+    """Entry point: run the app, printing a ``ReidkitError`` as one line instead of a traceback.
+
+    In standalone mode click already turns usage errors into a message and exit code 2; everything else
+    propagates, so only our own error family needs catching here.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except ReidkitError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's usage errors arrive here when standalone_mode is off
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

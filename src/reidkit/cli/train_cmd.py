@@ -35,9 +35,10 @@ def train(
 ) -> None:
     """Train a ReID model; writes last.pt / best.pt, metrics.csv, TensorBoard logs and curves.png."""
     from reidkit.config import load_config
+
+    experiment = load_config(config, overrides or [])  # before importing torch: config mistakes fail instantly
     from reidkit.training.trainer import Trainer
 
-    experiment = load_config(config, overrides or [])
     result = Trainer(experiment, echo=typer.echo).fit(resume=resume)
     typer.echo(f"checkpoints: {result.last_checkpoint}" + (f", {result.best_checkpoint}" if result.best_checkpoint else ""))
     typer.echo(json.dumps({"epochs": result.epochs_done, "stopped_early": result.stopped_early, **result.metrics}))

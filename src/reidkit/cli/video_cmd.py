@@ -88,7 +88,8 @@ def ingest(
     for line in report.warnings:
         typer.echo(f"warning: {line}", err=True)
     if report.resumed_after is not None:
-        typer.echo(f"resumed after frame {report.resumed_after} (removed {report.orphan_crops_removed} uncommitted crops)")
+        removed = report.orphan_crops_removed
+        typer.echo(f"resumed after frame {report.resumed_after} (removed {removed} uncommitted crops)")
     if report.replaced:
         typer.echo(f"replaced earlier ingest(s): video {', '.join(map(str, report.replaced))}")
     typer.echo(

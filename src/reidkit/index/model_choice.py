@@ -47,6 +47,7 @@ def choose_model(
     """The extractor for ``checkpoint`` (a path or ``imagenet``), defaulting as the module docstring says."""
     from reidkit.inference import FeatureExtractor, untrained_model
 
+    fallback = False
     if checkpoint is not None:
         source = str(checkpoint)
     elif held is not None:
@@ -59,11 +60,11 @@ def choose_model(
     elif DEFAULT_CHECKPOINT.is_file():
         source = str(DEFAULT_CHECKPOINT)
     else:
-        source = IMAGENET
+        source, fallback = IMAGENET, True
     if source == IMAGENET:
         model, card = untrained_model("mgn", "mobilenetv2", *_IMAGENET_INPUT, pretrained=IMAGENET)
         extractor = FeatureExtractor(model, device=device, batch_size=batch_size, card=card, progress=False)
-        return ModelChoice(extractor, IMAGENET, UNTRAINED_WARNING if checkpoint is None else None)
+        return ModelChoice(extractor, IMAGENET, UNTRAINED_WARNING if fallback else None)
     path = Path(source).expanduser().resolve()
     if not path.is_file():
         raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or --checkpoint imagenet)")

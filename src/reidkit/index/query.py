@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from reidkit.errors import ConfigError, ImageError
 from reidkit.video import Detector, crop_person
@@ -35,19 +36,27 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     try:
         x0, y0, x1, y1 = (float(p) for p in parts)
     except ValueError:
-        raise ConfigError(f"--box {text!r} must be four numbers x0,y0,x1,y1 (pixels), e.g. --box 120,40,180,200") from None
+        raise ConfigError(
+            f"--box {text!r} must be four numbers x0,y0,x1,y1 (pixels), e.g. --box 120,40,180,200"
+        ) from None
     if not (x0 < x1 and y0 < y1):
         raise ConfigError(f"--box {text!r} needs x0 < x1 and y0 < y1")
     return x0, y0, x1, y1
 
 
 def load_query_image(path: Path) -> np.ndarray:
-    """The image at ``path`` as HxWx3 uint8 RGB; ``ImageError`` naming it when it is missing or not an image."""
-    from reidkit.data import read_image
+    """The image at ``path`` as HxWx3 uint8 RGB; ``ImageError`` naming it when it is missing or not an image.
 
+    Read with Pillow directly: ``reidkit.data.read_image`` would import torch, seconds before a search that
+    may not need a model at all (``--track``) or should fail fast on a bad file.
+    """
     if not Path(path).is_file():
         raise ImageError(f"query image {path} does not exist; pass a person crop or a frame (JPEG/PNG)")
-    return np.asarray(read_image(Path(path)))
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"query image {path} cannot be read ({exc}); pass a JPEG or PNG person crop or frame") from exc
 
 
 def looks_like_frame(image: np.ndarray) -> bool:

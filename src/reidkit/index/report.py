@@ -41,20 +41,25 @@ def result_json(result: SearchResult, query: QueryDescription, store_root: Path,
 
 
 def hits_table(hits: list[Hit], store_root: Path) -> str:
-    header = f"{'rank':>4} {'score':>6} {'crop':>6} {'camera':<12} {'track':>6} {'time':<23} {'frame':>6}  {'box':<19} crop"
-    lines = [header]
+    """One row per track: ``score`` is its best crop's cosine with the query, ``track`` its pooled feature's."""
+    lines = [
+        f"{'rank':>4} {'score':>6} {'track':>6} {'camera':<12} {'id':>6} {'time':<23} {'frame':>6}  {'box':<19} crop"
+    ]
     for hit in hits:
         best = hit.best
         box = ",".join(f"{v:.0f}" for v in best.box)
         lines.append(
-            f"{hit.rank:>4} {hit.score:>6.3f} {hit.crop_score:>6.3f} {best.camera:<12.12} {hit.track.id:>6} "
-            f"{format_time(best.wall_time, best.time_s):<23} {best.frame_index:>6}  {box:<19} {store_root / best.crop_path}"
+            f"{hit.rank:>4} {hit.score:>6.3f} {hit.track_score:>6.3f} {best.camera:<12.12} {hit.track.id:>6} "
+            f"{format_time(best.wall_time, best.time_s):<23} {best.frame_index:>6}  {box:<19} "
+            f"{store_root / best.crop_path}"
         )
     return "\n".join(lines)
 
 
 def trajectory_table(visits: list[Visit]) -> str:
-    lines = [f"{'#':>2} {'camera':<12} {'first seen':<23} {'last seen':<23} {'duration':>9} {'sightings':>9} {'crops':>6}"]
+    lines = [
+        f"{'#':>2} {'camera':<12} {'first seen':<23} {'last seen':<23} {'duration':>9} {'sightings':>9} {'crops':>6}"
+    ]
     for number, visit in enumerate(visits, start=1):
         lines.append(
             f"{number:>2} {visit.camera:<12.12} {format_time(visit.first_seen, visit.first_time_s):<23} "
@@ -76,7 +81,7 @@ def _hit_json(hit: Hit, store_root: Path) -> dict[str, Any]:
         "camera": best.camera,
         "video_id": track.video_id,
         "score": round(hit.score, 5),
-        "crop_score": round(hit.crop_score, 5),
+        "track_score": round(hit.track_score, 5),
         "rerank_distance": None if hit.rerank_distance is None else round(hit.rerank_distance, 5),
         "time": _iso(best.wall_time),
         "time_s": round(best.time_s, 3),

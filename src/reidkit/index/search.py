@@ -2,14 +2,16 @@
 
 Candidates come from both indexes: the crop index (a single view that matches well) and the track index (a walk
 whose pooled feature matches). Whatever index found them, candidates are scored exactly from SQLite's float32
-features, so an approximate (IVF-PQ) index only has to get the right ids into the shortlist:
+features, so an approximate (IVF-PQ) index only has to get the right ids into the shortlist. Each track is one
+result:
 
-* ``score``: cosine between the query and the track's quality-weighted mean feature (one walk, one entry);
-* ``crop_score`` and ``best``: the track's crop closest to the query, inside the camera/time filters, which is
-  the crop the results show.
+* ``score`` and ``best``: the track's crop closest to the query (cosine), among its crops inside the camera/time
+  filters; results are ranked by it. On the demo video this ranks the true match higher than the pooled feature
+  does (a walk's mean blurs the pose the query shows);
+* ``track_score``: cosine with the track's quality-weighted mean feature, reported beside it.
 
 Filters keep a track when at least one of its crops passes them. ``--rerank`` re-orders the candidate tracks with
-k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``) over their track features.
+k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``) over their pooled track features.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class Hit:
     rank: int
     track: TrackRow
     score: float
-    crop_score: float
+    track_score: float
     best: DetectionRow
     rerank_distance: float | None = None
 
@@ -61,7 +63,6 @@ class SearchResult:
     trajectory: list[Visit]
     candidates: int  # tracks scored before the top-k cut
     reranked: bool
-    excluded_track: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -98,8 +99,10 @@ def search_store(
     scored = _score(store, query[0], candidates, filters)
     scored.sort(key=lambda item: -item[1])
     notes = []
-    if (filters.after or filters.before) and not scored:
-        notes.append("time filters only match videos ingested with --start-time")
+    if filters.after or filters.before:
+        (untimed,) = store.db.execute("SELECT COUNT(*) FROM videos WHERE start_time IS NULL").fetchone()
+        if untimed:
+            notes.append(f"{untimed} video(s) ingested without --start-time cannot match --after/--before")
     reranked_distances: dict[int, float] = {}
     if rerank and len(scored) >= 2:
         reranked_distances = _rerank(store, query, [track_id for track_id, *_ in scored[: max(50, 3 * top_k)]])
@@ -107,15 +110,14 @@ def search_store(
         scored.sort(key=lambda item: reranked_distances[item[0]])
     tracks = store.tracks(track_id for track_id, *_ in scored[:top_k])
     hits = [
-        Hit(rank, tracks[track_id], score, crop_score, best, reranked_distances.get(track_id))
-        for rank, (track_id, score, crop_score, best) in enumerate(scored[:top_k], start=1)
+        Hit(rank, tracks[track_id], score, track_score, best, reranked_distances.get(track_id))
+        for rank, (track_id, score, track_score, best) in enumerate(scored[:top_k], start=1)
     ]
     return SearchResult(
         hits=hits,
         trajectory=build_trajectory([h for h in hits if h.score >= min_score]),
         candidates=len(scored),
         reranked=bool(reranked_distances),
-        excluded_track=exclude_track,
         notes=notes,
     )
 
@@ -145,7 +147,7 @@ def _candidates(
 def _score(
     store: Store, query: np.ndarray, candidates: set[int], filters: SearchFilters
 ) -> list[tuple[int, float, float, DetectionRow]]:
-    """``(track id, track score, best crop score, best crop)`` from the exact stored features; tracks with no crop
+    """``(track id, best crop score, track score, best crop)`` from the exact stored features; tracks with no crop
     passing the filters drop out."""
     if not candidates:
         return []
@@ -161,7 +163,7 @@ def _score(
             continue
         if owner not in best or crop_score > best[owner][0]:
             best[owner] = (crop_score, row)
-    return [(t, track_scores[t], best[t][0], best[t][1]) for t in best]
+    return [(t, best[t][0], track_scores[t], best[t][1]) for t in best]
 
 
 def _rerank(store: Store, query: np.ndarray, track_ids: list[int]) -> dict[int, float]:

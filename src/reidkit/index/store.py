@@ -229,7 +229,8 @@ class Store:
             if not create:
                 what = "does not exist" if not root.exists() else f"holds no {DB_NAME}"
                 raise StoreError(
-                    f"person-search store {root} {what}; build one with `reidkit ingest VIDEO --camera NAME --db {root}`"
+                    f"person-search store {root} {what}; "
+                    f"build one with `reidkit ingest VIDEO --camera NAME --db {root}`"
                 )
             try:
                 root.mkdir(parents=True, exist_ok=True)
@@ -356,9 +357,9 @@ class Store:
             return
         if held.model_id != model_id or held.feature_dim != feature_dim:
             raise StoreError(
-                f"store {self.root} holds features of model {held.model_id} ({held.feature_dim}-d, from {held.source}), "
-                f"not of {model_id} ({feature_dim}-d, from {source}); use --checkpoint {held.source} with this store, "
-                "or a new --db folder for the other model"
+                f"store {self.root} holds features of model {held.model_id} ({held.feature_dim}-d, "
+                f"from {held.source}), not of {model_id} ({feature_dim}-d, from {source}); "
+                f"use --checkpoint {held.source} with this store, or a new --db folder for the other model"
             )
 
     # --- cameras and videos -----------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ MERGE_GAP_S = 60.0
 
 @dataclass(frozen=True)
 class Visit:
-    """One stay in one camera. ``first_seen``/``last_seen`` are wall-clock times (None when the video was
-    ingested without ``--start-time``; ``first_time_s``/``last_time_s`` are then the seconds into video ``video_id``)."""
+    """One stay in one camera. ``first_seen``/``last_seen`` are wall-clock times; they are None when the video
+    was ingested without ``--start-time``, and ``first_time_s``/``last_time_s`` (seconds into video ``video_id``)
+    then place the visit."""
 
     camera: str
     video_id: int

@@ -5,10 +5,12 @@ rebuilt from there, and it records the store commit (``commit_seq``) its content
 tell, on open, which rows it is missing. Vector ids are the SQLite row ids.
 
 FAISS layout: an exact ``IndexFlatIP`` inside an ``IndexIDMap2`` while the gallery is small, an ``IVF-PQ`` index
-past ``FLAT_MAX_ELEMENTS`` (vectors x dimensions). The thresholds come from ``benchmarks/bench_search_scale.py``
-(see docs/search.md): exact search stays under a 20 ms single-query p50 on 2 cores up to about that size; beyond
-it IVF-PQ with the shortlist re-scored exactly from SQLite keeps recall@10 >= 0.98 at a fraction of the memory.
-HNSW is not offered: it cannot remove vectors, and a resumed or ``--force`` ingest must.
+past ``FLAT_MAX_ELEMENTS`` (vectors x dimensions). The numbers come from ``benchmarks/bench_search_scale.py`` on
+2 cores (docs/search.md): exact search crosses a 20 ms single-query p50 at about 14M stored floats (7k crops of
+2048-d MGN features); at 1M crops IVF-PQ with its shortlist re-scored exactly from SQLite reaches recall@10 0.987
+(2048-d, nprobe 4) and 0.989 (256-d, nprobe 8) at p50 11 ms and 0.6 ms, in 0.26 GB and 0.07 GB of RAM, where
+IVF-SQ8 needs 2 GB for 2048-d and tops out at 0.977 for 256-d. HNSW is not offered: it cannot remove vectors,
+and a resumed or ``--force`` ingest must.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import numpy as np
 
 from reidkit.errors import StoreError
 
-# Exact search up to this many stored floats (vectors x dim); measured, see docs/search.md.
-FLAT_MAX_ELEMENTS = 100_000_000
-# IVF-PQ probes this many lists (of about 2 sqrt(n)); measured to reach recall@10 >= 0.98 after re-scoring.
-IVF_NPROBE = 32
+# Exact search up to this many stored floats (vectors x dim): where its p50 crossed 20 ms on 2 cores.
+FLAT_MAX_ELEMENTS = 14_000_000
+# Lists IVF-PQ probes: the smallest setting that kept recall@10 >= 0.98 for both 2048-d and 256-d at 1M.
+IVF_NPROBE = 8
 
 _FILE_PATTERN = re.compile(r"^(?P<name>[a-z]+)\.seq(?P<seq>\d+)\.faiss$")
 
@@ -82,14 +84,15 @@ class IndexPlan:
 
     @property
     def training_size(self) -> int:
+        """k-means wants ~40 points per list; PQ's 256 codes per sub-quantizer want tens of thousands."""
         return 0 if self.kind == "flat" else max(64 * self.nlist, 50_000)
 
 
 def plan_index(count: int, dim: int) -> IndexPlan:
-    """Exact while small, IVF-PQ (about 2 sqrt(n) lists, 8 or 4 dims per code byte) past ``FLAT_MAX_ELEMENTS``."""
+    """Exact while small, IVF-PQ (about sqrt(n) lists, 8 or 4 dims per code byte) past ``FLAT_MAX_ELEMENTS``."""
     if count * dim <= FLAT_MAX_ELEMENTS:
         return IndexPlan("flat")
-    nlist = max(16, 2 ** round(math.log2(2 * math.sqrt(count))))
+    nlist = max(16, 2 ** round(math.log2(math.sqrt(count))))
     per_code = 8 if dim >= 1024 else 4
     subquantizers = dim // per_code if dim % per_code == 0 else dim
     return IndexPlan("ivf_pq", nlist, subquantizers)

@@ -18,23 +18,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from reidkit.config import ExperimentConfig, save_config
-from reidkit.data import (
-    ImageDataset,
-    ImageRecord,
-    PKSampler,
-    ReidDataset,
-    build_transforms,
-    load_dataset,
-    relabel,
-    verify_images,
-)
+from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
@@ -47,10 +36,11 @@ from reidkit.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from reidkit.training.gpu_batches import BatchAugment, CachedTrainSet
+from reidkit.training.batches import build_batch_source
 from reidkit.training.metrics_log import MetricsLog
 from reidkit.training.optim import build_optimizer, build_scheduler
-from reidkit.training.runtime import epoch_seed, resolve_amp, resolve_device, seed_everything
+from reidkit.training.runtime import resolve_amp, resolve_device, seed_everything
+from reidkit.training.step import TrainStep
 
 if TYPE_CHECKING:
     from reidkit.inference import EvalRun
@@ -164,7 +154,9 @@ class Trainer:
             rank=self.rank,
             world_size=self.world_size,
         )
-        batches = self._batch_source(dataset.train, labels, pid_to_label, sampler, device)
+        batches = build_batch_source(
+            cfg.data, cfg.train.seed, dataset.train, pid_to_label, sampler, device, progress=cfg.train.progress
+        )
         loss_fn = ReidLoss(
             LossWeights(softmax=cfg.loss.softmax, triplet=cfg.loss.triplet),
             label_smoothing=cfg.loss.label_smoothing,
@@ -180,7 +172,9 @@ class Trainer:
             workers=cfg.data.workers,
             progress=cfg.train.progress,
         )
-        train_model = self._wrap_model(model)
+        step = TrainStep(
+            self._wrap_model(model), loss_fn, optimizer, scaler, amp_dtype, device, cfg.train.channels_last
+        )
         steps_per_epoch = sampler.num_batches
         log = MetricsLog(out, cfg.train.tensorboard, resume_step=start_epoch * steps_per_epoch if payload else None)
         best_map = max((row["mAP"] for row in history if row.get("mAP") is not None), default=-1.0)
@@ -188,13 +182,9 @@ class Trainer:
         stopped_early = False
         metrics: dict[str, Any] = dict(payload["metrics"]) if payload else {}
         final_eval = None
-        epoch = start_epoch
         try:
             for epoch in range(start_epoch, cfg.train.epochs):
-                row, stopped_early = self._train_epoch(
-                    epoch, train_model, loss_fn, optimizer, scaler, batches(epoch), steps_per_epoch,
-                    amp_dtype, device, log, started,
-                )
+                row, stopped_early = self._train_epoch(epoch, step, batches(epoch), steps_per_epoch, log, started)
                 scheduler.step()
                 last_epoch = stopped_early or epoch + 1 == cfg.train.epochs
                 if last_epoch or (epoch + 1) % cfg.train.eval_every == 0:
@@ -246,22 +236,17 @@ class Trainer:
     def _train_epoch(
         self,
         epoch: int,
-        model: nn.Module,
-        loss_fn: ReidLoss,
-        optimizer: torch.optim.Optimizer,
-        scaler: torch.amp.GradScaler,
+        step: TrainStep,
         batches: Iterator[tuple[Tensor, Tensor]],
         steps: int,
-        amp_dtype: torch.dtype | None,
-        device: torch.device,
         log: MetricsLog,
         started: float,
     ) -> tuple[dict[str, Any], bool]:
         cfg = self.config
-        model.train()
+        step.model.train()
         budget = cfg.train.max_train_seconds
-        lr = optimizer.param_groups[-1]["lr"]
-        sums = torch.zeros(4, device=device)  # total, softmax, triplet, accuracy: summed on device, read rarely
+        lr = step.optimizer.param_groups[-1]["lr"]
+        sums = torch.zeros(4, device=step.device)  # total, softmax, triplet, accuracy: summed on device, read rarely
         done_steps = images_seen = 0
         stopped = False
         epoch_start = time.perf_counter()
@@ -270,24 +255,14 @@ class Trainer:
             disable=not cfg.train.progress, leave=False,
         )
         for images, targets in bar:
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            if cfg.train.channels_last and device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                losses = loss_fn(model(images), targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses.total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            accuracy = losses.accuracy if losses.accuracy is not None else torch.zeros((), device=device)
+            losses = step(images, targets)
+            accuracy = losses.accuracy if losses.accuracy is not None else torch.zeros((), device=step.device)
             sums += torch.stack([losses.total, losses.softmax, losses.triplet, accuracy]).detach().float()
             done_steps += 1
             images_seen += images.shape[0]
             if done_steps % cfg.train.log_every == 0 or done_steps == steps:
                 rate = images_seen / (time.perf_counter() - epoch_start)
-                mean_loss = sums[0].item() / done_steps
-                bar.set_postfix(loss=f"{mean_loss:.3f}", img_s=f"{rate:.0f}")
+                bar.set_postfix(loss=f"{sums[0].item() / done_steps:.3f}", img_s=f"{rate:.0f}")
                 log.step(epoch * steps + done_steps, {"loss": losses.total.item(), "lr": lr, "images_per_s": rate})
             if budget is not None and time.monotonic() - started > budget:
                 stopped = True
@@ -313,56 +288,6 @@ class Trainer:
             f"triplet {means[2]:.4f}), {images_seen / seconds:.0f} img/s, lr {lr:.2e}"
         )
         return row, stopped
-
-    def _batch_source(
-        self,
-        records: list[ImageRecord],
-        labels: list[int],
-        pid_to_label: dict[int, int],
-        sampler: PKSampler,
-        device: torch.device,
-    ) -> Callable[[int], Iterator[tuple[Tensor, Tensor]]]:
-        """``epoch -> batches``: the in-memory cache with batched augmentation, or the DataLoader pipeline."""
-        d = self.config.data
-        batch_size = sampler.batch_size
-        if d.cache_in_memory:
-            cache = CachedTrainSet.decode(records, labels, d.height, d.width, device, progress=self.config.train.progress)
-            augment = BatchAugment(d.mean, d.std, flip=d.flip, pad=d.pad, erasing=d.random_erasing)
-
-            def cached(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-                sampler.set_epoch(epoch)
-                index_batches = np.fromiter(sampler, dtype=np.int64).reshape(-1, batch_size)
-                generator = torch.Generator(device=device).manual_seed(epoch_seed(self.config.train.seed, epoch))
-                return cache.batches(index_batches, augment, generator)
-
-            return cached
-
-        # The cached path decodes every crop while caching; this path must check them all up front instead, so a
-        # corrupt file fails here in one line rather than inside a DataLoader worker mid-epoch.
-        verify_images(records, mode="full")
-        transform = build_transforms(
-            d.height, d.width, train=True, mean=d.mean, std=d.std,
-            random_erasing=d.random_erasing, pad=d.pad, flip=0.5 if d.flip else 0.0,
-        )
-        train_set = ImageDataset(records, transform, pid_to_label)
-
-        def loaded(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-            sampler.set_epoch(epoch)
-            # A fresh loader per epoch whose worker seeds come from (seed, epoch): resumable, unlike
-            # persistent workers whose RNG state would depend on every earlier epoch.
-            loader = DataLoader(
-                train_set,
-                batch_size=batch_size,
-                sampler=sampler,
-                num_workers=d.workers,
-                pin_memory=device.type == "cuda",
-                drop_last=True,
-                generator=torch.Generator().manual_seed(epoch_seed(self.config.train.seed, epoch)),
-                prefetch_factor=4 if d.workers > 0 else None,
-            )
-            return ((images, targets) for images, targets, _camids, _indices in loader)
-
-        return loaded
 
     def _wrap_model(self, model: ReidModel) -> nn.Module:
         """The single place the training model is wrapped (``torch.compile`` now; DDP would go here too)."""

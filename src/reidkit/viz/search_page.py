@@ -54,7 +54,8 @@ def write_search_page(
         f"<h1>{title}</h1><div class='query'>{query_html}<div><b>query</b><br>{html.escape(query_label)}<br>"
         f"{len(result.hits)} tracks shown of {result.candidates} scored"
         f"{' (k-reciprocal re-ranked)' if result.reranked else ''}</div></div>{notes}"
-        f"<h2>Best matches, one per track (score = cosine with the track's feature)</h2>"
+        "<h2>Best matches, one per track (score: its best crop's cosine with the query; "
+        "track: its mean feature's)</h2>"
         f"<div class='hits'>{hits_html or '<p>no match</p>'}</div>"
         f"<h2>Trajectory</h2>{_trajectory_table(result.trajectory)}{_timeline_svg(result.trajectory)}"
         "</body></html>"
@@ -77,7 +78,7 @@ def _hit_card(hit: Hit, store_root: Path) -> str:
     rerank = f"<br>re-ranked dist {hit.rerank_distance:.3f}" if hit.rerank_distance is not None else ""
     return (
         f"<div class='hit{' top' if hit.rank == 1 else ''}'>{image}<br><b>#{hit.rank}</b> score {hit.score:.3f}"
-        f"<br>best crop {hit.crop_score:.3f}{rerank}<br>{html.escape(best.camera)} · track {hit.track.id}"
+        f"<br>track {hit.track_score:.3f}{rerank}<br>{html.escape(best.camera)} · track {hit.track.id}"
         f"<br>{html.escape(format_time(best.wall_time, best.time_s))}</div>"
     )
 

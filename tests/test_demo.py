@@ -1,0 +1,54 @@
+"""``reidkit demo`` end to end, shrunk: a few identities, a 64x32 input and a short time budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reidkit.inference import FeatureExtractor
+
+REIDKIT = str(Path(sys.executable).parent / "reidkit")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_reduced_demo_reports_both_models_and_draws_its_figures(shared_dir: Path, cuhk03_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [REIDKIT, "demo", "--shared", str(shared_dir), "--data-dir", str(cuhk03_root.parent), "--out", str(out),
+         "--subset", "12", "--max-train-seconds", "10", "data.height=64", "data.width=32", "train.progress=false"],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last) == {"trained", "imagenet_only"}
+    for name, summary in last.items():
+        for key in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_query", "num_gallery", "num_valid_query",
+                    "rerank", "metric", "dataset", "split", "query_mode", "flip", "backbone_init", "input_size",
+                    "model"):
+            assert key in summary, (name, key)
+        assert 0.0 <= summary["rank1"] <= summary["rank5"] <= summary["rank10"] <= 1.0
+        assert summary["backbone_init"] == "imagenet" and summary["input_size"] == [64, 32]
+    trained, baseline = last["trained"], last["imagenet_only"]
+    assert (trained["num_query"], trained["num_gallery"]) == (baseline["num_query"], baseline["num_gallery"])
+    assert trained["model_id"] != baseline["model_id"]
+    for figure in ("ranked_lists_trained.png", "ranked_lists_imagenet_only.png", "training_curves.png"):
+        assert (out / figure).stat().st_size > 10_000, figure
+    checkpoint = out / "mgn_demo.pt"
+    assert trained["checkpoint"] == str(checkpoint)
+    assert FeatureExtractor(checkpoint).model_id == trained["model_id"]
+    assert json.loads((out / "results.json").read_text())["trained"] == trained
+
+
+def test_demo_without_shared_data_says_what_to_do(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [REIDKIT, "demo", "--shared", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+    )
+    assert result.returncode == 2
+    assert "Market-1501" in result.stderr and "--root" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
