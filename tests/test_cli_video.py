@@ -25,7 +25,8 @@ from PIL import Image
 from reidkit.index.store import DB_NAME, Store
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
-FRAMES = ["--every", "2", "--end-frame", "40"]
+FRAMES = ["--every", "2", "--end-frame", "30"]
+LAST_FRAME = 28
 pytestmark = pytest.mark.slow
 
 
@@ -95,19 +96,19 @@ def store(tmp_path_factory: pytest.TempPathFactory, video: Path) -> Path:
     (work / "full.txt").write_text(error_line(full))
     assert_consistent(root)
     after_full = last_committed(root / DB_NAME)
-    assert after_full < 38  # the full disk stopped it part-way
+    assert after_full < LAST_FRAME - 8  # the full disk stopped it part-way
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([str(REIDKIT), *map(str, command)], cwd=work, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while last_committed(root / DB_NAME) < after_full + 8 and process.poll() is None:
+    while last_committed(root / DB_NAME) < after_full + 4 and process.poll() is None:
         assert time.monotonic() < deadline, "the ingest made no progress"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_at = last_committed(root / DB_NAME)
-    assert killed_at < 38, "the ingest finished before it could be killed; make the test video longer"
+    assert killed_at < LAST_FRAME, "the ingest finished before it could be killed; make the test video longer"
     assert_consistent(root)
 
     resumed = reidkit(command, work)
@@ -124,9 +125,9 @@ def test_a_full_disk_and_a_kill_leave_a_consistent_resumable_store(store: Path) 
     assert_consistent(store)
     with Store.open(store) as opened:
         video = opened.video(1)
-        assert (video.status, video.last_committed_frame) == ("done", 38)
+        assert (video.status, video.last_committed_frame) == ("done", LAST_FRAME)
         frames = [row[0] for row in opened.db.execute("SELECT DISTINCT frame_index FROM detections ORDER BY 1")]
-        assert frames == sorted(set(frames)) and set(frames) <= set(range(0, 40, 2))
+        assert set(frames) <= set(range(0, LAST_FRAME + 1, 2))
         # tracks do not continue across the resume point: no track spans it
         spanning = opened.db.execute(
             "SELECT COUNT(*) FROM tracks WHERE first_frame <= ? AND last_frame > ?", (int(killed_at), int(killed_at))
@@ -138,9 +139,9 @@ def test_a_full_disk_and_a_kill_leave_a_consistent_resumable_store(store: Path) 
 def test_a_second_ingest_is_refused_and_force_replaces_it(store: Path, video: Path, tmp_path: Path) -> None:
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
-    # frames 0-20 overlap the stored 0-40: the same people, so the same refusal; --force then redoes only these
+    # frames 0-6 overlap the stored 0-30: the same people, so the same refusal; --force then redoes only these
     again = ["ingest", video, "--camera", "cam1", "--db", copy, "--checkpoint", "imagenet", "--quiet",
-             "--every", "2", "--end-frame", "20"]
+             "--every", "2", "--end-frame", "6"]
     refused = error_line(reidkit(again, tmp_path))
     assert "is already in store" in refused and "as video 1" in refused and "--force" in refused
     replaced = reidkit([*again, "--force"], tmp_path)
@@ -180,6 +181,9 @@ def test_bad_queries_fail_in_one_line(store: Path, tmp_path: Path) -> None:
     assert "does not exist" in error_line(reidkit(["search", tmp_path / "nope.jpg", "--db", store], tmp_path))
     both = reidkit(["search", blank, "--db", store, "--track", "1"], tmp_path)
     assert "either a QUERY image or --track" in error_line(both)
+    when = reidkit(["search", "--db", store, "--track", "1", "--after", "yesterday"], tmp_path)
+    assert "--after 'yesterday' is not an ISO 8601 time" in error_line(when)
+    assert "has no track 999999" in error_line(reidkit(["search", "--db", store, "--track", "999999"], tmp_path))
 
 
 def test_a_query_with_another_model_is_refused(store: Path, tmp_path: Path) -> None:
@@ -194,20 +198,13 @@ def test_a_query_with_another_model_is_refused(store: Path, tmp_path: Path) -> N
     assert re.search(r"holds features of model \w+ .* use --checkpoint imagenet with this store", refused)
 
 
-def test_unreadable_truncated_and_empty_videos(video: Path, tmp_path: Path) -> None:
+def test_unreadable_and_empty_videos(tmp_path: Path) -> None:
+    """(A truncated video is covered in test_search_real_ingest.py, in-process, to save a model load.)"""
     junk = tmp_path / "junk.avi"
     junk.write_bytes(os.urandom(50_000))
     unreadable = error_line(reidkit(["ingest", junk, "--camera", "c", "--db", tmp_path / "s1"], tmp_path))
     assert "junk.avi" in unreadable and "FFmpeg" in unreadable
     assert not (tmp_path / "s1").exists()  # nothing was created for a video that cannot be read
-
-    truncated = tmp_path / "cut.avi"
-    truncated.write_bytes(video.read_bytes()[:300_000])
-    cut = reidkit(["ingest", truncated, "--camera", "c", "--db", tmp_path / "s2", "--every", "5",
-                   "--checkpoint", "imagenet", "--quiet"], tmp_path)
-    assert cut.returncode == 0, cut.stderr
-    assert re.search(r"warning: .*cut.avi.*truncated", cut.stderr)
-    assert_consistent(tmp_path / "s2")
 
     blank = tmp_path / "blank.mp4"
     with av.open(str(blank), "w") as container:

@@ -30,13 +30,19 @@ def _add_video(store: Store, camera: str = "cam1", start: int = 0, end: int = 10
     return video.id
 
 
-def _chunk(rng: np.random.Generator, frames: range, tracks: list[int], video_id: int) -> list[NewDetection]:
+def _chunk(
+    store: Store, rng: np.random.Generator, frames: range, tracks: list[int], video_id: int
+) -> list[NewDetection]:
+    """Detections of ``tracks`` in ``frames``, with (empty) crop files where ingest would have written them."""
     rows = []
     for frame in frames:
         for slot, key in enumerate(tracks):
+            crop_path = f"crops/v{video_id:06d}/{frame:07d}_{slot:02d}.jpg"
+            (store.root / crop_path).parent.mkdir(parents=True, exist_ok=True)
+            (store.root / crop_path).touch()
             rows.append(
-                NewDetection(key, frame, frame / 10, (1.0, 2.0, 11.0, 32.0), 0.9, 0.5 + 0.1 * slot,
-                             f"crops/v{video_id:06d}/{frame:07d}_{slot:02d}.jpg", _features(rng, 1)[0])
+                NewDetection(key, frame, frame / 10, (1.0, 2.0, 11.0, 32.0), 0.9, 0.5 + 0.1 * slot, crop_path,
+                             _features(rng, 1)[0])
             )
     return rows
 
@@ -46,14 +52,14 @@ def test_round_trip_tracks_pool_their_crops(tmp_path: Path) -> None:
     with _new_store(tmp_path) as store:
         video_id = _add_video(store)
         track_rows: dict[int, int] = {}
-        first = _chunk(rng, range(0, 3), [7, 9], video_id)
-        second = _chunk(rng, range(3, 5), [7], video_id)
+        first = _chunk(store, rng, range(0, 3), [7, 9], video_id)
+        second = _chunk(store, rng, range(3, 5), [7], video_id)
         store.commit_chunk(video_id, first, 2, track_rows)
         store.commit_chunk(video_id, second, 4, track_rows)
         store.finish_video(video_id)
         store.save_indexes()
     with Store.open(tmp_path) as store:
-        assert store.integrity_problems() == [f"crop file {first[0].crop_path} is missing"]
+        assert store.integrity_problems() == []
         assert store.summary().detections == 8 and store.summary().tracks == 2
         assert store.video(video_id).status == "done" and store.video(video_id).last_committed_frame == 4
         # the track feature is the quality-weighted mean of its crops' features, re-normalised
@@ -75,14 +81,20 @@ def test_index_repairs_itself_after_a_crash_before_saving(tmp_path: Path) -> Non
     with _new_store(tmp_path) as store:
         video_id = _add_video(store)
         track_rows: dict[int, int] = {}
-        store.commit_chunk(video_id, _chunk(rng, range(0, 2), [1, 2], video_id), 1, track_rows)
+        store.commit_chunk(video_id, _chunk(store, rng, range(0, 2), [1, 2], video_id), 1, track_rows)
         store.save_indexes()
         # more crops for track 1 (changes its vector, keeps its id) and a new track, never saved: a "crash"
-        store.commit_chunk(video_id, _chunk(rng, range(2, 4), [1, 3], video_id), 3, track_rows)
+        store.commit_chunk(video_id, _chunk(store, rng, range(2, 4), [1, 3], video_id), 3, track_rows)
+        # ... which also left crop files of an uncommitted chunk behind
+        folder = store.crop_folder(video_id)
+        (folder / "0000005_00.jpg").touch()
+        (folder / ".0000004_01.jpg.tmp").touch()
+        assert store.remove_orphan_crops(store.video(video_id)) == 2
+        assert sorted(p.name for p in folder.iterdir())[-1] == "0000003_01.jpg"
     saved = sorted((tmp_path / "vectors").glob("tracks.seq*.faiss"))
     assert len(saved) == 1
     with Store.open(tmp_path) as store:
-        assert store.integrity_problems()[:1] == [] or all("crop file" in p for p in store.integrity_problems())
+        assert store.integrity_problems() == []
         ids, vectors = store.track_vectors(store.track_ids())
         scores, hits = store.index(TRACK_INDEX).search(vectors, 1)
         assert hits[:, 0].tolist() == ids.tolist()
@@ -98,14 +110,16 @@ def test_deleted_rows_leave_no_dangling_vector_ids(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     with _new_store(tmp_path) as store:
         keep, drop = _add_video(store, "a"), _add_video(store, "b", 100, 200)
-        store.commit_chunk(keep, _chunk(rng, range(0, 2), [1], keep), 1, {})
-        store.commit_chunk(drop, _chunk(rng, range(100, 102), [1], drop), 101, {})
+        store.commit_chunk(keep, _chunk(store, rng, range(0, 2), [1], keep), 1, {})
+        store.commit_chunk(drop, _chunk(store, rng, range(100, 102), [1], drop), 101, {})
         store.save_indexes()
     with Store.open(tmp_path, writable=True) as store:
         store.delete_video(drop)  # and no save: the index files still hold the deleted ids
     with Store.open(tmp_path) as store:
         assert store.index(CROP_INDEX).count == 2 == len(store.detection_ids())
         assert store.summary().cameras == 1
+        assert store.integrity_problems() == []
+        assert not store.crop_folder(drop).exists()
 
 
 def test_a_store_holds_one_model(tmp_path: Path) -> None:
@@ -139,13 +153,13 @@ def test_a_failed_chunk_rolls_back_entirely(tmp_path: Path) -> None:
     with _new_store(tmp_path) as store:
         video_id = _add_video(store)
         track_rows: dict[int, int] = {}
-        store.commit_chunk(video_id, _chunk(rng, range(0, 2), [1], video_id), 1, track_rows)
+        store.commit_chunk(video_id, _chunk(store, rng, range(0, 2), [1], video_id), 1, track_rows)
         store.db.execute(
             "CREATE TRIGGER fail BEFORE INSERT ON detections WHEN NEW.frame_index = 3 "
             "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
         with pytest.raises(sqlite3.IntegrityError):
-            store.commit_chunk(video_id, _chunk(rng, range(2, 4), [1, 2], video_id), 3, track_rows)
+            store.commit_chunk(video_id, _chunk(store, rng, range(2, 4), [1, 2], video_id), 3, track_rows)
         assert store.video(video_id).last_committed_frame == 1
         assert store.summary().detections == 2 and store.summary().tracks == 1
         assert set(track_rows) == {1}

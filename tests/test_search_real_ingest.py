@@ -129,6 +129,21 @@ def test_rerank_reorders_by_k_reciprocal_distance(store_root: Path) -> None:
     assert distances == sorted(distances)  # type: ignore[type-var]
 
 
+def test_a_truncated_video_is_ingested_up_to_the_damage(
+    video: Path, shared_dir: Path, model: ModelChoice, tmp_path: Path
+) -> None:
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(video.read_bytes()[:300_000])  # a copy cut off after about 30 of its 795 frames
+    detector = choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)
+    with Store.open(tmp_path / "store", writable=True, create=True) as store:
+        options = IngestOptions("c", every_n=5, progress=False)
+        report = ingest_video(store, probe_video(cut), options, model.extractor, detector, model.source)
+        assert any("cut.avi" in w and "truncated" in w for w in report.warnings)
+        video_row = store.video(report.video_id)
+        assert video_row.status == "done" and 0 < video_row.last_committed_frame < 60
+        assert report.detections > 0 and store.integrity_problems() == []
+
+
 def test_trajectory_and_self_contained_html(store_root: Path, model: ModelChoice, tmp_path: Path) -> None:
     with Store.open(store_root) as store:
         result = search_store(store, track_query(store, 1), top_k=4)

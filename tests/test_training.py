@@ -46,25 +46,26 @@ def config(tmp_path: Path, *overrides: str) -> ExperimentConfig:
 
 @pytest.mark.slow
 def test_short_training_learns_the_identities(cuhk03_dataset: ReidDataset, tmp_path: Path) -> None:
-    dataset = seen_identity_split(cuhk03_dataset, 32)
+    dataset = seen_identity_split(cuhk03_dataset, 16)
     cfg = config(
-        tmp_path, "data.ids_per_batch=8", "data.images_per_id=4", "data.cache_in_memory=true",
-        "model.pretrained=imagenet", "train.epochs=4", "train.eval_every=4",
+        tmp_path, "data.ids_per_batch=8", "data.images_per_id=4", "data.cache_in_memory=true", "data.pad=0",
+        "data.random_erasing=0", "loss.head_reduction=mean", "model.pretrained=imagenet", "train.epochs=12",
+        "train.eval_every=4",
     )
     result = Trainer(cfg, dataset=dataset, echo=lambda _: None).fit()
     losses = [row["loss"] for row in result.history]
     assert losses[-1] < 0.8 * losses[0], losses
-    # Chance Rank-1: the fraction of a query's valid gallery crops that show its identity (~1/32 here).
+    # Chance Rank-1: the fraction of a query's valid gallery crops that show its identity (~1/16 here).
     g_pids = np.array([r.pid for r in dataset.gallery])
     g_cams = np.array([r.camid for r in dataset.gallery])
     chance = np.mean([
         np.mean(g_pids[~((g_pids == q.pid) & (g_cams == q.camid))] == q.pid) for q in dataset.query
     ])
-    assert result.metrics["rank1"] > max(0.3, 5 * chance), (result.metrics["rank1"], chance)
+    assert result.metrics["rank1"] > max(0.25, 4 * chance), (result.metrics["rank1"], chance)
     out = result.output_dir
     for name in ("last.pt", "best.pt", "metrics.csv", "curves.png", "config.yaml", "summary.json"):
         assert (out / name).is_file(), name
-    assert (out / "metrics.csv").read_text().count("\n") == 1 + 4
+    assert (out / "metrics.csv").read_text().count("\n") == 1 + 12
 
 
 @pytest.mark.parametrize("cached", [True, False], ids=["cached", "dataloader"])

@@ -148,6 +148,11 @@ def search(
         if track is not None:
             feature = track_query(store, track)
             description = QueryDescription("track", f"track {track}", track_id=track)
+            if html is not None:  # show the track's clearest crop as the query
+                from reidkit.index.query import load_query_image
+
+                clearest = max(store.track_detections(track), key=lambda row: row.quality)
+                query_image = load_query_image(store.root / clearest.crop_path)
         else:
             assert query is not None
             from reidkit.index.model_choice import choose_detector, choose_model
@@ -166,11 +171,15 @@ def search(
         if html is not None:
             from reidkit.viz.search_page import write_search_page
 
-            write_search_page(html, result, store.root, query_image, f"{description.kind}: {description.source}")
+            try:
+                write_search_page(html, result, store.root, query_image, f"{description.kind}: {description.source}")
+            except OSError as exc:
+                raise ConfigError(f"cannot write --html {html}: {exc.strerror or exc}") from exc
         if as_json:
             typer.echo(json.dumps(result_json(result, description, store.root, model.model_id)))
             return
-        typer.echo(f"query: {description.kind} {description.source}; {result.candidates} tracks scored")
+        order = "k-reciprocal re-ranked" if result.reranked else "by best crop"
+        typer.echo(f"query: {description.kind} {description.source}; {result.candidates} tracks scored, {order}")
         typer.echo(hits_table(result.hits, store.root))
         typer.echo("\ntrajectory (hits in time order; one row per stay in a camera):")
         typer.echo(trajectory_table(result.trajectory))

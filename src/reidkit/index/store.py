@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidkit.errors import StoreError
+from reidkit.errors import ConfigError, StoreError
 from reidkit.index.vectors import (
     VectorIndex,
     create_vector_index,
@@ -188,7 +188,7 @@ def parse_time(text: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise StoreError(f"{option} {text!r} is not an ISO 8601 time; write e.g. 2024-05-01T09:30:00") from None
+        raise ConfigError(f"{option} {text!r} is not an ISO 8601 time; write e.g. 2024-05-01T09:30:00") from None
 
 
 def epoch_seconds(moment: datetime) -> float:

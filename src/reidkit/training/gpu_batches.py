@@ -92,29 +92,28 @@ class BatchAugment:
         flip: bool = True,
         pad: int = 10,
         erasing: float = 0.5,
-        channels_last: bool = False,
     ) -> None:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self.flip, self.pad, self.erasing, self.channels_last = flip, pad, erasing, channels_last
+        self.flip, self.pad, self.erasing = flip, pad, erasing
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        batch, _, height, width = images.shape
+        batch = images.shape[0]
         device = images.device
 
-        def uniform(*shape: int) -> Tensor:
-            return torch.rand(shape, generator=generator, device=device)
+        def uniform(count: int) -> Tensor:
+            return torch.rand(count, generator=generator, device=device)
 
         if self.flip:
             flipped = uniform(batch) < 0.5
             images = torch.where(flipped.view(-1, 1, 1, 1), images.flip(-1), images)
         if self.pad > 0:
             images = _pad_crop(images, self.pad, uniform(batch), uniform(batch))
-        out = (images.float() - self.mean.to(device)) / self.std.to(device)
+        if self.mean.device != device:
+            self.mean, self.std = self.mean.to(device), self.std.to(device)
+        out = (images.float() - self.mean) / self.std
         if self.erasing > 0:
             out = _erase(out, self.erasing, uniform(batch), uniform(batch), uniform(batch), uniform(batch), uniform(batch))
-        if self.channels_last:
-            out = out.contiguous(memory_format=torch.channels_last)
         return out
 
 
