@@ -13,7 +13,10 @@ PYTEST_ARGS ?=
 
 .PHONY: venv demo demo-video test bench clean-venv
 
-$(VENV)/.ready: pyproject.toml
+# The hash in the path already tracks pyproject.toml, so the stamp needs no prerequisite (a fresh clone's newer
+# mtime must not rebuild a finished environment). A half-built one, without its stamp, is started afresh.
+$(VENV)/.ready:
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install $(TORCH_SPEC)
