@@ -27,7 +27,10 @@ EPOCHS = 4
 
 @pytest.fixture(scope="module")
 def tiny_root(cuhk03_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 train identities and 4 test identities of the shared benchmark, in Market-1501 layout."""
+    """8 train identities and 4 test identities of the shared benchmark, in Market-1501 layout.
+
+    ``gt_bbox/`` (Market-1501's multi-query crops) gets every other gallery crop of the test identities.
+    """
     root = tmp_path_factory.mktemp("tiny") / "market"
     for folder, count in (("bounding_box_train", 8), ("query", 4), ("bounding_box_test", 4)):
         files = sorted((cuhk03_root / folder).glob("*.jpg"))
@@ -36,6 +39,9 @@ def tiny_root(cuhk03_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         for f in files:
             if f.name[:4] in keep:
                 shutil.copy(f, root / folder / f.name)
+    (root / "gt_bbox").mkdir()
+    for f in sorted((root / "bounding_box_test").iterdir())[::2]:
+        shutil.copy(f, root / "gt_bbox" / f.name)
     return root
 
 
@@ -110,6 +116,11 @@ def test_test_command_reproduces_training_numbers_with_protocol_fields(runs: dic
     assert summary["num_query"] == len(list((tiny_root / "query").iterdir()))
     table = run("test", "--checkpoint", str(checkpoint), "--root", str(tiny_root), "--flip", "--metric", "cosine").stdout
     assert "rank1" in table and "flip True" in table and "cosine" in table
+    multi = last_json(run(
+        "test", "--checkpoint", str(checkpoint), "--root", str(tiny_root), "--multi-query", "--rerank", "--json"
+    ).stdout)
+    pairs = {(p.name[:4], p.name[6]) for p in (tiny_root / "query").iterdir()}
+    assert (multi["query_mode"], multi["num_query"], multi["rerank"]) == ("multi-mean", len(pairs), True)
 
 
 @pytest.mark.slow

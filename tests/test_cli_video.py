@@ -91,7 +91,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, video: Path) -> Path:
     work = tmp_path_factory.mktemp("cli")
     root = work / "store"
     command = ["ingest", video, "--camera", "cam1", "--db", root, "--checkpoint", "imagenet", "--quiet",
-               "--start-time", "2024-05-01T09:00:00", "--chunk-frames", "2", *FRAMES]
+               "--start-time", "2024-05-01T09:00:00", "--chunk-frames", "3", *FRAMES]
     full = reidkit(command, work, limit_file_bytes=300_000)
     (work / "full.txt").write_text(error_line(full))
     assert_consistent(root)
@@ -102,7 +102,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, video: Path) -> Path:
     process = subprocess.Popen([str(REIDKIT), *map(str, command)], cwd=work, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while last_committed(root / DB_NAME) < after_full + 4 and process.poll() is None:
+    while last_committed(root / DB_NAME) < after_full + 6 and process.poll() is None:
         assert time.monotonic() < deadline, "the ingest made no progress"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)

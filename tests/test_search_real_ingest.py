@@ -21,6 +21,7 @@ from reidkit.viz.search_page import write_search_page
 
 START = datetime(2024, 5, 1, 9, 0, 0)
 DETECTOR_MODEL = Path("models") / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

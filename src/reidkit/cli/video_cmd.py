@@ -179,7 +179,8 @@ def search(
             typer.echo(json.dumps(result_json(result, description, store.root, model.model_id)))
             return
         order = "k-reciprocal re-ranked" if result.reranked else "by best crop"
-        typer.echo(f"query: {description.kind} {description.source}; {result.candidates} tracks scored, {order}")
+        label = description.source if track is not None else f"{description.kind} {description.source}"
+        typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
         typer.echo(hits_table(result.hits, store.root))
         typer.echo("\ntrajectory (hits in time order; one row per stay in a camera):")
         typer.echo(trajectory_table(result.trajectory))
