@@ -50,6 +50,18 @@ def demo(
 ) -> None:
     """Train MGN-MobileNetV2 for a few minutes, test it beside its ImageNet-only self, draw ranked lists."""
     from reidkit.config import apply_overrides, load_config
+
+    started = time.monotonic()
+    if not config.is_file():
+        raise ConfigError(f"{config}: demo recipe not found; pass --config configs/demo_cpu.yaml from the checkout")
+    if root is None and not (shared / "datasets").is_dir():
+        raise DatasetError(
+            f"{shared}: shared folder not found. The demo trains on its datasets/cuhk03-detected-64x128.tar: "
+            "pass --shared DIR. To run it on Market-1501 instead, unpack Market-1501-v15.09.15.zip into "
+            "data/market1501 and run `reidkit demo --root data/market1501` (or train fully with "
+            "`reidkit train --config configs/mgn_market1501.yaml data.root=data/market1501`)"
+        )
+    # Heavy imports only once the cheap checks have passed, so a wrong path fails instantly.
     from reidkit.data import load_dataset, prepare_shared_cuhk03
     from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
     from reidkit.models.backbones.mobilenetv2 import SHARED_WEIGHTS, WEIGHTS_ENV
@@ -58,17 +70,7 @@ def demo(
     from reidkit.training.trainer import Trainer
     from reidkit.viz.ranked_list import plot_ranked_lists
 
-    started = time.monotonic()
-    if not config.is_file():
-        raise ConfigError(f"{config}: demo recipe not found; pass --config configs/demo_cpu.yaml from the checkout")
     if root is None:
-        if not (shared / "datasets").is_dir():
-            raise DatasetError(
-                f"{shared}: shared folder not found. The demo trains on its datasets/cuhk03-detected-64x128.tar: "
-                "pass --shared DIR. To run it on Market-1501 instead, unpack Market-1501-v15.09.15.zip into "
-                "data/market1501 and run `reidkit demo --root data/market1501` (or train fully with "
-                "`reidkit train --config configs/mgn_market1501.yaml data.root=data/market1501`)"
-            )
         root = prepare_shared_cuhk03(shared, data_dir)
     weights = shared / SHARED_WEIGHTS
     if weights.is_file() and WEIGHTS_ENV not in os.environ:
@@ -110,18 +112,19 @@ def demo(
         workers=recipe.data.workers,
         progress=recipe.train.progress,
     )
-    eval_dataset = result.final_eval
+    trained_run = result.final_eval
     baseline_run = evaluate_on_dataset(
-        baseline_extractor, _same_split(dataset, eval_dataset), metric=recipe.train.eval_metric
+        baseline_extractor, _same_split(dataset, trained_run), metric=recipe.train.eval_metric
     )
     baseline = {**baseline_run.summary, "checkpoint": None}
 
-    rows = _figure_queries(len(eval_dataset.query))
+    rows = _figure_queries(len(trained_run.query))
+    steps = sum(row["steps"] for row in result.history)
     figures = {
         "ranked_lists": plot_ranked_lists(
-            eval_dataset.distmat, eval_dataset.query, eval_dataset.gallery, rows, out / "ranked_lists_trained.png",
-            title=f"{recipe.model.name}/{recipe.model.backbone} after {result.epochs_done} epoch(s) of ReID "
-            "training: top-10 (green = same person, red = other)",
+            trained_run.distmat, trained_run.query, trained_run.gallery, rows, out / "ranked_lists_trained.png",
+            title=f"{recipe.model.name}/{recipe.model.backbone} after {steps} steps of ReID training: top-10 "
+            "(green = same person, red = another)",
         ),
         "ranked_lists_imagenet_only": plot_ranked_lists(
             baseline_run.distmat, baseline_run.query, baseline_run.gallery, rows, out / "ranked_lists_imagenet_only.png",

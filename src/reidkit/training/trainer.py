@@ -82,6 +82,8 @@ class Trainer:
         self.echo = echo
         self._dataset = dataset
         self.rank, self.world_size = 0, 1
+        # Loss averaged over each window of train.log_every steps: the curves of runs too short for per-epoch points.
+        self.step_log: list[dict[str, float]] = []
 
     def fit(self, resume: bool = False) -> TrainResult:
         # Imported here: reidkit.inference reads checkpoints through this package, so a module-level import
@@ -134,6 +136,7 @@ class Trainer:
         scheduler = build_scheduler(optimizer, cfg.optim)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         history: list[dict[str, Any]] = []
+        self.step_log = []
         start_epoch = 0
         if payload is not None:
             model.load_state_dict(payload["model"]["state_dict"])
@@ -143,6 +146,7 @@ class Trainer:
             scaler.load_state_dict(state["scaler"])
             restore_rng_state(state["rng"])
             history = list(payload["history"])
+            self.step_log = list(payload["step_log"])
             start_epoch = int(payload["epoch"])
             self.echo(f"resuming {out / LAST} after epoch {start_epoch}")
 
@@ -203,6 +207,7 @@ class Trainer:
                     "epoch": epoch + 1,
                     "metrics": metrics,
                     "history": history,
+                    "step_log": self.step_log,
                     "training_state": {
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
@@ -247,6 +252,7 @@ class Trainer:
         budget = cfg.train.max_train_seconds
         lr = step.optimizer.param_groups[-1]["lr"]
         sums = torch.zeros(4, device=step.device)  # total, softmax, triplet, accuracy: summed on device, read rarely
+        window, window_start = torch.zeros(3, device=step.device), 0
         done_steps = images_seen = 0
         stopped = False
         epoch_start = time.perf_counter()
@@ -257,13 +263,20 @@ class Trainer:
         for images, targets in bar:
             losses = step(images, targets)
             accuracy = losses.accuracy if losses.accuracy is not None else torch.zeros((), device=step.device)
-            sums += torch.stack([losses.total, losses.softmax, losses.triplet, accuracy]).detach().float()
+            values = torch.stack([losses.total, losses.softmax, losses.triplet, accuracy]).detach().float()
+            sums += values
+            window += values[:3]
             done_steps += 1
             images_seen += images.shape[0]
             if done_steps % cfg.train.log_every == 0 or done_steps == steps:
                 rate = images_seen / (time.perf_counter() - epoch_start)
-                bar.set_postfix(loss=f"{sums[0].item() / done_steps:.3f}", img_s=f"{rate:.0f}")
-                log.step(epoch * steps + done_steps, {"loss": losses.total.item(), "lr": lr, "images_per_s": rate})
+                total, softmax, triplet = (window / (done_steps - window_start)).tolist()
+                window, window_start = torch.zeros_like(window), done_steps
+                self.step_log.append(
+                    {"epoch": epoch + done_steps / steps, "loss": total, "softmax_loss": softmax, "triplet_loss": triplet}
+                )
+                bar.set_postfix(loss=f"{total:.3f}", img_s=f"{rate:.0f}")
+                log.step(epoch * steps + done_steps, {"loss": total, "lr": lr, "images_per_s": rate})
             if budget is not None and time.monotonic() - started > budget:
                 stopped = True
                 break
@@ -326,7 +339,12 @@ class Trainer:
     def _plot(self, out: Path, history: list[dict[str, Any]]) -> None:
         from reidkit.viz.curves import plot_training_curves
 
-        plot_training_curves(history, out / "curves.png", title=f"{self.config.model.name}/{self.config.model.backbone}")
+        plot_training_curves(
+            history,
+            out / "curves.png",
+            title=f"{self.config.model.name}/{self.config.model.backbone}",
+            step_log=self.step_log,
+        )
 
 
 def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_ids: int | None) -> ReidDataset:

@@ -12,13 +12,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
 
-def plot_training_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "training") -> Path:
-    """Three panels: losses, test Rank-1 / mAP (epochs that were evaluated), and learning rate + throughput."""
+def plot_training_curves(
+    history: Sequence[dict[str, Any]],
+    path: Path,
+    title: str = "training",
+    step_log: Sequence[dict[str, float]] = (),
+) -> Path:
+    """Three panels: losses, test Rank-1 / mAP (epochs that were evaluated), and learning rate + throughput.
+
+    Losses are drawn from ``step_log`` (means over windows of steps, x in fractional epochs) when given, so that a
+    run of a few epochs still shows a curve; otherwise from the per-epoch means.
+    """
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     loss_ax, eval_ax, lr_ax = axes
+    loss_rows = step_log or history
     for key, label in (("loss", "total"), ("softmax_loss", "softmax"), ("triplet_loss", "triplet")):
-        loss_ax.plot(epochs, [row.get(key) for row in history], marker=".", label=label)
+        loss_ax.plot([row["epoch"] for row in loss_rows], [row.get(key) for row in loss_rows], label=label)
     loss_ax.set(title="training loss", xlabel="epoch")
     loss_ax.legend()
     for key, label in (("rank1", "Rank-1"), ("mAP", "mAP")):

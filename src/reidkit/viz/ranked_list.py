@@ -41,7 +41,7 @@ def plot_ranked_lists(
 ) -> Path:
     """One row per query in ``query_rows``: the query crop, then its ``top_k`` matches with rank and verdict."""
     fig, axes = plt.subplots(
-        len(query_rows), top_k + 1, figsize=(1.2 * (top_k + 1), 2.4 * len(query_rows)), squeeze=False
+        len(query_rows), top_k + 1, figsize=(1.1 * (top_k + 1), 2.2 * len(query_rows)), squeeze=False
     )
     for line, row in enumerate(query_rows):
         q = query[row]
@@ -56,7 +56,7 @@ def plot_ranked_lists(
         fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
 
