@@ -111,10 +111,13 @@ def test_test_command_reproduces_training_numbers_with_protocol_fields(runs: dic
                 "rerank", "metric", "dataset", "split", "query_mode", "flip", "backbone_init", "input_size", "model"):
         assert key in summary, key
     assert summary["rank1"] == runs["straight_json"]["rank1"] and summary["mAP"] == runs["straight_json"]["mAP"]
-    assert (summary["split"], summary["query_mode"], summary["flip"], summary["rerank"]) == ("test", "single", False, False)
+    assert (summary["split"], summary["query_mode"], summary["flip"]) == ("test", "single", False)
+    assert summary["rerank"] is False
     assert (summary["backbone_init"], summary["input_size"], summary["model"]) == ("scratch", [64, 32], "mgn")
     assert summary["num_query"] == len(list((tiny_root / "query").iterdir()))
-    table = run("test", "--checkpoint", str(checkpoint), "--root", str(tiny_root), "--flip", "--metric", "cosine").stdout
+    table = run(
+        "test", "--checkpoint", str(checkpoint), "--root", str(tiny_root), "--flip", "--metric", "cosine"
+    ).stdout
     assert "rank1" in table and "flip True" in table and "cosine" in table
     multi = last_json(run(
         "test", "--checkpoint", str(checkpoint), "--root", str(tiny_root), "--multi-query", "--rerank", "--json"

@@ -16,7 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_reduced_demo_reports_both_models_and_draws_its_figures(shared_dir: Path, cuhk03_root: Path, tmp_path: Path) -> None:
+def test_reduced_demo_reports_both_models_and_draws_its_figures(
+    shared_dir: Path, cuhk03_root: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
         [REIDKIT, "demo", "--shared", str(shared_dir), "--data-dir", str(cuhk03_root.parent), "--out", str(out),

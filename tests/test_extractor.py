@@ -69,7 +69,9 @@ def test_features_do_not_depend_on_batching(
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-4, atol=1e-5)
 
 
-def test_flip_averages_the_mirrored_crop(extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]]) -> None:
+def test_flip_averages_the_mirrored_crop(
+    extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]]
+) -> None:
     _, arrays = images
     flipping = FeatureExtractor(extractor.model, card=extractor.card, flip=True)
     expected = (extractor(arrays) + extractor([a[:, ::-1] for a in arrays])) / 2

@@ -127,13 +127,18 @@ def demo(
             "(green = same person, red = another)",
         ),
         "ranked_lists_imagenet_only": plot_ranked_lists(
-            baseline_run.distmat, baseline_run.query, baseline_run.gallery, rows, out / "ranked_lists_imagenet_only.png",
+            baseline_run.distmat,
+            baseline_run.query,
+            baseline_run.gallery,
+            rows,
+            out / "ranked_lists_imagenet_only.png",
             title="the same network with ImageNet weights only: top-10",
         ),
         "training_curves": Path(shutil.copyfile(result.output_dir / "curves.png", out / "training_curves.png")),
     }
     results = {"trained": trained, "imagenet_only": baseline}
-    (out / "results.json").write_text(json.dumps({**results, "figures": {k: str(v) for k, v in figures.items()}}, indent=2))
+    figure_paths = {name: str(path) for name, path in figures.items()}
+    (out / "results.json").write_text(json.dumps({**results, "figures": figure_paths}, indent=2))
     typer.echo(_table(trained, baseline))
     for name, path in figures.items():
         typer.echo(f"{name}: {path}")

@@ -29,9 +29,12 @@ def register(app: typer.Typer) -> None:
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="experiment YAML (see configs/)")],
     overrides: Annotated[
-        list[str] | None, typer.Argument(help="section.key=value overrides, e.g. train.epochs=5 model.backbone=mobilenetv2")
+        list[str] | None,
+        typer.Argument(help="section.key=value overrides, e.g. train.epochs=5 model.backbone=mobilenetv2"),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue train.output_dir/last.pt exactly where it stopped")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue train.output_dir/last.pt exactly where it stopped")
+    ] = False,
 ) -> None:
     """Train a ReID model; writes last.pt / best.pt, metrics.csv, TensorBoard logs and curves.png."""
     from reidkit.config import load_config
@@ -40,14 +43,17 @@ def train(
     from reidkit.training.trainer import Trainer
 
     result = Trainer(experiment, echo=typer.echo).fit(resume=resume)
-    typer.echo(f"checkpoints: {result.last_checkpoint}" + (f", {result.best_checkpoint}" if result.best_checkpoint else ""))
+    best = f", {result.best_checkpoint}" if result.best_checkpoint else ""
+    typer.echo(f"checkpoints: {result.last_checkpoint}{best}")
     typer.echo(json.dumps({"epochs": result.epochs_done, "stopped_early": result.stopped_early, **result.metrics}))
 
 
 def test(
     root: Annotated[Path, typer.Option("--root", help="dataset folder (e.g. data/market1501)")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="a .pt written by reidkit train")] = None,
-    dataset: Annotated[str, typer.Option("--dataset", help="dataset reader: market1501, dukemtmc, cuhk03, ...")] = "market1501",
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="dataset reader: market1501, dukemtmc, cuhk03, ...")
+    ] = "market1501",
     rerank: Annotated[bool, typer.Option("--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017)")] = False,
     flip: Annotated[bool, typer.Option("--flip", help="average each feature with its mirrored crop's")] = False,
     metric: Annotated[str, typer.Option("--metric", help="euclidean (squared) or cosine")] = "euclidean",

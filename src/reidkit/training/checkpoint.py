@@ -95,7 +95,9 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
-        raise ModelError(f"{path}: cannot read checkpoint ({type(exc).__name__}); the file is damaged or foreign") from exc
+        raise ModelError(
+            f"{path}: cannot read checkpoint ({type(exc).__name__}); the file is damaged or foreign"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a reidkit checkpoint (no format tag); pass a file written by `reidkit train`")
     if payload.get("version") != CHECKPOINT_VERSION:
@@ -120,7 +122,9 @@ def build_from_checkpoint(payload: dict[str, Any], source: str = "checkpoint") -
         card = ModelCard.from_dict(payload["model"]["card"])
         state = payload["model"]["state_dict"]
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ModelError(f"{source}: checkpoint lacks its model section ({exc}); it was not written by reidkit") from exc
+        raise ModelError(
+            f"{source}: checkpoint lacks its model section ({exc}); it was not written by reidkit"
+        ) from exc
     # The weights come from the checkpoint, so the backbone is built bare: no download, no shared-file lookup.
     spec = {**card.spec, "pretrained": None}
     model = build_model(**spec)

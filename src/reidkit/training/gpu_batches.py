@@ -113,7 +113,7 @@ class BatchAugment:
             self.mean, self.std = self.mean.to(device), self.std.to(device)
         out = (images.float() - self.mean) / self.std
         if self.erasing > 0:
-            out = _erase(out, self.erasing, uniform(batch), uniform(batch), uniform(batch), uniform(batch), uniform(batch))
+            out = _erase(out, self.erasing, *(uniform(batch) for _ in range(5)))
         return out
 
 

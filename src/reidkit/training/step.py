@@ -35,7 +35,8 @@ class TrainStep:
         targets = targets.to(self.device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        autocast = self.amp_dtype is not None
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=autocast):
             losses = self.loss_fn(self.model(images), targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses.total).backward()

@@ -272,9 +272,12 @@ class Trainer:
                 rate = images_seen / (time.perf_counter() - epoch_start)
                 total, softmax, triplet = (window / (done_steps - window_start)).tolist()
                 window, window_start = torch.zeros_like(window), done_steps
-                self.step_log.append(
-                    {"epoch": epoch + done_steps / steps, "loss": total, "softmax_loss": softmax, "triplet_loss": triplet}
-                )
+                self.step_log.append({
+                    "epoch": epoch + done_steps / steps,
+                    "loss": total,
+                    "softmax_loss": softmax,
+                    "triplet_loss": triplet,
+                })
                 bar.set_postfix(loss=f"{total:.3f}", img_s=f"{rate:.0f}")
                 log.step(epoch * steps + done_steps, {"loss": total, "lr": lr, "images_per_s": rate})
             if budget is not None and time.monotonic() - started > budget:

@@ -20,7 +20,9 @@ from reidkit.data import ImageRecord, read_image  # noqa: E402
 RIGHT, WRONG, QUERY = "#1a9641", "#d7191c", "#404040"
 
 
-def protocol_ranking(distmat: np.ndarray, row: int, query: ImageRecord, gallery: Sequence[ImageRecord], k: int) -> list[int]:
+def protocol_ranking(
+    distmat: np.ndarray, row: int, query: ImageRecord, gallery: Sequence[ImageRecord], k: int
+) -> list[int]:
     """Indices of the ``k`` nearest gallery crops that count for this query under the Market-1501 protocol."""
     order = np.argsort(distmat[row], kind="stable")
     ranked = [
