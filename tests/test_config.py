@@ -98,6 +98,13 @@ def test_bad_overrides_name_the_override(tmp_path: Path, override: str, needle: 
     assert repr(override) in str(info.value)
 
 
+def test_overrides_are_validated_together(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), ["data.ids_per_batch=1", "loss.triplet=0"])
+    assert config.data.ids_per_batch == 1 and config.loss.triplet == 0
+    with pytest.raises(ConfigError, match="triplet loss needs"):
+        load_config(write(tmp_path, ""), ["data.ids_per_batch=1"])
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")

@@ -185,8 +185,9 @@ def apply_overrides(config: ExperimentConfig, overrides: typing.Sequence[str]) -
         if parts[-1] not in node and _is_dataclass_section(parts[:-1]):
             raise ConfigError(f"{source}: unknown key {key.strip()!r}; known: {', '.join(node)}")
         node[parts[-1]] = value
-        config_from_dict(raw, source=source)  # check now so the message names the override that broke it
-    return config_from_dict(raw, source="overrides")
+        _build(ExperimentConfig, raw, prefix="", source=source)  # type-check now, so the message names this override
+    # Cross-field checks wait for all overrides: `data.ids_per_batch=1 loss.triplet=0` is valid only as a pair.
+    return config_from_dict(raw, source=f"overrides {' '.join(overrides)}" if overrides else "config")
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:
