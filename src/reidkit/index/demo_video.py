@@ -34,6 +34,7 @@ from reidkit.index.query import load_query_image
 from reidkit.index.search import SearchResult, search_store, track_query
 from reidkit.index.store import DetectionRow, Store, normalise_rows
 from reidkit.video import Detector
+from reidkit.video.bytetrack import iou_matrix
 
 VIDEO = Path("videos") / "vtest.avi"
 DETECTOR_MODEL = Path("models") / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
@@ -187,24 +188,12 @@ def walkers_across_cut(store: Store, video_a: int, video_b: int, detector: Detec
         followed = tracker.update(detector.detect(frame.image), frame.index)
         if not stored or not followed:
             continue
-        iou = box_iou(np.array([t.box for t in followed]), np.array([r.box for r in stored]))
+        iou = iou_matrix(np.array([t.box for t in followed]), np.array([r.box for r in stored]))
         for i, j in zip(*linear_sum_assignment(-iou)):
             if iou[i, j] >= MIN_IOU:
                 walk = matched.setdefault(followed[i].track_id, ({}, {}))[0 if side == video_a else 1]
                 walk[stored[j].track_id] = walk.get(stored[j].track_id, 0) + 1
     return [Walker(sides[0], sides[1]) for sides in matched.values() if sides[0] and sides[1]]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) IoU of xyxy boxes."""
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def _rows_at(store: Store, video_id: int, frame: int) -> list[DetectionRow]:
