@@ -131,3 +131,20 @@ def test_untrained_model_is_reproducible() -> None:
     b, _ = untrained_model("mgn", "mobilenetv2", *SIZE, pretrained=None)
     assert card_a.backbone_init == "scratch" and card_a.input_size == SIZE
     assert FeatureExtractor(a, card=card_a).model_id == FeatureExtractor(b, card=card_a).model_id
+
+
+def test_openvino_backend_matches_torch_and_shares_the_model_id(
+    extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]]
+) -> None:
+    pytest.importorskip("openvino")
+    fast = FeatureExtractor(extractor.model, card=extractor.card, batch_size=2, flip=True, backend="openvino")
+    flipped = FeatureExtractor(extractor.model, card=extractor.card, flip=True)
+    assert fast.model_id == extractor.model_id
+    np.testing.assert_allclose(fast(images[1]), flipped(images[1]), rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_or_misplaced_backends_are_refused(extractor: FeatureExtractor) -> None:
+    with pytest.raises(ModelError, match="backend 'onnx': use torch or openvino"):
+        FeatureExtractor(extractor.model, card=extractor.card, backend="onnx")  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="backend openvino runs on the CPU"):
+        FeatureExtractor(extractor.model, card=extractor.card, device="cuda", backend="openvino")

@@ -16,7 +16,7 @@ from reidkit.index.model_choice import ModelChoice, choose_detector, choose_mode
 from reidkit.index.query import load_query_image, query_crop
 from reidkit.index.search import SearchFilters, search_store, track_query
 from reidkit.index.store import Store, normalise_rows
-from reidkit.video import iter_frames, probe_video
+from reidkit.video import Detector, iter_frames, probe_video
 from reidkit.viz.search_page import write_search_page
 
 START = datetime(2024, 5, 1, 9, 0, 0)
@@ -39,13 +39,53 @@ def model() -> ModelChoice:
 
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory: pytest.TempPathFactory, video: Path, shared_dir: Path, model: ModelChoice) -> Path:
+    """Ingested with the CLI's default embedding backend (OpenVINO where installed), searched with PyTorch queries:
+    the tests below also show that the two backends' features mix."""
     root = tmp_path_factory.mktemp("store")
     detector = choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)
     options = IngestOptions("cam1", START, every_n=2, end_frame=60, progress=False)
+    ingest_model = choose_model("imagenet", None, backend="auto")
+    assert ingest_model.extractor.model_id == model.extractor.model_id
     with Store.open(root, writable=True, create=True) as store:
-        report = ingest_video(store, probe_video(video), options, model.extractor, detector, model.source)
+        report = ingest_video(store, probe_video(video), options, ingest_model.extractor, detector, model.source)
     assert report.frames == 30 and report.detections > 30 and report.tracks >= 3
+    assert set(report.stage_seconds) == {"decode", "detect", "track", "embed", "write"}
+    assert all(seconds > 0 for seconds in report.stage_seconds.values())
     return root
+
+
+class _FailingDetector:
+    """The real detector, failing on its ``fail_on``-th batch, as a crashed inference device would."""
+
+    def __init__(self, detector: Detector, fail_on: int) -> None:
+        self.detector, self.fail_on, self.calls = detector, fail_on, 0
+        self.name = detector.name
+
+    def detect(self, image_rgb: np.ndarray) -> np.ndarray:
+        return self.detector.detect(image_rgb)
+
+    def detect_batch(self, images_rgb: list[np.ndarray]) -> list[np.ndarray]:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("inference device lost")
+        return self.detector.detect_batch(images_rgb)
+
+
+def test_a_detector_failure_surfaces_and_the_rerun_resumes(
+    video: Path, shared_dir: Path, model: ModelChoice, tmp_path: Path
+) -> None:
+    """Detection runs in a background thread: its error must reach the caller, after the chunks before it committed."""
+    detector = choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)
+    options = IngestOptions("c", every_n=2, end_frame=40, chunk_frames=5, progress=False)
+    with Store.open(tmp_path / "store", writable=True, create=True) as store:
+        with pytest.raises(RuntimeError, match="inference device lost"):
+            ingest_video(store, probe_video(video), options, model.extractor, _FailingDetector(detector, 3), "imagenet")
+        interrupted = store.video(1)
+        assert interrupted.status == "ingesting" and interrupted.last_committed_frame == 18  # two chunks of 5
+        assert store.integrity_problems() == []
+        report = ingest_video(store, probe_video(video), options, model.extractor, detector, "imagenet")
+        assert report.resumed_after == 18 and report.frames == 10
+        assert store.video(1).status == "done" and store.integrity_problems() == []
 
 
 def _embed(model: ModelChoice, image: np.ndarray) -> np.ndarray:

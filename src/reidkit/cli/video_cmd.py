@@ -51,6 +51,10 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="replace an earlier ingest of the same frames")] = False,
     device: DeviceOption = "cpu",
     batch_size: Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")] = 64,
+    embed_backend: Annotated[
+        str,
+        typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed: fastest), torch or openvino"),
+    ] = "auto",
     chunk_frames: Annotated[
         int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
     ] = 20,
@@ -79,7 +83,7 @@ def ingest(
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     with Store.open(db, writable=True, create=True) as store:
         plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
-        choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size)
+        choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
         if choice.warning:
             typer.echo(f"warning: {choice.warning}", err=True)
         built = choose_detector(detector, device)
@@ -97,6 +101,9 @@ def ingest(
         f"{report.detections} crops, {report.tracks} tracks in {report.seconds:.1f} s -> {db} "
         f"[store: {summary.videos} videos, {summary.tracks} tracks, {summary.detections} crops]"
     )
+    stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in report.stage_seconds.items())
+    rate = report.frames / report.seconds if report.seconds else 0.0
+    typer.echo(f"{rate:.1f} processed frames/s; seconds per stage: {stages}")
     if report.detections == 0 and report.resumed_after is None:
         typer.echo(
             f"warning: no person was detected in {video} ({report.frames} frames looked at); it is recorded as "

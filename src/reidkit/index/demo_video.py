@@ -29,8 +29,8 @@ from scipy.optimize import linear_sum_assignment
 from reidkit.errors import DatasetError
 from reidkit.index.ingest import IngestOptions, ingest_video
 from reidkit.index.model_choice import choose_detector, choose_model
-from reidkit.index.report import QueryDescription, hits_table, result_json, trajectory_table
 from reidkit.index.query import load_query_image
+from reidkit.index.report import QueryDescription, hits_table, result_json, trajectory_table
 from reidkit.index.search import SearchResult, search_store, track_query
 from reidkit.index.store import DetectionRow, Store, normalise_rows
 from reidkit.video import Detector
@@ -77,7 +77,7 @@ def run_demo_video(
     info = probe_video(video)
     cut = info.num_frames // 2
     store_dir = data_dir / "demo-video-store"
-    choice = choose_model(checkpoint, None)
+    choice = choose_model(checkpoint, None, backend="auto")
     if choice.warning:
         echo(f"warning: {choice.warning}")
     _drop_store_of_another_model(store_dir, choice.extractor.model_id, echo)
@@ -98,9 +98,11 @@ def run_demo_video(
             # resume an interrupted run of this very job; replace anything else covering these frames
             options = IngestOptions(camera, START_TIME, every_n, first, end, force=not same)
             report = ingest_video(store, info, options, choice.extractor, detector, choice.source)
+            stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in report.stage_seconds.items())
             echo(
                 f"{camera}: frames {first}-{end}: {report.frames} frames, {report.detections} crops, "
-                f"{report.tracks} tracks in {report.seconds:.1f} s"
+                f"{report.tracks} tracks in {report.seconds:.1f} s ({report.frames / report.seconds:.1f} frames/s; "
+                f"seconds per stage, overlapping: {stages})"
             )
             video_ids.append(report.video_id)
         ingest_s = time.monotonic() - started

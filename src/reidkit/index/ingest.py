@@ -13,13 +13,16 @@ A video is identified by its content fingerprint plus frame range: ingesting the
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -37,7 +40,10 @@ from reidkit.video import (
     iter_frames,
 )
 
+_T = TypeVar("_T")
 _OPEN_END = 2**62  # end frame of a video whose length the container does not tell
+STAGES = ("decode", "detect", "track", "embed", "write")
+_NO_FEATURE_YET = np.zeros(0, dtype=np.float32)
 
 
 class Embedder(Protocol):
@@ -79,18 +85,16 @@ class IngestReport:
     orphan_crops_removed: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # Wall seconds per stage: decode, detect, track (incl. cropping), embed, write (JPEGs + SQLite commit).
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
-
-@dataclass
-class _Pending:
-    track_key: int
-    frame_index: int
-    time_s: float
-    box: tuple[float, float, float, float]
-    score: float
-    quality: float
-    crop: np.ndarray
-    crop_path: str
+    @contextmanager
+    def timing(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] += time.perf_counter() - started
 
 
 def ingest_video(
@@ -199,35 +203,96 @@ def _run(
     detector: Detector,
     report: IngestReport,
 ) -> None:
-    """Decode a chunk of frames, detect people in all of them at once (``detect_batch`` keeps several inference
-    requests in flight: ~40 % less CPU per frame for OpenVINO), track them in order, then embed and commit."""
+    """Decode and detect chunks in a background thread; here, track each chunk in order, embed it and commit it."""
     tracker = ByteTracker(frame_rate=video.fps)
     track_rows: dict[int, int] = {}
     last_save = time.monotonic()
     end = None if video.end_frame >= _OPEN_END else video.end_frame
-    chunk: list[Frame] = []
     try:
         frames = iter_frames(video.path, options.every_n, first, end, progress=options.progress)
     except VideoError:
         _drop_if_empty(store, video.id)  # the file went away since it was probed
         raise
     try:
-        for frame in frames:
-            chunk.append(frame)
-            if len(chunk) < options.chunk_frames:
-                continue
-            _process_chunk(store, video, chunk, tracker, track_rows, extractor, detector, options, report)
-            chunk = []
+        for chunk, detected in _in_background(_detected_chunks(frames, detector, options.chunk_frames, report)):
+            with report.timing("track"):
+                pending = _track(chunk, detected, tracker, video.id)
+            _commit(store, video.id, pending, chunk[-1].index, track_rows, extractor, options, report)
+            report.frames += len(chunk)
             if time.monotonic() - last_save >= options.save_every_s:
                 store.save_indexes()
                 last_save = time.monotonic()
-        if chunk:
-            _process_chunk(store, video, chunk, tracker, track_rows, extractor, detector, options, report)
     except VideoError:
         # Raised only when no frame at all decoded in [first, end): for a fresh ingest the video is unusable; for a
         # resume, the last commit already reached the real end of a video whose length was unknown or estimated.
         if _drop_if_empty(store, video.id):
             raise
+
+
+def _detected_chunks(
+    frames: Iterable[Frame], detector: Detector, chunk_frames: int, report: IngestReport
+) -> Generator[tuple[list[Frame], list[np.ndarray]], None, None]:
+    """Chunks of ``chunk_frames`` frames with their detections; the last chunk may be shorter.
+
+    All of a chunk's frames go to ``detect_batch`` at once, which keeps several inference requests in flight
+    (~40 % less CPU per frame than one at a time with OpenVINO).
+    """
+    iterator = iter(frames)
+    while True:
+        chunk: list[Frame] = []
+        with report.timing("decode"):
+            for frame in iterator:
+                chunk.append(frame)
+                if len(chunk) == chunk_frames:
+                    break
+        if not chunk:
+            return
+        with report.timing("detect"):
+            detected = detector.detect_batch([f.image for f in chunk])
+        yield chunk, detected
+        if len(chunk) < chunk_frames:
+            return
+
+
+def _in_background(items: Generator[_T, None, None]) -> Iterator[_T]:
+    """``items``, produced one step ahead by a thread, so that decoding and detecting the next chunk overlaps
+    embedding and committing this one (PyAV, OpenVINO and PyTorch all release the GIL while they compute).
+
+    The producer's exception is raised here, in order; leaving the loop early stops the producer.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it in its own thread
+            handoff.put(("error", exc))
+        finally:
+            items.close()  # closes the video container in the thread that used it
+
+    worker = threading.Thread(target=produce, name="ingest-decode-detect", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, payload = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise payload
+            yield payload
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _drop_if_empty(store: Store, video_id: int) -> bool:
@@ -238,40 +303,31 @@ def _drop_if_empty(store: Store, video_id: int) -> bool:
     return True
 
 
-def _process_chunk(
-    store: Store,
-    video: VideoRecord,
-    chunk: list[Frame],
-    tracker: ByteTracker,
-    track_rows: dict[int, int],
-    extractor: Embedder,
-    detector: Detector,
-    options: IngestOptions,
-    report: IngestReport,
-) -> None:
-    pending: list[_Pending] = []
-    for frame, detections in zip(chunk, detector.detect_batch([f.image for f in chunk])):
+def _track(
+    chunk: list[Frame], detected: Sequence[np.ndarray], tracker: ByteTracker, video_id: int
+) -> list[tuple[NewDetection, np.ndarray]]:
+    """The chunk's tracked boxes in frame order, each with its crop; features are filled in after embedding."""
+    pending: list[tuple[NewDetection, np.ndarray]] = []
+    for frame, detections in zip(chunk, detected):
         for slot, tracked in enumerate(tracker.update(detections, frame.index)):
-            pending.append(
-                _Pending(
-                    track_key=tracked.track_id,
-                    frame_index=frame.index,
-                    time_s=frame.time_s,
-                    box=tuple(float(v) for v in tracked.box),  # type: ignore[arg-type]
-                    score=float(tracked.score),
-                    quality=crop_quality(tracked.box, tracked.score, frame.image.shape),
-                    crop=crop_person(frame.image, tracked.box),
-                    crop_path=f"crops/v{video.id:06d}/{frame.index:07d}_{slot:02d}.jpg",
-                )
+            detection = NewDetection(
+                track_key=tracked.track_id,
+                frame_index=frame.index,
+                time_s=frame.time_s,
+                box=tuple(float(v) for v in tracked.box),  # type: ignore[arg-type]
+                score=float(tracked.score),
+                quality=crop_quality(tracked.box, tracked.score, frame.image.shape),
+                crop_path=f"crops/v{video_id:06d}/{frame.index:07d}_{slot:02d}.jpg",
+                feature=_NO_FEATURE_YET,
             )
-    _commit(store, video.id, pending, chunk[-1].index, track_rows, extractor, options, report)
-    report.frames += len(chunk)
+            pending.append((detection, crop_person(frame.image, tracked.box)))
+    return pending
 
 
 def _commit(
     store: Store,
     video_id: int,
-    pending: list[_Pending],
+    pending: list[tuple[NewDetection, np.ndarray]],
     last_frame: int,
     track_rows: dict[int, int],
     extractor: Embedder,
@@ -279,18 +335,16 @@ def _commit(
     report: IngestReport,
 ) -> None:
     """Embed the chunk's crops, write their JPEGs, then commit the chunk (files first: see the module docstring)."""
-    rows: list[NewDetection] = []
-    if pending:
-        features = normalise_rows(extractor([p.crop for p in pending]))
+    with report.timing("embed"):
+        features = normalise_rows(extractor([crop for _, crop in pending])) if pending else []
+    with report.timing("write"):
         folder = store.crop_folder(video_id)
-        for item, feature in zip(pending, features):
-            _write_jpeg(store.root / item.crop_path, item.crop, options.jpeg_quality, folder)
-            rows.append(NewDetection(
-                item.track_key, item.frame_index, item.time_s, item.box, item.score, item.quality, item.crop_path,
-                feature,
-            ))
-    known = len(track_rows)
-    store.commit_chunk(video_id, rows, last_frame, track_rows)
+        rows = []
+        for (detection, crop), feature in zip(pending, features):
+            _write_jpeg(store.root / detection.crop_path, crop, options.jpeg_quality, folder)
+            rows.append(replace(detection, feature=feature))
+        known = len(track_rows)
+        store.commit_chunk(video_id, rows, last_frame, track_rows)
     report.detections += len(rows)
     report.tracks += len(track_rows) - known
 

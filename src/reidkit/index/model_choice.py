@@ -10,11 +10,12 @@ and the same ``model_id``.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from reidkit.errors import ModelError, StoreError
+from reidkit.errors import ConfigError, ModelError, StoreError
 from reidkit.index.store import ModelInfo
 
 if TYPE_CHECKING:
@@ -42,10 +43,20 @@ class ModelChoice:
 
 
 def choose_model(
-    checkpoint: str | Path | None, held: ModelInfo | None, device: str = "cpu", batch_size: int = 64
+    checkpoint: str | Path | None,
+    held: ModelInfo | None,
+    device: str = "cpu",
+    batch_size: int = 64,
+    backend: str = "torch",
 ) -> ModelChoice:
-    """The extractor for ``checkpoint`` (a path or ``imagenet``), defaulting as the module docstring says."""
+    """The extractor for ``checkpoint`` (a path or ``imagenet``), defaulting as the module docstring says.
+
+    ``backend``: ``torch``, ``openvino``, or ``auto`` (OpenVINO on the CPU when the runtime is installed, the
+    fastest CPU choice; PyTorch otherwise).
+    """
     from reidkit.inference import FeatureExtractor, untrained_model
+
+    backend = _resolve_backend(backend, device)
 
     fallback = False
     if checkpoint is not None:
@@ -63,13 +74,23 @@ def choose_model(
         source, fallback = IMAGENET, True
     if source == IMAGENET:
         model, card = untrained_model("mgn", "mobilenetv2", *_IMAGENET_INPUT, pretrained=IMAGENET)
-        extractor = FeatureExtractor(model, device=device, batch_size=batch_size, card=card, progress=False)
+        extractor = FeatureExtractor(
+            model, device=device, batch_size=batch_size, card=card, progress=False, backend=backend
+        )
         return ModelChoice(extractor, IMAGENET, UNTRAINED_WARNING if fallback else None)
     path = Path(source).expanduser().resolve()
     if not path.is_file():
         raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or --checkpoint imagenet)")
-    extractor = FeatureExtractor(path, device=device, batch_size=batch_size, progress=False)
+    extractor = FeatureExtractor(path, device=device, batch_size=batch_size, progress=False, backend=backend)
     return ModelChoice(extractor, str(path), None)
+
+
+def _resolve_backend(backend: str, device: str) -> Literal["torch", "openvino"]:
+    if backend == "auto":
+        return "openvino" if device == "cpu" and importlib.util.find_spec("openvino") is not None else "torch"
+    if backend not in ("torch", "openvino"):
+        raise ConfigError(f"--embed-backend {backend!r}: use auto, torch or openvino")
+    return backend  # type: ignore[return-value]
 
 
 def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:

@@ -196,6 +196,14 @@ def epoch_seconds(moment: datetime) -> float:
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
+def _in_batches(ids: Iterable[int]) -> Iterator[tuple[list[int], str]]:
+    """``ids`` in slices of at most 900, each with its ``(?,?,...)`` list: SQLite limits bound parameters."""
+    ids = [int(i) for i in ids]
+    for start in range(0, len(ids), 900):
+        part = ids[start : start + 900]
+        yield part, "(" + ",".join("?" * len(part)) + ")"
+
+
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     """L2-normalised float32 rows (a zero row stays zero rather than becoming NaN)."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -532,12 +540,10 @@ class Store:
         )
 
     def detections(self, ids: Iterable[int]) -> dict[int, DetectionRow]:
-        ids = [int(i) for i in ids]
         found: dict[int, DetectionRow] = {}
-        for start in range(0, len(ids), 900):
-            part = ids[start : start + 900]
-            query = _DETECTION_SELECT + f" WHERE d.id IN ({','.join('?' * len(part))})"
-            found.update((row.id, row) for row in map(_detection, self.db.execute(query, part)))
+        for part, marks in _in_batches(ids):
+            rows = self.db.execute(_DETECTION_SELECT + f" WHERE d.id IN {marks}", part)
+            found.update((row.id, row) for row in map(_detection, rows))
         return found
 
     def track_detections(self, track_id: int) -> list[DetectionRow]:
@@ -554,21 +560,17 @@ class Store:
         return ids, normalise_rows(sums)
 
     def tracks(self, track_ids: Iterable[int]) -> dict[int, TrackRow]:
-        ids = [int(i) for i in track_ids]
         found: dict[int, TrackRow] = {}
-        for start in range(0, len(ids), 900):
-            part = ids[start : start + 900]
-            query = _TRACK_SELECT + f" WHERE t.id IN ({','.join('?' * len(part))})"
-            found.update((row.id, row) for row in map(_track, self.db.execute(query, part)))
+        for part, marks in _in_batches(track_ids):
+            rows = self.db.execute(_TRACK_SELECT + f" WHERE t.id IN {marks}", part)
+            found.update((row.id, row) for row in map(_track, rows))
         return found
 
     def track_detection_features(self, track_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(detection ids, their track ids, features)`` of every crop of the given tracks."""
-        ids = [int(i) for i in track_ids]
         det_ids, owners, vectors = [], [], []
-        for start in range(0, len(ids), 900):
-            part = ids[start : start + 900]
-            query = f"SELECT id, track_id, feature FROM detections WHERE track_id IN ({','.join('?' * len(part))})"
+        for part, marks in _in_batches(track_ids):
+            query = f"SELECT id, track_id, feature FROM detections WHERE track_id IN {marks}"
             for det_id, track_id, blob in self.db.execute(query, part):
                 det_ids.append(det_id)
                 owners.append(track_id)
@@ -682,9 +684,8 @@ class Store:
 
     def _rows_in(self, select: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         all_ids, all_vectors = [], []
-        for start in range(0, len(ids), 900):
-            part = [int(i) for i in ids[start : start + 900]]
-            got_ids, got = self._rows(select + f" WHERE id IN ({','.join('?' * len(part))}) ORDER BY id", part)
+        for part, marks in _in_batches(ids):
+            got_ids, got = self._rows(select + f" WHERE id IN {marks} ORDER BY id", part)
             all_ids.append(got_ids)
             all_vectors.append(got)
         dim = self.model.feature_dim if self.model else 0

@@ -24,7 +24,6 @@ from reidkit.evaluation import (
 )
 from reidkit.inference.extractor import FeatureExtractor
 
-
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
 
 

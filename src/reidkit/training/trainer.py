@@ -27,6 +27,7 @@ from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_i
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
+from reidkit.training.batches import build_batch_source
 from reidkit.training.checkpoint import (
     ModelCard,
     backbone_init_label,
@@ -36,7 +37,6 @@ from reidkit.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from reidkit.training.batches import build_batch_source
 from reidkit.training.metrics_log import MetricsLog
 from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.runtime import resolve_amp, resolve_device, seed_everything

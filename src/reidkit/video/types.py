@@ -8,7 +8,6 @@ matched so the caller crops exactly what the detector saw rather than the Kalman
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from reidkit.errors import ModelError
