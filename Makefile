@@ -43,6 +43,7 @@ bench: venv
 	$(PY) benchmarks/bench_rerank.py --scale cuhk03
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_ingest_front.py
+	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_search_scale.py --sizes 100000
 
 clean-venv:

@@ -122,6 +122,8 @@ def test_a_full_disk_and_a_kill_leave_a_consistent_resumable_store(store: Path) 
     after_full, killed_at, stdout = (store.parent / "resumed.txt").read_text().split("\n", 2)
     assert re.match(r"error: cannot write (to store|crop|vector index) .*free disk space", full_error), full_error
     assert f"resumed after frame {killed_at}" in stdout
+    assert re.search(r"[\d.]+ processed frames/s; seconds per stage: decode [\d.]+, detect [\d.]+, track [\d.]+, "
+                     r"embed [\d.]+, write [\d.]+", stdout), stdout
     assert_consistent(store)
     with Store.open(store) as opened:
         video = opened.video(1)
