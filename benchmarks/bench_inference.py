@@ -2,6 +2,7 @@
 
     python benchmarks/bench_inference.py                              # CPU, all cores, fp32
     python benchmarks/bench_inference.py --device cuda --amp fp16     # GPU, autocast fp16, channels_last
+    python benchmarks/bench_inference.py --backend openvino           # CPU, the same networks run by OpenVINO
 
 Each case is built with random weights (speed does not depend on them), warmed up, then timed over whole
 batches; the table shows the median batch time as images/s, plus the multiply-accumulates per image counted on the
@@ -27,6 +28,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from reidkit.inference.openvino_runtime import compile_for_cpu
 from reidkit.models import build_model
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -76,13 +78,17 @@ def time_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     x = torch.randn(args.batch, 3, case.height, case.width, device=device).to(memory_format=memory_format)
     amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.amp)
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    forward = model
+    if args.backend == "openvino":
+        compiled, array = compile_for_cpu(model, (case.height, case.width)), x.contiguous().numpy()
+        forward = lambda _: compiled(array)  # noqa: E731
 
     def run() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.inference_mode(), autocast:
-            model(x)
+            forward(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -104,12 +110,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--amp", choices=["none", "fp16", "bf16"], default="none")
+    parser.add_argument("--backend", choices=["torch", "openvino"], default="torch", help="openvino: CPU only")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=None, help="default: 1 on CPU, 10 on GPU")
     parser.add_argument("--iters", type=int, default=None, help="default: 3 on CPU, 50 on GPU")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     parser.add_argument(
-        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="default: on for GPU"
+        "--channels-last", action=argparse.BooleanOptionalAction, default=True, help="as FeatureExtractor does"
     )
     parser.add_argument("--only", default="", help="run only the cases whose label contains this text")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "inference.json")
@@ -117,12 +124,14 @@ def main() -> None:
     on_gpu = args.device.startswith("cuda")
     args.warmup = args.warmup if args.warmup is not None else (10 if on_gpu else 1)
     args.iters = args.iters if args.iters is not None else (50 if on_gpu else 3)
-    args.channels_last = args.channels_last if args.channels_last is not None else on_gpu
+    if args.backend == "openvino" and (on_gpu or args.amp != "none"):
+        parser.error("--backend openvino runs in float32 on the CPU")
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
 
     device_name = torch.cuda.get_device_name(args.device) if on_gpu else platform.processor() or platform.machine()
-    print(f"device {args.device} ({device_name}), amp {args.amp}, batch {args.batch}, channels_last "
+    print(f"device {args.device} ({device_name}), backend {args.backend}, amp {args.amp}, batch {args.batch}, "
+          f"channels_last "
           f"{args.channels_last}, {args.threads} threads, warmup {args.warmup}, iters {args.iters}")
     print(f"{'model':<34}{'input':>9}{'GMAC/img':>10}{'ms/batch':>10}{'img/s':>9}")
     results = []
@@ -138,6 +147,7 @@ def main() -> None:
     report = {
         "device": args.device,
         "device_name": device_name,
+        "backend": args.backend,
         "amp": args.amp,
         "batch": args.batch,
         "channels_last": args.channels_last,

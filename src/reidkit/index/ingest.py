@@ -275,7 +275,7 @@ def _in_background(items: Generator[_T, None, None]) -> Iterator[_T]:
                 if stop.is_set():
                     return
             handoff.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it in its own thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             handoff.put(("error", exc))
         finally:
             items.close()  # closes the video container in the thread that used it

@@ -12,7 +12,6 @@ features match PyTorch's to ~1e-5, so they share the model id and mix freely wit
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from reidkit.data import build_transforms, read_image
 from reidkit.errors import ImageError, ModelError
+from reidkit.inference.openvino_runtime import compile_for_cpu
 from reidkit.training.checkpoint import ModelCard, build_from_checkpoint, load_checkpoint, model_id
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -78,7 +78,7 @@ class FeatureExtractor:
         self.backend: Backend = backend
         self._compiled: Any = None
         if backend == "openvino":
-            self._compiled = _compile_openvino(self.model, self.card.input_size)
+            self._compiled = compile_for_cpu(self.model, self.card.input_size)
 
     @property
     def feature_dim(self) -> int:
@@ -145,27 +145,6 @@ class FeatureExtractor:
 
     def _run_openvino(self, batch: Tensor) -> Tensor:
         return torch.from_numpy(self._compiled(batch.numpy())[0])
-
-
-def _compile_openvino(model: nn.Module, input_size: tuple[int, int]) -> Any:
-    """``model`` (in eval mode) converted to OpenVINO and compiled for the CPU, any batch size, all cores per call."""
-    try:
-        import openvino
-    except ImportError as exc:
-        raise ModelError(f"backend openvino needs the openvino runtime ({exc}); pip install 'reidkit[openvino]'") from exc
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-            # The converter traces with torch.jit, which warns that tracing is deprecated: nothing a user can act on.
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-            converted = openvino.convert_model(model, example_input=torch.zeros(1, 3, *input_size))
-    except Exception as exc:  # the converter raises many kinds; the one line is what the user can act on
-        raise ModelError(f"cannot convert {type(model).__name__} to OpenVINO ({type(exc).__name__}: {exc})") from exc
-    finally:
-        model.train(was_training)
-    converted.reshape([-1, 3, *input_size])
-    return openvino.Core().compile_model(converted, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
 
 
 class _Inputs(Dataset[tuple[Tensor, str]]):
