@@ -225,3 +225,22 @@ def test_unreadable_and_empty_videos(tmp_path: Path) -> None:
     Image.fromarray(np.full((128, 64, 3), 90, dtype=np.uint8)).save(crop)
     nothing = error_line(reidkit(["search", crop, "--db", tmp_path / "s3"], tmp_path))
     assert "holds no person crops yet" in nothing
+
+
+def test_demo_video_finds_the_walker_across_the_cut(video: Path, shared_dir: Path, tmp_path: Path) -> None:
+    """The whole demo through the real command, at every 4th frame to keep it short; the second run reuses the store."""
+    command = ["demo-video", "--shared", shared_dir, "--data-dir", tmp_path / "data", "--out", tmp_path / "out",
+               "--every", "4", "--checkpoint", "imagenet"]
+    first = reidkit(command, tmp_path)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["walkers_across_cut"] >= 1 and summary["true_tracks"]
+    assert summary["tracks_scored"] == summary["tracks"] - 1  # the photo's own track is left out
+    assert re.search(r"cam-a: frames 0-\d+: \d+ frames, \d+ crops, \d+ tracks in [\d.]+ s \([\d.]+ frames/s", first.stdout)
+    hits = json.loads((tmp_path / "out" / "result.json").read_text())["hits"]
+    assert hits and summary["query_track"] not in {hit["track_id"] for hit in hits}
+    assert (tmp_path / "out" / "search.html").stat().st_size > 10_000
+    again = reidkit(command, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "cam-a: frames" in again.stdout and "already ingested" in again.stdout
+    assert json.loads(again.stdout.strip().splitlines()[-1])["rank"] == summary["rank"]

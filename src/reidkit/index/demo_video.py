@@ -6,8 +6,9 @@ frame grid, ``WINDOW_FRAMES`` either side) follows each walker continuously, and
 stored crops on each side, name the walker's camera-A tracks and camera-B tracks (the per-camera trackers may
 split a walk into several). The demo takes the walker seen longest on both sides and searches twice: with a
 photo (their camera-A track's most typical crop, at least ``QUERY_GAP_S`` before the cut, so not a near copy of
-camera B's first frames) and with the camera-A track itself (``--track``, its pooled feature). It reports the
-rank of the first of the walker's camera-B tracks among the hits, as the rank-1/CMC convention does.
+camera B's first frames) and with the camera-A track itself (``--track``, its pooled feature), both times leaving
+the query track out of the hits. It reports the rank of the first of the walker's camera-B tracks among the hits,
+as the rank-1/CMC convention does.
 
 The store lives in ``<data-dir>/demo-video-store`` and is reused by later runs made with the same model.
 """
@@ -116,9 +117,12 @@ def run_demo_video(
         query_row = _query_crop(store, query_track, before_frame=cut - round(QUERY_GAP_S * video_a.fps))
         query_image = load_query_image(store.root / query_row.crop_path)
         feature = normalise_rows(choice.extractor([query_image]))[0]
-        result = search_store(store, feature, TOP_K)
+        # The photo was cut from the query track, which would trivially come first: leave it out, as a real photo
+        # of the person (not in the store) would have no such twin.
+        result = search_store(store, feature, TOP_K, exclude_track=query_track)
         rank = _first_rank(result, walker.tracks_b)
-        rank_reranked = _first_rank(search_store(store, feature, TOP_K, rerank=True), walker.tracks_b)
+        reranked = search_store(store, feature, TOP_K, rerank=True, exclude_track=query_track)
+        rank_reranked = _first_rank(reranked, walker.tracks_b)
         by_track = search_store(store, track_query(store, query_track), TOP_K, exclude_track=query_track)
         rank_by_track = _first_rank(by_track, walker.tracks_b)
         true_b = ", ".join(str(t) for t in sorted(walker.tracks_b))
