@@ -1,8 +1,11 @@
-"""Fixtures shared by every test module: the read-only ../shared folder and the real CUHK03 benchmark in it."""
+"""Fixtures shared by every test module: the read-only ../shared folder, the real CUHK03 benchmark and the
+pedestrian video in it, and the benchmarks' reference implementations."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -33,6 +36,26 @@ def cuhk03_root(shared_dir: Path) -> Path:
 def cuhk03_dataset(cuhk03_root: Path) -> ReidDataset:
     """The shared benchmark loaded through the Market-1501 reader."""
     return load_dataset("market1501", cuhk03_root)
+
+
+@pytest.fixture(scope="session")
+def vtest_video(shared_dir: Path) -> Path:
+    """The shared pedestrian video (768x576, 10 fps, 795 frames)."""
+    path = shared_dir / "videos" / "vtest.avi"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def benchmark_common() -> ModuleType:
+    """``benchmarks/common.py``: the classic reference loops the fast code must match (not part of the package)."""
+    path = REPO_ROOT / "benchmarks" / "common.py"
+    spec = importlib.util.spec_from_file_location("reidkit_benchmark_common", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_jpeg(path: Path, size: tuple[int, int] = (16, 32), seed: int = 0) -> Path:

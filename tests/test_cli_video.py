@@ -77,20 +77,12 @@ def assert_consistent(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def video(shared_dir: Path) -> Path:
-    path = shared_dir / "videos" / "vtest.avi"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, video: Path) -> Path:
+def store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path) -> Path:
     """Built the hard way: a run that hits a full disk, a run killed with SIGKILL mid-video, then a run that
     resumes and finishes. ``test_a_full_disk_and_a_kill_leave_a_consistent_resumable_store`` checks each step."""
     work = tmp_path_factory.mktemp("cli")
     root = work / "store"
-    command = ["ingest", video, "--camera", "cam1", "--db", root, "--checkpoint", "imagenet", "--quiet",
+    command = ["ingest", vtest_video, "--camera", "cam1", "--db", root, "--checkpoint", "imagenet", "--quiet",
                "--start-time", "2024-05-01T09:00:00", "--chunk-frames", "3", *FRAMES]
     full = reidkit(command, work, limit_file_bytes=300_000)
     (work / "full.txt").write_text(error_line(full))
@@ -138,11 +130,11 @@ def test_a_full_disk_and_a_kill_leave_a_consistent_resumable_store(store: Path) 
         assert opened.summary().videos == 1
 
 
-def test_a_second_ingest_is_refused_and_force_replaces_it(store: Path, video: Path, tmp_path: Path) -> None:
+def test_a_second_ingest_is_refused_and_force_replaces_it(store: Path, vtest_video: Path, tmp_path: Path) -> None:
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
     # frames 0-6 overlap the stored 0-30: the same people, so the same refusal; --force then redoes only these
-    again = ["ingest", video, "--camera", "cam1", "--db", copy, "--checkpoint", "imagenet", "--quiet",
+    again = ["ingest", vtest_video, "--camera", "cam1", "--db", copy, "--checkpoint", "imagenet", "--quiet",
              "--every", "2", "--end-frame", "6"]
     refused = error_line(reidkit(again, tmp_path))
     assert "is already in store" in refused and "as video 1" in refused and "--force" in refused
@@ -227,7 +219,7 @@ def test_unreadable_and_empty_videos(tmp_path: Path) -> None:
     assert "holds no person crops yet" in nothing
 
 
-def test_demo_video_finds_the_walker_across_the_cut(video: Path, shared_dir: Path, tmp_path: Path) -> None:
+def test_demo_video_finds_the_walker_across_the_cut(vtest_video: Path, shared_dir: Path, tmp_path: Path) -> None:
     """The whole demo through the real command, at every 4th frame to keep it short; the second run reuses the store."""
     command = ["demo-video", "--shared", shared_dir, "--data-dir", tmp_path / "data", "--out", tmp_path / "out",
                "--every", "4", "--checkpoint", "imagenet"]
@@ -236,7 +228,8 @@ def test_demo_video_finds_the_walker_across_the_cut(video: Path, shared_dir: Pat
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert summary["walkers_across_cut"] >= 1 and summary["true_tracks"]
     assert summary["tracks_scored"] == summary["tracks"] - 1  # the photo's own track is left out
-    assert re.search(r"cam-a: frames 0-\d+: \d+ frames, \d+ crops, \d+ tracks in [\d.]+ s \([\d.]+ frames/s", first.stdout)
+    ingest_line = r"cam-a: frames 0-\d+: \d+ frames, \d+ crops, \d+ tracks in [\d.]+ s \([\d.]+ frames/s"
+    assert re.search(ingest_line, first.stdout), first.stdout
     hits = json.loads((tmp_path / "out" / "result.json").read_text())["hits"]
     assert hits and summary["query_track"] not in {hit["track_id"] for hit in hits}
     assert (tmp_path / "out" / "search.html").stat().st_size > 10_000

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,17 +10,6 @@ from hypothesis import strategies as st
 
 from reidkit.errors import ReidkitError
 from reidkit.evaluation import evaluate
-
-
-def _benchmark_common():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
-    spec = importlib.util.spec_from_file_location("reidkit_benchmark_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference_evaluate = _benchmark_common().reference_evaluate
 
 # Gallery of the toy: pid / camera of g0..g4.
 TOY_G_PIDS = np.array([1, 2, 1, -1, 1])
@@ -104,7 +90,7 @@ def test_label_length_mismatch_is_refused() -> None:
         evaluate(TOY_DIST[0], TOY_Q_PIDS, TOY_G_PIDS, TOY_Q_CAMS, TOY_G_CAMS)
 
 
-def _assert_matches_reference(dist, q_pids, g_pids, q_cams, g_cams, max_rank: int) -> None:
+def _assert_matches_reference(reference_evaluate, dist, q_pids, g_pids, q_cams, g_cams, max_rank: int) -> None:
     try:
         expected = reference_evaluate(dist, q_pids, g_pids, q_cams, g_cams, max_rank)
     except ValueError:
@@ -138,14 +124,14 @@ def ranking_problems(draw):
 
 @settings(max_examples=300, deadline=None)
 @given(ranking_problems())
-def test_matches_the_reference_loop_with_ties_junk_and_unmatched_queries(problem) -> None:
-    _assert_matches_reference(*problem)
+def test_matches_the_reference_loop_with_ties_junk_and_unmatched_queries(benchmark_common, problem) -> None:
+    _assert_matches_reference(benchmark_common.reference_evaluate, *problem)
 
 
-def test_matches_the_reference_loop_across_many_row_blocks() -> None:
+def test_matches_the_reference_loop_across_many_row_blocks(benchmark_common) -> None:
     rng = np.random.default_rng(3)
     num_query, num_gallery = 700, 900
     dist = rng.integers(0, 50, (num_query, num_gallery)).astype(np.float32)
     q_pids, g_pids = rng.integers(-1, 60, num_query), rng.integers(-1, 60, num_gallery)
     q_cams, g_cams = rng.integers(0, 6, num_query), rng.integers(0, 6, num_gallery)
-    _assert_matches_reference(dist, q_pids, g_pids, q_cams, g_cams, 50)
+    _assert_matches_reference(benchmark_common.reference_evaluate, dist, q_pids, g_pids, q_cams, g_cams, 50)

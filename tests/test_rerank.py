@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,17 +10,6 @@ from hypothesis import strategies as st
 
 from reidkit.errors import ReidkitError
 from reidkit.evaluation import compute_distance_matrix, evaluate, re_ranking, rerank_features
-
-
-def _benchmark_common():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
-    spec = importlib.util.spec_from_file_location("reidkit_benchmark_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-common = _benchmark_common()
 
 
 def _blocks(num_query: int, num_gallery: int, dim: int, seed: int):
@@ -37,17 +23,17 @@ def _blocks(num_query: int, num_gallery: int, dim: int, seed: int):
     ("k1", "k2", "lambda_value"),
     [(20, 6, 0.3), (5, 1, 0.0), (7, 3, 1.0), (1, 2, 0.5), (3, 6, 0.3), (20, 1, 0.3), (4, 30, 0.7)],
 )
-def test_matches_the_classic_implementation(k1: int, k2: int, lambda_value: float) -> None:
+def test_matches_the_classic_implementation(benchmark_common, k1: int, k2: int, lambda_value: float) -> None:
     _, _, q_g, q_q, g_g = _blocks(30, 120, 16, seed=k1 * 100 + k2)
-    expected = common.reference_re_ranking(q_g, q_q, g_g, k1, k2, lambda_value)
+    expected = benchmark_common.reference_re_ranking(q_g, q_q, g_g, k1, k2, lambda_value)
     result = re_ranking(q_g, q_q, g_g, k1, k2, lambda_value)
     assert result.dtype == np.float32 and result.shape == (30, 120)
     np.testing.assert_array_equal(result, expected)
 
 
-def test_more_neighbours_than_items() -> None:
+def test_more_neighbours_than_items(benchmark_common) -> None:
     _, _, q_g, q_q, g_g = _blocks(4, 9, 3, seed=1)
-    np.testing.assert_array_equal(re_ranking(q_g, q_q, g_g), common.reference_re_ranking(q_g, q_q, g_g))
+    np.testing.assert_array_equal(re_ranking(q_g, q_q, g_g), benchmark_common.reference_re_ranking(q_g, q_q, g_g))
 
 
 @st.composite
@@ -68,9 +54,9 @@ def tied_blocks(draw):
 
 @settings(max_examples=60, deadline=None)
 @given(tied_blocks())
-def test_ties_break_by_index_like_a_stable_sort(problem) -> None:
+def test_ties_break_by_index_like_a_stable_sort(benchmark_common, problem) -> None:
     q_g, q_q, g_g, k1, k2, lambda_value = problem
-    expected = common.reference_re_ranking(q_g, q_q, g_g, k1, k2, lambda_value)
+    expected = benchmark_common.reference_re_ranking(q_g, q_q, g_g, k1, k2, lambda_value)
     np.testing.assert_array_equal(re_ranking(q_g, q_q, g_g, k1, k2, lambda_value), expected)
 
 
@@ -91,12 +77,12 @@ def test_rerank_features_uses_the_authors_distances() -> None:
     np.testing.assert_allclose(cosine, re_ranking(*normalised, 6, 2, 0.4), atol=1e-5)
 
 
-def test_re_ranking_improves_retrieval_of_clustered_features() -> None:
-    split = common.market_like_split(
+def test_re_ranking_improves_retrieval_of_clustered_features(benchmark_common) -> None:
+    split = benchmark_common.market_like_split(
         seed=0, num_ids=40, num_queries=80, num_gallery=400, num_distractors=60, num_junk=10
     )
-    qf = common.identity_features(split.q_pids, 128, 0.6, 0, 1)
-    gf = common.identity_features(split.g_pids, 128, 0.6, 0, 2)
+    qf = benchmark_common.identity_features(split.q_pids, 128, 0.6, 0, 1)
+    gf = benchmark_common.identity_features(split.g_pids, 128, 0.6, 0, 2)
     labels = (split.q_pids, split.g_pids, split.q_camids, split.g_camids)
     before = evaluate(compute_distance_matrix(qf, gf), *labels)
     after = evaluate(rerank_features(qf, gf), *labels)

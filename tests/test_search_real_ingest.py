@@ -25,20 +25,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def video(shared_dir: Path) -> Path:
-    path = shared_dir / "videos" / "vtest.avi"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-@pytest.fixture(scope="module")
 def model() -> ModelChoice:
     return choose_model("imagenet", None)
 
 
 @pytest.fixture(scope="module")
-def store_root(tmp_path_factory: pytest.TempPathFactory, video: Path, shared_dir: Path, model: ModelChoice) -> Path:
+def store_root(
+    tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, shared_dir: Path, model: ModelChoice
+) -> Path:
     """Ingested with the CLI's default embedding backend (OpenVINO where installed), searched with PyTorch queries:
     the tests below also show that the two backends' features mix."""
     root = tmp_path_factory.mktemp("store")
@@ -47,7 +41,7 @@ def store_root(tmp_path_factory: pytest.TempPathFactory, video: Path, shared_dir
     ingest_model = choose_model("imagenet", None, backend="auto")
     assert ingest_model.extractor.model_id == model.extractor.model_id
     with Store.open(root, writable=True, create=True) as store:
-        report = ingest_video(store, probe_video(video), options, ingest_model.extractor, detector, model.source)
+        report = ingest_video(store, probe_video(vtest_video), options, ingest_model.extractor, detector, model.source)
     assert report.frames == 30 and report.detections > 30 and report.tracks >= 3
     assert set(report.stage_seconds) == {"decode", "detect", "track", "embed", "write"}
     assert all(seconds > 0 for seconds in report.stage_seconds.values())
@@ -72,18 +66,19 @@ class _FailingDetector:
 
 
 def test_a_detector_failure_surfaces_and_the_rerun_resumes(
-    video: Path, shared_dir: Path, model: ModelChoice, tmp_path: Path
+    vtest_video: Path, shared_dir: Path, model: ModelChoice, tmp_path: Path
 ) -> None:
     """Detection runs in a background thread: its error must reach the caller, after the chunks before it committed."""
     detector = choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)
     options = IngestOptions("c", every_n=2, end_frame=40, chunk_frames=5, progress=False)
     with Store.open(tmp_path / "store", writable=True, create=True) as store:
         with pytest.raises(RuntimeError, match="inference device lost"):
-            ingest_video(store, probe_video(video), options, model.extractor, _FailingDetector(detector, 3), "imagenet")
+            failing = _FailingDetector(detector, 3)
+            ingest_video(store, probe_video(vtest_video), options, model.extractor, failing, "imagenet")
         interrupted = store.video(1)
         assert interrupted.status == "ingesting" and interrupted.last_committed_frame == 18  # two chunks of 5
         assert store.integrity_problems() == []
-        report = ingest_video(store, probe_video(video), options, model.extractor, detector, "imagenet")
+        report = ingest_video(store, probe_video(vtest_video), options, model.extractor, detector, "imagenet")
         assert report.resumed_after == 18 and report.frames == 10
         assert store.video(1).status == "done" and store.integrity_problems() == []
 
@@ -118,11 +113,11 @@ def test_search_by_crop_finds_its_own_track_first(store_root: Path, model: Model
     assert top.best.wall_time == START + timedelta(seconds=top.best.time_s)
 
 
-def test_search_by_frame_and_box(store_root: Path, model: ModelChoice, video: Path) -> None:
+def test_search_by_frame_and_box(store_root: Path, model: ModelChoice, vtest_video: Path) -> None:
     with Store.open(store_root) as store:
         detection_id, track_id = _a_mid_track_crop(store)
         row = store.detections([detection_id])[detection_id]
-        frame = next(iter_frames(video, 1, row.frame_index, row.frame_index + 1, progress=False))
+        frame = next(iter_frames(vtest_video, 1, row.frame_index, row.frame_index + 1, progress=False))
         crop = query_crop(frame.image, "frame", row.box, detector=lambda: pytest.fail("no detector with --box"))
         assert crop.kind == "frame+box"
         result = search_store(store, _embed(model, crop.image), top_k=3)
@@ -130,8 +125,8 @@ def test_search_by_frame_and_box(store_root: Path, model: ModelChoice, video: Pa
     assert result.hits[0].best.id == detection_id
 
 
-def test_a_whole_frame_needs_exactly_one_person(video: Path, shared_dir: Path) -> None:
-    frame = next(iter_frames(video, 1, 30, 31, progress=False)).image
+def test_a_whole_frame_needs_exactly_one_person(vtest_video: Path, shared_dir: Path) -> None:
+    frame = next(iter_frames(vtest_video, 1, 30, 31, progress=False)).image
     detector = lambda: choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)  # noqa: E731
     with pytest.raises(ImageError, match=r"people found in frame30; pick one with --box x0,y0,x1,y1 \(detected: "):
         query_crop(frame, "frame30", None, detector)
@@ -171,10 +166,10 @@ def test_rerank_reorders_by_k_reciprocal_distance(store_root: Path) -> None:
 
 
 def test_a_truncated_video_is_ingested_up_to_the_damage(
-    video: Path, shared_dir: Path, model: ModelChoice, tmp_path: Path
+    vtest_video: Path, shared_dir: Path, model: ModelChoice, tmp_path: Path
 ) -> None:
     cut = tmp_path / "cut.avi"
-    cut.write_bytes(video.read_bytes()[:300_000])  # a copy cut off after about 30 of its 795 frames
+    cut.write_bytes(vtest_video.read_bytes()[:300_000])  # a copy cut off after about 30 of its 795 frames
     detector = choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)
     with Store.open(tmp_path / "store", writable=True, create=True) as store:
         options = IngestOptions("c", every_n=5, progress=False)

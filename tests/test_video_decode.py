@@ -14,34 +14,26 @@ from reidkit.errors import ConfigError, VideoError
 from reidkit.video import TruncatedVideoWarning, iter_frames, probe_video, video_fingerprint
 
 
-@pytest.fixture(scope="module")
-def vtest(shared_dir: Path) -> Path:
-    path = shared_dir / "videos" / "vtest.avi"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
 @pytest.fixture()
-def truncated(vtest: Path, tmp_path: Path) -> Path:
+def truncated(vtest_video: Path, tmp_path: Path) -> Path:
     path = tmp_path / "cut.avi"
-    with vtest.open("rb") as handle:
+    with vtest_video.open("rb") as handle:
         path.write_bytes(handle.read(300_000))
     return path
 
 
-def test_probe_reads_container_metadata(vtest: Path) -> None:
-    info = probe_video(vtest)
+def test_probe_reads_container_metadata(vtest_video: Path) -> None:
+    info = probe_video(vtest_video)
     assert (info.width, info.height) == (768, 576)
     assert info.fps == pytest.approx(10.0)
     assert info.num_frames == 795
     assert info.duration_s == pytest.approx(79.5, abs=0.2)
     assert len(info.fingerprint) == 64
-    assert probe_video(str(vtest)).fingerprint == info.fingerprint
+    assert probe_video(str(vtest_video)).fingerprint == info.fingerprint
 
 
-def test_every_nth_frame_of_the_whole_video(vtest: Path) -> None:
-    frames = list(iter_frames(vtest, every_n=10, progress=False))
+def test_every_nth_frame_of_the_whole_video(vtest_video: Path) -> None:
+    frames = list(iter_frames(vtest_video, every_n=10, progress=False))
     assert [f.index for f in frames] == list(range(0, 795, 10))
     times = np.array([f.time_s for f in frames])
     assert np.all(np.diff(times) > 0)
@@ -51,30 +43,30 @@ def test_every_nth_frame_of_the_whole_video(vtest: Path) -> None:
     assert first.std() > 10  # a real picture, not a blank buffer
 
 
-def test_start_and_end_frame_bound_the_range(vtest: Path) -> None:
-    frames = list(iter_frames(vtest, every_n=3, start_frame=100, end_frame=130, progress=False))
+def test_start_and_end_frame_bound_the_range(vtest_video: Path) -> None:
+    frames = list(iter_frames(vtest_video, every_n=3, start_frame=100, end_frame=130, progress=False))
     assert [f.index for f in frames] == list(range(100, 130, 3))
     assert frames[0].time_s == pytest.approx(10.0)
-    every = {f.index: f.image for f in iter_frames(vtest, start_frame=100, end_frame=104, progress=False)}
+    every = {f.index: f.image for f in iter_frames(vtest_video, start_frame=100, end_frame=104, progress=False)}
     np.testing.assert_array_equal(every[103], frames[1].image)
 
 
-def test_truncated_file_yields_what_decodes_then_warns(vtest: Path, truncated: Path) -> None:
+def test_truncated_file_yields_what_decodes_then_warns(vtest_video: Path, truncated: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         frames = list(iter_frames(truncated, progress=False))
     assert 0 < len(frames) < 795
     assert any(issubclass(w.category, TruncatedVideoWarning) and "cut.avi" in str(w.message) for w in caught)
-    originals = list(iter_frames(vtest, end_frame=len(frames), progress=False))
+    originals = list(iter_frames(vtest_video, end_frame=len(frames), progress=False))
     for cut, original in zip(frames[:-1], originals[:-1], strict=True):  # the last one may be partly damaged
         np.testing.assert_array_equal(cut.image, original.image)
 
 
-def test_fingerprint_follows_content_not_name(vtest: Path, truncated: Path, tmp_path: Path) -> None:
+def test_fingerprint_follows_content_not_name(vtest_video: Path, truncated: Path, tmp_path: Path) -> None:
     twin = tmp_path / "renamed.bin"
     twin.write_bytes(truncated.read_bytes())
     assert video_fingerprint(twin) == video_fingerprint(truncated)
-    assert video_fingerprint(truncated) != video_fingerprint(vtest)
+    assert video_fingerprint(truncated) != video_fingerprint(vtest_video)
 
 
 def test_not_a_video_is_a_clear_error(tmp_path: Path) -> None:
@@ -93,13 +85,13 @@ def test_missing_path_and_directory_are_errors(tmp_path: Path) -> None:
         probe_video(tmp_path)
 
 
-def test_range_past_the_end_and_bad_options(vtest: Path) -> None:
+def test_range_past_the_end_and_bad_options(vtest_video: Path) -> None:
     with pytest.raises(VideoError, match="past its end"):
-        list(iter_frames(vtest, start_frame=10_000, progress=False))
+        list(iter_frames(vtest_video, start_frame=10_000, progress=False))
     with pytest.raises(ConfigError, match="every_n"):
-        iter_frames(vtest, every_n=0)
+        iter_frames(vtest_video, every_n=0)
     with pytest.raises(ConfigError, match="end_frame"):
-        iter_frames(vtest, start_frame=5, end_frame=5)
+        iter_frames(vtest_video, start_frame=5, end_frame=5)
 
 
 def test_times_come_from_pts_in_another_container(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int]) -> Any:
     try:
         import openvino
     except ImportError as exc:
-        raise ModelError(f"backend openvino needs the openvino runtime ({exc}); pip install 'reidkit[openvino]'") from exc
+        raise ModelError(
+            f"backend openvino needs the openvino runtime ({exc}); pip install 'reidkit[openvino]'"
+        ) from exc
     was_training = model.training
     model.eval()
     try:
