@@ -4,6 +4,9 @@ detector (HOG without it), MGN-MobileNetV2 with ImageNet weights (plumbing, not 
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Generator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -194,3 +197,28 @@ def test_trajectory_and_self_contained_html(store_root: Path, model: ModelChoice
     assert all(s.startswith("data:image/jpeg;base64,") for s in sources)
     assert "http://" not in text and "https://" not in text
     assert "<svg" in text and "first seen" in text
+
+
+def test_the_background_producer_stops_when_ingest_fails_midway() -> None:
+    """The consumer fails after the producer has queued its last item: leaving must not wait on it forever."""
+    from reidkit.index.ingest import _in_background
+
+    closed = threading.Event()
+
+    def items() -> Generator[int, None, None]:
+        try:
+            yield from range(2)
+        finally:
+            closed.set()
+
+    def consume() -> None:
+        with pytest.raises(RuntimeError, match="commit failed"):
+            for _ in _in_background(items()):
+                time.sleep(0.3)  # the producer queues item 1 and reaches its end meanwhile
+                raise RuntimeError("commit failed")
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(timeout=10)
+    assert not consumer.is_alive(), "leaving the ingest loop hung on the background producer"
+    assert closed.is_set()

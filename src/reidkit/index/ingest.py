@@ -263,20 +263,24 @@ def _in_background(items: Generator[_T, None, None]) -> Iterator[_T]:
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def offer(message: tuple[str, Any]) -> bool:
+        """Hand ``message`` over unless the consumer has left (then a blocking put would never return)."""
+        while not stop.is_set():
+            try:
+                handoff.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        handoff.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(("item", item)):
                     return
-            handoff.put(("end", None))
+            offer(("end", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            handoff.put(("error", exc))
+            offer(("error", exc))
         finally:
             items.close()  # closes the video container in the thread that used it
 
