@@ -228,7 +228,7 @@ def test_demo_video_finds_the_walker_across_the_cut(vtest_video: Path, shared_di
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert summary["walkers_across_cut"] >= 1 and summary["true_tracks"]
     assert summary["tracks_scored"] == summary["tracks"] - 1  # the photo's own track is left out
-    ingest_line = r"cam-a: frames 0-\d+: \d+ frames, \d+ crops, \d+ tracks in [\d.]+ s \([\d.]+ frames/s"
+    ingest_line = r"cam-a: frames 0-\d+: \d+ frames, \d+ crops, \d+ tracks in [\d.]+ s \([\d.]+ processed frames/s"
     assert re.search(ingest_line, first.stdout), first.stdout
     hits = json.loads((tmp_path / "out" / "result.json").read_text())["hits"]
     assert hits and summary["query_track"] not in {hit["track_id"] for hit in hits}

@@ -101,9 +101,7 @@ def ingest(
         f"{report.detections} crops, {report.tracks} tracks in {report.seconds:.1f} s -> {db} "
         f"[store: {summary.videos} videos, {summary.tracks} tracks, {summary.detections} crops]"
     )
-    stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in report.stage_seconds.items())
-    rate = report.frames / report.seconds if report.seconds else 0.0
-    typer.echo(f"{rate:.1f} processed frames/s; seconds per stage: {stages}")
+    typer.echo(report.stage_summary())
     if report.detections == 0 and report.resumed_after is None:
         typer.echo(
             f"warning: no person was detected in {video} ({report.frames} frames looked at); it is recorded as "

@@ -99,11 +99,9 @@ def run_demo_video(
             # resume an interrupted run of this very job; replace anything else covering these frames
             options = IngestOptions(camera, START_TIME, every_n, first, end, force=not same)
             report = ingest_video(store, info, options, choice.extractor, detector, choice.source)
-            stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in report.stage_seconds.items())
             echo(
                 f"{camera}: frames {first}-{end}: {report.frames} frames, {report.detections} crops, "
-                f"{report.tracks} tracks in {report.seconds:.1f} s ({report.frames / report.seconds:.1f} frames/s; "
-                f"seconds per stage, overlapping: {stages})"
+                f"{report.tracks} tracks in {report.seconds:.1f} s ({report.stage_summary()})"
             )
             video_ids.append(report.video_id)
         ingest_s = time.monotonic() - started

@@ -88,6 +88,12 @@ class IngestReport:
     # Wall seconds per stage: decode, detect, track (incl. cropping), embed, write (JPEGs + SQLite commit).
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
+    def stage_summary(self) -> str:
+        """``processed frames/s; seconds per stage: decode 1.2, ...`` for the command line."""
+        rate = self.frames / self.seconds if self.seconds else 0.0
+        stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.stage_seconds.items())
+        return f"{rate:.1f} processed frames/s; seconds per stage: {stages}"
+
     @contextmanager
     def timing(self, stage: str) -> Iterator[None]:
         started = time.perf_counter()

@@ -5,9 +5,9 @@ pipeline training evaluates with, so a crop gives the same feature whether it ar
 numpy array, and ``reidkit test`` reproduces the numbers printed during training.
 
 ``backend="openvino"`` runs the same network through the OpenVINO runtime (converted in memory from the PyTorch
-module, about 7 s once): on CPU it embeds MGN-MobileNetV2 crops about 1.5x faster than PyTorch with channels_last
-and 2.3x faster than PyTorch's default layout, which is what lets video ingest keep up with the camera. Its
-features match PyTorch's to ~1e-5, so they share the model id and mix freely with PyTorch-made queries.
+module once, a few seconds): on 2 CPU cores it embeds MGN-MobileNetV2 crops 1.8x (128x64) to 2.9x (256x128) faster
+than PyTorch with channels_last (benchmarks/RESULTS.md), which is what lets video ingest keep up with the camera.
+Its features match PyTorch's to 1e-4, so they share the model id and mix freely with PyTorch-made queries.
 """
 
 from __future__ import annotations
@@ -75,10 +75,7 @@ class FeatureExtractor:
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
         height, width = self.card.input_size
         self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
-        self.backend: Backend = backend
-        self._compiled: Any = None
-        if backend == "openvino":
-            self._compiled = compile_for_cpu(self.model, self.card.input_size)
+        self._compiled: Any = compile_for_cpu(self.model, self.card.input_size) if backend == "openvino" else None
 
     @property
     def feature_dim(self) -> int:
@@ -136,15 +133,15 @@ class FeatureExtractor:
         return features
 
     def _forward(self, batch: Tensor) -> Tensor:
-        run = self._run_openvino if self._compiled is not None else self.model
-        batch = batch.contiguous(memory_format=torch.channels_last) if self._compiled is None else batch
-        out = run(batch)
+        out = self._run(batch)
         if self.flip:
-            out = (out + run(batch.flip(-1))) / 2
+            out = (out + self._run(batch.flip(-1))) / 2
         return out
 
-    def _run_openvino(self, batch: Tensor) -> Tensor:
-        return torch.from_numpy(self._compiled(batch.numpy())[0])
+    def _run(self, batch: Tensor) -> Tensor:
+        if self._compiled is not None:
+            return torch.from_numpy(self._compiled(batch.numpy())[0])
+        return self.model(batch.contiguous(memory_format=torch.channels_last))
 
 
 class _Inputs(Dataset[tuple[Tensor, str]]):

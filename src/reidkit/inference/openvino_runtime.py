@@ -1,7 +1,7 @@
 """A ReID network run by the OpenVINO runtime on the CPU, converted in memory from its PyTorch module.
 
-On 2 x86 cores OpenVINO runs MGN-MobileNetV2 2-3x faster than PyTorch eager (fused convolutions, no framework
-overhead per layer), which is what lets video ingest keep up with a camera. The conversion traces the module with
+On 2 x86 cores OpenVINO runs MGN-MobileNetV2 1.8-2.9x faster than PyTorch eager with channels_last
+(benchmarks/RESULTS.md), which is what lets video ingest keep up with a camera. The conversion traces the module with
 an example input; the batch dimension is left free so one compilation serves any batch size. This is also the
 first half of an ONNX / OpenVINO IR export: ``openvino.save_model`` can write the converted model as it is.
 """
