@@ -10,7 +10,9 @@ with a single-query p50 under 20 ms on the machine it runs on:
 * ``ivf_sq8``         IVF with 8-bit scalar-quantised vectors (a quarter of the memory);
 * ``ivf_pq``          IVF-PQ alone (compressed codes, approximate scores);
 * ``ivf_pq_rerank``   IVF-PQ shortlist of ``--rerank-depth`` re-scored exactly with vectors read from disk, which is
-                      what the store does (its exact vectors live in SQLite);
+                      what the store does (its exact vectors live in SQLite). The vectors are float32 when they fit
+                      on the scratch disk and float16 otherwise (10M x 2048 is 82 GB as float32, 41 GB as float16;
+                      ``--rerank-dtype`` forces one); recall is still counted against the float32 ground truth;
 * ``hnsw``            HNSW32 graph, for reference only: it cannot remove vectors, which the store needs.
 
 Features are synthetic but clustered like ReID features: identities (about 20 crops each, as a tracked walk gives)
@@ -20,7 +22,8 @@ recall@10 means "the ranking among near-equal neighbours survives the approximat
 would make every index look either perfect or useless.
 
 Data is generated in chunks from per-chunk seeds, so nothing larger than one index is ever held; ground truth is an
-exact streaming top-10 for ``--exact-queries`` queries. Kinds whose index would exceed ``--max-ram-gb`` are skipped
+exact streaming top-10 for ``--exact-queries`` queries, over chunks generated two at a time (``--threads``: NumPy's
+generators release the GIL), whereas index adds see one chunk at a time so that nothing competes with the add rate. Kinds whose index would exceed ``--max-ram-gb`` are skipped
 and listed as such. Prints a table and writes ``benchmarks/out/search_scale.json``.
 
     python benchmarks/bench_search_scale.py                       # 1M and 10M, 2048-d and 256-d
@@ -38,6 +41,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,6 +51,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 TARGET_RECALL = 0.98
 TARGET_P50_MS = 20.0
@@ -82,10 +87,27 @@ class ClusteredFeatures:
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         return x
 
-    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-        for start in range(0, self.n, rows):
-            count = min(rows, self.n - start)
-            yield start, self._sample(np.random.default_rng([self.seed, 1, start]), count)
+    def _chunk(self, start: int, rows: int) -> np.ndarray:
+        return self._sample(np.random.default_rng([self.seed, 1, start]), min(rows, self.n - start))
+
+    def chunks(self, rows: int = CHUNK_ROWS, workers: int = 1, desc: str = "") -> Iterator[tuple[int, np.ndarray]]:
+        """The same chunks whatever ``workers`` is (each has its own seed); workers > 1 generates that many ahead.
+        A ``desc`` shows a progress bar (10M x 2048 takes tens of minutes per pass on 2 cores)."""
+        with tqdm(total=self.n, desc=desc, unit="vec", unit_scale=True, disable=not desc, mininterval=5) as bar:
+            for start, chunk in self._generate(rows, workers):
+                yield start, chunk
+                bar.update(len(chunk))
+
+    def _generate(self, rows: int, workers: int) -> Iterator[tuple[int, np.ndarray]]:
+        starts = range(0, self.n, rows)
+        if workers <= 1:
+            for start in starts:
+                yield start, self._chunk(start, rows)
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            for begin in range(0, self.n, rows * workers):
+                batch = [s for s in starts if begin <= s < begin + rows * workers]
+                yield from zip(batch, pool.map(lambda s: self._chunk(s, rows), batch))
 
     def training_sample(self, count: int) -> np.ndarray:
         return self._sample(np.random.default_rng([self.seed, 3]), min(count, self.n))
@@ -114,6 +136,7 @@ class KindResult:
     train_s: float = 0.0
     add_per_s: float = 0.0
     disk_mb: float = 0.0
+    rerank_depth: int = 0  # shortlist re-scored exactly (0: none)
     sweep: list[OperatingPoint] = field(default_factory=list)
     chosen: OperatingPoint | None = None
 
@@ -170,11 +193,13 @@ def train_quantizer(data: ClusteredFeatures) -> tuple[faiss.Index, float]:
     return quantizer, time.perf_counter() - start
 
 
-def exact_top_k(data: ClusteredFeatures, queries: np.ndarray, k: int) -> np.ndarray:
+def exact_top_k(
+    data: ClusteredFeatures, queries: np.ndarray, k: int, workers: int = 1, desc: str = ""
+) -> np.ndarray:
     """Streaming exact top-k ids: one chunk at a time, keeping the best k per query."""
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_ids = np.full((len(queries), k), -1, dtype=np.int64)
-    for start, chunk in data.chunks():
+    for start, chunk in data.chunks(workers=workers, desc=desc):
         scores = queries @ chunk.T
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         all_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, axis=1)], axis=1)
@@ -191,17 +216,20 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 class Reranker:
-    """Exact re-scoring of a shortlist with float32 vectors memory-mapped from disk, as the store does from SQLite."""
+    """Exact re-scoring of a shortlist with vectors memory-mapped from disk, as the store does from SQLite.
 
-    def __init__(self, path: Path, n: int, dim: int) -> None:
-        self.vectors = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    float16 storage halves the disk for galleries whose float32 vectors do not fit; scores are summed in float32.
+    """
+
+    def __init__(self, path: Path, n: int, dim: int, dtype: np.dtype) -> None:
+        self.vectors = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, dim))
 
     def write(self, start: int, chunk: np.ndarray) -> None:
         self.vectors[start : start + len(chunk)] = chunk
 
     def rerank(self, query: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
         order = np.sort(ids[ids >= 0])  # sorted reads are kinder to the disk
-        scores = self.vectors[order] @ query
+        scores = self.vectors[order].astype(np.float32, copy=False) @ query
         return order[np.argsort(-scores)[:k]]
 
 
@@ -256,6 +284,15 @@ def sweep(
     result.chosen = good[0] if good else max(result.sweep, key=lambda p: p.recall_at_10)
 
 
+def rerank_dtype(n: int, dim: int, wanted: str, free_bytes: int) -> np.dtype | None:
+    """float32 when it fits on the scratch disk with 5 GB to spare, else float16 if that fits, else None."""
+    choices = ("float32", "float16") if wanted == "auto" else (wanted,)
+    for name in choices:
+        if n * dim * np.dtype(name).itemsize < free_bytes - 5e9:
+            return np.dtype(name)
+    return None
+
+
 def run_kind(
     kind: str,
     data: ClusteredFeatures,
@@ -266,7 +303,7 @@ def run_kind(
     args: argparse.Namespace,
     scratch: Path,
 ) -> list[KindResult]:
-    """Build ``kind`` over the whole gallery and measure it; ``ivf_pq`` yields two rows, plain and re-scored."""
+    """Build ``kind`` over the whole gallery and measure it; ``ivf_pq`` also yields one re-scored row per depth."""
     n, dim = data.n, data.dim
     memory = index_memory_gb(kind, n, dim)
     result = KindResult(kind, n, dim, "ok", memory_gb=round(memory, 3))
@@ -280,13 +317,11 @@ def run_kind(
     shared_training = quantizer_s if kind.startswith("ivf") else 0.0  # the coarse k-means, run once per size
     result.train_s = round(time.perf_counter() - start + shared_training, 2)
     reranker = None
-    if kind == "ivf_pq":
-        need_gb = n * dim * 4 / 1e9
-        free_gb = shutil.disk_usage(scratch).free / 1e9
-        if need_gb < free_gb - 5:
-            reranker = Reranker(scratch / "rerank-vectors.npy", n, dim)
+    vectors_dtype = rerank_dtype(n, dim, args.rerank_dtype, shutil.disk_usage(scratch).free)
+    if kind == "ivf_pq" and vectors_dtype is not None:
+        reranker = Reranker(scratch / "rerank-vectors.npy", n, dim, vectors_dtype)
     add_s = 0.0
-    for first, chunk in data.chunks():
+    for first, chunk in data.chunks(desc=f"{kind} add"):
         start = time.perf_counter()
         if kind == "hnsw":
             index.add(chunk)
@@ -302,20 +337,24 @@ def run_kind(
     index_file.unlink()
     sweep(result, index, queries, truth, None, 10)
     results = [result]
-    if kind == "ivf_pq":
-        rescored = KindResult(
-            "ivf_pq_rerank", n, dim, "ok", f"{result.description} + exact re-scoring of the top {args.rerank_depth}",
-            result.memory_gb, result.train_s, result.add_per_s, result.disk_mb,
-        )
+    if kind != "ivf_pq":
+        return results
+    if reranker is not None:
+        reranker.vectors.flush()
+    for depth in args.rerank_depth:
+        rescored = KindResult("ivf_pq_rerank", n, dim, "ok", memory_gb=result.memory_gb, train_s=result.train_s,
+                              add_per_s=result.add_per_s, rerank_depth=depth)
         if reranker is None:
-            rescored.status = f"skipped: the exact vectors need {n * dim * 4 / 1e9:.0f} GB of disk, more than is free"
+            rescored.status = f"skipped: even float16 vectors need {n * dim * 2 / 1e9:.0f} GB of disk, more than is free"
         else:
-            reranker.vectors.flush()
-            rescored.disk_mb = round(result.disk_mb + n * dim * 4 / 1e6, 1)
-            sweep(rescored, index, queries, truth, reranker, args.rerank_depth)
-            del reranker
-            (scratch / "rerank-vectors.npy").unlink()
+            rescored.description = (f"{result.description} + exact re-scoring of the top {depth} "
+                                    f"({vectors_dtype.name} vectors on disk)")
+            rescored.disk_mb = round(result.disk_mb + reranker.vectors.nbytes / 1e6, 1)
+            sweep(rescored, index, queries, truth, reranker, depth)
         results.append(rescored)
+    if reranker is not None:
+        del reranker
+        (scratch / "rerank-vectors.npy").unlink()
     return results
 
 
@@ -353,19 +392,19 @@ def flat_crossover(dims: list[int], threads: int) -> dict[str, object]:
 
 def print_table(results: list[KindResult]) -> None:
     header = (
-        f"{'n':>10} {'dim':>5} {'kind':<14} {'mem GB':>7} {'train s':>8} {'add/s':>9} {'disk MB':>9} "
+        f"{'n':>10} {'dim':>5} {'kind':<14} {'depth':>5} {'mem GB':>7} {'train s':>8} {'add/s':>9} {'disk MB':>9} "
         f"{'setting':>12} {'R@10':>7} {'p50 ms':>8} {'p99 ms':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         if r.chosen is None:
-            print(f"{r.n:>10} {r.dim:>5} {r.kind:<14} {r.memory_gb:>7.2f}  {r.status}")
+            print(f"{r.n:>10} {r.dim:>5} {r.kind:<14} {r.rerank_depth or '':>5} {r.memory_gb:>7.2f}  {r.status}")
             continue
         c = r.chosen
         setting = "exact" if c.param == "exact" else f"{c.param}={c.value}"
         print(
-            f"{r.n:>10} {r.dim:>5} {r.kind:<14} {r.memory_gb:>7.2f} {r.train_s:>8.1f} {r.add_per_s:>9} "
+            f"{r.n:>10} {r.dim:>5} {r.kind:<14} {r.rerank_depth or '':>5} {r.memory_gb:>7.2f} {r.train_s:>8.1f} {r.add_per_s:>9} "
             f"{r.disk_mb:>9.1f} {setting:>12} {c.recall_at_10:>7.4f} {c.p50_ms:>8.2f} {c.p99_ms:>8.2f}"
         )
 
@@ -377,7 +416,10 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help=f"comma-separated, from {', '.join(KINDS)}")
     parser.add_argument("--queries", type=int, default=500, help="single queries timed per setting")
     parser.add_argument("--exact-queries", type=int, default=200, help="queries with exact ground truth")
-    parser.add_argument("--rerank-depth", type=int, default=100, help="shortlist re-scored exactly (ivf_pq_rerank)")
+    parser.add_argument("--rerank-depth", default="100",
+                        help="comma-separated shortlist sizes re-scored exactly (ivf_pq_rerank, one row each)")
+    parser.add_argument("--rerank-dtype", choices=("auto", "float32", "float16"), default="auto",
+                        help="how the re-scored vectors are kept on disk (auto: float32 if it fits, else float16)")
     parser.add_argument("--max-ram-gb", type=float, default=6.0, help="skip indexes larger than this")
     parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
     parser.add_argument("--no-crossover", action="store_true", help="skip the small-size flat sweep")
@@ -387,6 +429,10 @@ def main() -> None:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         parser.error(f"unknown --kinds {unknown}; choose from {', '.join(KINDS)}")
+    try:
+        args.rerank_depth = [int(d) for d in args.rerank_depth.split(",") if d]
+    except ValueError:
+        parser.error(f"--rerank-depth must be comma-separated integers, got {args.rerank_depth!r}")
     faiss.omp_set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",")]
     dims = [int(d) for d in args.dims.split(",")]
@@ -409,7 +455,7 @@ def main() -> None:
                 data = ClusteredFeatures(n, dim)
                 queries = data.queries(args.queries)
                 start = time.perf_counter()
-                truth = exact_top_k(data, queries[: args.exact_queries], 10)
+                truth = exact_top_k(data, queries[: args.exact_queries], 10, args.threads, "ground truth")
                 print(f"    ground truth in {time.perf_counter() - start:.1f} s", flush=True)
                 quantizer, quantizer_s = None, 0.0
                 if any(kind.startswith("ivf") for kind in kinds):

@@ -4,6 +4,7 @@ pedestrian video in it, and the benchmarks' reference implementations."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -47,15 +48,26 @@ def vtest_video(shared_dir: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def benchmark_common() -> ModuleType:
-    """``benchmarks/common.py``: the classic reference loops the fast code must match (not part of the package)."""
-    path = REPO_ROOT / "benchmarks" / "common.py"
-    spec = importlib.util.spec_from_file_location("reidkit_benchmark_common", path)
+def _load_benchmark(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` as a module (the benchmarks are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(f"reidkit_benchmark_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_common() -> ModuleType:
+    """``benchmarks/common.py``: the classic reference loops the fast code must match."""
+    return _load_benchmark("common")
+
+
+@pytest.fixture(scope="session")
+def bench_search_scale() -> ModuleType:
+    """``benchmarks/bench_search_scale.py``: its data generator and re-scoring are tested, not only run."""
+    return _load_benchmark("bench_search_scale")
 
 
 def write_jpeg(path: Path, size: tuple[int, int] = (16, 32), seed: int = 0) -> Path:
