@@ -4,6 +4,7 @@ pedestrian video in it, and the benchmarks' reference implementations."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,17 @@ import pytest
 from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reidkit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The OpenVINO conversion cache in a temporary folder (per xdist worker), not the user's home; the CLI tests'
+    subprocesses inherit it."""
+    from reidkit.inference.openvino_runtime import CACHE_ENV
+
+    path = tmp_path_factory.mktemp("reidkit-cache")
+    os.environ[CACHE_ENV] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +97,34 @@ def write_jpeg(path: Path, size: tuple[int, int] = (16, 32), seed: int = 0) -> P
 def jpeg():
     """``jpeg(path, size=(w, h), seed=0)`` writes a real JPEG crop and returns its path."""
     return write_jpeg
+
+
+def scratch_mgn(num_classes: int, size: tuple[int, int] = (64, 32)):
+    """A small MGN-MobileNetV2 from scratch, in eval mode, whose features really depend on the input.
+
+    Freshly initialised BN statistics (mean 0, var 1) shrink each block's input-dependent signal ~10x in eval mode,
+    so such a network gives every crop the same feature to 1e-8 and tests comparing features could not fail. BN is
+    calibrated here with cumulative statistics of a few random batches, as after training.
+    """
+    from dataclasses import asdict
+
+    import torch
+
+    from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
+    from reidkit.models import build_model
+    from reidkit.training.checkpoint import ModelCard
+
+    torch.manual_seed(0)
+    model = build_model("mgn", num_classes, backbone="mobilenetv2", kwargs={"part_stride": 2})
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(8, 3, *size))
+    for norm in norms:
+        norm.momentum = 0.1
+    card = ModelCard(asdict(model.spec), size, IMAGENET_MEAN, IMAGENET_STD, backbone_init="scratch")
+    return model.eval(), card

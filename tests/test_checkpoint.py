@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
 from reidkit.errors import ModelError
 from reidkit.inference import FeatureExtractor
-from reidkit.models import build_model
 from reidkit.training.checkpoint import (
     ModelCard,
     build_from_checkpoint,
@@ -25,19 +22,14 @@ from reidkit.training.checkpoint import (
     save_checkpoint,
 )
 
+from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
+
 SIZE = (64, 32)
 
 
 def small_model(num_classes: int = 5) -> tuple[torch.nn.Module, ModelCard]:
     """A randomly initialised MGN whose BN statistics have moved off their defaults, as after training."""
-    torch.manual_seed(0)
-    model = build_model("mgn", num_classes, backbone="mobilenetv2", kwargs={"part_stride": 2})
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(8, 3, *SIZE))
-    model.eval()
-    card = ModelCard(asdict(model.spec), SIZE, IMAGENET_MEAN, IMAGENET_STD, backbone_init="scratch")
-    return model, card
+    return scratch_mgn(num_classes, SIZE)
 
 
 def crops(count: int) -> list[np.ndarray]:

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
 from reidkit.errors import ImageError, ModelError
 from reidkit.inference import FeatureExtractor, untrained_model
-from reidkit.models import build_model
-from reidkit.training.checkpoint import ModelCard, model_payload, save_checkpoint
+from reidkit.training.checkpoint import model_payload, save_checkpoint
+
+from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 
 SIZE = (64, 32)
 
 
 @pytest.fixture(scope="module")
 def extractor() -> FeatureExtractor:
-    torch.manual_seed(0)
-    model = build_model("mgn", 4, backbone="mobilenetv2", kwargs={"part_stride": 2})
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(8, 3, *SIZE))  # move BN statistics so features are not trivially symmetric
-    card = ModelCard(asdict(model.spec), SIZE, IMAGENET_MEAN, IMAGENET_STD, backbone_init="scratch")
+    model, card = scratch_mgn(4, SIZE)
     return FeatureExtractor(model, card=card, batch_size=3)
 
 
@@ -148,3 +141,36 @@ def test_unknown_or_misplaced_backends_are_refused(extractor: FeatureExtractor) 
         FeatureExtractor(extractor.model, card=extractor.card, backend="onnx")  # type: ignore[arg-type]
     with pytest.raises(ModelError, match="backend openvino runs on the CPU"):
         FeatureExtractor(extractor.model, card=extractor.card, device="cuda", backend="openvino")
+
+
+def test_openvino_conversion_of_a_checkpoint_is_cached_by_model_id(
+    extractor: FeatureExtractor, images: tuple[list[Path], list[np.ndarray]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("openvino")
+    from reidkit.inference import openvino_runtime
+
+    monkeypatch.setenv(openvino_runtime.CACHE_ENV, str(tmp_path / "cache"))
+    conversions = []
+    real_convert = openvino_runtime._convert
+    monkeypatch.setattr(openvino_runtime, "_convert", lambda *a: conversions.append(1) or real_convert(*a))
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model_payload(extractor.model, extractor.card))
+    expected = FeatureExtractor(path)(images[1])
+
+    first = FeatureExtractor(path, backend="openvino")
+    (xml,) = (tmp_path / "cache" / "openvino").glob(f"*/{first.model_id}-64x32/model.xml")
+    second = FeatureExtractor(path, backend="openvino")
+    assert len(conversions) == 1, "the second extractor converted again instead of reading the cache"
+    np.testing.assert_allclose(second(images[1]), expected, rtol=1e-4, atol=1e-4)  # float32 weights kept
+    np.testing.assert_array_equal(second(images[1]), first(images[1]))
+
+    xml.write_text("<not a model")  # a damaged entry is converted again and replaced
+    third = FeatureExtractor(path, backend="openvino")
+    assert len(conversions) == 2
+    np.testing.assert_array_equal(third(images[1]), first(images[1]))
+    assert "<not a model" not in xml.read_text()
+    assert not [p for p in xml.parent.parent.iterdir() if p.name.startswith(".")], "staging folder left behind"
+
+    FeatureExtractor(extractor.model, card=extractor.card, backend="openvino")  # a live model: never cached
+    assert len(conversions) == 3 and len(list(xml.parent.parent.iterdir())) == 1

@@ -4,8 +4,8 @@ Every input kind is turned into a PIL RGB image and then goes through ``build_tr
 pipeline training evaluates with, so a crop gives the same feature whether it arrives as a file, a PIL image or a
 numpy array, and ``reidkit test`` reproduces the numbers printed during training.
 
-``backend="openvino"`` runs the same network through the OpenVINO runtime (converted in memory from the PyTorch
-module once, a few seconds): on 2 CPU cores it embeds MGN-MobileNetV2 crops 1.8x (128x64) to 2.9x (256x128) faster
+``backend="openvino"`` runs the same network through the OpenVINO runtime (converted from the PyTorch module,
+a few seconds, then cached by model id so that the next command with the same checkpoint only compiles): on 2 CPU cores it embeds MGN-MobileNetV2 crops 1.8x (128x64) to 2.9x (256x128) faster
 than PyTorch with channels_last (benchmarks/RESULTS.md), which is what lets video ingest keep up with the camera.
 Its features match PyTorch's to 1e-4, so they share the model id and mix freely with PyTorch-made queries.
 """
@@ -75,7 +75,10 @@ class FeatureExtractor:
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
         height, width = self.card.input_size
         self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
-        self._compiled: Any = compile_for_cpu(self.model, self.card.input_size) if backend == "openvino" else None
+        self._compiled: Any = None
+        if backend == "openvino":
+            key = None if self._live else self.model_id  # a live model's weights may change: never cached
+            self._compiled = compile_for_cpu(self.model, self.card.input_size, cache_key=key)
 
     @property
     def feature_dim(self) -> int:

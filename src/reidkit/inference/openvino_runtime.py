@@ -1,14 +1,23 @@
-"""A ReID network run by the OpenVINO runtime on the CPU, converted in memory from its PyTorch module.
+"""A ReID network run by the OpenVINO runtime on the CPU, converted from its PyTorch module.
 
 On 2 x86 cores OpenVINO runs MGN-MobileNetV2 1.8-2.9x faster than PyTorch eager with channels_last
 (benchmarks/RESULTS.md), which is what lets video ingest keep up with a camera. The conversion traces the module with
 an example input; the batch dimension is left free so one compilation serves any batch size. This is also the
-first half of an ONNX / OpenVINO IR export: ``openvino.save_model`` can write the converted model as it is.
+first half of an ONNX / OpenVINO IR export: ``openvino.save_model`` writes the converted model as it is.
+
+Conversion costs seconds per command (tracing MGN), so a checkpoint's converted model is kept as OpenVINO IR under
+``$REIDKIT_CACHE_DIR`` (default ``~/.cache/reidkit``), keyed by its model id and the OpenVINO version: the next
+``reidkit ingest`` with the same checkpoint only compiles. A cache entry that cannot be read is converted again.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,15 +25,41 @@ from torch import nn
 
 from reidkit.errors import ModelError
 
+CACHE_ENV = "REIDKIT_CACHE_DIR"
 
-def compile_for_cpu(model: nn.Module, input_size: tuple[int, int]) -> Any:
-    """``model`` (in eval mode) converted to OpenVINO and compiled for the CPU, any batch size, all cores per call."""
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "reidkit")
+
+
+def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: str | None = None) -> Any:
+    """``model`` (in eval mode) compiled for the CPU, any batch size, all cores per call.
+
+    With a ``cache_key`` (a model id: same key, same weights and graph) the converted model is read from, or
+    written to, the cache; without one (a live model that may still be training) it is converted every time.
+    """
     try:
         import openvino
     except ImportError as exc:
         raise ModelError(
             f"backend openvino needs the openvino runtime ({exc}); pip install 'reidkit[openvino]'"
         ) from exc
+    core = openvino.Core()
+    cached = None
+    if cache_key is not None:
+        version = re.sub(r"[^\w.-]", "_", openvino.__version__)  # e.g. "2026.4.1-22982-e213a147257-releases/2026/4"
+        folder = cache_root() / "openvino" / version / f"{cache_key}-{input_size[0]}x{input_size[1]}"
+        cached = _read_cached(core, folder / "model.xml")
+    if cached is None:
+        cached = _convert(openvino, model, input_size)
+        if cache_key is not None:
+            _write_cached(openvino, cached, folder)
+    # float32 inference: on CPUs with AMX / AVX-512 BF16 OpenVINO otherwise defaults to bf16, whose features drift
+    # ~1e-3 from PyTorch's, and OpenVINO-made gallery features must stay comparable with PyTorch-made queries.
+    return core.compile_model(cached, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+
+
+def _convert(openvino: Any, model: nn.Module, input_size: tuple[int, int]) -> Any:
     was_training = model.training
     model.eval()
     try:
@@ -37,4 +72,30 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int]) -> Any:
     finally:
         model.train(was_training)
     converted.reshape([-1, 3, *input_size])
-    return openvino.Core().compile_model(converted, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    return converted
+
+
+def _read_cached(core: Any, xml: Path) -> Any | None:
+    """The cached model, or None when there is none or it cannot be read (it is then converted and replaced)."""
+    if not xml.is_file():
+        return None
+    try:
+        return core.read_model(str(xml))
+    except Exception:  # a truncated or foreign file: the cache is only a cache
+        return None
+
+
+def _write_cached(openvino: Any, converted: Any, folder: Path) -> None:
+    """Write IR (.xml + .bin, float32 weights) into a temporary folder and rename it into place, so that a reader
+    never sees half a model; a cache that cannot be written (read-only home, full disk) costs only a conversion."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    except OSError:
+        return
+    try:
+        openvino.save_model(converted, str(staging / "model.xml"), compress_to_fp16=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    except (OSError, RuntimeError):  # OpenVINO reports a failed write as RuntimeError
+        shutil.rmtree(staging, ignore_errors=True)
