@@ -33,6 +33,8 @@ and listed as such. Prints a table and writes ``benchmarks/out/search_scale.json
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import math
 import os
@@ -40,7 +42,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,7 +192,9 @@ def train_quantizer(data: ClusteredFeatures) -> tuple[faiss.Index, float]:
     kmeans.train(data.training_sample(32 * nlist))
     quantizer = faiss.IndexFlatIP(data.dim)
     quantizer.add(kmeans.centroids)
-    return quantizer, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    print(f"    coarse quantizer ({nlist} lists) in {seconds:.1f} s", flush=True)
+    return quantizer, seconds
 
 
 def exact_top_k(
@@ -210,27 +214,88 @@ def exact_top_k(
     return best_ids
 
 
+def ground_truth(data: ClusteredFeatures, queries: np.ndarray, threads: int, cache: Path) -> np.ndarray:
+    """Exact top-10 ids of ``queries``, read from ``cache`` when an earlier run of the same size left it there."""
+    if cache.is_file():
+        return np.load(cache)
+    print(f"    exact ground truth for {len(queries)} queries ...", flush=True)
+    start = time.perf_counter()
+    truth = exact_top_k(data, queries, 10, threads, "ground truth")
+    print(f"    ground truth in {time.perf_counter() - start:.1f} s", flush=True)
+    partial = cache.with_name(cache.name + ".partial.npy")
+    np.save(partial, truth)
+    partial.rename(cache)
+    return truth
+
+
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth))
     return hits / truth.size
 
 
 class Reranker:
-    """Exact re-scoring of a shortlist with vectors memory-mapped from disk, as the store does from SQLite.
+    """Exact re-scoring of a shortlist with vectors read from a file on disk, as the store does from SQLite.
 
     float16 storage halves the disk for galleries whose float32 vectors do not fit; scores are summed in float32.
+    Rows are read with ``os.pread`` from ``READ_THREADS`` threads: past RAM (10M x 2048) every row is a random disk
+    read, and on this VM's disk 100 cold rows took 251 ms through memory-mapped page faults (each fault reads ahead
+    128 KB), 17 ms with readahead off, 9 ms as serial ``pread`` and 4.4 ms as 16 parallel ones.
+    The file is written as ``PATH.partial`` and renamed once complete, so a complete file can be reused.
     """
 
+    READ_THREADS = 16
+
     def __init__(self, path: Path, n: int, dim: int, dtype: np.dtype) -> None:
-        self.vectors = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, dim))
+        self.path, self.n, self.dim, self.dtype = path, n, dim, np.dtype(dtype)
+        self.complete = path.is_file()
+        self._writer = None if self.complete else np.lib.format.open_memmap(
+            path.with_name(path.name + ".partial"), mode="w+", dtype=self.dtype, shape=(n, dim)
+        )
+        self._fd: int | None = None
+        self._pool = ThreadPoolExecutor(self.READ_THREADS)
+
+    @property
+    def nbytes(self) -> int:
+        return self.n * self.dim * self.dtype.itemsize
 
     def write(self, start: int, chunk: np.ndarray) -> None:
-        self.vectors[start : start + len(chunk)] = chunk
+        if self._writer is not None:
+            self._writer[start : start + len(chunk)] = chunk
+
+    def finish(self) -> None:
+        """All rows are written: flush and rename into place (a reused file was complete already)."""
+        if self._writer is not None:
+            self._writer.flush()
+            partial = Path(self._writer.filename)
+            del self._writer
+            self._writer = None
+            partial.rename(self.path)
+            self.complete = True
 
     def rerank(self, query: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
         order = np.sort(ids[ids >= 0])  # sorted reads are kinder to the disk
-        scores = self.vectors[order].astype(np.float32, copy=False) @ query
+        scores = self.read(order).astype(np.float32, copy=False) @ query
         return order[np.argsort(-scores)[:k]]
+
+    def read(self, ids: np.ndarray) -> np.ndarray:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._offset = np.load(self.path, mmap_mode="r").offset  # the .npy header's length
+        row = self.dim * self.dtype.itemsize
+        fd, offset = self._fd, self._offset
+
+        def read_rows(group: np.ndarray) -> bytes:
+            return b"".join(os.pread(fd, row, offset + int(i) * row) for i in group)
+
+        # One task per thread, not per row: a hundred tasks cost more than a hundred reads from the page cache.
+        groups = np.array_split(ids, max(1, min(self.READ_THREADS, len(ids))))
+        data = b"".join(self._pool.map(read_rows, groups))
+        return np.frombuffer(data, dtype=self.dtype).reshape(len(ids), self.dim)
+
+    def close(self) -> None:
+        self._pool.shutdown()
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 def timed_search(
@@ -296,30 +361,78 @@ def rerank_dtype(n: int, dim: int, wanted: str, free_bytes: int) -> np.dtype | N
 def run_kind(
     kind: str,
     data: ClusteredFeatures,
-    quantizer: faiss.Index | None,
-    quantizer_s: float,
+    quantizer: Callable[[], tuple[faiss.Index, float]],
     queries: np.ndarray,
     truth: np.ndarray,
     args: argparse.Namespace,
     scratch: Path,
 ) -> list[KindResult]:
-    """Build ``kind`` over the whole gallery and measure it; ``ivf_pq`` also yields one re-scored row per depth."""
+    """Build ``kind`` over the whole gallery (or load it from ``--work-dir``) and measure it; ``ivf_pq`` also yields
+    one re-scored row per depth."""
     n, dim = data.n, data.dim
     memory = index_memory_gb(kind, n, dim)
     result = KindResult(kind, n, dim, "ok", memory_gb=round(memory, 3))
     if memory > args.max_ram_gb:
         result.status = f"skipped: index needs {memory:.1f} GB > --max-ram-gb {args.max_ram_gb}"
         return [result]
-    index, result.description = build_index(kind, dim, quantizer)
+    reranker = None
+    if kind == "ivf_pq":
+        name = f"vectors-n{n}-d{dim}-"
+        reused = sorted(scratch.glob(f"{name}*.npy")) if args.rerank_dtype == "auto" else []
+        dtype = np.dtype(reused[0].stem[len(name):]) if reused else rerank_dtype(
+            n, dim, args.rerank_dtype, shutil.disk_usage(scratch).free
+        )
+        if dtype is not None:
+            reranker = Reranker(scratch / f"{name}{dtype.name}.npy", n, dim, dtype)
+    index_file, stats_file = scratch / f"{kind}-n{n}-d{dim}.faiss", scratch / f"{kind}-n{n}-d{dim}.json"
+    if stats_file.is_file() and (reranker is None or reranker.complete):
+        index = faiss.read_index(str(index_file))
+        for key, value in json.loads(stats_file.read_text()).items():
+            setattr(result, key, value)
+        print(f"    {kind:<14} built earlier: {index_file}", flush=True)
+    else:
+        index = build(kind, data, quantizer, result, reranker)
+        faiss.write_index(index, str(index_file) + ".partial")
+        os.replace(str(index_file) + ".partial", index_file)
+        result.disk_mb = round(index_file.stat().st_size / 1e6, 1)
+        stats = {k: getattr(result, k) for k in ("description", "train_s", "add_per_s", "disk_mb")}
+        stats_file.write_text(json.dumps(stats))
+    sweep(result, index, queries, truth, None, 10)
+    results = [result]
+    if kind != "ivf_pq":
+        return results
+    for depth in args.rerank_depth:
+        rescored = KindResult("ivf_pq_rerank", n, dim, "ok", memory_gb=result.memory_gb, train_s=result.train_s,
+                              add_per_s=result.add_per_s, rerank_depth=depth)
+        if reranker is None:
+            rescored.status = f"skipped: even float16 vectors need {n * dim * 2 / 1e9:.0f} GB of disk, more than is free"
+        else:
+            rescored.description = (f"{result.description} + exact re-scoring of the top {depth} "
+                                    f"({reranker.dtype.name} vectors on disk)")
+            rescored.disk_mb = round(result.disk_mb + reranker.nbytes / 1e6, 1)
+            sweep(rescored, index, queries, truth, reranker, depth)
+        results.append(rescored)
+    if reranker is not None:
+        reranker.close()
+        if args.work_dir is None:
+            reranker.path.unlink()  # the next size's vectors may need the disk
+    return results
+
+
+def build(
+    kind: str,
+    data: ClusteredFeatures,
+    quantizer: Callable[[], tuple[faiss.Index, float]],
+    result: KindResult,
+    reranker: Reranker | None,
+) -> faiss.Index:
+    """Train and fill the index, timing both; the re-scoring vectors are written in the same pass."""
+    shared, shared_s = quantizer() if kind.startswith("ivf") else (None, 0.0)  # the coarse k-means, once per size
+    index, result.description = build_index(kind, data.dim, shared)
     start = time.perf_counter()
     if not index.is_trained:
         index.train(data.training_sample(max(256 * 64, 50_000)))
-    shared_training = quantizer_s if kind.startswith("ivf") else 0.0  # the coarse k-means, run once per size
-    result.train_s = round(time.perf_counter() - start + shared_training, 2)
-    reranker = None
-    vectors_dtype = rerank_dtype(n, dim, args.rerank_dtype, shutil.disk_usage(scratch).free)
-    if kind == "ivf_pq" and vectors_dtype is not None:
-        reranker = Reranker(scratch / "rerank-vectors.npy", n, dim, vectors_dtype)
+    result.train_s = round(time.perf_counter() - start + shared_s, 2)
     add_s = 0.0
     for first, chunk in data.chunks(desc=f"{kind} add"):
         start = time.perf_counter()
@@ -330,32 +443,10 @@ def run_kind(
         add_s += time.perf_counter() - start
         if reranker is not None:
             reranker.write(first, chunk)
-    result.add_per_s = round(n / add_s)
-    index_file = scratch / f"{kind}.faiss"
-    faiss.write_index(index, str(index_file))
-    result.disk_mb = round(index_file.stat().st_size / 1e6, 1)
-    index_file.unlink()
-    sweep(result, index, queries, truth, None, 10)
-    results = [result]
-    if kind != "ivf_pq":
-        return results
     if reranker is not None:
-        reranker.vectors.flush()
-    for depth in args.rerank_depth:
-        rescored = KindResult("ivf_pq_rerank", n, dim, "ok", memory_gb=result.memory_gb, train_s=result.train_s,
-                              add_per_s=result.add_per_s, rerank_depth=depth)
-        if reranker is None:
-            rescored.status = f"skipped: even float16 vectors need {n * dim * 2 / 1e9:.0f} GB of disk, more than is free"
-        else:
-            rescored.description = (f"{result.description} + exact re-scoring of the top {depth} "
-                                    f"({vectors_dtype.name} vectors on disk)")
-            rescored.disk_mb = round(result.disk_mb + reranker.vectors.nbytes / 1e6, 1)
-            sweep(rescored, index, queries, truth, reranker, depth)
-        results.append(rescored)
-    if reranker is not None:
-        del reranker
-        (scratch / "rerank-vectors.npy").unlink()
-    return results
+        reranker.finish()
+    result.add_per_s = round(data.n / add_s)
+    return index
 
 
 def flat_crossover(dims: list[int], threads: int) -> dict[str, object]:
@@ -422,6 +513,9 @@ def main() -> None:
                         help="how the re-scored vectors are kept on disk (auto: float32 if it fits, else float16)")
     parser.add_argument("--max-ram-gb", type=float, default=6.0, help="skip indexes larger than this")
     parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="keep ground truth, built indexes and re-scoring vectors here and reuse them on a rerun "
+                             "(default: a temporary folder, removed at the end)")
     parser.add_argument("--no-crossover", action="store_true", help="skip the small-size flat sweep")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "search_scale.json")
     args = parser.parse_args()
@@ -448,21 +542,22 @@ def main() -> None:
         report["flat_crossover"] = flat_crossover(dims, args.threads)
     results: list[KindResult] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-search-", dir=args.out.parent) as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.work_dir is None:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-search-", dir=args.out.parent)))
+        else:
+            scratch = args.work_dir
+            scratch.mkdir(parents=True, exist_ok=True)
         for n in sizes:
             for dim in dims:
-                print(f"n={n} dim={dim}: exact ground truth for {args.exact_queries} queries ...", flush=True)
+                print(f"n={n} dim={dim}:", flush=True)
                 data = ClusteredFeatures(n, dim)
                 queries = data.queries(args.queries)
-                start = time.perf_counter()
-                truth = exact_top_k(data, queries[: args.exact_queries], 10, args.threads, "ground truth")
-                print(f"    ground truth in {time.perf_counter() - start:.1f} s", flush=True)
-                quantizer, quantizer_s = None, 0.0
-                if any(kind.startswith("ivf") for kind in kinds):
-                    quantizer, quantizer_s = train_quantizer(data)
-                    print(f"    coarse quantizer ({quantizer.ntotal} lists) in {quantizer_s:.1f} s", flush=True)
+                truth = ground_truth(data, queries[: args.exact_queries], args.threads,
+                                     scratch / f"truth-n{n}-d{dim}-q{args.queries}x{args.exact_queries}.npy")
+                quantizer = functools.cache(lambda data=data: train_quantizer(data))
                 for kind in kinds:
-                    for result in run_kind(kind, data, quantizer, quantizer_s, queries, truth, args, Path(tmp)):
+                    for result in run_kind(kind, data, quantizer, queries, truth, args, scratch):
                         if result.chosen is None:
                             print(f"    {result.kind:<14} {result.status}", flush=True)
                         results.append(result)

@@ -32,11 +32,17 @@ def test_float16_rescoring_keeps_the_exact_top10(bench_search_scale, tmp_path):
     np.testing.assert_array_equal(truth, np.argsort(-(queries @ gallery.T), axis=1, kind="stable")[:, :10])
 
     reranker = bench_search_scale.Reranker(tmp_path / "v.npy", len(gallery), 256, np.dtype("float16"))
-    reranker.write(0, gallery)
-    assert reranker.vectors.dtype == np.float16
+    reranker.write(0, gallery[:3_000])
+    reranker.write(3_000, gallery[3_000:])
+    assert not reranker.complete
+    reranker.finish()
+    assert reranker.complete and reranker.path.stat().st_size == 5_000 * 256 * 2 + 128  # float16 rows + .npy header
+    np.testing.assert_array_equal(reranker.read(np.array([0, 2_999, 3_000, 4_999])),
+                                  gallery[[0, 2_999, 3_000, 4_999]].astype(np.float16))
     shortlist = np.argsort(-(queries @ gallery.T), axis=1)[:, :200]
     found = np.stack([reranker.rerank(q, ids, 10) for q, ids in zip(queries, shortlist)])
     assert bench_search_scale.recall_at_k(found, truth) >= 0.99
+    reranker.close()
 
 
 def test_rerank_dtype_falls_back_to_float16_then_to_none(bench_search_scale):
