@@ -10,7 +10,8 @@ past ``FLAT_MAX_ELEMENTS`` (vectors x dimensions). The numbers come from ``bench
 2048-d MGN features); at 1M crops IVF-PQ with its shortlist re-scored exactly from SQLite reaches recall@10 0.987
 (2048-d, nprobe 4) and 0.989 (256-d, nprobe 8) at p50 11 ms and 0.6 ms, in 0.26 GB and 0.07 GB of RAM, where
 IVF-SQ8 needs 2 GB for 2048-d and tops out at 0.977 for 256-d; at 10M x 256 it reaches 0.981 (nprobe 32, p50
-4.4 ms) in 0.72 GB. HNSW is not offered: it cannot remove vectors,
+4.4 ms) in 0.72 GB, and at 10M x 2048 0.983 / 0.9985 with a 100 / 200 shortlist (nprobe 16, p50 9-10 ms with the
+exact features read from disk) in 2.6 GB. HNSW is not offered: it cannot remove vectors,
 and a resumed or ``--force`` ingest must.
 """
 
@@ -31,7 +32,7 @@ from reidkit.errors import StoreError
 # Exact search up to this many stored floats (vectors x dim): where its p50 crossed 20 ms on 2 cores.
 FLAT_MAX_ELEMENTS = 14_000_000
 # IVF-PQ probes 1/128 of its lists (at least 8): the share that kept recall@10 >= 0.98 after re-scoring at 1M
-# (1024 lists, nprobe 8, 2048-d and 256-d) and at 10M (4096 lists, nprobe 32, 256-d).
+# (1024 lists, nprobe 8, 2048-d and 256-d) and at 10M (4096 lists, nprobe 32, 256-d; 2048-d needed 16).
 IVF_PROBE_SHARE = 128
 IVF_MIN_PROBES = 8
 
