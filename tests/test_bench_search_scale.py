@@ -72,3 +72,24 @@ def test_the_script_writes_a_row_per_rerank_depth(tmp_path):
         # Re-scoring a shortlist of exact neighbours can only help: it beats the compressed scores alone.
         assert row["chosen"]["recall_at_10"] > plain["chosen"]["recall_at_10"]
     assert not list(tmp_path.glob("bench-search-*")), "the scratch folder (and its vectors file) is left behind"
+
+
+def test_a_rerun_with_a_work_dir_reuses_what_the_first_run_built(tmp_path):
+    work = tmp_path / "work"
+    command = [
+        sys.executable, str(REPO_ROOT / "benchmarks" / "bench_search_scale.py"), "--sizes", "20000", "--dims", "64",
+        "--kinds", "ivf_pq", "--queries", "40", "--exact-queries", "20", "--no-crossover", "--threads", "1",
+        "--work-dir", str(work),
+    ]
+    first = subprocess.run([*command, "--out", str(tmp_path / "a.json")], check=True, capture_output=True, text=True)
+    assert "built earlier" not in first.stdout and "ground truth in" in first.stdout
+    assert sorted(p.name for p in work.iterdir()) == [
+        "ivf_pq-n20000-d64.faiss", "ivf_pq-n20000-d64.json", "truth-n20000-d64-q40x20.npy",
+        "vectors-n20000-d64-float32.npy",
+    ]
+    second = subprocess.run([*command, "--out", str(tmp_path / "b.json")], check=True, capture_output=True, text=True)
+    assert "built earlier" in second.stdout and "ground truth in" not in second.stdout
+    a, b = (json.loads((tmp_path / name).read_text())["results"] for name in ("a.json", "b.json"))
+    for row_a, row_b in zip(a, b, strict=True):
+        assert (row_a["add_per_s"], row_a["disk_mb"]) == (row_b["add_per_s"], row_b["disk_mb"])  # build stats kept
+        assert [p["recall_at_10"] for p in row_a["sweep"]] == [p["recall_at_10"] for p in row_b["sweep"]]
