@@ -256,6 +256,7 @@ class Reranker:
             path.with_name(path.name + ".partial"), mode="w+", dtype=self.dtype, shape=(n, dim)
         )
         self._fd: int | None = None
+        self._offset = 0  # the .npy header's length, read when the file is first opened
         self._pool = ThreadPoolExecutor(self.READ_THREADS)
 
     @property
@@ -284,7 +285,7 @@ class Reranker:
     def read(self, ids: np.ndarray) -> np.ndarray:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
-            self._offset = np.load(self.path, mmap_mode="r").offset  # the .npy header's length
+            self._offset = np.load(self.path, mmap_mode="r").offset
         row = self.dim * self.dtype.itemsize
         fd, offset = self._fd, self._offset
 

@@ -116,7 +116,7 @@ def scratch_mgn(num_classes: int, size: tuple[int, int] = (64, 32)):
 
     torch.manual_seed(0)
     model = build_model("mgn", num_classes, backbone="mobilenetv2", kwargs={"part_stride": 2})
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = {m: m.momentum for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the calibration batches
@@ -124,7 +124,7 @@ def scratch_mgn(num_classes: int, size: tuple[int, int] = (64, 32)):
     with torch.no_grad():
         for _ in range(3):
             model(torch.randn(8, 3, *size))
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in norms.items():
+        norm.momentum = momentum
     card = ModelCard(asdict(model.spec), size, IMAGENET_MEAN, IMAGENET_STD, backbone_init="scratch")
     return model.eval(), card

@@ -27,18 +27,13 @@ from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 SIZE = (64, 32)
 
 
-def small_model(num_classes: int = 5) -> tuple[torch.nn.Module, ModelCard]:
-    """A randomly initialised MGN whose BN statistics have moved off their defaults, as after training."""
-    return scratch_mgn(num_classes, SIZE)
-
-
 def crops(count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(1)
     return [rng.integers(0, 256, size=(128, 64, 3), dtype=np.uint8) for _ in range(count)]
 
 
 def test_rebuilt_model_gives_identical_features(tmp_path: Path) -> None:
-    model, card = small_model()
+    model, card = scratch_mgn(5, SIZE)
     path = tmp_path / "model.pt"
     save_checkpoint(path, {**model_payload(model, card), "epoch": 3, "metrics": {"mAP": 0.5}})
     payload = load_checkpoint(path)
@@ -56,7 +51,7 @@ def test_rebuilt_model_gives_identical_features(tmp_path: Path) -> None:
 
 
 def test_model_id_tracks_weights_and_preprocessing() -> None:
-    model, card = small_model()
+    model, card = scratch_mgn(5, SIZE)
     before = model_id(model, card)
     assert model_id(model, card) == before
     assert model_id(model, ModelCard(card.spec, (128, 64), card.mean, card.std, card.backbone_init)) != before
@@ -85,7 +80,7 @@ def test_foreign_and_damaged_files_are_refused(tmp_path: Path) -> None:
     torch.save({"weight": torch.zeros(2)}, plain)
     with pytest.raises(ModelError, match="not a reidkit checkpoint"):
         load_checkpoint(plain)
-    model, card = small_model()
+    model, card = scratch_mgn(5, SIZE)
     save_checkpoint(tmp_path / "ok.pt", model_payload(model, card))
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((tmp_path / "ok.pt").read_bytes()[:5000])
@@ -94,7 +89,7 @@ def test_foreign_and_damaged_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_weights_that_do_not_fit_the_spec_are_refused(tmp_path: Path) -> None:
-    model, card = small_model(num_classes=5)
+    model, card = scratch_mgn(5, SIZE)
     wrong = ModelCard({**card.spec, "num_classes": 7}, card.input_size, card.mean, card.std, card.backbone_init)
     save_checkpoint(tmp_path / "wrong.pt", model_payload(model, wrong))
     with pytest.raises(ModelError):

@@ -45,14 +45,14 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: st
             f"backend openvino needs the openvino runtime ({exc}); pip install 'reidkit[openvino]'"
         ) from exc
     core = openvino.Core()
-    cached = None
+    folder = None
     if cache_key is not None:
         version = re.sub(r"[^\w.-]", "_", openvino.__version__)  # e.g. "2026.4.1-22982-e213a147257-releases/2026/4"
         folder = cache_root() / "openvino" / version / f"{cache_key}-{input_size[0]}x{input_size[1]}"
-        cached = _read_cached(core, folder / "model.xml")
+    cached = None if folder is None else _read_cached(core, folder / "model.xml")
     if cached is None:
         cached = _convert(openvino, model, input_size)
-        if cache_key is not None:
+        if folder is not None:
             _write_cached(openvino, cached, folder)
     # float32 inference: on CPUs with AMX / AVX-512 BF16 OpenVINO otherwise defaults to bf16, whose features drift
     # ~1e-3 from PyTorch's, and OpenVINO-made gallery features must stay comparable with PyTorch-made queries.
