@@ -1,6 +1,6 @@
 """The whole ingest on a real video, per detector and embedding backend: frames/s and where the time goes.
 
-Runs ``reidkit.index.ingest_video`` exactly as ``reidkit ingest`` does (decode and detect in a background thread,
+Runs ``reidkit.search.ingest_video`` exactly as ``reidkit ingest`` does (decode and detect in a background thread,
 track, embed, JPEG + SQLite commit) into a fresh temporary store for every combination, and reports processed
 frames per second, the real-time factor (video seconds ingested per wall second), process CPU time, and the
 per-stage wall seconds from the ingest's own report (stages overlap, so they add up to more than the total).
@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine_summary  # noqa: E402
 
-from reidkit.index.ingest import IngestOptions, ingest_video  # noqa: E402
-from reidkit.index.model_choice import DEFAULT_CHECKPOINT, choose_detector, choose_model  # noqa: E402
-from reidkit.index.store import Store  # noqa: E402
+from reidkit.search.ingest import IngestOptions, ingest_video  # noqa: E402
+from reidkit.search.model_choice import DEFAULT_CHECKPOINT, choose_detector, choose_model  # noqa: E402
+from reidkit.search.store import Store  # noqa: E402
 from reidkit.video import probe_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """How large can the person-search gallery grow before exact search is too slow, and what replaces it?
 
-The store (``reidkit.index``) keeps an exact ``IndexFlatIP`` while it is small and switches to an approximate IVF
+The store (``reidkit.search``) keeps an exact ``IndexFlatIP`` while it is small and switches to an approximate IVF
 index past a size. This benchmark measures where that size lies and which approximate index keeps recall@10 >= 0.98
 with a single-query p50 under 20 ms on the machine it runs on:
 

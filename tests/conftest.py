@@ -112,7 +112,7 @@ def scratch_mgn(num_classes: int, size: tuple[int, int] = (64, 32)):
 
     from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
     from reidkit.models import build_model
-    from reidkit.training.checkpoint import ModelCard
+    from reidkit.models.model_file import ModelCard
 
     torch.manual_seed(0)
     model = build_model("mgn", num_classes, backbone="mobilenetv2", kwargs={"part_stride": 2})

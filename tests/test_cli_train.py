@@ -19,7 +19,7 @@ import torch
 
 from reidkit.evaluation import load_features
 from reidkit.inference import FeatureExtractor
-from reidkit.training.checkpoint import load_checkpoint
+from reidkit.models.model_file import load_checkpoint
 
 REIDKIT = str(Path(sys.executable).parent / "reidkit")
 EPOCHS = 4

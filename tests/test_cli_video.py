@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reidkit.index.store import DB_NAME, Store
+from reidkit.search.store import DB_NAME, Store
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
 FRAMES = ["--every", "2", "--end-frame", "30"]
@@ -182,7 +182,7 @@ def test_bad_queries_fail_in_one_line(store: Path, tmp_path: Path) -> None:
 
 def test_a_query_with_another_model_is_refused(store: Path, tmp_path: Path) -> None:
     from reidkit.inference import untrained_model
-    from reidkit.training.checkpoint import model_payload, save_checkpoint
+    from reidkit.models.model_file import model_payload, save_checkpoint
 
     other = tmp_path / "other.pt"
     save_checkpoint(other, model_payload(*untrained_model("mgn", "mobilenetv2", 256, 128, seed=1)))

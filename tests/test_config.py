@@ -10,7 +10,7 @@ from reidkit.config import ExperimentConfig, apply_overrides, config_from_dict, 
 from reidkit.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
+CONFIGS = sorted((REPO_ROOT / "src" / "reidkit" / "recipes").glob("*.yaml"))
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -124,12 +124,12 @@ def test_shipped_recipes_load(path: Path) -> None:
 
 
 def test_paper_recipes_match_the_papers() -> None:
-    mgn = load_config(REPO_ROOT / "configs" / "mgn_market1501.yaml")
+    mgn = load_config("mgn_market1501")
     assert (mgn.data.height, mgn.data.width, mgn.data.ids_per_batch, mgn.data.images_per_id) == (384, 128, 16, 4)
     assert (mgn.optim.name, mgn.optim.lr, mgn.optim.momentum, mgn.optim.weight_decay) == ("sgd", 0.01, 0.9, 5e-4)
     assert (mgn.optim.milestones, mgn.optim.gamma, mgn.train.epochs) == ([40, 60], 0.1, 80)
     assert mgn.loss.triplet_margin == 1.2
-    pcb = load_config(REPO_ROOT / "configs" / "pcb_market1501.yaml")
+    pcb = load_config("pcb_market1501.yaml")
     assert (pcb.data.height, pcb.data.width, pcb.data.batch_size) == (384, 128, 64)
     assert (pcb.optim.name, pcb.optim.lr) == ("sgd", 0.1)
     assert pcb.optim.lr * pcb.optim.backbone_lr_mult == pytest.approx(0.01)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from reidkit.errors import ImageError, ModelError
 from reidkit.inference import FeatureExtractor, untrained_model
-from reidkit.training.checkpoint import model_payload, save_checkpoint
+from reidkit.models.model_file import model_payload, save_checkpoint
 
 from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from reidkit.errors import ImageError, StoreError
-from reidkit.index.ingest import IngestOptions, ingest_video
-from reidkit.index.model_choice import ModelChoice, choose_detector, choose_model
-from reidkit.index.query import load_query_image, query_crop
-from reidkit.index.search import SearchFilters, search_store, track_query
-from reidkit.index.store import Store, normalise_rows
+from reidkit.search.ingest import IngestOptions, ingest_video
+from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
+from reidkit.search.query import load_query_image, query_crop
+from reidkit.search.search import SearchFilters, search_store, track_query
+from reidkit.search.store import Store
+from reidkit.search.rows import normalise_rows
 from reidkit.video import Detector, iter_frames, probe_video
 from reidkit.viz.search_page import write_search_page
 
@@ -201,7 +202,7 @@ def test_trajectory_and_self_contained_html(store_root: Path, model: ModelChoice
 
 def test_the_background_producer_stops_when_ingest_fails_midway() -> None:
     """The consumer fails after the producer has queued its last item: leaving must not wait on it forever."""
-    from reidkit.index.ingest import _in_background
+    from reidkit.search.ingest import _in_background
 
     closed = threading.Event()
 

@@ -12,7 +12,7 @@ import torch
 from reidkit.config import ExperimentConfig, apply_overrides
 from reidkit.data import ReidDataset
 from reidkit.errors import ConfigError
-from reidkit.training.checkpoint import load_checkpoint
+from reidkit.models.model_file import load_checkpoint
 from reidkit.training.gpu_batches import ERASE_SCALE, BatchAugment
 from reidkit.training.optim import lr_factor
 from reidkit.training.runtime import resolve_amp, resolve_device

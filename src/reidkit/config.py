@@ -17,8 +17,10 @@ from typing import Any, Literal
 import yaml
 
 from reidkit.errors import ConfigError
+from reidkit.recipes import resolve_recipe
 
 AmpMode = Literal["none", "fp16", "bf16", "auto"]
+# The normalisation every torchvision ImageNet backbone was trained with; data.transforms and model cards reuse it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -135,8 +137,9 @@ class ExperimentConfig:
 
 
 def load_config(path: Path | str, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
-    """Read a YAML experiment file and apply ``section.key=value`` overrides (values are parsed as YAML)."""
-    path = Path(path)
+    """Read a YAML experiment file, or a shipped recipe by name (``reidkit.recipes``), and apply
+    ``section.key=value`` overrides (values are parsed as YAML)."""
+    path = resolve_recipe(path)
     try:
         text = path.read_text()
     except OSError as exc:

@@ -6,7 +6,6 @@ Heavy imports (torch, the model zoo) happen inside the commands so that ``reidki
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +13,6 @@ import typer
 
 from reidkit.errors import ConfigError, ReidkitError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-# Market-style labels at the start of a file name: "0002_c1s1_000451_03.jpg", "0005_c2_f0046182.jpg".
-_LABELLED_NAME = re.compile(r"^(?P<pid>-?\d+)_c(?P<cam>\d+)")
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +23,9 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="experiment YAML (see configs/)")],
+    config: Annotated[
+        str, typer.Option("--config", "-c", help="experiment YAML, or a shipped recipe by name (reidkit list recipes)")
+    ],
     overrides: Annotated[
         list[str] | None,
         typer.Argument(help="section.key=value overrides, e.g. train.epochs=5 model.backbone=mobilenetv2"),
@@ -108,6 +106,8 @@ def extract(
     from reidkit.inference import FeatureExtractor
     from reidkit.training.runtime import resolve_device
 
+    from reidkit.data.image_files import labels_from_name
+
     paths = expand_images(images)
     extractor = FeatureExtractor(
         checkpoint, device=resolve_device(device), batch_size=batch_size, flip=flip, workers=workers
@@ -131,10 +131,12 @@ def extract(
 
 def expand_images(inputs: list[Path]) -> list[Path]:
     """Files as given, folders as their image files in name order; a missing path is an error, not a skip."""
+    from reidkit.data.image_files import image_files
+
     paths: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = image_files(item)
             if not found:
                 raise ReidkitError(f"{item}: folder holds no .jpg/.jpeg/.png/.bmp images")
             paths += found
@@ -143,14 +145,6 @@ def expand_images(inputs: list[Path]) -> list[Path]:
         else:
             raise ReidkitError(f"{item}: no such file or folder")
     return paths
-
-
-def labels_from_name(name: str) -> tuple[int, int]:
-    """``(pid, camid)`` (camid 0-based) from a Market-style name, else ``(-1, -1)``."""
-    match = _LABELLED_NAME.match(name)
-    if match is None or int(match["cam"]) < 1:
-        return -1, -1
-    return int(match["pid"]), int(match["cam"]) - 1
 
 
 def format_summary(summary: dict[str, Any]) -> str:

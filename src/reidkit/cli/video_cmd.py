@@ -1,6 +1,6 @@
 """``reidkit ingest``, ``reidkit search`` and ``reidkit demo-video``: person search over stored video.
 
-The work lives in ``reidkit.index``; these functions parse options, pick defaults, and print. torch, FAISS and
+The work lives in ``reidkit.search``; these functions parse options, pick defaults, and print. torch, FAISS and
 OpenVINO are imported inside the commands so that ``reidkit --help`` stays fast.
 """
 
@@ -61,9 +61,10 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
-    from reidkit.index.ingest import IngestOptions, ingest_video, plan_ingest
-    from reidkit.index.model_choice import choose_detector, choose_model
-    from reidkit.index.store import Store, parse_time
+    from reidkit.search.ingest import IngestOptions, ingest_video, plan_ingest
+    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.search.store import Store
+    from reidkit.search.rows import parse_time
     from reidkit.video import probe_video
 
     if every < 1 or chunk_frames < 1 or batch_size < 1:
@@ -132,9 +133,11 @@ def search(
     device: DeviceOption = "cpu",
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.index.report import QueryDescription, hits_table, result_json, trajectory_table
-    from reidkit.index.search import SearchFilters, search_store, track_query
-    from reidkit.index.store import CROP_INDEX, Store, normalise_rows, parse_time
+    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.search.results import QueryDescription, result_json
+    from reidkit.search.search import SearchFilters, search_store, track_query
+    from reidkit.search.store import CROP_INDEX, Store
+    from reidkit.search.rows import normalise_rows, parse_time
 
     if (query is None) == (track is None):
         raise ConfigError("give either a QUERY image or --track ID (not both, not neither)")
@@ -154,14 +157,14 @@ def search(
             feature = track_query(store, track)
             description = QueryDescription("track", f"track {track}", track_id=track)
             if html is not None:  # show the track's clearest crop as the query
-                from reidkit.index.query import load_query_image
+                from reidkit.search.query import load_query_image
 
                 clearest = max(store.track_detections(track), key=lambda row: row.quality)
                 query_image = load_query_image(store.root / clearest.crop_path)
         else:
             assert query is not None
-            from reidkit.index.model_choice import choose_detector, choose_model
-            from reidkit.index.query import load_query_image, parse_box, query_crop
+            from reidkit.search.model_choice import choose_detector, choose_model
+            from reidkit.search.query import load_query_image, parse_box, query_crop
 
             image = load_query_image(query)
             crop = query_crop(
@@ -206,9 +209,16 @@ def demo_video(
     detector: DetectorOption = None,
 ) -> None:
     """Ingest the shared pedestrian video as two cameras, then find a walker of the first in the second."""
-    from reidkit.index.demo_video import run_demo_video
+    from reidkit.demos.video_demo import run_demo_video
 
     if every < 1:
         raise ConfigError("--every must be a positive integer")
-    summary = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
-    typer.echo(json.dumps(summary))
+    from reidkit.cli.search_report import hits_table, trajectory_table
+
+    found = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
+    typer.echo(f"\nquery: {found.query_label}")
+    typer.echo(hits_table(found.search.hits, found.store_root))
+    typer.echo("\ntrajectory:")
+    typer.echo(trajectory_table(found.search.trajectory))
+    typer.echo(f"\n{found.verdict}")
+    typer.echo(json.dumps(found.summary))

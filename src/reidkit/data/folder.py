@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reidkit.data.market1501 import IMAGE_SUFFIXES
+from reidkit.data.image_files import image_files
 from reidkit.data.types import ReidDataset
 from reidkit.data.user_crops import SPLITS, LabelledCrop, build_user_dataset
 from reidkit.errors import DatasetError
@@ -42,7 +42,7 @@ def read_folder(root: Path) -> ReidDataset:
 def _person_crops(base: Path, split: str | None) -> list[LabelledCrop]:
     crops = []
     for person_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        images = _images(person_dir)
+        images = image_files(person_dir)
         camera_dirs = sorted(p for p in person_dir.iterdir() if p.is_dir())
         if images and camera_dirs:
             raise DatasetError(
@@ -50,9 +50,5 @@ def _person_crops(base: Path, split: str | None) -> list[LabelledCrop]:
             )
         crops += [LabelledCrop(path, person_dir.name, None, split) for path in images]
         for camera_dir in camera_dirs:
-            crops += [LabelledCrop(path, person_dir.name, camera_dir.name, split) for path in _images(camera_dir)]
+            crops += [LabelledCrop(path, person_dir.name, camera_dir.name, split) for path in image_files(camera_dir)]
     return crops
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

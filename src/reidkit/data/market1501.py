@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reidkit.data.types import ImageRecord, ReidDataset
+from reidkit.data.image_files import image_files
 from reidkit.errors import DatasetError
 
 TRAIN_DIR, QUERY_DIR, GALLERY_DIR, MULTI_QUERY_DIR = "bounding_box_train", "query", "bounding_box_test", "gt_bbox"
 JUNK_PID = -1
 DISTRACTOR_PID = 0
 # Files that image tools drop beside crops (Market-1501's own zip ships Thumbs.db); everything else must parse.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def read_market_layout(
 
     def read(folder: str, keep_distractors: bool) -> list[ImageRecord]:
         records = []
-        for path in _image_files(root / folder):
+        for path in image_files(root / folder):
             labels = scheme.parse(path.name)
             if labels is None:
                 reason = f"file name does not match {name} naming, e.g. {scheme.example}"
@@ -109,7 +109,3 @@ def _dataset_root(root: Path, release_dirs: tuple[str, ...]) -> Path:
             if (root / release / TRAIN_DIR).is_dir():
                 return root / release
     return root
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

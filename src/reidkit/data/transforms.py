@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The ImageNet statistics are a config default (``DataConfig.mean`` / ``std``); defined once, in reidkit.config.
+from reidkit.config import IMAGENET_MEAN, IMAGENET_STD
 
 
 def build_transforms(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from reidkit.errors import ReidkitError
 from reidkit.evaluation.arrays import as_features, as_labels
@@ -27,7 +29,21 @@ class FeatureEvaluationResult(EvaluationResult):
     query_mode: str
 
 
-def evaluate_features(
+class ScoredFeatures(NamedTuple):
+    """``evaluate_features``'s result with what figures also need: the distances and the (pooled) query labels."""
+
+    result: FeatureEvaluationResult
+    distances: np.ndarray
+    q_pids: np.ndarray
+    q_camids: np.ndarray
+
+
+def evaluate_features(*args: Any, **kwargs: Any) -> FeatureEvaluationResult:
+    """``score_features`` without the distance matrix: the metrics and the protocol that produced them."""
+    return score_features(*args, **kwargs).result
+
+
+def score_features(
     qf: Any,
     q_pids: Any,
     q_camids: Any,
@@ -41,7 +57,7 @@ def evaluate_features(
     lambda_value: float = 0.3,
     multi_query: Pool | None = None,
     max_rank: int = 50,
-) -> FeatureEvaluationResult:
+) -> ScoredFeatures:
     """Distances (optionally k-reciprocal re-ranked) between query and gallery features, scored by ``evaluate``.
 
     With ``multi_query`` ("mean" or "max") the query features of each (pid, camid) are pooled into one query first.
@@ -57,9 +73,8 @@ def evaluate_features(
         distances = rerank_features(query, gf, metric, k1=k1, k2=k2, lambda_value=lambda_value)
     else:
         distances = compute_distance_matrix(query, gf, metric)
-    result = evaluate(distances, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
-    return FeatureEvaluationResult(
-        **result,
+    result = FeatureEvaluationResult(
+        **evaluate(distances, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank),
         metric=metric,
         rerank=rerank,
         k1=k1 if rerank else None,
@@ -67,3 +82,4 @@ def evaluate_features(
         lambda_value=lambda_value if rerank else None,
         query_mode="single" if multi_query is None else f"multi-{multi_query}",
     )
+    return ScoredFeatures(result, distances, q_pids, q_camids)

@@ -80,6 +80,15 @@ def evaluate(
     return _metrics(pairs.match_query, ranks, num_query, num_gallery, max_rank)
 
 
+def counted_gallery(q_pid: int, q_camid: int, g_pids: np.ndarray, g_camids: np.ndarray) -> np.ndarray:
+    """Which gallery items count for one query under the protocol: neither junk nor its identity in its own camera.
+
+    ``evaluate`` applies the same rule in bulk; figures call this so they show exactly the ranking it scored.
+    """
+    g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
+    return (g_pids != JUNK_PID) & ~((g_pids == q_pid) & (g_camids == q_camid))
+
+
 def _match_pairs(q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g_camids: np.ndarray) -> _MatchPairs:
     """All same-identity pairs at once: sort the gallery by pid, then expand each query's slice of it."""
     gallery_by_pid = np.argsort(g_pids, kind="stable")

@@ -15,13 +15,7 @@ import numpy as np
 
 from reidkit.data import ImageRecord, ReidDataset
 from reidkit.errors import DatasetError
-from reidkit.evaluation import (
-    FeatureEvaluationResult,
-    compute_distance_matrix,
-    evaluate,
-    pool_multi_query,
-    rerank_features,
-)
+from reidkit.evaluation import score_features
 from reidkit.inference.extractor import FeatureExtractor
 
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
@@ -49,8 +43,7 @@ def evaluate_on_dataset(
     gallery = list(dataset.gallery)
     qf = extractor([r.path for r in query], desc="query features")
     gf = extractor([r.path for r in gallery], desc="gallery features")
-    q_pids = np.array([r.pid for r in query])
-    q_camids = np.array([r.camid for r in query])
+    records = query
     if multi_query:
         if not dataset.multi_query:
             raise DatasetError(
@@ -58,35 +51,20 @@ def evaluate_on_dataset(
             )
         query_keys = {(r.pid, r.camid) for r in query}
         extra = [r for r in dataset.multi_query if (r.pid, r.camid) in query_keys]
-        ef = extractor([r.path for r in extra], desc="multi-query features")
-        all_records = query + extra
-        qf, q_pids, q_camids = pool_multi_query(
-            np.concatenate([qf, ef]),
-            np.array([r.pid for r in all_records]),
-            np.array([r.camid for r in all_records]),
-        )
+        qf = np.concatenate([qf, extractor([r.path for r in extra], desc="multi-query features")])
+        records = query + extra
+    scored = score_features(
+        qf, [r.pid for r in records], [r.camid for r in records], gf, [r.pid for r in gallery],
+        [r.camid for r in gallery], metric=metric, rerank=rerank, k1=RERANK_K1, k2=RERANK_K2,
+        lambda_value=RERANK_LAMBDA, multi_query="mean" if multi_query else None,
+    )
+    result, distmat = scored.result, scored.distances
+    if multi_query:
         # One representative crop per pooled (pid, camera) for figures: the first query crop of that pair.
         first: dict[tuple[int, int], ImageRecord] = {}
         for record in query:
             first.setdefault((record.pid, record.camid), record)
-        query = [first[(int(p), int(c))] for p, c in zip(q_pids, q_camids, strict=True)]
-    g_pids = np.array([r.pid for r in gallery])
-    g_camids = np.array([r.camid for r in gallery])
-    # The steps of reidkit.evaluation.evaluate_features, unrolled to keep the distance matrix for figures; the
-    # result carries the same keys, so `reidkit test --json` and `reidkit eval-features --json` agree.
-    if rerank:
-        distmat = rerank_features(qf, gf, metric=metric, k1=RERANK_K1, k2=RERANK_K2, lambda_value=RERANK_LAMBDA)
-    else:
-        distmat = compute_distance_matrix(qf, gf, metric=metric)
-    result = FeatureEvaluationResult(
-        **evaluate(distmat, q_pids, g_pids, q_camids, g_camids),
-        metric=metric,
-        rerank=rerank,
-        k1=RERANK_K1 if rerank else None,
-        k2=RERANK_K2 if rerank else None,
-        lambda_value=RERANK_LAMBDA if rerank else None,
-        query_mode="multi-mean" if multi_query else "single",
-    )
+        query = [first[(int(p), int(c))] for p, c in zip(scored.q_pids, scored.q_camids, strict=True)]
     card = extractor.card
     summary: dict[str, Any] = {
         **result,

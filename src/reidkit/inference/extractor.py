@@ -14,6 +14,7 @@ Its features match PyTorch's to 1e-4, so they share the model id and mix freely 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,10 +25,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from reidkit.data import build_transforms, read_image
+from reidkit.data import IMAGENET_MEAN, IMAGENET_STD, build_transforms, read_image
 from reidkit.errors import ImageError, ModelError
 from reidkit.inference.openvino_runtime import compile_for_cpu
-from reidkit.training.checkpoint import ModelCard, build_from_checkpoint, load_checkpoint, model_id
+from reidkit.models import build_model
+from reidkit.models.model_file import ModelCard, backbone_init_label, load_model, model_id
 
 ImageInput = str | Path | Image.Image | np.ndarray
 Backend = Literal["torch", "openvino"]
@@ -70,7 +72,7 @@ class FeatureExtractor:
             self.model, self.card = checkpoint_or_model, card
         else:
             path = Path(checkpoint_or_model)
-            self.model, self.card = build_from_checkpoint(load_checkpoint(path), source=str(path))
+            self.model, self.card = load_model(path)
             self.model.to(memory_format=torch.channels_last)
         self.model.to(self.device)
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
@@ -194,12 +196,6 @@ def untrained_model(
     The heads (MGN's reductions, for instance) stay at their random initialisation, drawn from ``seed`` so that the
     baseline is the same number on every run.
     """
-    from dataclasses import asdict
-
-    from reidkit.data import IMAGENET_MEAN, IMAGENET_STD
-    from reidkit.models import build_model
-    from reidkit.training.checkpoint import backbone_init_label
-
     if height < 1 or width < 1:
         raise ModelError(f"input size must be positive, got {height}x{width}")
     with torch.random.fork_rng():

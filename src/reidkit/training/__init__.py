@@ -1,6 +1,9 @@
-"""Training: the ``Trainer`` loop, resumable atomic checkpoints, run logs and the on-device cached batch path."""
+"""Training: the ``Trainer`` loop, resume state, run logs and the on-device cached batch path.
 
-from reidkit.training.checkpoint import ModelCard, build_from_checkpoint, load_checkpoint, save_checkpoint
+The model file a run writes (format, card, atomic save / load) belongs to ``reidkit.models.model_file``; training adds
+only what resuming needs (optimiser, scheduler, scaler and RNG states under ``training_state``).
+"""
+
 from reidkit.training.trainer import Trainer, TrainResult
 
-__all__ = ["ModelCard", "TrainResult", "Trainer", "build_from_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["TrainResult", "Trainer"]

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,25 +25,17 @@ from tqdm import tqdm
 from reidkit.config import ExperimentConfig, save_config
 from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
 from reidkit.errors import ConfigError, DatasetError
+from reidkit.inference import EvalRun, FeatureExtractor, evaluate_on_dataset
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
 from reidkit.training.batches import build_batch_source
-from reidkit.training.checkpoint import (
-    ModelCard,
-    backbone_init_label,
-    capture_rng_state,
-    load_checkpoint,
-    model_payload,
-    restore_rng_state,
-    save_checkpoint,
-)
+from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint, model_payload, save_checkpoint
 from reidkit.training.metrics_log import MetricsLog
+from reidkit.training.resume_state import capture_rng_state, restore_rng_state
 from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.runtime import resolve_amp, resolve_device, seed_everything
 from reidkit.training.step import TrainStep
 
-if TYPE_CHECKING:
-    from reidkit.inference import EvalRun
 
 LAST, BEST = "last.pt", "best.pt"
 EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
@@ -86,10 +78,6 @@ class Trainer:
         self.step_log: list[dict[str, float]] = []
 
     def fit(self, resume: bool = False) -> TrainResult:
-        # Imported here: reidkit.inference reads checkpoints through this package, so a module-level import
-        # would be circular whichever package is imported first.
-        from reidkit.inference import FeatureExtractor, evaluate_on_dataset
-
         cfg = self.config
         out = Path(cfg.train.output_dir)
         payload = self._resume_payload(out) if resume else None

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
 from reidkit.data import ImageRecord, read_image  # noqa: E402
+from reidkit.evaluation.market_protocol import counted_gallery  # noqa: E402
 
 RIGHT, WRONG, QUERY = "#1a9641", "#d7191c", "#404040"
 
@@ -24,12 +25,11 @@ def protocol_ranking(
     distmat: np.ndarray, row: int, query: ImageRecord, gallery: Sequence[ImageRecord], k: int
 ) -> list[int]:
     """Indices of the ``k`` nearest gallery crops that count for this query under the Market-1501 protocol."""
+    counted = counted_gallery(
+        query.pid, query.camid, np.array([g.pid for g in gallery]), np.array([g.camid for g in gallery])
+    )
     order = np.argsort(distmat[row], kind="stable")
-    ranked = [
-        int(g) for g in order
-        if gallery[g].pid != -1 and not (gallery[g].pid == query.pid and gallery[g].camid == query.camid)
-    ]
-    return ranked[:k]
+    return [int(g) for g in order[counted[order]][:k]]
 
 
 def plot_ranked_lists(

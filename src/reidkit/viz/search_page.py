@@ -15,10 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from reidkit.index.report import format_time
-from reidkit.index.search import Hit, SearchResult
-from reidkit.index.store import epoch_seconds
-from reidkit.index.trajectory import Visit
+from reidkit.search.results import Hit, SearchResult, Visit, format_time
+from reidkit.search.rows import epoch_seconds
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}

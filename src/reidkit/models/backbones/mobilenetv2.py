@@ -13,13 +13,13 @@ torchvision, so weights are matched by position and shape, never by name.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from torch import Tensor
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from reidkit.errors import ModelError
+from reidkit.shared_files import find_shared_file
 from reidkit.models.backbones.split import Backbone
 from reidkit.models.backbones.weights import download_torchvision_weights, load_state_dict_file
 
@@ -27,8 +27,6 @@ MOBILENETV2_CHANNELS = 1280
 SHARED_SPLIT = 14
 WEIGHTS_ENV = "REIDKIT_MOBILENETV2_WEIGHTS"
 SHARED_WEIGHTS = Path("models") / "imagenet" / "mobilenetv2_imagenet_features.pt"
-# src/reidkit/models/backbones/mobilenetv2.py -> the checkout root, whose sibling is the shared/ folder.
-_REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
 def mobilenetv2_backbone(pretrained: str | Path | None) -> Backbone:
@@ -53,21 +51,9 @@ def mobilenetv2_backbone(pretrained: str | Path | None) -> Backbone:
 
 
 def imagenet_weights_file() -> Path | None:
-    """The shared ImageNet MobileNetV2 file: ``$REIDKIT_MOBILENETV2_WEIGHTS``, else ``shared/`` beside the checkout
-    (found from the package, then from the working directory); None if none exists, so the caller downloads."""
-    configured = os.environ.get(WEIGHTS_ENV)
-    if configured:
-        path = Path(configured).expanduser()
-        if not path.is_file():
-            raise ModelError(
-                f"{WEIGHTS_ENV}={configured} is not a file; point it at the MobileNetV2 weights or unset it"
-            )
-        return path
-    for shared in (_REPO_ROOT.parent / "shared", Path.cwd().parent / "shared"):
-        candidate = shared / SHARED_WEIGHTS
-        if candidate.is_file():
-            return candidate
-    return None
+    """The shared ImageNet MobileNetV2 file (``$REIDKIT_MOBILENETV2_WEIGHTS``, else ``shared/`` beside the
+    checkout); None if none exists, so the caller downloads."""
+    return find_shared_file(WEIGHTS_ENV, SHARED_WEIGHTS, "the MobileNetV2 weights")
 
 
 def map_features_state(state: dict[str, Tensor], target: dict[str, Tensor], source: str) -> dict[str, Tensor]:

@@ -12,7 +12,6 @@ asynchronous requests of a THROUGHPUT compilation (one stream per core or so) bu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from reidkit.errors import ConfigError, ModelError, ReidkitError
+from reidkit.shared_files import find_shared_file
 from reidkit.video.detectors.boxes import finish_detections
 from reidkit.video.types import empty_detections
 
@@ -33,17 +33,8 @@ _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 
 def default_openvino_model() -> Path:
     """The detector used when none is named: ``$REIDKIT_PERSON_DETECTOR``, else the shared copy beside the repo."""
-    from_env = os.environ.get(DETECTOR_ENV_VAR)
-    if from_env:
-        path = Path(from_env).expanduser()
-        if not path.is_file():
-            raise ModelError(
-                f"{DETECTOR_ENV_VAR}={from_env} is not a file; point it at an OpenVINO .xml or .onnx model"
-            )
-        return path
-    repo_root = Path(__file__).resolve().parents[4]
-    path = repo_root.parent / "shared" / _SHARED_MODEL
-    if not path.is_file():
+    path = find_shared_file(DETECTOR_ENV_VAR, _SHARED_MODEL, "an OpenVINO .xml or .onnx model")
+    if path is None:
         raise ModelError(
             f"no person detector model: set {DETECTOR_ENV_VAR} (or pass a model path) to an OpenVINO IR .xml / .onnx "
             "SSD detector such as Open Model Zoo's person-detection-retail-0013, or use the 'hog' detector"

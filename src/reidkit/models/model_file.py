@@ -1,8 +1,16 @@
-"""Checkpoints: one file that rebuilds the model on its own, and (for ``last.pt``) resumes training bit for bit.
+"""The model file: one ``.pt`` that rebuilds a reidkit model on its own, whoever reads it.
 
-A checkpoint is a plain dict of tensors, numbers, strings and lists, loaded with ``weights_only=True`` so opening a
-file from elsewhere cannot run code. Files are written to a temporary name and renamed over the old one, so a run
-killed mid-write leaves the previous checkpoint intact rather than a truncated one.
+Training writes it, and inference, the person-search store and the demos read it, so it is owned here, beside
+``build_model``, and not by any of them. A model file is a plain dict of tensors, numbers, strings and lists, loaded
+with ``weights_only=True`` so opening a file from elsewhere cannot run code:
+
+- ``format`` / ``version``: the tag that tells a reidkit model file from any other ``.pt``;
+- ``model``: ``{"card": ModelCard, "state_dict": ...}``, enough to rebuild and feed the network;
+- anything else its writer adds (a training run adds its config, history and, in ``last.pt``, the optimiser / RNG
+  state under ``training_state``; ``weights_only_copy`` drops that for a shareable file).
+
+Files are written to a temporary name and renamed over the old one, so a writer killed mid-write leaves the previous
+file intact rather than a truncated one.
 """
 
 from __future__ import annotations
@@ -10,16 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from reidkit.errors import ModelError
+from reidkit.models.build import build_model
 
 CHECKPOINT_FORMAT = "reidkit-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -116,8 +123,6 @@ def model_payload(model: nn.Module, card: ModelCard) -> dict[str, Any]:
 
 def build_from_checkpoint(payload: dict[str, Any], source: str = "checkpoint") -> tuple[nn.Module, ModelCard]:
     """Rebuild the model of a loaded checkpoint, in eval mode on CPU, without touching any pretrained weights."""
-    from reidkit.models import build_model
-
     try:
         card = ModelCard.from_dict(payload["model"]["card"])
         state = payload["model"]["state_dict"]
@@ -164,42 +169,25 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(inner, "module", inner)
 
 
-def capture_rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) generator states, as tensors/ints so they load with ``weights_only``."""
-    np_state = np.random.get_state(legacy=False)
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {
-            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
-            "pos": int(np_state["state"]["pos"]),
-            "has_gauss": int(np_state["has_gauss"]),
-            "gauss": float(np_state["gauss"]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+# Keys a training run adds that only resuming it needs; a weights-only copy leaves them out.
+TRAINING_ONLY_KEYS = ("training_state",)
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(_as_tuples(state["python"]))
-    np_state = state["numpy"]
-    np.random.set_state(
-        {
-            "bit_generator": "MT19937",
-            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
-            "has_gauss": np_state["has_gauss"],
-            "gauss": np_state["gauss"],
-        }
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def weights_only_copy(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload without training state (optimiser, scheduler, RNG): about a third of the size, safe to share.
+
+    The model, its card and the run's record (config, metrics, history) stay, so the copy still says how it was made.
+    """
+    return {k: v for k, v in payload.items() if k not in TRAINING_ONLY_KEYS and k not in ("format", "version")}
 
 
-def _as_tuples(value: Any) -> Any:
-    """``random.setstate`` wants the nested tuples back that serialisation may have turned into lists."""
-    if isinstance(value, list | tuple):
-        return tuple(_as_tuples(v) for v in value)
-    return value
+def save_weights_only(source: Path | str, destination: Path | str) -> Path:
+    """Write a weights-only copy of the model file ``source`` to ``destination`` (atomically)."""
+    destination = Path(destination)
+    save_checkpoint(destination, weights_only_copy(load_checkpoint(source)))
+    return destination
+
+
+def load_model(path: Path | str) -> tuple[nn.Module, ModelCard]:
+    """Read a model file and rebuild its model (eval mode, CPU): the one call most readers need."""
+    return build_from_checkpoint(load_checkpoint(path), source=str(path))

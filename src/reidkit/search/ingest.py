@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image
 
 from reidkit.errors import StoreError, VideoError
-from reidkit.index.store import NewDetection, Store, VideoRecord, normalise_rows
+from reidkit.search.store import Store
+from reidkit.search.rows import NewDetection, VideoRecord, normalise_rows
 from reidkit.video import (
     ByteTracker,
     Detector,

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from reidkit.errors import StoreError
-from reidkit.index.store import CROP_INDEX, DB_NAME, TRACK_INDEX, NewDetection, Store, normalise_rows
-from reidkit.index.vectors import FaissIndex, IndexPlan, VectorIndex, plan_index
+from reidkit.search.store import CROP_INDEX, DB_NAME, TRACK_INDEX, Store
+from reidkit.search.rows import NewDetection, normalise_rows
+from reidkit.search.vectors import FaissIndex, IndexPlan, VectorIndex, plan_index
 
 DIM = 16
 

@@ -28,12 +28,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from reidkit.errors import DatasetError
-from reidkit.index.ingest import IngestOptions, ingest_video
-from reidkit.index.model_choice import choose_detector, choose_model
-from reidkit.index.query import load_query_image
-from reidkit.index.report import QueryDescription, hits_table, result_json, trajectory_table
-from reidkit.index.search import SearchResult, search_store, track_query
-from reidkit.index.store import DetectionRow, Store, normalise_rows
+from reidkit.search.ingest import IngestOptions, ingest_video
+from reidkit.search.model_choice import choose_detector, choose_model
+from reidkit.search.query import load_query_image
+from reidkit.search.results import QueryDescription, SearchResult, result_json
+from reidkit.search.search import search_store, track_query
+from reidkit.search.store import Store
+from reidkit.search.rows import DetectionRow, normalise_rows
 from reidkit.video import Detector
 from reidkit.video.bytetrack import iou_matrix
 
@@ -45,6 +46,17 @@ TOP_K = 20
 MIN_IOU = 0.5
 WINDOW_FRAMES = 100  # ten seconds of vtest.avi on each side of the cut
 QUERY_GAP_S = 2.0  # the query photo is taken at least this long before the cut
+
+
+@dataclass(frozen=True)
+class VideoDemoResult:
+    """``summary`` is the demo's JSON line; ``search`` the photo query's result, for the caller to show."""
+
+    summary: dict[str, Any]
+    search: SearchResult
+    query_label: str
+    store_root: Path
+    verdict: str
 
 
 @dataclass(frozen=True)
@@ -67,8 +79,8 @@ def run_demo_video(
     checkpoint: str | None,
     detector_name: str | None,
     echo: Callable[[str], Any] = print,
-) -> dict[str, Any]:
-    """Ingest (or reuse), pick the walker, search, write ``search.html`` and ``result.json``; return the summary."""
+) -> VideoDemoResult:
+    """Ingest (or reuse), pick the walker, search, write ``search.html`` and ``result.json``; return what it found."""
     from reidkit.video import probe_video
 
     started = time.monotonic()
@@ -136,17 +148,13 @@ def run_demo_video(
         description = QueryDescription("crop", str(store.root / query_row.crop_path))
         payload = result_json(result, description, store.root, choice.extractor.model_id)
         (out / "result.json").write_text(json.dumps(payload, indent=2))
-        echo(f"\nquery: {label} (followed across the cut by a tracker)")
-        echo(hits_table(result.hits, store.root))
-        echo("\ntrajectory:")
-        echo(trajectory_table(result.trajectory))
-        echo(
-            f"\nthe walker's {CAMERAS[1]} track ranks {rank or f'below {TOP_K}'} of {result.candidates} tracks for "
-            f"the photo ({rank_reranked or f'below {TOP_K}'} with --rerank), {rank_by_track or f'below {TOP_K}'} "
-            f"for `reidkit search --track {query_track}`; wrote {html}"
-        )
         summary = store.summary()
-    return {
+    verdict = (
+        f"the walker's {CAMERAS[1]} track ranks {rank or f'below {TOP_K}'} of {result.candidates} tracks for "
+        f"the photo ({rank_reranked or f'below {TOP_K}'} with --rerank), {rank_by_track or f'below {TOP_K}'} "
+        f"for `reidkit search --track {query_track}`; wrote {html}"
+    )
+    numbers = {
         "video": str(video),
         "every_n": every_n,
         "detector": detector.name,
@@ -168,6 +176,7 @@ def run_demo_video(
         "ingest_s": round(ingest_s, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
+    return VideoDemoResult(numbers, result, f"{label} (followed across the cut by a tracker)", store_dir, verdict)
 
 
 def walkers_across_cut(store: Store, video_a: int, video_b: int, detector: Detector) -> list[Walker]:
@@ -188,7 +197,7 @@ def walkers_across_cut(store: Store, video_a: int, video_b: int, detector: Detec
         if frame.index not in grid:
             continue
         side = video_a if frame.index < b.start_frame else video_b
-        stored = _rows_at(store, side, frame.index)
+        stored = store.frame_detections(side, frame.index)
         followed = tracker.update(detector.detect(frame.image), frame.index)
         if not stored or not followed:
             continue
@@ -198,14 +207,6 @@ def walkers_across_cut(store: Store, video_a: int, video_b: int, detector: Detec
                 walk = matched.setdefault(followed[i].track_id, ({}, {}))[0 if side == video_a else 1]
                 walk[stored[j].track_id] = walk.get(stored[j].track_id, 0) + 1
     return [Walker(sides[0], sides[1]) for sides in matched.values() if sides[0] and sides[1]]
-
-
-def _rows_at(store: Store, video_id: int, frame: int) -> list[DetectionRow]:
-    ids = [row[0] for row in store.db.execute(
-        "SELECT id FROM detections WHERE video_id = ? AND frame_index = ? ORDER BY id", (video_id, frame)
-    )]
-    found = store.detections(ids)
-    return [found[i] for i in ids]
 
 
 def _query_crop(store: Store, track_id: int, before_frame: int) -> DetectionRow:

@@ -9,40 +9,11 @@ who leaves camera A for B and comes back to A makes three visits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
 
-from reidkit.index.store import epoch_seconds
-
-if TYPE_CHECKING:
-    from reidkit.index.search import Hit
+from reidkit.search.results import Hit, Visit
+from reidkit.search.rows import epoch_seconds
 
 MERGE_GAP_S = 60.0
-
-
-@dataclass(frozen=True)
-class Visit:
-    """One stay in one camera. ``first_seen``/``last_seen`` are wall-clock times; they are None when the video
-    was ingested without ``--start-time``, and ``first_time_s``/``last_time_s`` (seconds into video ``video_id``)
-    then place the visit."""
-
-    camera: str
-    video_id: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    first_time_s: float
-    last_time_s: float
-    sightings: int
-    crops: int
-    best_score: float
-    track_ids: tuple[int, ...]
-
-    @property
-    def duration_s(self) -> float:
-        if self.first_seen is not None and self.last_seen is not None:
-            return (self.last_seen - self.first_seen).total_seconds()
-        return self.last_time_s - self.first_time_s
 
 
 def build_trajectory(hits: Sequence[Hit]) -> list[Visit]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reidkit.errors import ConfigError, ModelError, StoreError
-from reidkit.index.store import ModelInfo
+from reidkit.search.rows import ModelInfo
 
 if TYPE_CHECKING:
     from reidkit.inference import FeatureExtractor
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CHECKPOINT = Path("runs") / "demo" / "mgn_demo.pt"
 IMAGENET = "imagenet"
-# The MobileNetV2 recipes' input (configs/cuhk03_shared_*_mobilenetv2.yaml): a third cheaper on CPU than 384x128.
+# The MobileNetV2 recipes' input (recipes cuhk03_shared_*_mobilenetv2): a third cheaper on CPU than 384x128.
 _IMAGENET_INPUT = (256, 128)
 UNTRAINED_WARNING = (
     "no trained ReID checkpoint (runs/demo/mgn_demo.pt is absent): embedding with MGN-MobileNetV2 on ImageNet "

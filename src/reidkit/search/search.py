@@ -16,14 +16,16 @@ k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``) over their pool
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
 from reidkit.errors import StoreError
-from reidkit.index.store import CROP_INDEX, TRACK_INDEX, DetectionRow, Store, TrackRow, epoch_seconds
-from reidkit.index.trajectory import Visit, build_trajectory
+from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
+from reidkit.search.rows import DetectionRow, TrackRow, epoch_seconds
+from reidkit.search.results import Hit, SearchResult
+from reidkit.search.trajectory import build_trajectory
 
 _MIN_SHORTLIST = 200
 
@@ -45,25 +47,6 @@ class SearchFilters:
         if self.after is not None and moment < epoch_seconds(self.after):
             return False
         return self.before is None or moment <= epoch_seconds(self.before)
-
-
-@dataclass(frozen=True)
-class Hit:
-    rank: int
-    track: TrackRow
-    score: float
-    track_score: float
-    best: DetectionRow
-    rerank_distance: float | None = None
-
-
-@dataclass
-class SearchResult:
-    hits: list[Hit]
-    trajectory: list[Visit]
-    candidates: int  # tracks scored before the top-k cut
-    reranked: bool
-    notes: list[str] = field(default_factory=list)
 
 
 def search_store(

@@ -1,8 +1,7 @@
-"""Checkpoints: rebuilt from the file alone they give the same features; writes are atomic; foreign files refused."""
+"""The model file: rebuilt from the file alone they give the same features; writes are atomic; foreign files refused."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,15 @@ import torch
 
 from reidkit.errors import ModelError
 from reidkit.inference import FeatureExtractor
-from reidkit.training.checkpoint import (
+from reidkit.models.model_file import (
     ModelCard,
     build_from_checkpoint,
-    capture_rng_state,
     load_checkpoint,
     model_id,
     model_payload,
-    restore_rng_state,
     save_checkpoint,
+    save_weights_only,
+    weights_only_copy,
 )
 
 from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
@@ -96,14 +95,14 @@ def test_weights_that_do_not_fit_the_spec_are_refused(tmp_path: Path) -> None:
         build_from_checkpoint(load_checkpoint(tmp_path / "wrong.pt"))
 
 
-def test_rng_state_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
-    random.seed(3)
-    np.random.seed(3)
-    torch.manual_seed(3)
-    np.random.standard_normal()  # leave a cached Gaussian in NumPy's legacy state
-    save_checkpoint(tmp_path / "rng.pt", {"rng": capture_rng_state()})
-    expected = (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3))
-    random.random(), np.random.rand(), torch.rand(5)  # move every generator on
-    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
-    again = (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3))
-    assert again[0] == expected[0] and again[1] == expected[1] and torch.equal(again[2], expected[2])
+def test_weights_only_copy_drops_training_state_and_rebuilds_the_same_model(tmp_path: Path) -> None:
+    model, card = scratch_mgn(5, SIZE)
+    full = {**model_payload(model, card), "epoch": 3, "training_state": {"optimizer": {"x": torch.ones(1000)}}}
+    save_checkpoint(tmp_path / "last.pt", full)
+    copy = save_weights_only(tmp_path / "last.pt", tmp_path / "share.pt")
+    payload = load_checkpoint(copy)
+    assert "training_state" not in payload and payload["epoch"] == 3
+    assert "training_state" not in weights_only_copy(full) and "training_state" in full
+    rebuilt, rebuilt_card = build_from_checkpoint(payload)
+    assert model_id(rebuilt, rebuilt_card) == model_id(model, card)
+    assert copy.stat().st_size < (tmp_path / "last.pt").stat().st_size

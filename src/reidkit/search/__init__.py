@@ -4,12 +4,13 @@
 commit in resumable chunks) -> ``search_store`` (ranked tracks + trajectory). See docs/search.md.
 """
 
-from reidkit.index.ingest import IngestOptions, IngestReport, ingest_video, plan_ingest
-from reidkit.index.model_choice import ModelChoice, choose_detector, choose_model
-from reidkit.index.search import Hit, SearchFilters, SearchResult, search_store, track_query
-from reidkit.index.store import ModelInfo, Store
-from reidkit.index.trajectory import Visit, build_trajectory
-from reidkit.index.vectors import FaissIndex, VectorIndex, create_vector_index, load_vector_index, plan_index
+from reidkit.search.ingest import IngestOptions, IngestReport, ingest_video, plan_ingest
+from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
+from reidkit.search.search import Hit, SearchFilters, SearchResult, search_store, track_query
+from reidkit.search.store import Store
+from reidkit.search.rows import ModelInfo
+from reidkit.search.trajectory import Visit, build_trajectory
+from reidkit.search.vectors import FaissIndex, VectorIndex, create_vector_index, load_vector_index, plan_index
 
 __all__ = [
     "FaissIndex",

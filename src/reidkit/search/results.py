@@ -1,22 +1,60 @@
-"""Search results as the CLI prints them: a text table for people, one JSON object for programs."""
+"""What a person search answers, as plain records: the ranked hits and the person's visits to each camera.
+
+Pages, figures, the CLI's tables and JSON all take these (never the store), so they can be drawn from a search made
+anywhere: a CLI run, a service, or a saved result.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reidkit.index.search import Hit, SearchResult
-from reidkit.index.trajectory import Visit
+from reidkit.search.rows import DetectionRow, TrackRow
 
 
 @dataclass(frozen=True)
-class QueryDescription:
-    kind: str  # crop, frame+box, frame+detector, track
-    source: str
-    box: tuple[float, float, float, float] | None = None
-    track_id: int | None = None
+class Hit:
+    rank: int
+    track: TrackRow
+    score: float
+    track_score: float
+    best: DetectionRow
+    rerank_distance: float | None = None
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    trajectory: list[Visit]
+    candidates: int  # tracks scored before the top-k cut
+    reranked: bool
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One stay in one camera. ``first_seen``/``last_seen`` are wall-clock times; they are None when the video
+    was ingested without ``--start-time``, and ``first_time_s``/``last_time_s`` (seconds into video ``video_id``)
+    then place the visit."""
+
+    camera: str
+    video_id: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    first_time_s: float
+    last_time_s: float
+    sightings: int
+    crops: int
+    best_score: float
+    track_ids: tuple[int, ...]
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_seen is not None and self.last_seen is not None:
+            return (self.last_seen - self.first_seen).total_seconds()
+        return self.last_time_s - self.first_time_s
 
 
 def format_time(moment: datetime | None, seconds: float) -> str:
@@ -25,6 +63,14 @@ def format_time(moment: datetime | None, seconds: float) -> str:
     if moment is None:
         return f"+{seconds:.1f}s"
     return moment.isoformat(sep=" ", timespec="milliseconds")[:-2]
+
+
+@dataclass(frozen=True)
+class QueryDescription:
+    kind: str  # crop, frame+box, frame+detector, track
+    source: str
+    box: tuple[float, float, float, float] | None = None
+    track_id: int | None = None
 
 
 def result_json(result: SearchResult, query: QueryDescription, store_root: Path, model_id: str) -> dict[str, Any]:
@@ -38,35 +84,6 @@ def result_json(result: SearchResult, query: QueryDescription, store_root: Path,
         "trajectory": [_visit_json(visit) for visit in result.trajectory],
         "notes": result.notes,
     }
-
-
-def hits_table(hits: list[Hit], store_root: Path) -> str:
-    """One row per track: ``score`` is its best crop's cosine with the query, ``track`` its pooled feature's."""
-    lines = [
-        f"{'rank':>4} {'score':>6} {'track':>6} {'camera':<12} {'id':>6} {'time':<23} {'frame':>6}  {'box':<19} crop"
-    ]
-    for hit in hits:
-        best = hit.best
-        box = ",".join(f"{v:.0f}" for v in best.box)
-        lines.append(
-            f"{hit.rank:>4} {hit.score:>6.3f} {hit.track_score:>6.3f} {best.camera:<12.12} {hit.track.id:>6} "
-            f"{format_time(best.wall_time, best.time_s):<23} {best.frame_index:>6}  {box:<19} "
-            f"{store_root / best.crop_path}"
-        )
-    return "\n".join(lines)
-
-
-def trajectory_table(visits: list[Visit]) -> str:
-    lines = [
-        f"{'#':>2} {'camera':<12} {'first seen':<23} {'last seen':<23} {'duration':>9} {'sightings':>9} {'crops':>6}"
-    ]
-    for number, visit in enumerate(visits, start=1):
-        lines.append(
-            f"{number:>2} {visit.camera:<12.12} {format_time(visit.first_seen, visit.first_time_s):<23} "
-            f"{format_time(visit.last_seen, visit.last_time_s):<23} {visit.duration_s:>8.1f}s {visit.sightings:>9} "
-            f"{visit.crops:>6}"
-        )
-    return "\n".join(lines)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -1,0 +1,37 @@
+"""Search results as the terminal shows them: text tables of hits and of the trajectory (JSON: ``search.results``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reidkit.search.results import Hit, Visit, format_time
+
+
+def hits_table(hits: list[Hit], store_root: Path) -> str:
+    """One row per track: ``score`` is its best crop's cosine with the query, ``track`` its pooled feature's."""
+    lines = [
+        f"{'rank':>4} {'score':>6} {'track':>6} {'camera':<12} {'id':>6} {'time':<23} {'frame':>6}  {'box':<19} crop"
+    ]
+    for hit in hits:
+        best = hit.best
+        box = ",".join(f"{v:.0f}" for v in best.box)
+        lines.append(
+            f"{hit.rank:>4} {hit.score:>6.3f} {hit.track_score:>6.3f} {best.camera:<12.12} {hit.track.id:>6} "
+            f"{format_time(best.wall_time, best.time_s):<23} {best.frame_index:>6}  {box:<19} "
+            f"{store_root / best.crop_path}"
+        )
+    return "\n".join(lines)
+
+
+def trajectory_table(visits: list[Visit]) -> str:
+    lines = [
+        f"{'#':>2} {'camera':<12} {'first seen':<23} {'last seen':<23} {'duration':>9} {'sightings':>9} {'crops':>6}"
+    ]
+    for number, visit in enumerate(visits, start=1):
+        lines.append(
+            f"{number:>2} {visit.camera:<12.12} {format_time(visit.first_seen, visit.first_time_s):<23} "
+            f"{format_time(visit.last_seen, visit.last_time_s):<23} {visit.duration_s:>8.1f}s {visit.sightings:>9} "
+            f"{visit.crops:>6}"
+        )
+    return "\n".join(lines)

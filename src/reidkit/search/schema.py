@@ -1,0 +1,88 @@
+"""The store's SQLite schema and connection: what the tables are and how a store folder's database is opened.
+
+SQLite is the store's source of truth (every feature is kept as a float32 BLOB); the FAISS indexes are caches rebuilt
+from it (``index_sync``). ``SCHEMA_VERSION`` changes whenever a table changes, and a store of another version is
+refused with a one-line reason rather than read wrongly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from reidkit.errors import StoreError
+
+DB_NAME = "reidkit.sqlite"
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cameras (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE);
+CREATE TABLE videos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    camera_id INTEGER NOT NULL REFERENCES cameras(id),
+    path TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    start_frame INTEGER NOT NULL,
+    end_frame INTEGER NOT NULL,            -- exclusive
+    every_n INTEGER NOT NULL,
+    detector TEXT NOT NULL,
+    start_time TEXT,                       -- ISO 8601 as given, NULL when unknown
+    start_epoch REAL,                      -- the same in seconds since 1970 (naive times read as UTC)
+    fps REAL NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ingesting', 'done')),
+    last_committed_frame INTEGER NOT NULL,  -- -1 before the first chunk
+    created_at TEXT NOT NULL
+);
+CREATE INDEX videos_fingerprint ON videos(fingerprint);
+CREATE TABLE tracks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    first_frame INTEGER NOT NULL,
+    last_frame INTEGER NOT NULL,
+    first_time_s REAL NOT NULL,
+    last_time_s REAL NOT NULL,
+    num_crops INTEGER NOT NULL,
+    quality_sum REAL NOT NULL,
+    feature_sum BLOB NOT NULL,             -- quality-weighted sum of crop features; the track vector is it normalised
+    seq INTEGER NOT NULL                   -- store commit that last changed the row
+);
+CREATE INDEX tracks_video ON tracks(video_id);
+CREATE INDEX tracks_seq ON tracks(seq);
+CREATE TABLE detections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    frame_index INTEGER NOT NULL,
+    time_s REAL NOT NULL,
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    score REAL NOT NULL,
+    quality REAL NOT NULL,
+    crop_path TEXT NOT NULL,               -- relative to the store folder
+    feature BLOB NOT NULL,                 -- L2-normalised float32
+    seq INTEGER NOT NULL
+);
+CREATE INDEX detections_track ON detections(track_id);
+CREATE INDEX detections_video_frame ON detections(video_id, frame_index);
+CREATE INDEX detections_seq ON detections(seq);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a readable reidkit store ({exc}); point --db at a store folder") from exc
+    return connection
+
+
+def store_write_error(root: Path, exc: sqlite3.OperationalError) -> StoreError:
+    return StoreError(
+        f"cannot write to store {root / DB_NAME} ({exc}); free disk space (or fix permissions) and rerun: "
+        "the last committed chunk is kept and ingest resumes after it"
+    )
