@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REIDKIT = shutil.which("reidkit") or str(Path(sys.executable).with_name("reidkit"))
-COMMANDS = ("eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video")
+COMMANDS = ("eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "list")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -44,3 +44,25 @@ def test_user_errors_are_one_line_naming_the_file(args: tuple[str, ...], named: 
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and named in lines[0]
+
+
+def test_list_shows_every_registry_and_the_shipped_recipes() -> None:
+    from reidkit.models import MODELS
+    from reidkit.recipes import recipe_names
+
+    result = run("list")
+    assert result.returncode == 0, result.stderr
+    sections = {}
+    for line in result.stdout.splitlines():
+        if not line.startswith(" "):
+            current = sections.setdefault(line.rstrip(":"), [])
+        else:
+            current.append(line.split()[0])
+    assert list(sections) == ["models", "backbones", "datasets", "detectors", "backends", "indexes", "recipes"]
+    assert sections["models"] == list(MODELS.names())
+    assert sections["recipes"] == recipe_names() and "demo_cpu" in sections["recipes"]
+    one = run("list", "detectors")
+    assert one.returncode == 0 and one.stdout.splitlines()[0] == "detectors:"
+    assert [line.split()[0] for line in one.stdout.splitlines()[1:]] == sections["detectors"]
+    wrong = run("list", "gizmos")
+    assert wrong.returncode == 2 and "gizmos" in wrong.stderr and "Traceback" not in wrong.stderr

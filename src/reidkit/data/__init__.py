@@ -1,7 +1,7 @@
 """Datasets in, ``ReidDataset`` out: readers for the standard benchmarks and user data, image checks, torch glue."""
 
 from reidkit.data.images import read_image, verify_images
-from reidkit.data.loading import READERS, load_dataset
+from reidkit.data.loading import DATASETS, load_dataset
 from reidkit.data.pk_sampler import PKSampler
 from reidkit.data.shared_benchmark import prepare_shared_cuhk03
 from reidkit.data.torch_dataset import ImageDataset, relabel
@@ -11,7 +11,7 @@ from reidkit.data.types import ImageRecord, ReidDataset
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "READERS",
+    "DATASETS",
     "ImageDataset",
     "ImageRecord",
     "PKSampler",

@@ -15,15 +15,15 @@ from reidkit.data.market1501 import read_market1501
 from reidkit.data.msmt17 import read_msmt17
 from reidkit.data.types import ReidDataset
 from reidkit.errors import ConfigError
+from reidkit.registry import Registry
 
-READERS: dict[str, Callable[..., ReidDataset]] = {
-    "market1501": read_market1501,
-    "cuhk03": read_cuhk03,
-    "dukemtmc": read_dukemtmc,
-    "msmt17": read_msmt17,
-    "folder": read_folder,
-    "csv": read_csv,
-}
+DATASETS: Registry[Callable[..., ReidDataset]] = Registry("dataset", ConfigError)
+DATASETS.add("market1501", read_market1501, "Market-1501 layout (bounding_box_train / query / bounding_box_test)")
+DATASETS.add("cuhk03", read_cuhk03, "CUHK03 new protocol, labeled or detected (variant=...)")
+DATASETS.add("dukemtmc", read_dukemtmc, "DukeMTMC-reID")
+DATASETS.add("msmt17", read_msmt17, "MSMT17 V1 or V2, from its list files")
+DATASETS.add("folder", read_folder, "your own crops: <person>/[<camera>/]<image>, optional train/query/gallery")
+DATASETS.add("csv", read_csv, "your own crops listed in a CSV: path, person, camera[, split]")
 
 
 def load_dataset(name: str, root: Path, **options: Any) -> ReidDataset:
@@ -32,9 +32,7 @@ def load_dataset(name: str, root: Path, **options: Any) -> ReidDataset:
     Options are checked here so that a misspelt option in a config fails with the list of valid ones instead of a
     bare ``TypeError``. Record paths come back absolute, so they stay valid if the caller changes directory.
     """
-    reader = READERS.get(name)
-    if reader is None:
-        raise ConfigError(f"dataset {name!r} is unknown; choose one of {', '.join(sorted(READERS))}")
+    reader = DATASETS.get(name)
     accepted = [p.name for p in inspect.signature(reader).parameters.values() if p.kind is p.KEYWORD_ONLY]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

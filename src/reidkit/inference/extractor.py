@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,12 +27,11 @@ from tqdm import tqdm
 
 from reidkit.data import IMAGENET_MEAN, IMAGENET_STD, build_transforms, read_image
 from reidkit.errors import ImageError, ModelError
-from reidkit.inference.openvino_runtime import compile_for_cpu
+from reidkit.inference.backends import EMBEDDING_BACKENDS
 from reidkit.models import build_model
 from reidkit.models.model_file import ModelCard, backbone_init_label, load_model, model_id
 
 ImageInput = str | Path | Image.Image | np.ndarray
-Backend = Literal["torch", "openvino"]
 PROGRESS_MIN_IMAGES = 512
 
 
@@ -55,15 +54,12 @@ class FeatureExtractor:
         card: ModelCard | None = None,
         workers: int = 0,
         progress: bool = True,
-        backend: Backend = "torch",
+        backend: str = "torch",
     ) -> None:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
-        if backend not in ("torch", "openvino"):
-            raise ModelError(f"backend {backend!r}: use torch or openvino")
+        make_runner = EMBEDDING_BACKENDS.get(backend)
         self.device = torch.device(device)
-        if backend == "openvino" and self.device.type != "cpu":
-            raise ModelError(f"backend openvino runs on the CPU; got device {self.device}")
         self._live = isinstance(checkpoint_or_model, nn.Module)
         self._model_id: str | None = None
         if isinstance(checkpoint_or_model, nn.Module):
@@ -74,14 +70,12 @@ class FeatureExtractor:
             path = Path(checkpoint_or_model)
             self.model, self.card = load_model(path)
             self.model.to(memory_format=torch.channels_last)
+        key = None if self._live else (lambda: self.model_id)
+        self._run = make_runner(self.model, self.card.input_size, self.device, key)  # checks the device first
         self.model.to(self.device)
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
         height, width = self.card.input_size
         self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
-        self._compiled: Any = None
-        if backend == "openvino":
-            key = None if self._live else self.model_id  # a live model's weights may change: never cached
-            self._compiled = compile_for_cpu(self.model, self.card.input_size, cache_key=key)
 
     @property
     def feature_dim(self) -> int:
@@ -143,11 +137,6 @@ class FeatureExtractor:
         if self.flip:
             out = (out + self._run(batch.flip(-1))) / 2
         return out
-
-    def _run(self, batch: Tensor) -> Tensor:
-        if self._compiled is not None:
-            return torch.from_numpy(self._compiled(batch.numpy())[0])
-        return self.model(batch.contiguous(memory_format=torch.channels_last))
 
 
 class _Inputs(Dataset[tuple[Tensor, str]]):

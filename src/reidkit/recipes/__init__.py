@@ -20,6 +20,12 @@ def recipe_names() -> list[str]:
                   if entry.name.endswith(SUFFIX))
 
 
+def recipe_summary(name: str) -> str:
+    """The first line of a shipped recipe's header comment: what it trains, after which paper."""
+    first = (resources.files(__name__) / f"{name}{SUFFIX}").read_text(encoding="utf-8").splitlines()[:1]
+    return first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
+
+
 def resolve_recipe(name_or_path: str | Path) -> Path:
     """The file to read for ``--config``: an existing path as given, else the shipped recipe of that name."""
     path = Path(name_or_path)

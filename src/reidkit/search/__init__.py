@@ -10,9 +10,10 @@ from reidkit.search.search import Hit, SearchFilters, SearchResult, search_store
 from reidkit.search.store import Store
 from reidkit.search.rows import ModelInfo
 from reidkit.search.trajectory import Visit, build_trajectory
-from reidkit.search.vectors import FaissIndex, VectorIndex, create_vector_index, load_vector_index, plan_index
+from reidkit.search.vectors import VECTOR_INDEXES, FaissIndex, VectorIndex, create_vector_index, load_vector_index, plan_index
 
 __all__ = [
+    "VECTOR_INDEXES",
     "FaissIndex",
     "Hit",
     "IngestOptions",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from reidkit.errors import ConfigError, ModelError, StoreError
 from reidkit.search.rows import ModelInfo
@@ -85,12 +85,14 @@ def choose_model(
     return ModelChoice(extractor, str(path), None)
 
 
-def _resolve_backend(backend: str, device: str) -> Literal["torch", "openvino"]:
+def _resolve_backend(backend: str, device: str) -> str:
+    from reidkit.inference.backends import EMBEDDING_BACKENDS
+
     if backend == "auto":
         return "openvino" if device == "cpu" and importlib.util.find_spec("openvino") is not None else "torch"
-    if backend not in ("torch", "openvino"):
-        raise ConfigError(f"--embed-backend {backend!r}: use auto, torch or openvino")
-    return backend  # type: ignore[return-value]
+    if backend not in EMBEDDING_BACKENDS:
+        raise ConfigError(f"--embed-backend {backend!r}: use auto, {', '.join(EMBEDDING_BACKENDS)}")
+    return backend
 
 
 def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:

@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from reidkit.errors import StoreError
+from reidkit.registry import Registry
 
 # Exact search up to this many stored floats (vectors x dim): where its p50 crossed 20 ms on 2 cores.
 FLAT_MAX_ELEMENTS = 14_000_000
@@ -233,17 +234,25 @@ def _saved_files(folder: Path, name: str) -> list[tuple[int, Path]]:
     return found
 
 
-def load_vector_index(backend: str, folder: Path, name: str, dim: int) -> VectorIndex | None:
-    """The saved index ``name`` of ``backend`` (only ``faiss`` today), or None when there is none to trust."""
-    if backend == "faiss":
-        return FaissIndex.load(folder, name, dim)
-    raise StoreError(f"unknown vector backend {backend!r}; this reidkit knows 'faiss'")
+class IndexKind(Protocol):
+    """How a kind of vector index is made and found again on disk (a class with these two constructors)."""
+
+    def load(self, folder: Path, name: str, dim: int) -> VectorIndex | None: ...
+
+    def create(self, folder: Path, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None) -> VectorIndex: ...
+
+
+VECTOR_INDEXES: Registry[IndexKind] = Registry("vector index", StoreError)
+VECTOR_INDEXES.add("faiss", FaissIndex, "FAISS files beside the store: exact while small, IVF-PQ + exact re-score past that")
+
+
+def load_vector_index(kind: str, folder: Path, name: str, dim: int) -> VectorIndex | None:
+    """The saved index ``name`` of ``kind``, or None when there is none to trust."""
+    return VECTOR_INDEXES.get(kind).load(folder, name, dim)
 
 
 def create_vector_index(
-    backend: str, folder: Path, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
+    kind: str, folder: Path, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
 ) -> VectorIndex:
-    """A new empty index of ``backend`` laid out as ``plan`` (trained on ``training`` where the plan needs it)."""
-    if backend == "faiss":
-        return FaissIndex.create(folder, name, dim, plan, training)
-    raise StoreError(f"unknown vector backend {backend!r}; this reidkit knows 'faiss'")
+    """A new empty index of ``kind`` laid out as ``plan`` (trained on ``training`` where the plan needs it)."""
+    return VECTOR_INDEXES.get(kind).create(folder, name, dim, plan, training)

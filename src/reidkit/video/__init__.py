@@ -7,11 +7,11 @@ stage embeds the crops and stores the tracks. See docs/video.md for choosing a d
 from reidkit.video.bytetrack import ByteTracker
 from reidkit.video.crops import crop_person, crop_quality
 from reidkit.video.decode import TruncatedVideoWarning, iter_frames, probe_video, video_fingerprint
-from reidkit.video.detectors import DETECTOR_NAMES, build_detector, default_openvino_model
+from reidkit.video.detectors import DETECTORS, build_detector, default_openvino_model
 from reidkit.video.types import Detector, Frame, TrackedBox, VideoInfo
 
 __all__ = [
-    "DETECTOR_NAMES",
+    "DETECTORS",
     "ByteTracker",
     "Detector",
     "Frame",

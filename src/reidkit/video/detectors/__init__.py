@@ -1,8 +1,4 @@
-"""Person detectors behind one ``Detector`` protocol, and ``build_detector`` to pick one by name.
-
-- ``openvino``: an SSD-style OpenVINO IR / ONNX model (default: person-detection-retail-0013); fastest on CPU.
-- ``hog``: OpenCV's HOG + SVM; needs nothing, finds fewer people, slower.
-- ``torchvision``: COCO Faster R-CNN / SSDlite (person class), for a GPU or when OpenVINO is unavailable.
+"""Person detectors behind one ``Detector`` protocol; ``DETECTORS`` names them and ``build_detector`` picks one.
 
 torch is imported only when the torchvision detector is asked for, so the other two start in a fraction of a second.
 """
@@ -10,15 +6,41 @@ torch is imported only when the torchvision detector is asked for, so the other 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 from reidkit.errors import ConfigError
+from reidkit.registry import Registry
 from reidkit.video.detectors.hog import HogDetector
 from reidkit.video.detectors.openvino_ssd import DETECTOR_ENV_VAR, OpenVinoSsdDetector, default_openvino_model
 from reidkit.video.types import Detector
 
-DetectorName = Literal["hog", "openvino", "torchvision"]
-DETECTOR_NAMES: tuple[str, ...] = ("hog", "openvino", "torchvision")
+class DetectorBuilder(Protocol):
+    def __call__(self, model_path: Path | None, device: str, **options: Any) -> Detector: ...
+
+
+def _hog(model_path: Path | None, device: str, **options: Any) -> Detector:
+    if model_path is not None:
+        raise ConfigError("the 'hog' detector has its SVM built in and takes no model path")
+    if device.lower() != "cpu":
+        raise ConfigError(f"the 'hog' detector runs on the CPU only, not on {device!r}")
+    return HogDetector(**options)
+
+
+def _openvino(model_path: Path | None, device: str, **options: Any) -> Detector:
+    path = Path(model_path) if model_path is not None else default_openvino_model()
+    return OpenVinoSsdDetector(path, device=device.upper(), **options)
+
+
+def _torchvision(model_path: Path | None, device: str, **options: Any) -> Detector:
+    from reidkit.video.detectors.torchvision_det import load_torchvision_detector
+
+    return load_torchvision_detector(weights_path=model_path, device=device, **options)
+
+
+DETECTORS: Registry[DetectorBuilder] = Registry("detector", ConfigError)
+DETECTORS.add("openvino", _openvino, "SSD-style OpenVINO IR / ONNX (default person-detection-retail-0013); fastest on CPU")
+DETECTORS.add("hog", _hog, "OpenCV HOG + SVM: needs no model file; finds fewer people, slower")
+DETECTORS.add("torchvision", _torchvision, "COCO Faster R-CNN / SSDlite, person class; for a GPU")
 
 
 def build_detector(
@@ -31,27 +53,13 @@ def build_detector(
     """Build the named detector; ``score_threshold=None`` keeps its default, ``options`` go to its constructor
     (e.g. ``window="inria"``, ``resize=0.5`` for HOG; ``arch="ssdlite320_mobilenet_v3_large"`` for torchvision)."""
     threshold = {} if score_threshold is None else {"score_threshold": score_threshold}
-    if name == "hog":
-        if model_path is not None:
-            raise ConfigError("the 'hog' detector has its SVM built in and takes no model path")
-        if device.lower() != "cpu":
-            raise ConfigError(f"the 'hog' detector runs on the CPU only, not on {device!r}")
-        return HogDetector(**threshold, **options)
-    if name == "openvino":
-        path = Path(model_path) if model_path is not None else default_openvino_model()
-        return OpenVinoSsdDetector(path, device=device.upper(), **threshold, **options)
-    if name == "torchvision":
-        from reidkit.video.detectors.torchvision_det import load_torchvision_detector
-
-        return load_torchvision_detector(weights_path=model_path, device=device, **threshold, **options)
-    raise ConfigError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_NAMES)}")
+    return DETECTORS.get(name)(model_path, device, **threshold, **options)
 
 
 __all__ = [
     "DETECTOR_ENV_VAR",
-    "DETECTOR_NAMES",
+    "DETECTORS",
     "Detector",
-    "DetectorName",
     "HogDetector",
     "OpenVinoSsdDetector",
     "build_detector",

@@ -1,0 +1,64 @@
+"""``reidkit list [KIND]``: what can be chosen by name, read from the registries themselves.
+
+Each kind's registry lives with its stage and is imported only when that kind is listed, so listing detectors or
+recipes does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from reidkit.registry import Registry
+
+
+class Kind(str, Enum):
+    models = "models"
+    backbones = "backbones"
+    datasets = "datasets"
+    detectors = "detectors"
+    backends = "backends"
+    indexes = "indexes"
+    recipes = "recipes"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``list`` to the ``reidkit`` app."""
+    app.command("list")(list_choices)
+
+
+def list_choices(
+    kind: Annotated[Kind | None, typer.Argument(help="what to list (default: everything)")] = None,
+) -> None:
+    """List the models, backbones, datasets, detectors, embedding backends, vector indexes and recipes by name."""
+    for chosen in [kind] if kind is not None else list(Kind):
+        rows = _recipes() if chosen is Kind.recipes else _registered(*_REGISTRIES[chosen])
+        typer.echo(f"{chosen.value}:")
+        width = max(len(name) for name, _ in rows)
+        for name, summary in rows:
+            typer.echo(f"  {name:<{width}}  {summary}")
+
+
+# Where each kind's registry lives: (module, name), imported only when listed.
+_REGISTRIES = {
+    Kind.models: ("reidkit.models.build", "MODELS"),
+    Kind.backbones: ("reidkit.models.backbones", "BACKBONES"),
+    Kind.datasets: ("reidkit.data.loading", "DATASETS"),
+    Kind.detectors: ("reidkit.video.detectors", "DETECTORS"),
+    Kind.backends: ("reidkit.inference.backends", "EMBEDDING_BACKENDS"),
+    Kind.indexes: ("reidkit.search.vectors", "VECTOR_INDEXES"),
+}
+
+
+def _registered(module: str, name: str) -> list[tuple[str, str]]:
+    registry: Registry[object] = getattr(importlib.import_module(module), name)
+    return [(entry.name, entry.summary) for entry in registry.entries()]
+
+
+def _recipes() -> list[tuple[str, str]]:
+    from reidkit.recipes import recipe_names, recipe_summary
+
+    return [(name, recipe_summary(name)) for name in recipe_names()]

@@ -1,0 +1,45 @@
+"""Embedding backends: what runs a ReID network on a preprocessed batch, chosen by name.
+
+A backend turns (model, input size, device, cache key) into a *runner*, a function from an NCHW float batch to the
+feature rows. The cache key is a function giving the model id (hashing the weights costs a fraction of a second, so
+only backends that cache a compiled model call it), or None for a live model whose weights may still change. Every backend must give the same features as PyTorch to 1e-4, because features made by different
+backends share the model id and are compared with each other in a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from reidkit.errors import ModelError
+from reidkit.inference.openvino_runtime import compile_for_cpu
+from reidkit.registry import Registry
+
+Runner = Callable[[Tensor], Tensor]
+
+
+class EmbeddingBackend(Protocol):
+    def __call__(
+        self, model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None
+    ) -> Runner: ...
+
+
+def _torch_runner(model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None) -> Runner:
+    return lambda batch: model(batch.contiguous(memory_format=torch.channels_last))
+
+
+def _openvino_runner(
+    model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None
+) -> Runner:
+    if device.type != "cpu":
+        raise ModelError(f"backend openvino runs on the CPU; got device {device}")
+    compiled = compile_for_cpu(model, input_size, cache_key=None if cache_key is None else cache_key())
+    return lambda batch: torch.from_numpy(compiled(batch.numpy())[0])
+
+
+EMBEDDING_BACKENDS: Registry[EmbeddingBackend] = Registry("embedding backend", ModelError)
+EMBEDDING_BACKENDS.add("torch", _torch_runner, "PyTorch, channels_last; CPU or CUDA")
+EMBEDDING_BACKENDS.add("openvino", _openvino_runner, "OpenVINO runtime, float32 on the CPU; the fastest CPU path")
