@@ -1,0 +1,73 @@
+"""The layering of docs/ARCHITECTURE.md, checked: a stage imports only from the layers below it, lazy imports too.
+
+``TYPE_CHECKING`` imports are exempt (they never run). A violation names the file and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import reidkit
+
+ROOT = Path(reidkit.__file__).parent
+
+# The layer of every top-level module or package; an import must go to a strictly lower layer.
+LAYERS = {
+    "errors": 0,
+    "registry": 1,
+    "shared_files": 1,
+    "recipes": 1,
+    "config": 2,
+    "data": 3,
+    "evaluation": 3,
+    "models": 3,
+    "losses": 4,
+    "inference": 4,
+    "video": 5,
+    "search": 6,
+    "viz": 7,
+    "training": 8,
+    "demos": 9,
+    "cli": 10,
+}
+
+
+def _unit(path: Path) -> str:
+    parts = path.relative_to(ROOT).parts
+    return parts[0].removesuffix(".py")
+
+
+def _imported_units(tree: ast.AST) -> list[tuple[int, str]]:
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(inner) for statement in node.body for inner in ast.walk(statement))
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("reidkit."):
+            found.append((node.lineno, node.module.split(".")[1]))  # type: ignore[union-attr]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "reidkit":
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, a.name.split(".")[1]) for a in node.names if a.name.startswith("reidkit."))
+    return found
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    units = {_unit(path) for path in ROOT.rglob("*.py")} - {"__init__"}
+    assert units == set(LAYERS), "add new top-level modules to LAYERS (and docs/ARCHITECTURE.md)"
+
+
+def test_imports_run_downwards_only() -> None:
+    wrong = []
+    for path in sorted(ROOT.rglob("*.py")):
+        me = _unit(path)
+        if me == "__init__":
+            continue
+        for line, target in _imported_units(ast.parse(path.read_text(encoding="utf-8"))):
+            if target != me and LAYERS[target] >= LAYERS[me]:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports reidkit.{target}")
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
