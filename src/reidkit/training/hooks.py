@@ -47,7 +47,8 @@ class Hook:
         """Before the steps of epoch ``loop.epoch`` (0-based)."""
 
     def after_step(self, loop: TrainLoop) -> None:
-        """After every optimisation step; ``loop.window`` holds the means of a logging window that just closed."""
+        """After every optimisation step; ``loop.window`` holds the means of the logging window this step closed
+        (None on other steps)."""
 
     def after_epoch(self, loop: TrainLoop) -> None:
         """After the epoch's steps and schedule update; its row is ``loop.history[-1]``."""
