@@ -1,44 +1,43 @@
-"""The training loop: P x K batches, softmax + triplet loss, periodic Market-1501 evaluation, resumable checkpoints.
+"""A training run from its config: P x K batches, softmax + triplet loss, periodic Market-1501 evaluation,
+resumable checkpoints.
+
+``Trainer`` builds the pieces (data, model, optimiser, batches, evaluation) and hands them to ``TrainLoop``
+(``loop.py``) with the hooks the config asks for (``hooks.py``); ``fit`` returns what the run did.
 
 Reproducibility contract: every epoch's data randomness (which crops form which batch, and every augmentation
 draw) is a pure function of (``train.seed``, epoch), and everything else that evolves (weights, optimiser,
 schedule, grad scaler, global RNGs) is in ``last.pt``. So a run killed at any point and resumed with ``--resume``
 continues exactly as if it had never stopped (bit for bit on CPU; on GPU, up to cuDNN's own non-determinism).
 
-Distributed training is not implemented, but its two seams are here: the sampler already takes ``rank`` and
-``world_size``, and ``_wrap_model`` is the one place where a ``DistributedDataParallel`` wrapper would go.
+Distributed training is not implemented, but its seams are here: the sampler already takes ``rank`` and
+``world_size``, ``_wrap_model`` is the one place where a ``DistributedDataParallel`` wrapper would go, and hooks
+that write files or evaluate are marked ``main_process_only`` so the loop runs them on rank 0 only.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from tqdm import tqdm
+from torch import nn
 
 from reidkit.config import ExperimentConfig, save_config
 from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
 from reidkit.errors import ConfigError, DatasetError
-from reidkit.inference import EvalRun, FeatureExtractor, evaluate_on_dataset
+from reidkit.inference import EvalRun, FeatureExtractor
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
+from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint
 from reidkit.training.batches import build_batch_source
-from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint, model_payload, save_checkpoint
-from reidkit.training.metrics_log import MetricsLog
-from reidkit.training.resume_state import capture_rng_state, restore_rng_state
+from reidkit.training.hooks import BEST, LAST, Hook, default_hooks
+from reidkit.training.loop import TrainLoop
 from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.runtime import resolve_amp, resolve_device, seed_everything
 from reidkit.training.step import TrainStep
 
-
-LAST, BEST = "last.pt", "best.pt"
-EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 # Keys that may differ between a run and its resumption: they change how long or how verbosely it runs, not what
 # any epoch computes.
 RESUMABLE_CHANGES = frozenset(
@@ -62,20 +61,24 @@ class TrainResult:
 
 
 class Trainer:
-    """Runs one ``ExperimentConfig``; ``dataset`` may be passed in to skip reading it from ``data.root`` again."""
+    """Runs one ``ExperimentConfig``; ``dataset`` may be passed in to skip reading it from ``data.root`` again.
+
+    ``hooks`` run after the ones the config asks for (``reidkit.training.hooks.default_hooks``), so they see each
+    epoch evaluated and checkpointed.
+    """
 
     def __init__(
         self,
         config: ExperimentConfig,
         dataset: ReidDataset | None = None,
         echo: Callable[[str], None] = print,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         self.config = config
         self.echo = echo
+        self.hooks = list(hooks)
         self._dataset = dataset
         self.rank, self.world_size = 0, 1
-        # Loss averaged over each window of train.log_every steps: the curves of runs too short for per-epoch points.
-        self.step_log: list[dict[str, float]] = []
 
     def fit(self, resume: bool = False) -> TrainResult:
         cfg = self.config
@@ -88,6 +91,25 @@ class Trainer:
             )
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
+        loop = self._build_loop()
+        if payload is not None:
+            loop.resume_from(payload)
+            self.echo(f"resuming {out / LAST} after epoch {loop.start_epoch}")
+        loop.run()
+        return TrainResult(
+            output_dir=out,
+            last_checkpoint=out / LAST,
+            best_checkpoint=out / BEST if (out / BEST).exists() else None,
+            epochs_done=len(loop.history),
+            stopped_early=loop.stop_requested,
+            metrics=loop.metrics,
+            history=loop.history,
+            final_eval=loop.final_eval,
+        )
+
+    def _build_loop(self) -> TrainLoop:
+        """Data, model, optimiser, batches and evaluation for ``self.config``, wired into a loop with its hooks."""
+        cfg = self.config
         device = resolve_device(cfg.train.device)
         amp_dtype = resolve_amp(cfg.train.amp, device)
         if device.type == "cuda":
@@ -123,21 +145,6 @@ class Trainer:
         optimizer = build_optimizer(model, cfg.optim, device)
         scheduler = build_scheduler(optimizer, cfg.optim)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        history: list[dict[str, Any]] = []
-        self.step_log = []
-        start_epoch = 0
-        if payload is not None:
-            model.load_state_dict(payload["model"]["state_dict"])
-            state = payload["training_state"]
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            restore_rng_state(state["rng"])
-            history = list(payload["history"])
-            self.step_log = list(payload["step_log"])
-            start_epoch = int(payload["epoch"])
-            self.echo(f"resuming {out / LAST} after epoch {start_epoch}")
-
         sampler = PKSampler(
             labels,
             cfg.data.ids_per_batch,
@@ -167,131 +174,17 @@ class Trainer:
         step = TrainStep(
             self._wrap_model(model), loss_fn, optimizer, scaler, amp_dtype, device, cfg.train.channels_last
         )
-        steps_per_epoch = sampler.num_batches
-        log = MetricsLog(out, cfg.train.tensorboard, resume_step=start_epoch * steps_per_epoch if payload else None)
-        best_map = max((row["mAP"] for row in history if row.get("mAP") is not None), default=-1.0)
-        started = time.monotonic()
-        stopped_early = False
-        metrics: dict[str, Any] = dict(payload["metrics"]) if payload else {}
-        final_eval = None
-        try:
-            for epoch in range(start_epoch, cfg.train.epochs):
-                row, stopped_early = self._train_epoch(epoch, step, batches(epoch), steps_per_epoch, log, started)
-                scheduler.step()
-                last_epoch = stopped_early or epoch + 1 == cfg.train.epochs
-                if last_epoch or (epoch + 1) % cfg.train.eval_every == 0:
-                    final_eval = evaluate_on_dataset(extractor, dataset, metric=cfg.train.eval_metric)
-                    metrics = final_eval.summary
-                    row.update({key: metrics[key] for key in EVAL_KEYS})
-                    self.echo(
-                        f"epoch {epoch + 1}: rank1 {metrics['rank1']:.2%}  mAP {metrics['mAP']:.2%}  "
-                        f"({metrics['num_query']} queries, {metrics['num_gallery']} gallery)"
-                    )
-                history.append(row)
-                log.epoch(history)
-                checkpoint = {
-                    **model_payload(model, card),
-                    "config": cfg.to_dict(),
-                    "epoch": epoch + 1,
-                    "metrics": metrics,
-                    "history": history,
-                    "step_log": self.step_log,
-                    "training_state": {
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "rng": capture_rng_state(),
-                        "stopped_early": stopped_early,
-                    },
-                }
-                save_checkpoint(out / LAST, checkpoint)
-                if row.get("mAP") is not None and row["mAP"] > best_map:
-                    best_map = row["mAP"]
-                    save_checkpoint(out / BEST, checkpoint)
-                if stopped_early:
-                    self.echo(f"time budget of {cfg.train.max_train_seconds:g}s reached during epoch {epoch + 1}")
-                    break
-        finally:
-            log.close()
-        (out / "summary.json").write_text(json.dumps({"epochs": len(history), "metrics": metrics}, indent=2))
-        self._plot(out, history)
-        return TrainResult(
-            output_dir=out,
-            last_checkpoint=out / LAST,
-            best_checkpoint=out / BEST if (out / BEST).exists() else None,
-            epochs_done=len(history),
-            stopped_early=stopped_early,
-            metrics=metrics,
-            history=history,
-            final_eval=final_eval,
+        return TrainLoop(
+            cfg,
+            step,
+            scheduler,
+            batches,
+            sampler.num_batches,
+            card,
+            hooks=[*default_hooks(cfg, extractor, dataset), *self.hooks],
+            echo=self.echo,
+            is_main_process=self.rank == 0,
         )
-
-    def _train_epoch(
-        self,
-        epoch: int,
-        step: TrainStep,
-        batches: Iterator[tuple[Tensor, Tensor]],
-        steps: int,
-        log: MetricsLog,
-        started: float,
-    ) -> tuple[dict[str, Any], bool]:
-        cfg = self.config
-        step.model.train()
-        budget = cfg.train.max_train_seconds
-        lr = step.optimizer.param_groups[-1]["lr"]
-        sums = torch.zeros(4, device=step.device)  # total, softmax, triplet, accuracy: summed on device, read rarely
-        window, window_start = torch.zeros(3, device=step.device), 0
-        done_steps = images_seen = 0
-        stopped = False
-        epoch_start = time.perf_counter()
-        bar = tqdm(
-            batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
-            disable=not cfg.train.progress, leave=False,
-        )
-        for images, targets in bar:
-            losses = step(images, targets)
-            accuracy = losses.accuracy if losses.accuracy is not None else torch.zeros((), device=step.device)
-            values = torch.stack([losses.total, losses.softmax, losses.triplet, accuracy]).detach().float()
-            sums += values
-            window += values[:3]
-            done_steps += 1
-            images_seen += images.shape[0]
-            if done_steps % cfg.train.log_every == 0 or done_steps == steps:
-                rate = images_seen / (time.perf_counter() - epoch_start)
-                total, softmax, triplet = (window / (done_steps - window_start)).tolist()
-                window, window_start = torch.zeros_like(window), done_steps
-                self.step_log.append({
-                    "epoch": epoch + done_steps / steps,
-                    "loss": total,
-                    "softmax_loss": softmax,
-                    "triplet_loss": triplet,
-                })
-                bar.set_postfix(loss=f"{total:.3f}", img_s=f"{rate:.0f}")
-                log.step(epoch * steps + done_steps, {"loss": total, "lr": lr, "images_per_s": rate})
-            if budget is not None and time.monotonic() - started > budget:
-                stopped = True
-                break
-        bar.close()
-        if done_steps == 0:
-            raise DatasetError("the training set produced no batch; lower data.ids_per_batch / images_per_id")
-        seconds = time.perf_counter() - epoch_start
-        means = (sums / done_steps).tolist()
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "steps": done_steps,
-            "lr": lr,
-            "loss": means[0],
-            "softmax_loss": means[1],
-            "triplet_loss": means[2],
-            "train_accuracy": means[3],
-            "images_per_s": images_seen / seconds,
-            "epoch_seconds": seconds,
-        }
-        self.echo(
-            f"epoch {epoch + 1}/{cfg.train.epochs}: loss {means[0]:.4f} (softmax {means[1]:.4f}, "
-            f"triplet {means[2]:.4f}), {images_seen / seconds:.0f} img/s, lr {lr:.2e}"
-        )
-        return row, stopped
 
     def _wrap_model(self, model: ReidModel) -> nn.Module:
         """The single place the training model is wrapped (``torch.compile`` now; DDP would go here too)."""
@@ -326,16 +219,6 @@ class Trainer:
                 "resume with the original settings (only run length, evaluation and logging may change)"
             )
         return payload
-
-    def _plot(self, out: Path, history: list[dict[str, Any]]) -> None:
-        from reidkit.viz.curves import plot_training_curves
-
-        plot_training_curves(
-            history,
-            out / "curves.png",
-            title=f"{self.config.model.name}/{self.config.model.backbone}",
-            step_log=self.step_log,
-        )
 
 
 def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_ids: int | None) -> ReidDataset:

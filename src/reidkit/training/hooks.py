@@ -1,0 +1,197 @@
+"""What a training run does around its steps, one hook each: evaluation, checkpoints, best model, logs, time budget.
+
+``TrainLoop`` (``reidkit.training.loop``) only trains; everything else a run does is a ``Hook`` it calls at fixed
+points. Keeping each duty in its own small class lets it be tested alone, lets a user add one without touching
+the loop, and gives multi-process training its one switch: a hook with ``main_process_only = True`` (writing
+files, evaluating) is skipped on every process but the main one.
+
+Order matters where hooks read what others wrote: ``default_hooks`` evaluates first (its metrics land in the
+epoch's history row), then logs, then checkpoints (the row and metrics go into ``last.pt``), then keeps the best
+model, and reports a spent time budget last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING
+
+from reidkit.config import ExperimentConfig
+from reidkit.data import ReidDataset
+from reidkit.inference import FeatureExtractor, evaluate_on_dataset
+from reidkit.models.model_file import save_checkpoint
+from reidkit.training.metrics_log import MetricsLog
+
+if TYPE_CHECKING:
+    from reidkit.training.loop import TrainLoop
+
+LAST, BEST = "last.pt", "best.pt"
+SUMMARY, CURVES = "summary.json", "curves.png"
+EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+
+
+class Hook:
+    """A no-op at every point of the loop; subclasses override the points they need.
+
+    ``main_process_only``: skip this hook on every process but the main one (``loop.is_main_process``). Set it as
+    a class attribute, or on one instance to change a single hook.
+    """
+
+    main_process_only: bool = False
+
+    def before_train(self, loop: TrainLoop) -> None:
+        """Once, before the first epoch of this call (after any resume state is loaded)."""
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        """Before the steps of epoch ``loop.epoch`` (0-based)."""
+
+    def after_step(self, loop: TrainLoop) -> None:
+        """After every optimisation step; ``loop.window`` holds the means of the logging window this step closed
+        (None on other steps)."""
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        """After the epoch's steps and schedule update; its row is ``loop.history[-1]``."""
+
+    def after_train(self, loop: TrainLoop) -> None:
+        """Always, even when training raised (release resources here); ``loop.finished`` says whether it completed."""
+
+
+class EvaluateWhenDue(Hook):
+    """Evaluates on the dataset's query/gallery split every ``every`` epochs and after the last one.
+
+    The metrics go into the epoch's history row and ``loop.metrics``; the whole run into ``loop.final_eval``.
+    """
+
+    main_process_only = True
+
+    def __init__(self, extractor: FeatureExtractor, dataset: ReidDataset, every: int, metric: str = "euclidean"):
+        self.extractor, self.dataset, self.every, self.metric = extractor, dataset, every, metric
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        if not (loop.is_last_epoch or (loop.epoch + 1) % self.every == 0):
+            return
+        run = evaluate_on_dataset(self.extractor, self.dataset, metric=self.metric)
+        loop.final_eval, loop.metrics = run, run.summary
+        loop.history[-1].update({key: run.summary[key] for key in EVAL_KEYS})
+        loop.echo(
+            f"epoch {loop.epoch + 1}: rank1 {run.summary['rank1']:.2%}  mAP {run.summary['mAP']:.2%}  "
+            f"({run.summary['num_query']} queries, {run.summary['num_gallery']} gallery)"
+        )
+
+
+class SaveCheckpoint(Hook):
+    """Writes the resumable checkpoint (model, optimiser, schedule, scaler, RNG, history) after every epoch.
+
+    ``save_checkpoint`` writes atomically, so a run killed at any moment leaves the previous epoch's file whole.
+    """
+
+    main_process_only = True
+
+    def __init__(self, name: str = LAST) -> None:
+        self.name = name
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        save_checkpoint(loop.output_dir / self.name, loop.checkpoint_payload())
+
+
+class KeepBestModel(Hook):
+    """Writes the epoch's checkpoint as ``name`` whenever its ``metric`` beats every earlier evaluated epoch.
+
+    The best value so far is read back from the history on ``before_train``, so a resumed run does not replace a
+    better model of its first part.
+    """
+
+    main_process_only = True
+
+    def __init__(self, name: str = BEST, metric: str = "mAP") -> None:
+        self.name, self.metric = name, metric
+        self.best = float("-inf")
+
+    def before_train(self, loop: TrainLoop) -> None:
+        values = [row[self.metric] for row in loop.history if row.get(self.metric) is not None]
+        self.best = max(values, default=float("-inf"))
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        value = loop.history[-1].get(self.metric)
+        if value is not None and value > self.best:
+            self.best = value
+            save_checkpoint(loop.output_dir / self.name, loop.checkpoint_payload())
+
+
+class LogMetrics(Hook):
+    """``metrics.csv`` and TensorBoard during the run; ``summary.json`` and ``curves.png`` when it completes."""
+
+    main_process_only = True
+
+    def __init__(self, tensorboard: bool, title: str = "training") -> None:
+        self.tensorboard, self.title = tensorboard, title
+        self.log: MetricsLog | None = None
+
+    def before_train(self, loop: TrainLoop) -> None:
+        # A resumed run purges TensorBoard events past its checkpoint (those of the killed part's lost epoch).
+        resume_step = loop.start_epoch * loop.steps_per_epoch if loop.start_epoch else None
+        self.log = MetricsLog(loop.output_dir, self.tensorboard, resume_step=resume_step)
+
+    def after_step(self, loop: TrainLoop) -> None:
+        if self.log is not None and loop.window is not None:
+            self.log.step(loop.global_step, loop.window)
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        if self.log is not None:
+            self.log.epoch(loop.history)
+
+    def after_train(self, loop: TrainLoop) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        if not loop.finished:
+            return
+        from reidkit.viz.curves import plot_training_curves  # matplotlib: imported only when a run draws
+
+        summary = json.dumps({"epochs": len(loop.history), "metrics": loop.metrics}, indent=2)
+        tmp = loop.output_dir / f".{SUMMARY}.{os.getpid()}.tmp"
+        tmp.write_text(summary)
+        os.replace(tmp, loop.output_dir / SUMMARY)
+        plot_training_curves(loop.history, loop.output_dir / CURVES, title=self.title, step_log=loop.step_log)
+
+
+class TimeBudget(Hook):
+    """Stops training after the step that crosses ``seconds`` of wall-clock time since ``before_train``.
+
+    The loop then finishes that epoch as the last one (evaluated and checkpointed) and the run reports
+    ``stopped_early``. Runs on every process: in a multi-process run all of them must stop at the same step, so
+    there the decision would have to be agreed on (e.g. an all-reduce of the flag) before it is acted upon.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.spent_in: int | None = None  # the 0-based epoch during which the budget ran out
+
+    def before_train(self, loop: TrainLoop) -> None:
+        self.started = time.monotonic()
+        self.spent_in = None
+
+    def after_step(self, loop: TrainLoop) -> None:
+        if time.monotonic() - self.started > self.seconds:
+            self.spent_in = loop.epoch
+            loop.request_stop()
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        if self.spent_in == loop.epoch:
+            loop.echo(f"time budget of {self.seconds:g}s reached during epoch {loop.epoch + 1}")
+
+
+def default_hooks(config: ExperimentConfig, extractor: FeatureExtractor, dataset: ReidDataset) -> list[Hook]:
+    """What ``reidkit train`` runs: the hooks ``config.train`` asks for, in the order they depend on each other."""
+    train = config.train
+    hooks: list[Hook] = [
+        EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric),
+        LogMetrics(train.tensorboard, title=f"{config.model.name}/{config.model.backbone}"),
+        SaveCheckpoint(),
+        KeepBestModel(),
+    ]
+    if train.max_train_seconds is not None:
+        hooks.append(TimeBudget(train.max_train_seconds))
+    return hooks
