@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import sparse
 
 from reidkit.errors import ReidkitError
@@ -175,10 +174,11 @@ def _smallest_stable(rows: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k smallest values of each row in (value, index) order, as a stable argsort would give."""
     if k == rows.shape[1]:
         return np.argsort(rows, axis=1, kind="stable")
-    values, indices = torch.topk(torch.from_numpy(rows), k + 1, dim=1, largest=False, sorted=True)
-    values, indices = values.numpy(), indices.numpy()
-    order = np.lexsort((indices[:, :k], values[:, :k]), axis=-1)
-    chosen = np.take_along_axis(indices[:, :k], order, axis=1)
+    indices = np.argpartition(rows, k, axis=1)[:, : k + 1]  # the k + 1 smallest, in no particular order
+    values = np.take_along_axis(rows, indices, axis=1)
+    order = np.lexsort((indices, values), axis=-1)
+    values, indices = np.take_along_axis(values, order, axis=1), np.take_along_axis(indices, order, axis=1)
+    chosen = indices[:, :k]
     # When the (k+1)-th value equals the k-th, which of the tied items make the cut depends on their index.
     for r in np.flatnonzero(values[:, k] == values[:, k - 1]):
         chosen[r] = np.argsort(rows[r], kind="stable")[:k]
