@@ -5,7 +5,8 @@ query row is copied with the images that must not count (junk, same identity fro
 +inf and sorted by value alone (NumPy's SIMD sort, on several threads since it releases the GIL); a match's rank is
 then the number of values strictly below its distance, plus - only when its distance occurs more than once - the
 valid gallery images with that same distance that come earlier in gallery order, which is where a stable sort
-would put them. This is about 20x faster than ranking each query with argsort.
+would put them. No query is ever argsorted, which is where the classic per-query loop spends its time (speed
+against that loop: benchmarks/RESULTS.md, Evaluation).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) with sparse neighbour sets instead of dense N x N matrices.
 
 The authors' code keeps the joint (Q+G)^2 distance matrix, a full argsort of it and a dense weight matrix V, and
-loops over every item in Python: at Market-1501 scale that is minutes and ~9 GB. Everything it computes is sparse
-except the input, so here only row blocks of the normalised joint matrix exist at a time (each feeds a top-k),
-the reciprocal and expansion sets are sparse-matrix products, V is a CSR matrix, and the Jaccard distance is a
-join through V's columns restricted to query rows. The float32 arithmetic follows the authors' expressions term
-for term (same squaring, normalisation, exp, sums and accumulation order), so the re-ranked distances match
-theirs bit for bit; ties in the initial ranking are broken by gallery index, like a stable sort.
+loops over every item in Python: at Market-1501 scale, minutes and gigabytes (benchmarks/RESULTS.md, Re-ranking).
+Everything it computes is sparse except the input, so here only row blocks of the normalised joint matrix exist at a
+time (each feeds a top-k), the reciprocal and expansion sets are sparse-matrix products, V is a CSR matrix, and the
+Jaccard distance is a join through V's columns restricted to query rows. The float32 arithmetic follows the authors'
+expressions term for term (same squaring, normalisation, exp, sums and accumulation order), so the re-ranked
+distances match theirs bit for bit; ties in the initial ranking are broken by gallery index, like a stable sort.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class _JointDistances:
         """Rows ``start:stop`` of A^T, squared; the range lies wholly among queries or wholly among gallery items.
 
         Gallery rows are columns of the stored blocks; they are gathered in square tiles, because a strided
-        column read written straight into rows thrashes the cache (about 4x slower at Market-1501 scale).
+        column read written straight into rows thrashes the cache (timed in benchmarks/RESULTS.md, Re-ranking).
         """
         nq = self.num_query
         out = np.empty((stop - start, self.num_all), dtype=np.float32)
