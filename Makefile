@@ -11,7 +11,7 @@ DATA_DIR ?= data
 SHARED ?= ../shared
 PYTEST_ARGS ?=
 
-.PHONY: venv demo demo-video test bench clean-venv
+.PHONY: venv demo demo-video test wheel-test bench clean-venv
 
 # The hash in the path already tracks pyproject.toml, so the stamp needs no prerequisite (a fresh clone's newer
 # mtime must not rebuild a finished environment). A half-built one, without its stamp, is started afresh.
@@ -38,8 +38,14 @@ demo-video: venv
 test: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
+# The wheel in a fresh virtual environment, run from outside the checkout (tests/test_packaging.py; `make test`
+# runs it too, with the rest of the suite).
+wheel-test: venv
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_packaging.py $(PYTEST_ARGS)
+
 bench: venv
 	$(PY) benchmarks/bench_evaluation.py
+	$(PY) benchmarks/bench_cli_eval.py
 	$(PY) benchmarks/bench_rerank.py --scale cuhk03
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_ingest_front.py

@@ -1,4 +1,10 @@
-"""Evaluation: blocked distances, Market-1501 CMC / mAP / mINP, multi-query pooling, k-reciprocal re-ranking."""
+"""Evaluation: blocked distances, Market-1501 CMC / mAP / mINP, multi-query pooling, k-reciprocal re-ranking.
+
+NumPy only at import: torch is never needed here, and re-ranking's SciPy (a third of a second to import) loads
+on first use of ``re_ranking`` or ``rerank_features``, so that ``reidkit eval-features`` starts at once.
+"""
+
+from typing import Any
 
 from reidkit.evaluation.distances import METRICS, Metric, compute_distance_matrix
 from reidkit.evaluation.feature_evaluation import (
@@ -10,7 +16,6 @@ from reidkit.evaluation.feature_evaluation import (
 from reidkit.evaluation.feature_files import FeatureSet, load_features, save_features
 from reidkit.evaluation.market_protocol import EvaluationResult, evaluate
 from reidkit.evaluation.multi_query import POOLS, Pool, pool_multi_query
-from reidkit.evaluation.rerank import re_ranking, rerank_features
 
 __all__ = [
     "METRICS",
@@ -31,3 +36,12 @@ __all__ = [
     "save_features",
     "score_features",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The re-ranking functions, imported on first access (PEP 562) so that SciPy loads only for re-ranking."""
+    if name in ("re_ranking", "rerank_features"):
+        from reidkit.evaluation import rerank
+
+        return getattr(rerank, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

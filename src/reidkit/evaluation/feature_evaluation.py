@@ -11,7 +11,6 @@ from reidkit.evaluation.arrays import as_features, as_labels
 from reidkit.evaluation.distances import METRICS, Metric, compute_distance_matrix
 from reidkit.evaluation.market_protocol import EvaluationResult, evaluate
 from reidkit.evaluation.multi_query import Pool, pool_multi_query
-from reidkit.evaluation.rerank import rerank_features
 
 
 class FeatureEvaluationResult(EvaluationResult):
@@ -70,6 +69,8 @@ def score_features(
     if multi_query is not None:
         query, q_pids, q_camids = pool_multi_query(query, q_pids, q_camids, pool=multi_query)
     if rerank:
+        from reidkit.evaluation.rerank import rerank_features  # SciPy: imported only when re-ranking
+
         distances = rerank_features(query, gf, metric, k1=k1, k2=k2, lambda_value=lambda_value)
     else:
         distances = compute_distance_matrix(query, gf, metric)

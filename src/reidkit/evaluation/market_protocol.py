@@ -5,7 +5,8 @@ query row is copied with the images that must not count (junk, same identity fro
 +inf and sorted by value alone (NumPy's SIMD sort, on several threads since it releases the GIL); a match's rank is
 then the number of values strictly below its distance, plus - only when its distance occurs more than once - the
 valid gallery images with that same distance that come earlier in gallery order, which is where a stable sort
-would put them. This is about 20x faster than ranking each query with argsort.
+would put them. No query is ever argsorted, which is where the classic per-query loop spends its time (speed
+against that loop: benchmarks/RESULTS.md, Evaluation).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
-import torch
 
 from reidkit.errors import ReidkitError
 from reidkit.evaluation.arrays import as_distance_matrix, as_labels
@@ -132,10 +132,11 @@ def _match_ranks(
         query = pairs.match_query[lo:hi]
         gallery = pairs.match_gallery[lo:hi]
         values = dist[query, gallery]
-        slot = np.arange(lo, hi) - match_bounds[query]
-        padded = np.full((stop - start, int(slot.max()) + 1), np.inf, dtype=rows.dtype)
-        padded[query - start, slot] = values
-        below = torch.searchsorted(torch.from_numpy(rows), torch.from_numpy(padded)).numpy()[query - start, slot]
+        below = np.empty(hi - lo, dtype=np.int64)
+        bounds = match_bounds[start : stop + 1] - lo
+        for row in np.flatnonzero(np.diff(bounds)):  # values strictly below each match, row by row
+            first, last = bounds[row], bounds[row + 1]
+            below[first:last] = np.searchsorted(rows[row], values[first:last], side="left")
         following = rows[query - start, np.minimum(below + 1, rows.shape[1] - 1)]
         tied = np.flatnonzero((below + 1 < rows.shape[1]) & (following == values))
         for t in tied:

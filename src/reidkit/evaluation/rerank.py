@@ -1,12 +1,12 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) with sparse neighbour sets instead of dense N x N matrices.
 
 The authors' code keeps the joint (Q+G)^2 distance matrix, a full argsort of it and a dense weight matrix V, and
-loops over every item in Python: at Market-1501 scale that is minutes and ~9 GB. Everything it computes is sparse
-except the input, so here only row blocks of the normalised joint matrix exist at a time (each feeds a top-k),
-the reciprocal and expansion sets are sparse-matrix products, V is a CSR matrix, and the Jaccard distance is a
-join through V's columns restricted to query rows. The float32 arithmetic follows the authors' expressions term
-for term (same squaring, normalisation, exp, sums and accumulation order), so the re-ranked distances match
-theirs bit for bit; ties in the initial ranking are broken by gallery index, like a stable sort.
+loops over every item in Python: at Market-1501 scale, minutes and gigabytes (benchmarks/RESULTS.md, Re-ranking).
+Everything it computes is sparse except the input, so here only row blocks of the normalised joint matrix exist at a
+time (each feeds a top-k), the reciprocal and expansion sets are sparse-matrix products, V is a CSR matrix, and the
+Jaccard distance is a join through V's columns restricted to query rows. The float32 arithmetic follows the authors'
+expressions term for term (same squaring, normalisation, exp, sums and accumulation order), so the re-ranked
+distances match theirs bit for bit; ties in the initial ranking are broken by gallery index, like a stable sort.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import sparse
 
 from reidkit.errors import ReidkitError
@@ -113,7 +112,7 @@ class _JointDistances:
         """Rows ``start:stop`` of A^T, squared; the range lies wholly among queries or wholly among gallery items.
 
         Gallery rows are columns of the stored blocks; they are gathered in square tiles, because a strided
-        column read written straight into rows thrashes the cache (about 4x slower at Market-1501 scale).
+        column read written straight into rows thrashes the cache (timed in benchmarks/RESULTS.md, Re-ranking).
         """
         nq = self.num_query
         out = np.empty((stop - start, self.num_all), dtype=np.float32)
@@ -175,10 +174,11 @@ def _smallest_stable(rows: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k smallest values of each row in (value, index) order, as a stable argsort would give."""
     if k == rows.shape[1]:
         return np.argsort(rows, axis=1, kind="stable")
-    values, indices = torch.topk(torch.from_numpy(rows), k + 1, dim=1, largest=False, sorted=True)
-    values, indices = values.numpy(), indices.numpy()
-    order = np.lexsort((indices[:, :k], values[:, :k]), axis=-1)
-    chosen = np.take_along_axis(indices[:, :k], order, axis=1)
+    indices = np.argpartition(rows, k, axis=1)[:, : k + 1]  # the k + 1 smallest, in no particular order
+    values = np.take_along_axis(rows, indices, axis=1)
+    order = np.lexsort((indices, values), axis=-1)
+    values, indices = np.take_along_axis(values, order, axis=1), np.take_along_axis(indices, order, axis=1)
+    chosen = indices[:, :k]
     # When the (k+1)-th value equals the k-th, which of the tied items make the cut depends on their index.
     for r in np.flatnonzero(values[:, k] == values[:, k - 1]):
         chosen[r] = np.argsort(rows[r], kind="stable")[:k]

@@ -5,9 +5,9 @@ pipeline training evaluates with, so a crop gives the same feature whether it ar
 numpy array, and ``reidkit test`` reproduces the numbers printed during training.
 
 ``backend="openvino"`` runs the same network through the OpenVINO runtime (converted from the PyTorch module,
-a few seconds, then cached by model id so that the next command with the same checkpoint only compiles): on 2 CPU
-cores it embeds MGN-MobileNetV2 crops 1.8x (128x64) to 2.9x (256x128) faster than PyTorch with channels_last
-(benchmarks/RESULTS.md), which is what lets video ingest keep up with the camera.
+a few seconds, then cached by model id so that the next command with the same checkpoint only compiles): on a
+CPU it embeds crops clearly faster than PyTorch with channels_last (figures: benchmarks/RESULTS.md, Inference
+on CPU), which is what lets video ingest keep up with the camera.
 Its features match PyTorch's to 1e-4, so they share the model id and mix freely with PyTorch-made queries.
 """
 

@@ -1,9 +1,10 @@
 """A ReID network run by the OpenVINO runtime on the CPU, converted from its PyTorch module.
 
-On 2 x86 cores OpenVINO runs MGN-MobileNetV2 1.8-2.9x faster than PyTorch eager with channels_last
-(benchmarks/RESULTS.md), which is what lets video ingest keep up with a camera. The conversion traces the module with
-an example input; the batch dimension is left free so one compilation serves any batch size. This is also the
-first half of an ONNX / OpenVINO IR export: ``openvino.save_model`` writes the converted model as it is.
+On x86 cores OpenVINO runs the ReID networks clearly faster than PyTorch eager with channels_last (figures:
+benchmarks/RESULTS.md, Inference on CPU), which is what lets video ingest keep up with a camera. The conversion
+traces the module with an example input; the batch dimension is left free so one compilation serves any batch size.
+This is also the first half of an ONNX / OpenVINO IR export: ``openvino.save_model`` writes the converted model as
+it is.
 
 Conversion costs seconds per command (tracing MGN), so a checkpoint's converted model is kept as OpenVINO IR under
 ``$REIDKIT_CACHE_DIR`` (default ``~/.cache/reidkit``), keyed by its model id and the OpenVINO version: the next

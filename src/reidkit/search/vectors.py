@@ -5,14 +5,11 @@ rebuilt from there, and it records the store commit (``commit_seq``) its content
 tell, on open, which rows it is missing. Vector ids are the SQLite row ids.
 
 FAISS layout: an exact ``IndexFlatIP`` inside an ``IndexIDMap2`` while the gallery is small, an ``IVF-PQ`` index
-past ``FLAT_MAX_ELEMENTS`` (vectors x dimensions). The numbers come from ``benchmarks/bench_search_scale.py`` on
-2 cores (docs/search.md): exact search crosses a 20 ms single-query p50 at about 14M stored floats (7k crops of
-2048-d MGN features); at 1M crops IVF-PQ with its shortlist re-scored exactly from SQLite reaches recall@10 0.987
-(2048-d, nprobe 4) and 0.989 (256-d, nprobe 8) at p50 11 ms and 0.6 ms, in 0.26 GB and 0.07 GB of RAM, where
-IVF-SQ8 needs 2 GB for 2048-d and tops out at 0.977 for 256-d; at 10M x 256 it reaches 0.981 (nprobe 32, p50
-4.4 ms) in 0.72 GB, and at 10M x 2048 0.983 / 0.9985 with a 100 / 200 shortlist (nprobe 16, p50 9-10 ms with the
-exact features read from disk) in 2.6 GB. HNSW is not offered: it cannot remove vectors,
-and a resumed or ``--force`` ingest must.
+past ``FLAT_MAX_ELEMENTS`` (vectors x dimensions), both thresholds measured by ``benchmarks/bench_search_scale.py``
+(figures: docs/search.md, Vector index, and benchmarks/RESULTS.md). Exact search is kept while its single-query
+latency stays interactive; past that, IVF-PQ with its shortlist re-scored exactly from SQLite keeps recall close
+to exact search in a fraction of the memory of IVF-Flat or IVF-SQ8, and IVF-SQ8 also reached lower recall on
+256-d features. HNSW is not offered: it cannot remove vectors, and a resumed or ``--force`` ingest must.
 """
 
 from __future__ import annotations
