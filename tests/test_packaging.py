@@ -70,6 +70,8 @@ def test_the_wheel_runs_the_demo_from_any_folder(shared_dir: Path, tmp_path: Pat
     )
     package, recipe = (Path(line) for line in found.split())
     assert package.is_relative_to(venv) and recipe.is_relative_to(venv), found
+    listed = _run([venv / "bin" / "reidkit", "list", "recipes"], cwd=anywhere).split()
+    assert "demo_cpu" in listed and "mgn_market1501" in listed
 
     # The user's command with its defaults (data/ and runs/demo under the current folder), shrunk to seconds.
     demo = _run(
