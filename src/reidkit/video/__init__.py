@@ -6,7 +6,7 @@ stage embeds the crops and stores the tracks. See docs/video.md for choosing a d
 
 from reidkit.video.bytetrack import ByteTracker
 from reidkit.video.crops import crop_person, crop_quality
-from reidkit.video.decode import TruncatedVideoWarning, iter_frames, probe_video, video_fingerprint
+from reidkit.video.decode import TruncatedVideoWarning, frame_digest, iter_frames, probe_video, video_fingerprint
 from reidkit.video.detectors import DETECTOR_NAMES, build_detector, default_openvino_model
 from reidkit.video.types import Detector, Frame, TrackedBox, VideoInfo
 
@@ -22,6 +22,7 @@ __all__ = [
     "crop_person",
     "crop_quality",
     "default_openvino_model",
+    "frame_digest",
     "iter_frames",
     "probe_video",
     "video_fingerprint",
