@@ -9,6 +9,7 @@ default, far past what any person crop or camera frame needs. This module is tor
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from PIL import Image
@@ -27,7 +28,7 @@ def too_many_pixels(width: int, height: int) -> str | None:
     if width * height <= MAX_IMAGE_PIXELS:
         return None
     return (
-        f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over reidkit's limit of "
+        f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels), over reidkit's limit of "
         f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
     )
 
@@ -35,7 +36,9 @@ def too_many_pixels(width: int, height: int) -> str | None:
 def open_image(path: Path) -> Image.Image:
     """``Image.open(path)`` (header read, pixels not yet decoded), refused with ``ImageError`` naming the file when
     it declares more than ``MAX_IMAGE_PIXELS``. Use it as a context manager; PIL's own errors pass through."""
-    image = Image.open(path)
+    with warnings.catch_warnings():  # Pillow's warning about large images: the check below decides instead
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
     problem = too_many_pixels(*image.size)
     if problem is not None:
         image.close()

@@ -87,7 +87,7 @@ def _problem(path: Path, decode: bool) -> str | None:
     except DECODE_ERRORS as exc:
         return _describe(path, exc)
     if oversized is not None:
-        return oversized
+        return f"image is {oversized}"
     return None if width > 0 and height > 0 else f"image has zero size {width}x{height}"
 
 
