@@ -190,7 +190,7 @@ def _png_declaring(path: Path, width: int, height: int) -> Path:
 
 def test_unusable_query_images_are_refused_before_decoding(tmp_path: Path) -> None:
     bomb = _png_declaring(tmp_path / "bomb.png", 13000, 13000)
-    assert bomb.stat().st_size < 100 and Image.open(bomb).size == (13000, 13000)
+    assert bomb.stat().st_size < 100
     for read in (load_query_image, read_image):
         with pytest.raises(ImageError, match=r"bomb.png is 13000x13000 pixels \(169 megapixels\), over"):
             read(bomb)

@@ -33,12 +33,18 @@ def too_many_pixels(width: int, height: int) -> str | None:
     )
 
 
-def open_image(path: Path) -> Image.Image:
-    """``Image.open(path)`` (header read, pixels not yet decoded), refused with ``ImageError`` naming the file when
-    it declares more than ``MAX_IMAGE_PIXELS``. Use it as a context manager; PIL's own errors pass through."""
-    with warnings.catch_warnings():  # Pillow's warning about large images: the check below decides instead
+def open_header(path: Path) -> Image.Image:
+    """``Image.open(path)``: the header read, no pixel decoded yet, and Pillow's large-image warning silenced
+    (``too_many_pixels`` decides instead). PIL's errors pass through."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(path)
+        return Image.open(path)
+
+
+def open_image(path: Path) -> Image.Image:
+    """``open_header(path)``, refused with ``ImageError`` naming the file when it declares more than
+    ``MAX_IMAGE_PIXELS``. Use it as a context manager; PIL's own errors pass through."""
+    image = open_header(path)
     problem = too_many_pixels(*image.size)
     if problem is not None:
         image.close()

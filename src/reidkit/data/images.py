@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from reidkit.data.types import ImageRecord
 from reidkit.errors import ConfigError, ImageError
-from reidkit.image_open import DECODE_ERRORS, open_image, too_many_pixels
+from reidkit.image_open import DECODE_ERRORS, open_header, open_image, too_many_pixels
 
 PROGRESS_MIN_IMAGES = 1000
 
@@ -79,7 +79,7 @@ def verify_images(
 def _problem(path: Path, decode: bool) -> str | None:
     """Why ``path`` is not a usable image, or None if it is (an image over the pixel limit is not decoded)."""
     try:
-        with Image.open(path) as image:
+        with open_header(path) as image:
             oversized = too_many_pixels(*image.size)
             if decode and oversized is None:
                 image.load()
