@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reidkit.errors import ImageError, StoreError
+from reidkit.errors import ConfigError, ImageError, StoreError
 from reidkit.search.ingest import IngestOptions, ingest_video, plan_ingest
 from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
 from reidkit.search.query import load_query_image, query_crop
@@ -154,7 +154,9 @@ def test_search_by_track_leaves_the_track_itself_out(store_root: Path) -> None:
 def test_filters_by_camera_and_time(store_root: Path, model: ModelChoice) -> None:
     with Store.open(store_root) as store:
         query = track_query(store, 1)
-        assert search_store(store, query, filters=SearchFilters(cameras=("elsewhere",))).hits == []
+        with pytest.raises(ConfigError, match="--camera 'elsewhere': no such camera .* its cameras are 'cam1'"):
+            search_store(store, query, filters=SearchFilters(cameras=("elsewhere",)))
+        assert search_store(store, query, filters=SearchFilters(cameras=("cam1",))).hits
         early = search_store(store, query, filters=SearchFilters(before=START - timedelta(seconds=1)))
         assert early.hits == [] and early.notes == []
         after = START + timedelta(seconds=3)
