@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
 
@@ -242,10 +243,13 @@ def test_demo_video_finds_the_walker_across_the_cut(vtest_video: Path, shared_di
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file of a store with its sha256, SQLite's -wal/-shm companions left out (a reader in a writable folder
-    may create them empty): the store as it was."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+    """The store as it was: every file's sha256, the database by its content (its SQL dump: a writer that opens
+    and closes a store may fold a reader-left WAL into the file without changing a row)."""
+    files = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+             if p.is_file() and not p.name.startswith(DB_NAME)}
+    with closing(sqlite3.connect(f"file:{root / DB_NAME}?mode=ro", uri=True)) as connection:
+        files[DB_NAME] = hashlib.sha256("\n".join(connection.iterdump()).encode()).hexdigest()
+    return files
 
 
 def test_outputs_filters_and_queries_that_harm_or_answer_nothing_fail_in_one_line(store: Path, tmp_path: Path) -> None:
