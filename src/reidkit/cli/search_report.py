@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from reidkit.search.paths import stored_file
 from reidkit.search.results import Hit, Visit, format_time
 
 
@@ -22,7 +23,7 @@ def hits_table(hits: list[Hit], store_root: Path) -> str:
         lines.append(
             f"{hit.rank:>4} {hit.score:>6.3f} {hit.track_score:>6.3f} {best.camera:<{width}} {hit.track.id:>6} "
             f"{format_time(best.wall_time, best.time_s):<23} {best.frame_index:>6}  {box:<19} "
-            f"{store_root / best.crop_path}"
+            f"{stored_file(store_root, best.crop_path)}"
         )
     return "\n".join(lines)
 
