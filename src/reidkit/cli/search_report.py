@@ -31,7 +31,8 @@ def hits_table(hits: list[Hit], store_root: Path) -> str:
 def trajectory_table(visits: list[Visit]) -> str:
     width = _camera_width(visit.camera for visit in visits)
     lines = [
-        f"{'#':>2} {'camera':<{width}} {'first seen':<23} {'last seen':<23} {'duration':>9} {'sightings':>9} {'crops':>6}"
+        f"{'#':>2} {'camera':<{width}} {'first seen':<23} {'last seen':<23} {'duration':>9} {'sightings':>9} "
+        f"{'crops':>6}"
     ]
     for number, visit in enumerate(visits, start=1):
         lines.append(

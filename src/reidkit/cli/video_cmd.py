@@ -104,7 +104,8 @@ def ingest(
         removed = report.orphan_crops_removed
         typer.echo(f"resumed after frame {report.resumed_after} (removed {removed} uncommitted crops)")
     if report.grown_from is not None:
-        typer.echo(f"{video} continues the recording ingested from {report.grown_from}: video {report.video_id} resumed")
+        grown = f"{video} continues the recording ingested from {report.grown_from}"
+        typer.echo(f"{grown}: video {report.video_id} resumed")
     if report.replaced:
         typer.echo(f"replaced earlier ingest(s): video {', '.join(map(str, report.replaced))}")
     typer.echo(
