@@ -17,6 +17,7 @@ LAYERS = {
     "errors": 0,
     "registry": 1,
     "shared_files": 1,
+    "image_open": 1,
     "recipes": 1,
     "config": 2,
     "data": 3,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from reidkit.evaluation import load_features
 from reidkit.inference import FeatureExtractor
@@ -166,3 +167,14 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
                  ("extract", "--checkpoint", str(garbage), str(garbage), "--out", str(tmp_path / "f.npz"))):
         result = run(*args, check=False)
         assert result.returncode == 2 and "garbage.pt" in result.stderr, result.stderr
+    # --device is named as the option the user typed (not as the recipe key train.device)
+    image = tmp_path / "person.png"
+    Image.fromarray(np.zeros((128, 64, 3), np.uint8)).save(image)
+    devices = [("banana", "is not a torch device")] + ([] if torch.cuda.is_available() else [("cuda", "no CUDA GPU")])
+    for device, reason in devices:
+        for args in (("test", "--checkpoint", str(garbage), "--root", str(tmp_path)),
+                     ("extract", "--checkpoint", str(garbage), str(image), "--out", str(tmp_path / "f.npz"))):
+            result = run(*args, "--device", device, check=False)
+            assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+            assert f"--device={device!r}" in result.stderr and reason in result.stderr
+            assert "train.device" not in result.stderr

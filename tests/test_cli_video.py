@@ -3,6 +3,7 @@ queries each end in one clear line and a store that is still consistent."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -14,12 +15,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from reidkit.search.store import DB_NAME, Store
@@ -237,3 +240,119 @@ def test_demo_video_finds_the_walker_across_the_cut(vtest_video: Path, shared_di
     assert again.returncode == 0, again.stderr
     assert "cam-a: frames" in again.stdout and "already ingested" in again.stdout
     assert json.loads(again.stdout.strip().splitlines()[-1])["rank"] == summary["rank"]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """The store as it was: every file's sha256, the database by its content (its SQL dump: a writer that opens
+    and closes a store may fold a reader-left WAL into the file without changing a row)."""
+    files = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+             if p.is_file() and not p.name.startswith(DB_NAME)}
+    with closing(sqlite3.connect(f"file:{root / DB_NAME}?mode=ro", uri=True)) as connection:
+        files[DB_NAME] = hashlib.sha256("\n".join(connection.iterdump()).encode()).hexdigest()
+    return files
+
+
+def test_outputs_filters_and_queries_that_harm_or_answer_nothing_fail_in_one_line(store: Path, tmp_path: Path) -> None:
+    before = snapshot(store)
+    search = ["search", "--db", store, "--track", "1"]
+    for inside in (store / DB_NAME, store / "crops" / "v000001", store):
+        line = error_line(reidkit([*search, "--html", inside], tmp_path))
+        assert f"--html {inside} lies inside the store folder" in line
+    assert "its cameras are 'cam1'" in error_line(reidkit([*search, "--camera", "cam 1"], tmp_path))
+    reversed_times = ["--after", "2024-05-01T10:00:00", "--before", "2024-05-01T09:00:00"]
+    assert "is later than --before" in error_line(reidkit([*search, *reversed_times], tmp_path))
+    assert "--min-score nan must be a number from -1 to 1" in error_line(reidkit([*search, "--min-score", "nan"],
+                                                                                 tmp_path))
+    frame, tiny, crop = tmp_path / "frame.png", tmp_path / "tiny.png", tmp_path / "crop.png"
+    Image.fromarray(np.full((240, 320, 3), 90, dtype=np.uint8)).save(frame)
+    Image.fromarray(np.full((2, 1, 3), 90, dtype=np.uint8)).save(tiny)
+    Image.fromarray(np.full((128, 64, 3), 90, dtype=np.uint8)).save(crop)
+    query = ["search", "--db", store]
+    assert "must be four finite numbers" in error_line(reidkit([*query, frame, "--box", "0,0,inf,inf"], tmp_path))
+    assert f"query image {tmp_path} is a folder" in error_line(reidkit([*query, tmp_path], tmp_path))
+    assert "is 1x2 pixels, too small" in error_line(reidkit([*query, tiny], tmp_path))
+    devices = [("banana", "is not a torch device")] + ([] if torch.cuda.is_available() else [("cuda", "no CUDA GPU")])
+    for device, reason in devices:
+        line = error_line(reidkit([*query, crop, "--device", device], tmp_path))
+        assert f"--device={device!r}" in line and reason in line
+    assert snapshot(store) == before
+
+
+def test_refused_ingests_leave_no_store_and_no_row_behind(store: Path, vtest_video: Path, tmp_path: Path) -> None:
+    """Each refusal happens before anything is created: no new store folder, and an existing store unchanged (so
+    no half-made video row tells a later ingest to resume with the refused options)."""
+    existing = tmp_path / "existing"
+    shutil.copytree(store, existing)
+    before = snapshot(existing)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    cases = [
+        (["--camera", "c", "--start-frame", "100", "--end-frame", "50"], "--end-frame 50 must be greater than"),
+        (["--camera", "c", "--start-frame", "100", "--end-frame", "100"], "the range holds no frame"),
+        (["--camera", "c", "--start-frame", "-5"], "--start-frame -5 must be 0 or more"),
+        (["--camera", "c", "--start-frame", "5000"], "--start-frame 5000 is past the end of"),
+        (["--camera", "lo\tbby"], "contains control character"),
+        (["--camera", "c", "--device", "banana"], "--device='banana' is not a torch device"),
+        (["--camera", "c", "--start-frame", "40", "--checkpoint", garbage], "garbage.pt"),
+    ]
+    for number, (options, message) in enumerate(cases):
+        new = tmp_path / f"new{number}"
+        assert message in error_line(reidkit(["ingest", vtest_video, "--db", new, "--quiet", *options], tmp_path))
+        assert not new.exists(), options
+    for options, message in (cases[2], cases[6]):
+        assert message in error_line(reidkit(["ingest", vtest_video, "--db", existing, "--quiet", *options], tmp_path))
+    assert snapshot(existing) == before
+
+
+def _read_only(command: list[object], root: Path) -> subprocess.CompletedProcess[str]:
+    """Run the command with ``root`` read-only: a read-only bind mount in a private namespace (even root cannot
+    write there), or without root, the write permissions taken away."""
+    args = [str(REIDKIT), *map(str, command)]
+    if os.geteuid() != 0:
+        subprocess.run(["chmod", "-R", "a-w", str(root)], check=True)
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=400)
+        finally:
+            subprocess.run(["chmod", "-R", "u+w", str(root)], check=True)
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("no way to make a read-only folder here (unshare -rm is not permitted)")
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(root), *args], capture_output=True,
+                          text=True, timeout=400)
+
+
+def test_a_read_only_store_is_searched_and_an_ingest_into_it_refused(store: Path, vtest_video: Path,
+                                                                     tmp_path: Path) -> None:
+    copy = tmp_path / "readonly"
+    shutil.copytree(store, copy)
+    for name in (f"{DB_NAME}-wal", f"{DB_NAME}-shm"):  # as after a clean close: SQLite must make do without them
+        if (copy / name).exists() and (name.endswith("-shm") or (copy / name).stat().st_size == 0):
+            (copy / name).unlink()
+    before = snapshot(copy)
+    found = _read_only(["search", "--db", copy, "--track", "1", "--top-k", "3", "--json"], copy)
+    assert found.returncode == 0, found.stderr
+    assert len(json.loads(found.stdout)["hits"]) == 3
+    refused = _read_only(["ingest", vtest_video, "--camera", "cam1", "--db", copy, "--start-frame", "40",
+                          "--end-frame", "44", "--checkpoint", "imagenet", "--quiet"], copy)
+    assert "cannot write to store" in error_line(refused) and "writable --db folder" in error_line(refused)
+    assert snapshot(copy) == before
+
+
+def test_stored_crop_paths_stay_in_the_store_and_a_missing_crop_is_named(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "tampered"
+    shutil.copytree(store, copy)
+    first = reidkit(["search", "--db", copy, "--track", "1", "--top-k", "2", "--json"], tmp_path)
+    hit = json.loads(first.stdout)["hits"][0]
+    Path(hit["crop"]).unlink()
+    again = reidkit(["search", "--db", copy, "--track", "1", "--top-k", "2", "--json"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    relative = Path(hit["crop"]).relative_to(copy)
+    assert f"crop file {relative} of track {hit['track_id']} is missing" in " ".join(json.loads(again.stdout)["notes"])
+    secret = tmp_path / "secret.jpg"
+    Image.fromarray(np.full((128, 64, 3), 7, dtype=np.uint8)).save(secret)
+    with sqlite3.connect(copy / DB_NAME) as connection:
+        connection.execute("UPDATE detections SET crop_path = ?", (str(secret),))
+    page = tmp_path / "page.html"
+    line = error_line(reidkit(["search", "--db", copy, "--track", "1", "--html", page], tmp_path))
+    assert f"crop file '{secret}', which lies outside the store folder" in line
+    assert not page.exists()

@@ -7,14 +7,15 @@ import re
 import threading
 import time
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reidkit.errors import ImageError, StoreError
-from reidkit.search.ingest import IngestOptions, ingest_video
+from reidkit.errors import ConfigError, ImageError, StoreError
+from reidkit.search.ingest import IngestOptions, ingest_video, plan_ingest
 from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
 from reidkit.search.query import load_query_image, query_crop
 from reidkit.search.search import SearchFilters, search_store, track_query
@@ -153,7 +154,9 @@ def test_search_by_track_leaves_the_track_itself_out(store_root: Path) -> None:
 def test_filters_by_camera_and_time(store_root: Path, model: ModelChoice) -> None:
     with Store.open(store_root) as store:
         query = track_query(store, 1)
-        assert search_store(store, query, filters=SearchFilters(cameras=("elsewhere",))).hits == []
+        with pytest.raises(ConfigError, match="--camera 'elsewhere': no such camera .* its cameras are 'cam1'"):
+            search_store(store, query, filters=SearchFilters(cameras=("elsewhere",)))
+        assert search_store(store, query, filters=SearchFilters(cameras=("cam1",))).hits
         early = search_store(store, query, filters=SearchFilters(before=START - timedelta(seconds=1)))
         assert early.hits == [] and early.notes == []
         after = START + timedelta(seconds=3)
@@ -182,6 +185,39 @@ def test_a_truncated_video_is_ingested_up_to_the_damage(
         video_row = store.video(report.video_id)
         assert video_row.status == "done" and 0 < video_row.last_committed_frame < 60
         assert report.detections > 0 and store.integrity_problems() == []
+
+
+def test_a_recording_that_grew_is_resumed_not_stored_twice(
+    vtest_video: Path, shared_dir: Path, model: ModelChoice, tmp_path: Path
+) -> None:
+    """A copy taken while the file was still being written, then the finished file: one video, no frame twice."""
+    data = vtest_video.read_bytes()
+    early, grown, longer = tmp_path / "early.avi", tmp_path / "grown.avi", tmp_path / "longer.avi"
+    for path, size in ((early, 200_000), (grown, 400_000), (longer, 450_000)):
+        path.write_bytes(data[:size])
+    detector = choose_detector(None, openvino_model=shared_dir / DETECTOR_MODEL)
+    options = IngestOptions("c", every_n=1, progress=False)
+    with Store.open(tmp_path / "store", writable=True, create=True) as store:
+        first = ingest_video(store, probe_video(early), options, model.extractor, detector, model.source)
+        stopped = store.video(first.video_id).last_committed_frame
+        second = ingest_video(store, probe_video(grown), options, model.extractor, detector, model.source)
+        assert (second.video_id, second.resumed_after, second.grown_from) == (first.video_id, stopped, str(early))
+        video = store.video(first.video_id)
+        assert [v.id for v in store.videos()] == [video.id] and video.path == str(grown)
+        assert video.status == "done" and video.last_committed_frame > stopped + 5
+        assert store.integrity_problems() == []
+        frames = [row[0] for row in store.db.execute("SELECT frame_index FROM detections GROUP BY frame_index")]
+        assert frames == sorted(set(frames)) and frames[-1] > stopped
+        twice = store.db.execute(
+            "SELECT COUNT(*) FROM (SELECT frame_index, x0, y0 FROM detections GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        assert twice == 0
+        # the shorter copy again is already stored; a longer one under another camera is refused with the way out
+        with pytest.raises(StoreError, match=r"the frames of .*early.avi are already in store .* as video 1"):
+            plan_ingest(store, probe_video(early), options)
+        with pytest.raises(StoreError, match=r"longer.avi continues the recording ingested as video 1 .* --camera c "):
+            plan_ingest(store, probe_video(longer), replace(options, camera="d"))
+        assert [v.id for v in plan_ingest(store, probe_video(early), replace(options, force=True)).replace] == [1]
 
 
 def test_trajectory_and_self_contained_html(store_root: Path, model: ModelChoice, tmp_path: Path) -> None:

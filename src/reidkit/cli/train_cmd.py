@@ -71,13 +71,13 @@ def test(
     """Rank-1/5/10, mAP and mINP of a checkpoint (or an ImageNet-only model) on a dataset's test split."""
     from reidkit.data import load_dataset
     from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
-    from reidkit.training.runtime import resolve_device
+    from reidkit.inference.device import resolve_device
 
     if metric not in ("euclidean", "cosine"):
         raise ConfigError(f"--metric {metric!r}: use euclidean or cosine")
     if (checkpoint is None) == (not imagenet_only):
         raise ConfigError("pass exactly one of --checkpoint CKPT or --imagenet-only")
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, "--device")
     if checkpoint is not None:
         extractor = FeatureExtractor(checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers)
     else:
@@ -104,13 +104,13 @@ def extract(
     """Features for images; pids/camids come from Market-style names (0002_c1s1_...) where present, else -1."""
     from reidkit.evaluation import save_features
     from reidkit.inference import FeatureExtractor
-    from reidkit.training.runtime import resolve_device
+    from reidkit.inference.device import resolve_device
 
     from reidkit.data.image_files import labels_from_name
 
     paths = expand_images(images)
     extractor = FeatureExtractor(
-        checkpoint, device=resolve_device(device), batch_size=batch_size, flip=flip, workers=workers
+        checkpoint, device=resolve_device(device, "--device"), batch_size=batch_size, flip=flip, workers=workers
     )
     features = extractor(paths)
     labels = [labels_from_name(p.name) for p in paths]

@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from reidkit.errors import ConfigError, StoreError
-
 DetectorOption = Annotated[
     str | None,
     typer.Option("--detector", help="hog, openvino or torchvision (default: openvino if its model is found, else hog)"),
@@ -61,16 +60,15 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
-    from reidkit.search.ingest import IngestOptions, ingest_video, plan_ingest
+    from reidkit.inference.device import resolve_device
+    from reidkit.search.ingest import IngestOptions, check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
     from reidkit.search.store import Store
     from reidkit.search.rows import parse_time
     from reidkit.video import probe_video
 
-    if every < 1 or chunk_frames < 1 or batch_size < 1:
-        raise ConfigError("--every, --chunk-frames and --batch-size must be positive integers")
-    if not camera.strip():
-        raise ConfigError("--camera must name the camera, e.g. --camera entrance")
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be a positive integer")
     options = IngestOptions(
         camera=camera.strip(),
         start_time=parse_time(start_time, "--start-time") if start_time else None,
@@ -81,20 +79,33 @@ def ingest(
         chunk_frames=chunk_frames,
         progress=not quiet,
     )
+    # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
+    check_options(options)
+    device = str(resolve_device(device, "--device"))
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
-    with Store.open(db, writable=True, create=True) as store:
-        plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
-        choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
-        if choice.warning:
-            typer.echo(f"warning: {choice.warning}", err=True)
-        built = choose_detector(detector, device)
-        report = ingest_video(store, info, options, choice.extractor, built, choice.source)
-        summary = store.summary()
+    check_options(options, info)
+    created = not db.exists()
+    try:
+        with Store.open(db, writable=True, create=True) as store:
+            plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
+            choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
+            if choice.warning:
+                typer.echo(f"warning: {choice.warning}", err=True)
+            built = choose_detector(detector, device)
+            report = ingest_video(store, info, options, choice.extractor, built, choice.source)
+            summary = store.summary()
+    except BaseException:
+        if created:
+            Store.discard_if_unused(db)  # e.g. an unreadable checkpoint: leave no empty store folder behind
+        raise
     for line in report.warnings:
         typer.echo(f"warning: {line}", err=True)
     if report.resumed_after is not None:
         removed = report.orphan_crops_removed
         typer.echo(f"resumed after frame {report.resumed_after} (removed {removed} uncommitted crops)")
+    if report.grown_from is not None:
+        grown = f"{video} continues the recording ingested from {report.grown_from}"
+        typer.echo(f"{grown}: video {report.video_id} resumed")
     if report.replaced:
         typer.echo(f"replaced earlier ingest(s): video {', '.join(map(str, report.replaced))}")
     typer.echo(
@@ -134,8 +145,9 @@ def search(
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
     from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.search.paths import refuse_inside_store
     from reidkit.search.results import QueryDescription, result_json
-    from reidkit.search.search import SearchFilters, search_store, track_query
+    from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
     from reidkit.search.store import CROP_INDEX, Store
     from reidkit.search.rows import normalise_rows, parse_time
 
@@ -143,12 +155,15 @@ def search(
         raise ConfigError("give either a QUERY image or --track ID (not both, not neither)")
     if box is not None and query is None:
         raise ConfigError("--box needs a QUERY image (the whole frame the box lies in)")
+    if html is not None:
+        refuse_inside_store(db, html, "--html")
     filters = SearchFilters(
         cameras=tuple(camera or ()),
         after=parse_time(after, "--after") if after else None,
         before=parse_time(before, "--before") if before else None,
     )
     with Store.open(db) as store:
+        check_search_options(store, filters, top_k, min_score)
         model = store.model
         if model is None or store.index(CROP_INDEX).count == 0:
             raise StoreError(f"store {db} holds no person crops yet; ingest a video with people in it first")
@@ -156,20 +171,22 @@ def search(
         if track is not None:
             feature = track_query(store, track)
             description = QueryDescription("track", f"track {track}", track_id=track)
-            if html is not None:  # show the track's clearest crop as the query
+            if html is not None:  # show the track's clearest crop (of those still on disk) as the query
                 from reidkit.search.query import load_query_image
 
-                clearest = max(store.track_detections(track), key=lambda row: row.quality)
-                query_image = load_query_image(store.root / clearest.crop_path)
+                by_quality = sorted(store.track_detections(track), key=lambda row: -row.quality)
+                present = [path for path in map(store.crop_file, by_quality) if path.is_file()]
+                query_image = load_query_image(present[0]) if present else None
         else:
             assert query is not None
+            from reidkit.inference.device import resolve_device
             from reidkit.search.model_choice import choose_detector, choose_model
             from reidkit.search.query import load_query_image, parse_box, query_crop
 
             image = load_query_image(query)
-            crop = query_crop(
-                image, str(query), parse_box(box) if box else None, lambda: choose_detector(detector, device)
-            )
+            parsed_box = parse_box(box) if box else None
+            device = str(resolve_device(device, "--device"))
+            crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
             choice = choose_model(checkpoint, model, device=device)
             store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
             feature = normalise_rows(choice.extractor([crop.image]))[0]

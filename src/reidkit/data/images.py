@@ -20,19 +20,18 @@ from tqdm import tqdm
 
 from reidkit.data.types import ImageRecord
 from reidkit.errors import ConfigError, ImageError
+from reidkit.image_open import DECODE_ERRORS, open_header, open_image, too_many_pixels
 
 PROGRESS_MIN_IMAGES = 1000
-# What PIL raises for unreadable files: OSError (missing, unidentified, truncated), SyntaxError and ValueError from
-# format parsers that hit garbage, and the decompression-bomb guard for absurd sizes.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def read_image(path: Path) -> Image.Image:
-    """The image as RGB, fully decoded; ImageError naming the file if it cannot be."""
+    """The image as RGB, fully decoded; ImageError naming the file if it cannot be, or if it declares more pixels
+    than ``reidkit.image_open.MAX_IMAGE_PIXELS`` (checked before decoding)."""
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return image.convert("RGB")
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ImageError(f"{path}: cannot read image ({_describe(path, exc)}); replace or remove the file") from exc
 
 
@@ -78,14 +77,17 @@ def verify_images(
 
 
 def _problem(path: Path, decode: bool) -> str | None:
-    """Why ``path`` is not a usable image, or None if it is."""
+    """Why ``path`` is not a usable image, or None if it is (an image over the pixel limit is not decoded)."""
     try:
-        with Image.open(path) as image:
-            if decode:
+        with open_header(path) as image:
+            oversized = too_many_pixels(*image.size)
+            if decode and oversized is None:
                 image.load()
             width, height = image.size
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         return _describe(path, exc)
+    if oversized is not None:
+        return f"image is {oversized}"
     return None if width > 0 and height > 0 else f"image has zero size {width}x{height}"
 
 

@@ -125,7 +125,7 @@ def run_demo_video(
         walker = max(walkers, key=lambda w: w.evidence)
         query_track = max(walker.tracks_a, key=lambda t: walker.tracks_a[t])
         query_row = _query_crop(store, query_track, before_frame=cut - round(QUERY_GAP_S * video_a.fps))
-        query_image = load_query_image(store.root / query_row.crop_path)
+        query_image = load_query_image(store.crop_file(query_row))
         feature = normalise_rows(choice.extractor([query_image]))[0]
         # The photo was cut from the query track, which would trivially come first: leave it out, as a real photo
         # of the person (not in the store) would have no such twin.
@@ -145,7 +145,7 @@ def run_demo_video(
             f"{CAMERAS[1]} track(s) {true_b}"
         )
         html = write_search_page(out / "search.html", result, store.root, query_image, label)
-        description = QueryDescription("crop", str(store.root / query_row.crop_path))
+        description = QueryDescription("crop", str(store.crop_file(query_row)))
         payload = result_json(result, description, store.root, choice.extractor.model_id)
         (out / "result.json").write_text(json.dumps(payload, indent=2))
         summary = store.summary()

@@ -8,6 +8,12 @@ still finds both.
 
 A video is identified by its content fingerprint plus frame range: ingesting the same range again is refused
 (``force=True`` replaces it), while disjoint ranges of one file (the demo's two "cameras") are separate videos.
+A recording ingested while it was still being written, and again once it grew, is one video: every committed
+frame's pixel digest is stored, a new file whose frame 0 matches a stored video's is decoded on that video's frame
+grid and compared, and a file that repeats all of the stored frames and goes on resumes that video after its last
+committed frame (a file that is only a shorter copy is refused as already stored).
+
+Options are checked (``check_options``) before anything is created, so a refused ingest leaves no row behind.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import queue
 import threading
 import time
+import unicodedata
 import warnings
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from PIL import Image
 
-from reidkit.errors import StoreError, VideoError
+from reidkit.errors import ConfigError, StoreError, VideoError
 from reidkit.search.store import Store
 from reidkit.search.rows import NewDetection, VideoRecord, normalise_rows
 from reidkit.video import (
@@ -38,6 +45,7 @@ from reidkit.video import (
     VideoInfo,
     crop_person,
     crop_quality,
+    frame_digest,
     iter_frames,
 )
 
@@ -83,6 +91,7 @@ class IngestReport:
     tracks: int = 0  # tracks started in this run
     resumed_after: int | None = None  # last committed frame of an interrupted earlier run
     replaced: list[int] = field(default_factory=list)  # video ids removed by --force
+    grown_from: str | None = None  # the shorter file of the same recording this run continued
     orphan_crops_removed: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -117,8 +126,11 @@ def ingest_video(
     started = time.perf_counter()
     plan = plan_ingest(store, info, options)
     store.require_model(extractor.model_id, extractor.feature_dim, model_source)
+    grown_from = plan.resume.path if plan.grown and plan.resume is not None else None
     video = _claim_video(store, info, plan, options, detector.name)
-    report = IngestReport(video.id, video.camera, info.path, replaced=[v.id for v in plan.replace])
+    report = IngestReport(
+        video.id, video.camera, info.path, replaced=[v.id for v in plan.replace], grown_from=grown_from
+    )
     if video.last_committed_frame >= 0:
         report.resumed_after = video.last_committed_frame
     report.orphan_crops_removed = store.remove_orphan_crops(video)
@@ -136,25 +148,57 @@ def ingest_video(
 
 @dataclass(frozen=True)
 class IngestPlan:
-    """What an ingest will do: resume ``resume`` (an interrupted run of the same job), after removing ``replace``
-    (earlier ingests of overlapping frames, only with ``force``)."""
+    """What an ingest will do: resume ``resume`` (an interrupted run of the same job, or with ``grown`` an earlier
+    ingest of a shorter copy of this recording), after removing ``replace`` (earlier ingests of overlapping frames,
+    only with ``force``)."""
 
     end_frame: int
     resume: VideoRecord | None
     replace: tuple[VideoRecord, ...]
+    grown: bool = False
+
+
+def check_options(options: IngestOptions, info: VideoInfo | None = None) -> None:
+    """Refuse (``ConfigError`` naming the option) what could only make an empty, stuck or unreadable record: a
+    negative or empty frame range, a start past the video's end, a camera name that cannot be shown on one line."""
+    if options.every_n < 1 or options.chunk_frames < 1:
+        raise ConfigError("--every and --chunk-frames must be positive integers")
+    check_camera_name(options.camera)
+    start, end = options.start_frame, options.end_frame
+    if start < 0:
+        raise ConfigError(f"--start-frame {start} must be 0 or more (frames count from 0)")
+    if end is not None and end <= start:
+        raise ConfigError(f"--end-frame {end} must be greater than --start-frame {start}: the range holds no frame")
+    if info is not None and "://" not in info.path and 0 < info.num_frames <= start:
+        raise ConfigError(f"--start-frame {start} is past the end of {info.path} ({info.num_frames} frames)")
+
+
+def check_camera_name(camera: str) -> None:
+    """A camera name is shown in tables, pages and filters: it must be non-empty and on one printable line."""
+    if not camera.strip():
+        raise ConfigError("--camera must name the camera, e.g. --camera entrance")
+    bad = [c for c in camera if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise ConfigError(
+            f"--camera {camera!r} contains control character(s) {', '.join(repr(c) for c in bad[:3])}; "
+            "use printable characters only"
+        )
 
 
 def plan_ingest(store: Store, info: VideoInfo, options: IngestOptions) -> IngestPlan:
     """Decide between a fresh ingest, a resume and a refusal, before any model is loaded or row written.
 
-    Refuses (``StoreError``) a second ingest of frames already in the store unless ``options.force``.
+    Refuses (``ConfigError``) bad options, and (``StoreError``) a second ingest of frames already in the store,
+    from this file or from another copy of the same recording, unless ``options.force``.
     """
+    check_options(options, info)
     end_frame = options.end_frame if options.end_frame is not None else (info.num_frames or _OPEN_END)
     overlapping = [
         v for v in store.videos(info.fingerprint) if v.start_frame < end_frame and options.start_frame < v.end_frame
     ]
+    copies = _copies_of_recording(store, info, options.start_frame, end_frame)
     if options.force:
-        return IngestPlan(end_frame, None, tuple(overlapping))
+        return IngestPlan(end_frame, None, tuple(overlapping) + tuple(video for video, _ in copies))
     for video in overlapping:
         job = (options.start_frame, end_frame, options.every_n)
         same_job = (video.start_frame, video.end_frame, video.every_n) == job
@@ -175,20 +219,74 @@ def plan_ingest(store: Store, info: VideoInfo, options: IngestOptions) -> Ingest
             f"{info.path} (frames {video.start_frame}-{video.end_frame}) is already in store {store.root} as video "
             f"{video.id}, camera {video.camera!r}; add --force to replace it"
         )
+    for video, grown in copies:
+        last = video.last_committed_frame
+        if not grown or end_frame <= last + video.every_n:
+            raise StoreError(
+                f"the frames of {info.path} are already in store {store.root}: it repeats the recording ingested as "
+                f"video {video.id}, camera {video.camera!r} (frames {video.start_frame}-{last} of {video.path}); "
+                "add --force to replace it"
+            )
+        if (video.camera, video.start_frame, video.every_n) != (options.camera, options.start_frame, options.every_n):
+            raise StoreError(
+                f"{info.path} continues the recording ingested as video {video.id} (camera {video.camera!r}, frames "
+                f"{video.start_frame}-{last} of {video.path}); rerun with --camera {video.camera} --start-frame "
+                f"{video.start_frame} --every {video.every_n} to resume it, or add --force to replace it"
+            )
+        return IngestPlan(end_frame, video, (), grown=True)
     return IngestPlan(end_frame, None, ())
+
+
+def _copies_of_recording(
+    store: Store, info: VideoInfo, start_frame: int, end_frame: int
+) -> list[tuple[VideoRecord, bool]]:
+    """Stored videos of other files whose committed frames this file repeats in ``[start_frame, end_frame)``, each
+    with whether this file goes on past them (a grown recording) rather than ending within them (a shorter copy).
+
+    Candidates share frame 0's digest; this file is then decoded on the candidate's frame grid up to its last
+    committed frame, and every digest must match, at least one past frame 0 (many recordings open on black)."""
+    if info.head_digest is None:
+        return []
+    found = []
+    for video in store.recordings_starting_with(info.head_digest):
+        last = video.last_committed_frame
+        overlaps = start_frame <= last and video.start_frame < end_frame
+        if video.fingerprint == info.fingerprint or last < 0 or not overlaps:
+            continue
+        stored = store.frame_digests(video.id)
+        compared, reached = 0, -1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncatedVideoWarning)
+            try:
+                for frame in iter_frames(info.path, video.every_n, video.start_frame, last + 1, progress=False):
+                    reached = frame.index
+                    expected = stored.get(frame.index)
+                    if expected is None:
+                        continue
+                    if expected != frame_digest(frame.image):
+                        compared = -1
+                        break
+                    compared += frame.index > 0
+            except VideoError:
+                continue
+        if compared > 0:
+            found.append((video, reached >= last))
+    return found
 
 
 def _claim_video(
     store: Store, info: VideoInfo, plan: IngestPlan, options: IngestOptions, detector: str
 ) -> VideoRecord:
     """The video row to ingest into: the interrupted run of this job, or a new row once ``plan.replace`` is gone."""
+    if plan.resume is not None and plan.grown:
+        return store.extend_video(plan.resume.id, _stored_path(info), info.fingerprint, plan.end_frame)
     if plan.resume is not None:
         return plan.resume
     for video in plan.replace:
         store.delete_video(video.id)
     return store.add_video(
         camera=options.camera,
-        path=info.path if "://" in info.path else str(Path(info.path).resolve()),  # resumable from any folder
+        path=_stored_path(info),
         fingerprint=info.fingerprint,
         start_frame=options.start_frame,
         end_frame=plan.end_frame,
@@ -198,7 +296,13 @@ def _claim_video(
         fps=info.fps,
         width=info.width,
         height=info.height,
+        head_digest=info.head_digest,
     )
+
+
+def _stored_path(info: VideoInfo) -> str:
+    """The video's path as the store keeps it: absolute, so that an ingest resumes from any folder."""
+    return info.path if "://" in info.path else str(Path(info.path).resolve())
 
 
 def _run(
@@ -224,7 +328,8 @@ def _run(
         for chunk, detected in _in_background(_detected_chunks(frames, detector, options.chunk_frames, report)):
             with report.timing("track"):
                 pending = _track(chunk, detected, tracker, video.id)
-            _commit(store, video.id, pending, chunk[-1].index, track_rows, extractor, options, report)
+                digests = {frame.index: frame_digest(frame.image) for frame in chunk}
+            _commit(store, video.id, pending, chunk[-1].index, track_rows, digests, extractor, options, report)
             report.frames += len(chunk)
             if time.monotonic() - last_save >= options.save_every_s:
                 store.save_indexes()
@@ -341,6 +446,7 @@ def _commit(
     pending: list[tuple[NewDetection, np.ndarray]],
     last_frame: int,
     track_rows: dict[int, int],
+    digests: dict[int, str],
     extractor: Embedder,
     options: IngestOptions,
     report: IngestReport,
@@ -355,7 +461,7 @@ def _commit(
             _write_jpeg(store.root / detection.crop_path, crop, options.jpeg_quality, folder)
             rows.append(replace(detection, feature=feature))
         known = len(track_rows)
-        store.commit_chunk(video_id, rows, last_frame, track_rows)
+        store.commit_chunk(video_id, rows, last_frame, track_rows, digests)
     report.detections += len(rows)
     report.tracks += len(track_rows) - known
 

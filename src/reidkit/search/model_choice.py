@@ -52,10 +52,13 @@ def choose_model(
     """The extractor for ``checkpoint`` (a path or ``imagenet``), defaulting as the module docstring says.
 
     ``backend``: ``torch``, ``openvino``, or ``auto`` (OpenVINO on the CPU when the runtime is installed, the
-    fastest CPU choice; PyTorch otherwise).
+    fastest CPU choice; PyTorch otherwise). ``device`` (``--device``) is checked first: an unknown one, or CUDA on a
+    machine without it, is a ``ConfigError`` naming the option.
     """
     from reidkit.inference import FeatureExtractor, untrained_model
+    from reidkit.inference.device import resolve_device
 
+    device = str(resolve_device(device, "--device"))
     backend = _resolve_backend(backend, device)
 
     fallback = False
@@ -109,4 +112,5 @@ def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path 
             except ModelError:
                 name = "hog"
     model_path = openvino_model if name == "openvino" and openvino_model is not None else None
-    return build_detector(name, model_path=model_path, device=device if name != "hog" else "cpu")
+    # --device names a torch device: only the torchvision detector runs on it (OpenVINO and HOG use the CPU).
+    return build_detector(name, model_path=model_path, device=device if name == "torchvision" else "cpu")

@@ -3,22 +3,27 @@
 A person crop is taller than wide; a camera frame is wider than tall. So an image at least as wide as it is tall
 is treated as a frame: with ``--box`` the box is cut out of it, without one the detector must find exactly one
 person in it (none or several is an error that says what to do). A portrait image is used as the crop itself.
+A crop under ``MIN_QUERY_SIDE`` pixels on a side holds no person to speak of, and is refused rather than answered
+with confident-looking scores.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from reidkit.errors import ConfigError, ImageError
+from reidkit.image_open import DECODE_ERRORS, open_image
 from reidkit.video import Detector, crop_person
 
 # Detectors report weak boxes too (the tracker feeds on them); a query person must be a confident detection.
 QUERY_MIN_SCORE = 0.5
+# The smallest person crop worth searching with: far below the models' 64-128 px input width, a few pixels of blur.
+MIN_QUERY_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class QueryCrop:
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
-    """``x0,y0,x1,y1`` in pixels, x0 < x1 and y0 < y1."""
+    """``x0,y0,x1,y1`` in pixels (finite numbers), x0 < x1 and y0 < y1."""
     parts = text.replace(" ", "").split(",")
     try:
         x0, y0, x1, y1 = (float(p) for p in parts)
@@ -39,23 +44,28 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         raise ConfigError(
             f"--box {text!r} must be four numbers x0,y0,x1,y1 (pixels), e.g. --box 120,40,180,200"
         ) from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise ConfigError(f"--box {text!r} must be four finite numbers (pixels), e.g. --box 120,40,180,200")
     if not (x0 < x1 and y0 < y1):
         raise ConfigError(f"--box {text!r} needs x0 < x1 and y0 < y1")
     return x0, y0, x1, y1
 
 
 def load_query_image(path: Path) -> np.ndarray:
-    """The image at ``path`` as HxWx3 uint8 RGB; ``ImageError`` naming it when it is missing or not an image.
+    """The image at ``path`` as HxWx3 uint8 RGB; ``ImageError`` naming it when it is missing, a folder, not an
+    image, or over the pixel limit (``reidkit.image_open``, checked before decoding).
 
-    Read with Pillow directly: ``reidkit.data.read_image`` would import torch, seconds before a search that
-    may not need a model at all (``--track``) or should fail fast on a bad file.
+    Read through ``reidkit.image_open`` rather than ``reidkit.data.read_image``, which would import torch, seconds
+    before a search that may not need a model at all (``--track``) or should fail fast on a bad file.
     """
+    if Path(path).is_dir():
+        raise ImageError(f"query image {path} is a folder; pass one person crop or frame (JPEG/PNG)")
     if not Path(path).is_file():
         raise ImageError(f"query image {path} does not exist; pass a person crop or a frame (JPEG/PNG)")
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except DECODE_ERRORS as exc:
         raise ImageError(f"query image {path} cannot be read ({exc}); pass a JPEG or PNG person crop or frame") from exc
 
 
@@ -76,7 +86,10 @@ def query_crop(
         x0, y0, x1, y1 = box
         if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
             raise ConfigError(f"--box {box} lies outside {source} ({width}x{height} pixels)")
-        return QueryCrop(crop_person(image, box), "frame+box", box)
+        crop = crop_person(image, box)
+        _check_size(crop, f"--box {box} in {source}")
+        return QueryCrop(crop, "frame+box", box)
+    _check_size(image, f"query image {source}")
     if not looks_like_frame(image):
         return QueryCrop(image, "crop", None)
     found = detector().detect(image)
@@ -92,4 +105,15 @@ def query_crop(
             f"{len(found)} people found in {source}; pick one with --box x0,y0,x1,y1 (detected: {boxes})"
         )
     chosen = tuple(float(v) for v in found[0][:4])
-    return QueryCrop(crop_person(image, chosen), "frame+detector", chosen)  # type: ignore[arg-type]
+    crop = crop_person(image, chosen)  # type: ignore[arg-type]
+    _check_size(crop, f"the person found in {source}")
+    return QueryCrop(crop, "frame+detector", chosen)  # type: ignore[arg-type]
+
+
+def _check_size(image: np.ndarray, what: str) -> None:
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_QUERY_SIDE:
+        raise ImageError(
+            f"{what} is {width}x{height} pixels, too small to show a person (at least {MIN_QUERY_SIDE} on a side); "
+            "pass a larger crop"
+        )

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reidkit.search.paths import stored_file
 from reidkit.search.rows import DetectionRow, TrackRow
 
 
@@ -104,7 +105,7 @@ def _hit_json(hit: Hit, store_root: Path) -> dict[str, Any]:
         "time_s": round(best.time_s, 3),
         "frame_index": best.frame_index,
         "box": [round(v, 1) for v in best.box],
-        "crop": str(store_root / best.crop_path),
+        "crop": str(stored_file(store_root, best.crop_path)),
         "detection_id": best.id,
         "first_seen": _iso(track.first_seen),
         "last_seen": _iso(track.last_seen),

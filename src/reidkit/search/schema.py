@@ -2,19 +2,35 @@
 
 SQLite is the store's source of truth (every feature is kept as a float32 BLOB); the FAISS indexes are caches rebuilt
 from it (``index_sync``). ``SCHEMA_VERSION`` changes whenever a table changes, and a store of another version is
-refused with a one-line reason rather than read wrongly.
+refused with a one-line reason rather than read wrongly; a writer migrates a store of an older version it knows
+(``MIGRATIONS``), while a reader reads every version in ``READABLE_VERSIONS`` as it is, writing nothing.
+
+Readers open the database read-only (``mode=ro``) and never switch its journal mode, so a store on read-only media
+or in a folder shared read-only can be searched. Where SQLite cannot even create the WAL's shared-memory file
+beside the database (a read-only folder), the store is opened ``immutable``: nothing can be changing it there.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from reidkit.errors import StoreError
 
 DB_NAME = "reidkit.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")
 
+# Added in version 2: how a recording that grew (a copy ingested while still being written) is recognised.
+_FRAME_DIGESTS = """
+CREATE TABLE frame_digests (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    frame_index INTEGER NOT NULL,          -- frame 0 (the file's head) and every committed (sampled) frame
+    digest TEXT NOT NULL,                  -- reidkit.video.frame_digest of that frame's RGB pixels
+    PRIMARY KEY (video_id, frame_index)
+);
+"""
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE cameras (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE);
@@ -67,18 +83,55 @@ CREATE TABLE detections (
 CREATE INDEX detections_track ON detections(track_id);
 CREATE INDEX detections_video_frame ON detections(video_id, frame_index);
 CREATE INDEX detections_seq ON detections(seq);
-"""
+""" + _FRAME_DIGESTS
+# From a version to the next: the SQL that upgrades a store a writer opens (readers read older versions as they are).
+MIGRATIONS = {"1": _FRAME_DIGESTS}
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, writable: bool = True) -> sqlite3.Connection:
+    """A connection to the store database at ``path``: WAL and foreign keys for a writer; read-only for a reader
+    (``mode=ro``, or ``immutable`` where the folder does not let SQLite create the WAL's shared-memory file)."""
+    if not writable:
+        return _connect_read_only(path)
     try:
         connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(
+            f"cannot write to store {path} ({exc}); ingest needs a writable --db folder (searching a read-only "
+            "store works)"
+        ) from exc
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path} is not a readable reidkit store ({exc}); point --db at a store folder") from exc
+        raise _not_a_store(path, exc) from exc
     return connection
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    failure: sqlite3.DatabaseError | None = None
+    for suffix in ("", "&immutable=1"):
+        try:
+            connection = sqlite3.connect(uri + suffix, uri=True, isolation_level=None, timeout=30.0)
+        except sqlite3.DatabaseError as exc:
+            failure = exc
+            continue
+        try:
+            connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.OperationalError as exc:  # e.g. "unable to open database file": no -shm can be made here
+            connection.close()
+            failure = exc
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise _not_a_store(path, exc) from exc
+    assert failure is not None
+    raise _not_a_store(path, failure) from failure
+
+
+def _not_a_store(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    return StoreError(f"{path} is not a readable reidkit store ({exc}); point --db at a store folder")
 
 
 def store_write_error(root: Path, exc: sqlite3.OperationalError) -> StoreError:

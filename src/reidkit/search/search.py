@@ -12,16 +12,21 @@ result:
 
 Filters keep a track when at least one of its crops passes them. ``--rerank`` re-orders the candidate tracks with
 k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``) over their pooled track features.
+
+Options that could only give an empty answer (a camera the store never saw, ``--after`` later than ``--before``, a
+score threshold that is not a number in [-1, 1]) are refused by ``check_search_options`` rather than answered with
+nothing; a hit whose crop file is gone from the store is kept, with a note naming the file.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
-from reidkit.errors import StoreError
+from reidkit.errors import ConfigError, StoreError
 from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
 from reidkit.search.rows import DetectionRow, TrackRow, epoch_seconds
 from reidkit.search.results import Hit, SearchResult
@@ -49,6 +54,27 @@ class SearchFilters:
         return self.before is None or moment <= epoch_seconds(self.before)
 
 
+def check_search_options(store: Store, filters: SearchFilters, top_k: int = 20, min_score: float = 0.0) -> None:
+    """Refuse, naming the option, what can only answer nothing: see the module docstring."""
+    if top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+    if not (math.isfinite(min_score) and -1.0 <= min_score <= 1.0):
+        raise ConfigError(f"--min-score {min_score} must be a number from -1 to 1 (scores are cosine similarities)")
+    if filters.after is not None and filters.before is not None:
+        if epoch_seconds(filters.after) > epoch_seconds(filters.before):
+            raise ConfigError(
+                f"--after {filters.after.isoformat()} is later than --before {filters.before.isoformat()}: no time "
+                "lies between them"
+            )
+    known = store.cameras()
+    unknown = [name for name in filters.cameras if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"--camera {', '.join(map(repr, unknown))}: no such camera in store {store.root}; its cameras are "
+            f"{', '.join(map(repr, known)) or 'none yet'}"
+        )
+
+
 def search_store(
     store: Store,
     query: np.ndarray,
@@ -59,8 +85,7 @@ def search_store(
     min_score: float = 0.0,
 ) -> SearchResult:
     """The ``top_k`` tracks closest to the L2-normalised ``query`` feature that pass ``filters``."""
-    if top_k < 1:
-        raise StoreError(f"--top-k must be at least 1, got {top_k}")
+    check_search_options(store, filters, top_k, min_score)
     crop_index, track_index = store.index(CROP_INDEX), store.index(TRACK_INDEX)
     if crop_index.count == 0:
         raise StoreError(f"store {store.root} holds no person crops yet; ingest a video with people in it first")
@@ -95,6 +120,11 @@ def search_store(
     hits = [
         Hit(rank, tracks[track_id], score, track_score, best, reranked_distances.get(track_id))
         for rank, (track_id, score, track_score, best) in enumerate(scored[:top_k], start=1)
+    ]
+    notes += [
+        f"crop file {hit.best.crop_path} of track {hit.track.id} is missing from store {store.root}"
+        for hit in hits
+        if not store.crop_file(hit.best).is_file()
     ]
     return SearchResult(
         hits=hits,

@@ -15,7 +15,8 @@ index's commit) and repairs it, so a vector id never points at nothing. Crop fil
 last commit are orphans and are deleted when the video's ingest resumes.
 
 The schema and connection live in ``schema``, the typed rows in ``rows`` and the FAISS sync in ``index_sync``.
-Vector ids are SQLite row ids (``AUTOINCREMENT``, so a deleted id is never reused for another crop).
+Vector ids are SQLite row ids (``AUTOINCREMENT``, so a deleted id is never reused for another crop). Stored crop
+paths are resolved through ``paths.stored_file``, which refuses any that would lead outside the store folder.
 """
 
 
@@ -26,7 +27,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,14 +53,24 @@ from reidkit.search.rows import (
     track_row,
     video_row,
 )
-from reidkit.search.schema import DB_NAME, SCHEMA, SCHEMA_VERSION, connect, store_write_error
+from reidkit.search.paths import stored_file
+from reidkit.search.schema import (
+    DB_NAME,
+    MIGRATIONS,
+    READABLE_VERSIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    connect,
+    store_write_error,
+)
 
 __all__ = ["CROP_INDEX", "DB_NAME", "TRACK_INDEX", "Store"]
 
 
 class Store:
     """An open store. ``writable`` stores hold an exclusive lock on the folder so that two ingests never interleave;
-    read-only stores (search) repair their in-memory indexes but never write."""
+    read-only stores (search) open SQLite read-only, repair their in-memory indexes but never write, and so also
+    work on read-only media."""
 
     def __init__(self, root: Path, connection: sqlite3.Connection, writable: bool, backend: str) -> None:
         self.root = root
@@ -86,7 +97,7 @@ class Store:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create store folder {root}: {exc.strerror or exc}") from exc
-        store = cls(root, connect(db_path), writable, backend)
+        store = cls(root, connect(db_path, writable), writable, backend)
         try:
             if writable:
                 store._lock()
@@ -111,8 +122,30 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @staticmethod
+    def discard_if_unused(root: Path) -> bool:
+        """Delete the store folder ``root`` when it holds no video (an ingest that created it failed before its
+        first video row); True if it went. Call it only for a folder this run created."""
+        db_path = Path(root) / DB_NAME
+        if db_path.is_file():
+            try:
+                with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as connection:
+                    if connection.execute("SELECT COUNT(*) FROM videos").fetchone()[0]:
+                        return False
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    return False  # cannot tell: keep it
+        shutil.rmtree(root, ignore_errors=True)
+        return True
+
     def _lock(self) -> None:
-        handle = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            handle = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to store {self.root} ({exc.strerror or exc}); ingest needs a writable --db folder "
+                "(searching a read-only store works)"
+            ) from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -140,11 +173,25 @@ class Store:
                 raise store_write_error(self.root, exc) from exc
             return
         version = self._meta("schema_version")
-        if version != SCHEMA_VERSION:
+        if self.writable and version in MIGRATIONS:
+            self._migrate(version)
+            version = self._meta("schema_version")
+        if version != SCHEMA_VERSION and (self.writable or version not in READABLE_VERSIONS):
             raise StoreError(
                 f"{self.root / DB_NAME} has store schema {version}, this reidkit reads {SCHEMA_VERSION}; "
                 "re-ingest the videos into a new --db folder"
             )
+
+    def _migrate(self, version: str) -> None:
+        """Upgrade an older store in place, one version at a time, each step in one transaction."""
+        while version in MIGRATIONS:
+            following = str(int(version) + 1)
+            with self.transaction():
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self._set_meta("schema_version", following)
+            version = following
 
     # --- transactions and meta ----------------------------------------------------------------------------------
     @contextmanager
@@ -213,6 +260,9 @@ class Store:
             )
 
     # --- cameras and videos -----------------------------------------------------------------------------------
+    def cameras(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT name FROM cameras ORDER BY name")]
+
     def videos(self, fingerprint: str | None = None) -> list[VideoRecord]:
         query = VIDEO_SELECT + (" WHERE v.fingerprint = ?" if fingerprint else "") + " ORDER BY v.id"
         return [video_row(row) for row in self.db.execute(query, (fingerprint,) if fingerprint else ())]
@@ -236,7 +286,10 @@ class Store:
         fps: float,
         width: int,
         height: int,
+        head_digest: str | None = None,
     ) -> VideoRecord:
+        """A new video row (status ``ingesting``); ``head_digest`` (of the file's frame 0) lets a later ingest of
+        the same recording, grown since, find it (``recordings_starting_with``)."""
         with self.transaction():
             self.db.execute("INSERT OR IGNORE INTO cameras(name) VALUES (?)", (camera,))
             (camera_id,) = self.db.execute("SELECT id FROM cameras WHERE name = ?", (camera,)).fetchone()
@@ -251,8 +304,41 @@ class Store:
                     fps, width, height, datetime.now(UTC).isoformat(timespec="seconds"),
                 ),
             )
+            video_id = int(cursor.lastrowid or 0)
+            if head_digest is not None:
+                self._set_frame_digest(video_id, 0, head_digest)
             self._next_seq()
-        return self.video(int(cursor.lastrowid or 0))
+        return self.video(video_id)
+
+    def extend_video(self, video_id: int, path: str, fingerprint: str, end_frame: int) -> VideoRecord:
+        """Point a video row at the grown file of the same recording and reopen it for ingest past its last
+        committed frame."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE videos SET path = ?, fingerprint = ?, end_frame = ?, status = 'ingesting' WHERE id = ?",
+                (path, fingerprint, end_frame, video_id),
+            )
+            self._next_seq()
+        return self.video(video_id)
+
+    def recordings_starting_with(self, head_digest: str) -> list[VideoRecord]:
+        """Videos whose file's frame 0 had ``head_digest``: candidates for the same recording."""
+        query = VIDEO_SELECT + (
+            " WHERE v.id IN (SELECT video_id FROM frame_digests WHERE frame_index = 0 AND digest = ?) ORDER BY v.id"
+        )
+        return [video_row(row) for row in self.db.execute(query, (head_digest,))]
+
+    def frame_digests(self, video_id: int) -> dict[int, str]:
+        """``{frame index: digest}`` recorded for a video: frame 0 and every committed frame."""
+        rows = self.db.execute("SELECT frame_index, digest FROM frame_digests WHERE video_id = ?", (video_id,))
+        return {int(frame): str(digest) for frame, digest in rows}
+
+    def _set_frame_digest(self, video_id: int, frame_index: int, digest: str) -> None:
+        self.db.execute(
+            "INSERT INTO frame_digests(video_id, frame_index, digest) VALUES (?, ?, ?) "
+            "ON CONFLICT(video_id, frame_index) DO UPDATE SET digest = excluded.digest",
+            (video_id, frame_index, digest),
+        )
 
     def finish_video(self, video_id: int) -> None:
         with self.transaction():
@@ -276,6 +362,10 @@ class Store:
     def crop_folder(self, video_id: int) -> Path:
         return self.root / "crops" / f"v{video_id:06d}"
 
+    def crop_file(self, row: DetectionRow) -> Path:
+        """The crop file of a stored detection, confined to the store folder (``paths.stored_file``)."""
+        return stored_file(self.root, row.crop_path)
+
     def remove_orphan_crops(self, video: VideoRecord) -> int:
         """Delete crop files of ``video`` past its last committed frame (written before a crash, never committed)
         and half-written temporaries; returns how many went."""
@@ -293,12 +383,19 @@ class Store:
 
     # --- writing chunks -------------------------------------------------------------------------------------------
     def commit_chunk(
-        self, video_id: int, detections: Sequence[NewDetection], last_frame: int, track_rows: dict[int, int]
+        self,
+        video_id: int,
+        detections: Sequence[NewDetection],
+        last_frame: int,
+        track_rows: dict[int, int],
+        frame_digests: dict[int, str] | None = None,
     ) -> None:
         """Store a chunk of frames in one transaction and mark ``last_frame`` committed, then update the indexes.
 
         ``track_rows`` maps the run's tracker ids to track row ids; new tracks are added to it (only after the
-        commit succeeds, so a failed chunk leaves it as it was).
+        commit succeeds, so a failed chunk leaves it as it was). ``frame_digests`` (``{frame index: digest}`` of the
+        chunk's frames) record what they looked like, so that a grown copy of the file can later be checked frame by
+        frame against this ingest.
         """
         if not self.vectors.loaded:
             raise StoreError(f"store {self.root} has no model yet; call require_model before committing features")
@@ -336,6 +433,8 @@ class Store:
                      det.crop_path, blob(det.feature), seq),
                 )
             self.db.execute("UPDATE videos SET last_committed_frame = ? WHERE id = ?", (last_frame, video_id))
+            for frame_index, digest in (frame_digests or {}).items():
+                self._set_frame_digest(video_id, frame_index, digest)
         track_rows.update(new_rows)
         if detections:
             ids, vectors = self._rows("SELECT id, feature FROM detections WHERE seq = ?", (seq,))
@@ -451,7 +550,12 @@ class Store:
         if late:
             problems.append(f"{late} detections lie past their video's last committed frame")
         for (crop_path,) in self.db.execute("SELECT crop_path FROM detections"):
-            if not (self.root / crop_path).is_file():
+            try:
+                present = stored_file(self.root, crop_path).is_file()
+            except StoreError as exc:
+                problems.append(str(exc))
+                break
+            if not present:
                 problems.append(f"crop file {crop_path} is missing")
                 break
         return problems

@@ -8,21 +8,13 @@ import numpy as np
 import torch
 
 from reidkit.errors import ConfigError
+from reidkit.inference.device import resolve_device as resolve_torch_device
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; an explicit CUDA request on a machine without it is a config error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"train.device={name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but this machine has no CUDA GPU; use train.device=cpu or auto")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"train.device={name!r}: only cpu and cuda devices are supported")
-    return device
+    """``train.device``: ``auto`` picks CUDA when present; an explicit CUDA request on a machine without it is a config
+    error (``reidkit.inference.device.resolve_device``, naming the recipe key)."""
+    return resolve_torch_device(name, "train.device")
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:

@@ -6,8 +6,10 @@ the sampled ones pay for the RGB conversion, which is most of the per-frame cost
 
 Truncated files are common (a recording cut off, a copy in progress): FFmpeg decodes them up to the damage without
 an error, so we yield every frame that decodes and then emit a ``TruncatedVideoWarning`` when the stream ended well
-before the frame count its header announces, or when the decoder fails part-way. Only a video that yields no frame
-at all is an error.
+before the frame count its header announces, or when the decoder fails part-way. A frame FFmpeg decoded from damaged
+data (the last, cut-off packet of a copy still being written) is counted but not yielded, with the same warning: its
+pixels are concealment guesswork, and a grown copy of the file has the real frame there. Only a video that yields
+no frame at all is an error.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from pathlib import Path
 
 import av
 import av.error
+import numpy as np
 from tqdm import tqdm
 
 from reidkit.errors import ConfigError, VideoError
+from reidkit.image_open import too_many_pixels
 from reidkit.video.types import Frame, VideoInfo
 
 _FINGERPRINT_CHUNK = 1 << 20
@@ -57,7 +61,10 @@ def iter_frames(
 
 
 def probe_video(source: str | Path) -> VideoInfo:
-    """Read the container's metadata (no decoding) and fingerprint the content."""
+    """Read the container's metadata, fingerprint the content and digest frame 0 (of a file, not of a URL).
+
+    Frames over ``reidkit.image_open.MAX_IMAGE_PIXELS`` are refused here, before any is decoded.
+    """
     name = _source_text(source)
     with _open(name) as container:
         stream = container.streams.video[0]
@@ -65,6 +72,10 @@ def probe_video(source: str | Path) -> VideoInfo:
         duration_s = _duration_s(container, stream)
         num_frames = stream.frames or round(duration_s * fps)
         width, height = stream.codec_context.width, stream.codec_context.height
+        oversized = too_many_pixels(int(width), int(height))
+        if oversized is not None:
+            raise VideoError(f"the frames of {name} are {oversized}; scale the video down first")
+        head = None if _is_url(name) else _head_digest(container, stream, name)
     return VideoInfo(
         path=name,
         fps=fps,
@@ -73,7 +84,25 @@ def probe_video(source: str | Path) -> VideoInfo:
         height=int(height),
         duration_s=duration_s,
         fingerprint=video_fingerprint(name),
+        head_digest=head,
     )
+
+
+def frame_digest(image: np.ndarray) -> str:
+    """sha256 of a decoded frame's shape and pixels: equal for the same frame of two copies of one recording (same
+    bytes, same decoder), different for anything else."""
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()
+
+
+def _head_digest(container: av.container.InputContainer, stream: av.video.stream.VideoStream, name: str) -> str:
+    try:
+        for av_frame in container.decode(stream):
+            return frame_digest(av_frame.to_ndarray(format="rgb24"))
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"no frame of {name} could be decoded ({_reason(exc)}); check the file with ffprobe") from exc
+    raise VideoError(f"{name} contains no decodable video frame; check the file with ffprobe")
 
 
 def video_fingerprint(source: str | Path) -> str:
@@ -121,6 +150,7 @@ def _frames(
     )
     index = -1
     yielded = 0
+    damaged: list[int] = []
     failure: str | None = None
     try:
         try:
@@ -133,6 +163,9 @@ def _frames(
                 bar.update(1)
                 if (index - start_frame) % every_n:
                     continue
+                if av_frame.is_corrupt:
+                    damaged.append(index)
+                    continue
                 time_s = float(av_frame.time) - start_s if av_frame.time is not None else index / fps
                 yield Frame(index=index, time_s=time_s, image=av_frame.to_ndarray(format="rgb24"))
                 yielded += 1
@@ -142,6 +175,13 @@ def _frames(
         bar.close()
         container.close()
     decoded = index + 1
+    if damaged:
+        warnings.warn(
+            f"{name}: frame(s) {', '.join(map(str, damaged[:5]))} decoded from damaged data (truncated or corrupt) "
+            "and were skipped",
+            TruncatedVideoWarning,
+            stacklevel=2,
+        )
     if yielded == 0:
         if failure is not None:
             raise VideoError(f"no frame of {name} could be decoded ({failure}); check the file with ffprobe")

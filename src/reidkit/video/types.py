@@ -38,6 +38,8 @@ class VideoInfo:
     height: int
     duration_s: float
     fingerprint: str
+    # ``frame_digest`` of frame 0 (None for a URL): what lets a store recognise a recording that grew since.
+    head_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """One self-contained HTML page for a person search: the query, the hits' crops and the person's trajectory.
 
 Everything is inline (JPEG data URIs, CSS, an SVG timeline) so the page can be mailed or archived as one file and
-still show the evidence years later, with no server and no reference to the store's crop files.
+still show the evidence years later, with no server and no reference to the store's crop files. Crop paths come
+from the store and are read only inside it (``reidkit.search.paths.stored_file``), and the page is never written
+into the store folder, where it could overwrite the database.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from reidkit.search.paths import refuse_inside_store, stored_file
 from reidkit.search.results import Hit, SearchResult, Visit, format_time
 from reidkit.search.rows import epoch_seconds
 
@@ -40,7 +43,9 @@ def write_search_page(
     query_image: np.ndarray | None,
     query_label: str,
 ) -> Path:
-    """Write the page to ``path`` atomically (temporary file + rename) and return it."""
+    """Write the page to ``path`` atomically (temporary file + rename) and return it; ``ConfigError`` when ``path``
+    lies inside the store folder, ``StoreError`` when a hit's stored crop path leads outside it."""
+    refuse_inside_store(store_root, path, "search page")
     query_html = (
         f'<img src="{_data_uri(_jpeg(query_image))}" alt="query">' if query_image is not None else ""
     )
@@ -68,7 +73,7 @@ def write_search_page(
 
 def _hit_card(hit: Hit, store_root: Path) -> str:
     best = hit.best
-    crop_file = store_root / best.crop_path
+    crop_file = stored_file(store_root, best.crop_path)
     image = (
         f'<img src="{_data_uri(crop_file.read_bytes())}" alt="track {hit.track.id}">' if crop_file.is_file()
         else "<p>(crop file missing)</p>"
