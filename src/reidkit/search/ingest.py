@@ -24,7 +24,7 @@ import threading
 import time
 import unicodedata
 import warnings
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -50,7 +50,7 @@ from reidkit.video import (
 )
 
 _T = TypeVar("_T")
-_OPEN_END = 2**62  # end frame of a video whose length the container does not tell
+OPEN_END = 2**62  # end frame of a video whose length the container does not tell
 STAGES = ("decode", "detect", "track", "embed", "write")
 _NO_FEATURE_YET = np.zeros(0, dtype=np.float32)
 
@@ -120,9 +120,13 @@ def ingest_video(
     extractor: Embedder,
     detector: Detector,
     model_source: str,
+    on_commit: Callable[[VideoRecord, int], None] | None = None,
 ) -> IngestReport:
     """Ingest the video ``info`` describes (``reidkit.video.probe_video``) into ``store`` (writable), resuming an
-    interrupted run of the same video and frame range."""
+    interrupted run of the same video and frame range.
+
+    ``on_commit(video, last_frame)`` is called once the video row is claimed (``last_frame`` -1 when nothing is
+    committed yet) and after every committed chunk: how a caller (the service's ingest jobs) reports progress."""
     started = time.perf_counter()
     plan = plan_ingest(store, info, options)
     store.require_model(extractor.model_id, extractor.feature_dim, model_source)
@@ -134,11 +138,13 @@ def ingest_video(
     if video.last_committed_frame >= 0:
         report.resumed_after = video.last_committed_frame
     report.orphan_crops_removed = store.remove_orphan_crops(video)
+    if on_commit is not None:
+        on_commit(video, video.last_committed_frame)
     first = video.start_frame if video.last_committed_frame < 0 else video.last_committed_frame + video.every_n
     if first < video.end_frame:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TruncatedVideoWarning)
-            _run(store, video, first, options, extractor, detector, report)
+            _run(store, video, first, options, extractor, detector, report, on_commit)
         report.warnings += [str(w.message) for w in caught if issubclass(w.category, TruncatedVideoWarning)]
     store.finish_video(video.id)
     store.save_indexes()
@@ -192,7 +198,7 @@ def plan_ingest(store: Store, info: VideoInfo, options: IngestOptions) -> Ingest
     from this file or from another copy of the same recording, unless ``options.force``.
     """
     check_options(options, info)
-    end_frame = options.end_frame if options.end_frame is not None else (info.num_frames or _OPEN_END)
+    end_frame = options.end_frame if options.end_frame is not None else (info.num_frames or OPEN_END)
     overlapping = [
         v for v in store.videos(info.fingerprint) if v.start_frame < end_frame and options.start_frame < v.end_frame
     ]
@@ -313,12 +319,13 @@ def _run(
     extractor: Embedder,
     detector: Detector,
     report: IngestReport,
+    on_commit: Callable[[VideoRecord, int], None] | None,
 ) -> None:
     """Decode and detect chunks in a background thread; here, track each chunk in order, embed it and commit it."""
     tracker = ByteTracker(frame_rate=video.fps)
     track_rows: dict[int, int] = {}
     last_save = time.monotonic()
-    end = None if video.end_frame >= _OPEN_END else video.end_frame
+    end = None if video.end_frame >= OPEN_END else video.end_frame
     try:
         frames = iter_frames(video.path, options.every_n, first, end, progress=options.progress)
     except VideoError:
@@ -331,6 +338,8 @@ def _run(
                 digests = {frame.index: frame_digest(frame.image) for frame in chunk}
             _commit(store, video.id, pending, chunk[-1].index, track_rows, digests, extractor, options, report)
             report.frames += len(chunk)
+            if on_commit is not None:
+                on_commit(video, chunk[-1].index)
             if time.monotonic() - last_save >= options.save_every_s:
                 store.save_indexes()
                 last_save = time.monotonic()
