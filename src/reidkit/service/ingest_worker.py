@@ -8,6 +8,7 @@ even when no server is polling. Started by ``jobs.JobRunner`` only; a bug's trac
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -19,6 +20,8 @@ from reidkit.search.ingest import OPEN_END
 from reidkit.service.jobs import Job, ingest_options_of, read_job, set_job, start_next
 
 _PROGRESS_EVERY_S = 0.25
+# Below the server's priority: on a small machine the API keeps answering searches while an ingest takes every core.
+_NICENESS = 10
 
 
 class _Progress:
@@ -92,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m reidkit.service.ingest_worker DB JOB_ID", file=sys.stderr)
         return 2
     db = Path(args[0])
+    try:
+        os.nice(_NICENESS)
+    except OSError:
+        pass  # not allowed here: run at normal priority
     try:
         run_job(db, int(args[1]))
     finally:

@@ -11,7 +11,8 @@ A job goes ``queued`` -> ``running`` -> ``done`` | ``failed`` (with a one-line m
 ``interrupted`` (its process died without saying how: a server restart, SIGKILL, out of memory). Queued jobs start in
 submission order while no job runs: a finishing worker starts the next one itself, and ``JobRunner.poll`` (run by
 every read) does when a worker died. Which job may start is decided inside one ``BEGIN IMMEDIATE`` transaction, so
-two starters never start two ingests.
+two starters never start two ingests. A worker outlives a server restart (it runs in its own session): the restarted
+server finds its job still running, and ``recover`` marks only jobs whose worker is gone.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reidkit.errors import ConfigError, ReidkitError
+from reidkit.errors import ConfigError, ReidkitError, StoreError
 from reidkit.search.retention import UPLOADS
 from reidkit.service.state_db import connect_state
 
@@ -161,8 +162,13 @@ class JobRunner:
         info = probe_video(path)
         check_options(ingest_options, info)
         if (self.db / DB_NAME).is_file():
-            with Store.open(self.db) as store:
-                plan_ingest(store, info, ingest_options)
+            try:
+                store = Store.open(self.db)
+            except StoreError:
+                store = None  # e.g. the first job is creating it right now: its worker checks again
+            if store is not None:
+                with store:
+                    plan_ingest(store, info, ingest_options)
         now = _now()
         with self._connection() as connection:
             cursor = connection.execute(
