@@ -75,7 +75,8 @@ def test_a_dry_run_lists_the_old_videos_and_changes_nothing(built: Path, tmp_pat
     assert [v.id for v in report.videos] == [1, 4]
     assert report.dry_run and report.detections > 0 and not any(v.file_deleted for v in report.videos)
     # committed frames 0-18 at 10 fps: the footage ends 1.9 s after its start time
-    assert abs(report.videos[0].footage_end - MAY.replace(tzinfo=UTC) - timedelta(seconds=1.9)) < timedelta(seconds=1e-3)
+    ended = report.videos[0].footage_end - MAY.replace(tzinfo=UTC)
+    assert abs(ended - timedelta(seconds=1.9)) < timedelta(milliseconds=1)
     assert snapshot(root) == before
 
 

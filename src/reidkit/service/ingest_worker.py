@@ -17,6 +17,7 @@ from typing import Any
 
 from reidkit.errors import ReidkitError
 from reidkit.search.ingest import OPEN_END
+from reidkit.search.rows import VideoRecord
 from reidkit.service.jobs import Job, ingest_options_of, read_job, set_job, start_next
 
 _PROGRESS_EVERY_S = 0.25
@@ -33,7 +34,7 @@ class _Progress:
         self.written_at = 0.0
         self.fields: dict[str, Any] = {}
 
-    def __call__(self, video: Any, last_frame: int) -> None:
+    def __call__(self, video: VideoRecord, last_frame: int) -> None:
         every, start = video.every_n, video.start_frame
         done = 0 if last_frame < start else (last_frame - start) // every + 1
         total = None if video.end_frame >= OPEN_END else -(-(video.end_frame - start) // every)

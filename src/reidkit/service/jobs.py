@@ -30,11 +30,14 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reidkit.errors import ConfigError, ReidkitError, StoreError
 from reidkit.search.retention import UPLOADS
 from reidkit.service.state_db import connect_state
+
+if TYPE_CHECKING:
+    from reidkit.search.ingest import IngestOptions
 
 ACTIVE = ("queued", "running")
 RESUMABLE = ("interrupted", "cancelled", "failed")
@@ -193,7 +196,9 @@ class JobRunner:
         with self._connection() as connection, _immediate(connection):
             job = _read(connection, job_id)
             if job.status not in (*ACTIVE, "interrupted"):
-                raise JobStateError(f"ingest job {job_id} is {job.status}; only a queued or running job can be cancelled")
+                raise JobStateError(
+                    f"ingest job {job_id} is {job.status}; only a queued, running or interrupted job can be cancelled"
+                )
             kept = f"video {job.video_id} stays resumable" if job.video_id is not None else "nothing was stored yet"
             _set(connection, job_id, status="cancelled", phase="ended",
                  message=f"cancelled; {kept} (resume the job to continue)")
@@ -253,7 +258,7 @@ class JobRunner:
                 time.sleep(0.05)
 
 
-def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) -> Any:
+def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) -> IngestOptions:
     """The ``IngestOptions`` of a job (no progress bar: nobody watches a worker's terminal)."""
     from reidkit.search.ingest import IngestOptions
     from reidkit.search.rows import parse_time
