@@ -30,6 +30,7 @@ LAYERS = {
     "viz": 7,
     "training": 8,
     "demos": 9,
+    "service": 9,
     "cli": 10,
 }
 

@@ -1,0 +1,69 @@
+"""The service's own database, ``<store>/service.sqlite``: tokens and the audit log (and the ingest jobs).
+
+It is kept apart from the store's ``reidkit.sqlite`` so that the person-search data stays what ``reidkit ingest``
+and ``reidkit search`` read and write, and so that a store copied elsewhere does not carry its access tokens along.
+WAL lets the server, the ``reidkit token`` command and an ingest job write it at once; every caller opens its own
+connection (sqlite3 connections are not shared between threads).
+
+The audit table refuses ``UPDATE`` and ``DELETE`` in SQLite itself (triggers), so not even a bug in the service can
+rewrite history; only someone with the file can.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from reidkit.errors import StoreError
+
+SERVICE_DB = "service.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    lookup TEXT NOT NULL UNIQUE,       -- the secret's first characters: finds the row, proves nothing
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+    salt BLOB NOT NULL,
+    hash BLOB NOT NULL,                -- PBKDF2-HMAC-SHA256(secret, salt, iterations)
+    iterations INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,                  -- UTC, ISO 8601
+    token_id INTEGER,                  -- NULL for the command line (token create / revoke)
+    who TEXT NOT NULL,                 -- the token's name (or "cli")
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,              -- search, search.track, frame, track, audit, denied, token.create, ...
+    target TEXT NOT NULL,              -- what was looked at or done, with the filters used
+    hits INTEGER                       -- results returned, where the action has results
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+_READY: set[Path] = set()
+
+
+def connect(root: Path) -> sqlite3.Connection:
+    """A new autocommit connection to ``root``'s service database (created with its tables on first use)."""
+    path = Path(root) / SERVICE_DB
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        if path.resolve() not in _READY:
+            connection.executescript(SCHEMA)
+            _READY.add(path.resolve())
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise StoreError(
+            f"cannot open the service database {path} ({exc}); the store folder must be writable by the service"
+        ) from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a reidkit service database ({exc}); move it away") from exc
+    return connection
