@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from fastapi import Depends, Request
+from fastapi import Depends, Path as PathParam, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reidkit.search.rows import ModelInfo, normalise_rows
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from reidkit.video import Detector
 
 API = "/api/v1"
+# Row ids in a URL: SQLite's INTEGER is 64-bit, so a larger number is refused (422) before it reaches a query.
+SQLITE_MAX_ID = 2**63 - 1
+ItemId = Annotated[int, PathParam(ge=1, le=SQLITE_MAX_ID)]
 # Every status a route may answer besides 200, documented in the spec (the fuzz test holds the API to it).
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}

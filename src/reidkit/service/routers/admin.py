@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.schemas import AuditResponse
-from reidkit.service.services import API, ERRORS, admin, services
+from reidkit.service.services import API, ERRORS, SQLITE_MAX_ID, admin, services
 
 router = APIRouter(prefix=API, tags=["admin"], responses=ERRORS)
 
@@ -20,7 +20,7 @@ def read_audit(
     request: Request,
     caller: Annotated[Caller, Depends(admin)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, description="page back: entries older than this id")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=SQLITE_MAX_ID, description="page back: entries older than this id")] = None,
 ) -> dict[str, Any]:
     state = services(request)
     audit.record(state.root, caller, "audit", f"limit={limit} before_id={before_id}")

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from PIL import Image, ImageDraw
 
@@ -26,11 +26,10 @@ from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError
 from reidkit.service.routers.search import links
 from reidkit.service.schemas import TrackResponse
-from reidkit.service.services import API, ERRORS, services, viewer
+from reidkit.service.services import API, ERRORS, ItemId, services, viewer
 
 router = APIRouter(prefix=API, tags=["media"], responses=ERRORS)
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}
-ItemId = Annotated[int, Path(ge=1)]
 
 
 @router.get("/crops/{detection_id}", response_class=Response, responses=JPEG, summary="A stored person crop")

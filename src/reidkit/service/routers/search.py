@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from reidkit.search.query import parse_box, query_crop
 from reidkit.search.results import QueryDescription, SearchResult, result_json
@@ -21,7 +21,7 @@ from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError, decode_image, read_upload
 from reidkit.service.schemas import SearchResponse
-from reidkit.service.services import API, ERRORS, Services, services, viewer
+from reidkit.service.services import API, ERRORS, ItemId, Services, services, viewer
 
 router = APIRouter(prefix=API, tags=["search"], responses=ERRORS)
 MAX_TOP_K = 100
@@ -66,7 +66,7 @@ def search_photo(
 def search_track(
     request: Request,
     caller: Annotated[Caller, Depends(viewer)],
-    track_id: Annotated[int, Path(ge=1)],
+    track_id: ItemId,
     top_k: TopK = 10,
     camera: Cameras = None,
     after: After = None,
