@@ -19,7 +19,6 @@ import hmac
 import secrets
 import sqlite3
 import threading
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -73,30 +72,37 @@ def create_token(db: Path, role: Role, name: str) -> tuple[TokenInfo, str]:
     secret = PREFIX + secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
     created = _now()
-    with closing(connect(db)) as connection:
+    digest = _hash(secret, salt, _ITERATIONS)
+    connection = connect(db)
+    connection.execute("BEGIN IMMEDIATE")  # the token and its audit entry, or neither
+    try:
         cursor = connection.execute(
             "INSERT INTO tokens(lookup, name, role, salt, hash, iterations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (_lookup(secret), name, role.name, salt, _hash(secret, salt, _ITERATIONS), _ITERATIONS, created),
+            (_lookup(secret), name, role.name, salt, digest, _ITERATIONS, created),
         )
         token_id = int(cursor.lastrowid or 0)
         record_cli(connection, "token.create", f"token {token_id} ({name!r}, {role.name})")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
     return TokenInfo(token_id, name, role, created, None), secret
 
 
 def list_tokens(db: Path) -> list[TokenInfo]:
-    with closing(connect(db)) as connection:
-        rows = connection.execute("SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY id").fetchall()
+    connection = connect(db)
+    rows = connection.execute("SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY id").fetchall()
     return [TokenInfo(int(i), str(n), Role[str(r)], str(c), None if v is None else str(v)) for i, n, r, c, v in rows]
 
 
 def revoke_token(db: Path, token_id: int) -> TokenInfo:
     """Mark token ``token_id`` revoked (kept, so the audit log's entries still name it)."""
-    with closing(connect(db)) as connection:
-        updated = connection.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), token_id)
-        ).rowcount
-        if updated:
-            record_cli(connection, "token.revoke", f"token {token_id}")
+    connection = connect(db)
+    updated = connection.execute(
+        "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), token_id)
+    ).rowcount
+    if updated:
+        record_cli(connection, "token.revoke", f"token {token_id}")
     found = {token.id: token for token in list_tokens(db)}
     if token_id not in found:
         raise ConfigError(f"no token {token_id} in {db}; `reidkit token list --db {db}` shows them")
@@ -122,16 +128,16 @@ class TokenVerifier:
         key = hashlib.sha256(secret.encode()).digest()
         with self._lock:
             known = self._verified.get(key)
-        with closing(connect(self.db)) as connection:
-            if known is not None:
-                row = connection.execute(
-                    "SELECT id, name, role, revoked_at FROM tokens WHERE id = ?", (known,)
-                ).fetchone()
-                return _caller(row)
+        connection = connect(self.db)
+        if known is not None:
             row = connection.execute(
-                "SELECT id, name, role, revoked_at, salt, hash, iterations FROM tokens WHERE lookup = ?",
-                (_lookup(secret),),
+                "SELECT id, name, role, revoked_at FROM tokens WHERE id = ?", (known,)
             ).fetchone()
+            return _caller(row)
+        row = connection.execute(
+            "SELECT id, name, role, revoked_at, salt, hash, iterations FROM tokens WHERE lookup = ?",
+            (_lookup(secret),),
+        ).fetchone()
         if row is None or not hmac.compare_digest(_hash(secret, row[4], int(row[6])), row[5]):
             return None
         with self._lock:

@@ -7,7 +7,6 @@ refuse ``UPDATE`` and ``DELETE`` outright. Admins read it at ``GET /api/v1/audit
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +34,8 @@ class AuditEntry:
 
 def record(db: Path, caller: Caller, action: str, target: str, hits: int | None = None) -> None:
     """Append one entry for a request by ``caller``."""
-    with closing(connect(db)) as connection:
-        _insert(connection, caller.token_id, caller.name, caller.role.name, action, target, hits)
+    connection = connect(db)
+    _insert(connection, caller.token_id, caller.name, caller.role.name, action, target, hits)
 
 
 def record_cli(connection: sqlite3.Connection, action: str, target: str) -> None:
@@ -51,8 +50,8 @@ def read(db: Path, limit: int = 100, before_id: int | None = None) -> list[Audit
     if before_id is not None:
         query += " WHERE id < ?"
         params = (before_id, limit)
-    with closing(connect(db)) as connection:
-        rows = connection.execute(query + " ORDER BY id DESC LIMIT ?", params).fetchall()
+    connection = connect(db)
+    rows = connection.execute(query + " ORDER BY id DESC LIMIT ?", params).fetchall()
     return [AuditEntry(*row) for row in rows]
 
 
