@@ -20,7 +20,7 @@ from PIL import Image
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token, verify
 from reidkit.service.limits import image_kind, video_kind
-from reidkit.service.service_db import SERVICE_DB, connect
+from reidkit.service.service_db import SERVICE_DB
 from reidkit.service.settings import ServiceSettings
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
@@ -77,7 +77,7 @@ def test_the_audit_log_refuses_update_and_delete(tmp_path: Path) -> None:
     caller = verify(tmp_path, secret)
     assert caller is not None
     audit.record(tmp_path, caller, "search", "image 'q.jpg'", 7)
-    with closing(connect(tmp_path)) as connection:
+    with closing(sqlite3.connect(tmp_path / SERVICE_DB)) as connection:  # any client, not just reidkit's
         for statement in ("UPDATE audit SET hits = 0", "DELETE FROM audit", "UPDATE audit SET who = 'x' WHERE id = 1"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 connection.execute(statement)
