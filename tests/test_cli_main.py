@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REIDKIT = shutil.which("reidkit") or str(Path(sys.executable).with_name("reidkit"))
-COMMANDS = ("eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "list")
+COMMANDS = ("eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "serve", "token", "list")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -181,5 +180,3 @@ def _version() -> str:
 
     return reidkit.__version__
 
-
-__all__: list[Any] = ["create_app", "error_response"]

@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 from collections import deque
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -59,9 +60,9 @@ def video_kind(head: bytes) -> str | None:
     return sniff(head, _VIDEO_MAGIC)
 
 
-def read_upload(stream: io.BufferedIOBase | object, limit: int, field: str) -> bytes:
+def read_upload(stream: BinaryIO, limit: int, field: str) -> bytes:
     """All of an uploaded file, refused with 413 past ``limit`` bytes (read one byte past it, never all of it)."""
-    data = stream.read(limit + 1)  # type: ignore[attr-defined]
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise ApiError(413, "too_large", f"{field} is over the limit of {limit / 1e6:.0f} MB")
     if not data:
