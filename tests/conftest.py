@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -128,3 +129,58 @@ def scratch_mgn(num_classes: int, size: tuple[int, int] = (64, 32)):
         norm.momentum = momentum
     card = ModelCard(asdict(model.spec), size, IMAGENET_MEAN, IMAGENET_STD, backbone_init="scratch")
     return model.eval(), card
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, shared_dir: Path) -> Path:
+    """A person-search store of the shared video's first 60 frames (every 2nd: 30 frames), camera ``cam1`` from
+    2024-05-01 09:00, OpenVINO detector, MGN-MobileNetV2 on ImageNet weights; built once per session, read-only
+    for the tests that use it."""
+    from datetime import datetime
+
+    from reidkit.search.ingest import IngestOptions, ingest_video
+    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.search.store import Store
+    from reidkit.video import probe_video
+
+    root = tmp_path_factory.mktemp("small-store") / "store"
+    detector_xml = shared_dir / "models" / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
+    detector = choose_detector(None, openvino_model=detector_xml)
+    model = choose_model("imagenet", None)
+    options = IngestOptions("cam1", datetime(2024, 5, 1, 9, 0, 0), every_n=2, end_frame=60, progress=False)
+    with Store.open(root, writable=True, create=True) as store:
+        report = ingest_video(store, probe_video(vtest_video), options, model.extractor, detector, model.source)
+    assert report.detections > 30 and report.tracks >= 3
+    return root
+
+
+@pytest.fixture(scope="module")
+def serve() -> Iterator[Callable[..., str]]:
+    """``serve(db, settings)`` runs the service on a real uvicorn server on 127.0.0.1 (a free port, bound before
+    the server starts) in a thread, and returns its base URL; every server stops when the module is done."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from reidkit.service.app import create_app
+
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(db: Path, settings: object = None) -> str:
+        listener = socket.create_server(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(create_app(db, settings), log_level="warning"))  # type: ignore[arg-type]
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.05)
+        running.append((server, thread))
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 REIDKIT = shutil.which("reidkit") or str(Path(sys.executable).with_name("reidkit"))
-COMMANDS = ("eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "purge", "list")
+COMMANDS = (
+    "eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "purge", "serve", "token", "list"
+)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

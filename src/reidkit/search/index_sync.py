@@ -47,6 +47,18 @@ class StoreVectors:
                 self._sync(index, name)
             self._indexes[name] = index
 
+    def refresh(self, since: int) -> None:
+        """For a long-lived reader (the service): take in the rows other processes committed after commit ``since``
+        (the last one this reader has seen) and drop the rows they deleted; load the indexes if the store got its
+        model meanwhile. Nothing is written to disk."""
+        if not self._indexes:
+            model = self.store.model
+            if model is not None:
+                self.load(model.feature_dim)
+            return
+        for name, index in self._indexes.items():
+            self._sync(index, name, since)
+
     def save(self) -> None:
         """Persist both indexes (re-planned first if the gallery outgrew its index kind)."""
         seq = self.store.commit_seq
@@ -57,18 +69,20 @@ class StoreVectors:
             if index.commit_seq != seq:
                 index.save(seq)
 
-    def _sync(self, index: VectorIndex, name: str) -> None:
-        """Bring a loaded index in step with SQLite: drop ids without a row, (re)add rows changed since its commit.
+    def _sync(self, index: VectorIndex, name: str, since: int | None = None) -> None:
+        """Bring a loaded index in step with SQLite: drop ids without a row, (re)add rows changed since its commit
+        (or since commit ``since``, which a live reader's in-memory index reflects).
 
         When the index claims the current commit, matching counts are taken as proof (cheap for large stores); a
         count mismatch falls through to the full id comparison.
         """
         store, table = self.store, _TABLES[name]
-        if index.commit_seq == store.commit_seq and index.count == store.count_rows(table):
+        if since is None and index.commit_seq == store.commit_seq and index.count == store.count_rows(table):
             return
         stored = store.ids_of(f"SELECT id FROM {table} ORDER BY id", ())
         indexed = index.ids()
-        changed = store.ids_of(f"SELECT id FROM {table} WHERE seq > ? ORDER BY id", (index.commit_seq,))
+        after = index.commit_seq if since is None else since
+        changed = store.ids_of(f"SELECT id FROM {table} WHERE seq > ? ORDER BY id", (after,))
         stale = np.union1d(np.setdiff1d(indexed, stored), np.intersect1d(indexed, changed))
         missing = np.union1d(np.setdiff1d(stored, indexed), changed)
         index.remove(stale)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from reidkit.errors import ConfigError, ReidkitError, StoreError
 from reidkit.search.retention import UPLOADS
-from reidkit.service.state_db import connect_state
+from reidkit.service.service_db import connect_new
 
 if TYPE_CHECKING:
     from reidkit.search.ingest import IngestOptions
@@ -45,25 +45,6 @@ LOGS = "job-logs"  # <db>/job-logs/job-<id>.log: the worker's output, where a bu
 _WORKER_MODULE = "reidkit.service.ingest_worker"
 _STOP_WAIT_S = 10.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    status TEXT NOT NULL,                  -- queued, running, done, failed, cancelled, interrupted
-    phase TEXT NOT NULL,                   -- queued, loading, ingesting, ended
-    video_path TEXT NOT NULL,              -- absolute path of the file to ingest (uploads: <db>/uploads/...)
-    camera TEXT NOT NULL,
-    start_time TEXT,                       -- ISO 8601 wall-clock time of the video's first frame, as given
-    options TEXT NOT NULL,                 -- JSON of JobOptions
-    checkpoint TEXT,                       -- the server's --checkpoint for new stores (None: the usual default)
-    frames_done INTEGER NOT NULL DEFAULT 0,   -- sampled frames committed to the store
-    frames_total INTEGER,                  -- sampled frames in the range (None while unknown)
-    video_id INTEGER,                      -- the store's video row, once claimed
-    message TEXT NOT NULL DEFAULT '',      -- one line: the result, or why it failed
-    pid INTEGER,                           -- the worker process (and process group) while running
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-"""
 
 
 class UnknownJobError(ReidkitError):
@@ -141,8 +122,6 @@ class JobRunner:
         self.db = Path(db)
         self.checkpoint = checkpoint
         self._children: builtins.list[subprocess.Popen[bytes]] = []
-        with self._connection() as connection:
-            connection.executescript(_SCHEMA)
 
     # --- the API's calls ------------------------------------------------------------------------------------------
     def submit(
@@ -240,7 +219,7 @@ class JobRunner:
     # --- helpers ----------------------------------------------------------------------------------------------
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        with closing(connect_state(self.db)) as connection:
+        with closing(connect_new(self.db)) as connection:
             yield connection
 
     def _stop(self, pid: int) -> None:
@@ -277,7 +256,7 @@ def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) 
 def start_next(db: Path) -> tuple[builtins.list[int], subprocess.Popen[bytes] | None]:
     """In one write transaction: mark running jobs whose worker is gone ``interrupted``, then, when no job runs,
     start the oldest queued one. Returns the interrupted job ids and the started process (or None)."""
-    with closing(connect_state(db)) as connection:
+    with closing(connect_new(db)) as connection:
         running = connection.execute("SELECT id, pid FROM jobs WHERE status = 'running'").fetchall()
         if any(worker_alive(pid) for _, pid in running):
             return [], None
@@ -337,12 +316,12 @@ def worker_alive(pid: int | None) -> bool:
 def set_job(db: Path, job_id: int, only_if_running: bool = True, **fields: Any) -> bool:
     """Update a job's row (the worker's progress and result); with ``only_if_running`` a job cancelled meanwhile is
     left as it is. True if the row changed."""
-    with closing(connect_state(db)) as connection:
+    with closing(connect_new(db)) as connection:
         return _set(connection, job_id, only_if_running=only_if_running, **fields)
 
 
 def read_job(db: Path, job_id: int) -> Job:
-    with closing(connect_state(db)) as connection:
+    with closing(connect_new(db)) as connection:
         return _read(connection, job_id)
 
 

@@ -1,0 +1,182 @@
+"""The FastAPI application: routes, JSON errors, request-size and security headers, and start-up.
+
+Every error is ``{"error": {"code": ..., "message": ...}}`` with a 4xx status: ``ApiError`` carries its own, a
+``ReidkitError`` from the search code (a bad box, an unknown camera, an unreadable query) is a 400, FastAPI's own
+validation a 422, an unknown route a 404. A 500 is a bug; it is logged with its traceback and answered without one.
+Request bodies are capped before they are read (``Content-Length``, or counted as they stream in), so a client
+cannot fill the disk with a multipart upload the size checks would only see afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reidkit.errors import ReidkitError
+from reidkit.service.limits import ApiError
+from reidkit.service.routers import admin, media, meta, search
+from reidkit.service.services import API, Services
+from reidkit.service.settings import ServiceSettings
+
+log = logging.getLogger("reidkit.service")
+# Multipart framing and the form's text fields, on top of the file a route accepts.
+_FORM_SLACK = 256 * 1024
+_VIDEO_UPLOAD = f"{API}/videos"
+
+
+def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
+    """The service for store folder ``db``; the store's ReID model is loaded before the first request."""
+    state = Services.create(Path(db), settings or ServiceSettings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _one_faiss_thread()
+        held = state.reader.call(lambda store: None if store is None else store.model)
+        if held is not None:
+            state.embedder.load(held, state.reader)
+        yield
+        state.reader.close()
+
+    app = FastAPI(
+        title="reidkit person search",
+        version=_version(),
+        description="Search stored video for a person. Every route but /health needs `Authorization: Bearer <token>`.",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = state
+    for router in (meta.router, search.router, media.router, admin.router):
+        app.include_router(router)
+    _add_error_handlers(app, state)
+    app.add_middleware(_BodyLimit, image_bytes=state.settings.max_image_bytes,
+                       video_bytes=state.settings.max_video_bytes)
+    app.add_middleware(_SecurityHeaders)
+    return app
+
+
+def _one_faiss_thread() -> None:
+    """A search asks FAISS about one vector, which gains nothing from OpenMP's threads and, on a busy 2-core
+    server, waited for them: 24 ms per search with two threads, 3 ms with one (the 118-crop test store). Requests
+    run side by side instead. Process-wide, so only the server sets it; ingest jobs run in their own processes."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI, state: Services) -> None:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, state.scrub(exc.message), exc.headers)
+
+    async def reidkit_error(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(400, "bad_request", state.scrub(str(exc)))
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'body'}: {error['msg']}" for error in exc.errors()
+        )
+        return error_response(422, "invalid_request", problems)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal_error", "an internal error; it has been logged")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ReidkitError, reidkit_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, bug)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """Refuse (413) a request body over the route's limit before the multipart parser spools it to disk."""
+
+    def __init__(self, app: ASGIApp, image_bytes: int, video_bytes: int) -> None:
+        self.app, self.image_bytes, self.video_bytes = app, image_bytes, video_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = (self.video_bytes if scope["path"] == _VIDEO_UPLOAD else self.image_bytes) + _FORM_SLACK
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _send_too_large(send, limit)
+            return
+        received = 0
+        refused = False  # the body went past the limit: whatever the app answers, the client gets a 413
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                refused = True
+                raise _TooLarge()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _TooLarge:
+            pass
+        if refused:
+            await _send_too_large(send, limit)
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    response = error_response(413, "too_large", f"the request body is over the limit of {limit / 1e6:.0f} MB")
+    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class _SecurityHeaders:
+    """Surveillance data must not linger in shared caches or be re-interpreted by browsers."""
+
+    HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
+               (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+def _version() -> str:
+    import reidkit
+
+    return reidkit.__version__
+

@@ -1,0 +1,71 @@
+"""The audit log: who searched for whom, who looked at which frame, who ingested, deleted or purged what.
+
+Append-only: ``record`` inserts, nothing in reidkit updates or deletes, and SQLite's triggers (``service_db``)
+refuse ``UPDATE`` and ``DELETE`` outright. Admins read it at ``GET /api/v1/audit``, newest first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reidkit.service.service_db import connect
+
+if TYPE_CHECKING:
+    from reidkit.service.access import Caller
+
+MAX_TARGET_CHARS = 500
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    token_id: int | None
+    who: str
+    role: str
+    action: str
+    target: str
+    hits: int | None
+
+
+def record(db: Path, caller: Caller, action: str, target: str, hits: int | None = None) -> None:
+    """Append one entry for a request by ``caller``."""
+    connection = connect(db)
+    _insert(connection, caller.token_id, caller.name, caller.role.name, action, target, hits)
+
+
+def record_cli(connection: sqlite3.Connection, action: str, target: str) -> None:
+    """Append one entry for something done on the command line (tokens), on an open service connection."""
+    _insert(connection, None, "cli", "admin", action, target, None)
+
+
+def read(db: Path, limit: int = 100, before_id: int | None = None) -> list[AuditEntry]:
+    """Up to ``limit`` entries, newest first; ``before_id`` pages back from an entry."""
+    query = "SELECT id, at, token_id, who, role, action, target, hits FROM audit"
+    params: tuple[int, ...] = (limit,)
+    if before_id is not None:
+        query += " WHERE id < ?"
+        params = (before_id, limit)
+    connection = connect(db)
+    rows = connection.execute(query + " ORDER BY id DESC LIMIT ?", params).fetchall()
+    return [AuditEntry(*row) for row in rows]
+
+
+def _insert(
+    connection: sqlite3.Connection,
+    token_id: int | None,
+    who: str,
+    role: str,
+    action: str,
+    target: str,
+    hits: int | None,
+) -> None:
+    connection.execute(
+        "INSERT INTO audit(at, token_id, who, role, action, target, hits) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (datetime.now(UTC).isoformat(timespec="milliseconds"), token_id, who, role, action,
+         target[:MAX_TARGET_CHARS], hits),
+    )

@@ -1,0 +1,61 @@
+"""The server's view of the store: one read-only ``Store`` kept open, brought up to date when another process
+(an ingest job, ``reidkit ingest``) commits.
+
+Opening a store per request would reload both vector indexes from disk (hundreds of MB for a large store) and replay
+every row committed since they were last saved. Instead one ``Store`` stays open and, before each use, its
+``commit_seq`` (one indexed SQLite read) is compared with the last one seen; when it moved, ``StoreVectors.refresh``
+adds the new rows and drops deleted ones. Python's sqlite3 connections belong to the thread that made them and FAISS
+indexes must not be searched while rows are added, so every use of the store runs on one dedicated thread, in turn:
+``StoreReader.call(fn)`` runs ``fn(store)`` there. Searches are short (milliseconds); the model, the slow part, runs
+outside it.
+
+A store folder with no store yet (a server started before the first ingest) reads as empty until one appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from reidkit.search.store import DB_NAME, Store
+
+T = TypeVar("T")
+
+
+class StoreReader:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._store: Store | None = None
+        self._seen = -1
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reidkit-store")
+
+    def call(self, fn: Callable[[Store | None], T]) -> T:
+        """``fn(store)`` on the store's thread, with the store as of the latest commit (None: no store yet)."""
+        return self._thread.submit(self._run, fn).result()
+
+    def close(self) -> None:
+        self._thread.submit(self._close).result()
+        self._thread.shutdown()
+
+    def _run(self, fn: Callable[[Store | None], T]) -> T:
+        return fn(self._current())
+
+    def _current(self) -> Store | None:
+        if self._store is None:
+            if not (self.root / DB_NAME).is_file():
+                return None
+            self._store = Store.open(self.root)
+            self._seen = self._store.commit_seq
+            return self._store
+        seq = self._store.commit_seq
+        if seq != self._seen:
+            self._store.vectors.refresh(self._seen)
+            self._seen = seq
+        return self._store
+
+    def _close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

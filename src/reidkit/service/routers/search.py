@@ -1,0 +1,143 @@
+"""``POST /search`` (a photo, or a frame and a box) and ``POST /search/track/{id}``: the same ranking as
+``reidkit search`` on the same store, because they run the same functions (``search.query.query_crop``, the store's
+model from ``choose_model``, ``search.search_store``, ``results.result_json``).
+
+Every search is written to the audit log with its filters and the number of hits.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+
+from reidkit.search.query import parse_box, query_crop
+from reidkit.search.results import QueryDescription, SearchResult, result_json
+from reidkit.search.rows import ModelInfo, parse_time
+from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
+from reidkit.search.store import CROP_INDEX, Store
+from reidkit.service import audit
+from reidkit.service.access import Caller
+from reidkit.service.limits import ApiError, decode_image, read_upload
+from reidkit.service.schemas import SearchResponse
+from reidkit.service.services import API, ERRORS, ItemId, Services, services, viewer
+
+router = APIRouter(prefix=API, tags=["search"], responses=ERRORS)
+MAX_TOP_K = 100
+
+TopK = Annotated[int, Form(ge=1, le=MAX_TOP_K, description="tracks to return")]
+Cameras = Annotated[list[str] | None, Form(description="only these cameras (repeat the field for several)")]
+After = Annotated[str | None, Form(description="only sightings at or after this ISO 8601 time")]
+Before = Annotated[str | None, Form(description="only sightings at or before this ISO 8601 time")]
+Rerank = Annotated[bool, Form(description="k-reciprocal re-ranking of the hits")]
+
+
+@router.post("/search", response_model=SearchResponse, summary="Find a person from a photo")
+def search_photo(
+    request: Request,
+    caller: Annotated[Caller, Depends(viewer)],
+    image: Annotated[UploadFile, File(description="a person crop, or a whole frame (JPEG, PNG or WebP)")],
+    box: Annotated[str | None, Form(description="x0,y0,x1,y1: the person in a whole-frame image")] = None,
+    top_k: TopK = 10,
+    camera: Cameras = None,
+    after: After = None,
+    before: Before = None,
+    rerank: Rerank = False,
+) -> dict[str, Any]:
+    state = services(request)
+    filters = _filters(camera, after, before)
+    parsed_box = parse_box(box) if box else None
+    name = image.filename or "upload"
+    pixels = decode_image(read_upload(image.file, state.settings.max_image_bytes, "image"),
+                          state.settings.max_image_pixels)
+    held = state.reader.call(lambda store: _checked(store, filters, top_k))
+    crop = query_crop(pixels, f"image {name!r}", parsed_box, state.embedder.detector())
+    feature = state.embedder.embed(held, state.reader, crop.image)
+    description = QueryDescription(crop.kind, name, box=crop.box)
+    result = state.reader.call(lambda store: _search(store, feature, top_k, filters, rerank, None))
+    target = f"image {name!r} ({crop.kind}{'' if crop.box is None else ' ' + box_text(crop.box)}){_text(filters)}"
+    audit.record(state.root, caller, "search", f"{target} top_k={top_k}{' rerank' if rerank else ''}",
+                 len(result.hits))
+    return api_result(state, result, description, held.model_id)
+
+
+@router.post("/search/track/{track_id}", response_model=SearchResponse, summary="Find more of a stored track")
+def search_track(
+    request: Request,
+    caller: Annotated[Caller, Depends(viewer)],
+    track_id: ItemId,
+    top_k: TopK = 10,
+    camera: Cameras = None,
+    after: After = None,
+    before: Before = None,
+    rerank: Rerank = False,
+) -> dict[str, Any]:
+    state = services(request)
+    filters = _filters(camera, after, before)
+
+    def run(store: Store | None) -> tuple[ModelInfo, SearchResult]:
+        held = _checked(store, filters, top_k)
+        assert store is not None
+        if not store.tracks([track_id]):
+            raise ApiError(404, "not_found", f"no track {track_id}; take a track id from an earlier search")
+        return held, _search(store, track_query(store, track_id), top_k, filters, rerank, track_id)
+
+    held, result = state.reader.call(run)
+    audit.record(state.root, caller, "search.track", f"track {track_id}{_text(filters)} top_k={top_k}"
+                 f"{' rerank' if rerank else ''}", len(result.hits))
+    description = QueryDescription("track", f"track {track_id}", track_id=track_id)
+    return api_result(state, result, description, held.model_id)
+
+
+def api_result(state: Services, result: SearchResult, query: QueryDescription, model_id: str) -> dict[str, Any]:
+    """``result_json`` (what ``reidkit search --json`` prints) with links instead of the server's file paths."""
+    payload = result_json(result, query, state.root, model_id)
+    del payload["store"]
+    for hit in payload["hits"]:
+        del hit["crop"]
+        hit.update(links(hit["detection_id"], hit["track_id"]))
+    payload["notes"] = [state.scrub(note) for note in payload["notes"]]
+    return payload
+
+
+def links(detection_id: int, track_id: int | None = None) -> dict[str, str]:
+    found = {"crop_url": f"{API}/crops/{detection_id}", "frame_url": f"{API}/frames/{detection_id}"}
+    if track_id is not None:
+        found["track_url"] = f"{API}/tracks/{track_id}"
+    return found
+
+
+def box_text(box: tuple[float, float, float, float]) -> str:
+    return ",".join(f"{v:.0f}" for v in box)
+
+
+def _filters(camera: list[str] | None, after: str | None, before: str | None) -> SearchFilters:
+    return SearchFilters(
+        cameras=tuple(camera or ()),
+        after=parse_time(after, "after") if after else None,
+        before=parse_time(before, "before") if before else None,
+    )
+
+
+def _text(filters: SearchFilters) -> str:
+    parts = [f" camera={name!r}" for name in filters.cameras]
+    parts += [f" after={filters.after.isoformat()}"] if filters.after else []
+    parts += [f" before={filters.before.isoformat()}"] if filters.before else []
+    return "".join(parts)
+
+
+def _checked(store: Store | None, filters: SearchFilters, top_k: int) -> ModelInfo:
+    """The store's model, once the store is known to hold crops and the filters to be answerable."""
+    model = None if store is None else store.model
+    if store is None or model is None or store.index(CROP_INDEX).count == 0:
+        raise ApiError(409, "empty_store", "the store holds no person crops yet; ingest a video with people in it")
+    check_search_options(store, filters, top_k)
+    return model
+
+
+def _search(
+    store: Store | None, feature: np.ndarray, top_k: int, filters: SearchFilters, rerank: bool, exclude: int | None
+) -> SearchResult:
+    assert store is not None
+    return search_store(store, feature, top_k, filters, rerank, exclude_track=exclude)

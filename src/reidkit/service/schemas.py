@@ -1,0 +1,155 @@
+"""The API's JSON shapes as pydantic models: they write the OpenAPI spec (``/api/v1/openapi.json``) that clients
+and the fuzz test read, and FastAPI checks every response against them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Counts(BaseModel):
+    videos: int
+    tracks: int
+    detections: int
+    cameras: int
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    model_id: str | None
+    counts: Counts
+
+
+class QueryInfo(BaseModel):
+    kind: str
+    source: str
+    box: list[float] | None
+    track_id: int | None
+
+
+class HitModel(BaseModel):
+    rank: int
+    score: float
+    track_score: float
+    rerank_distance: float | None
+    track_id: int
+    detection_id: int
+    camera: str
+    video_id: int
+    time: str | None
+    time_s: float
+    frame_index: int
+    box: list[float]
+    first_seen: str | None
+    last_seen: str | None
+    first_time_s: float
+    last_time_s: float
+    num_crops: int
+    crop_url: str
+    frame_url: str
+    track_url: str
+
+
+class VisitModel(BaseModel):
+    camera: str
+    video_id: int
+    first_seen: str | None
+    last_seen: str | None
+    first_time_s: float
+    last_time_s: float
+    duration_s: float
+    sightings: int
+    crops: int
+    best_score: float
+    track_ids: list[int]
+
+
+class SearchResponse(BaseModel):
+    query: QueryInfo
+    model_id: str
+    candidates: int
+    reranked: bool
+    hits: list[HitModel]
+    trajectory: list[VisitModel]
+    notes: list[str]
+
+
+class TrackInfo(BaseModel):
+    id: int
+    camera: str
+    video_id: int
+    first_seen: str | None
+    last_seen: str | None
+    first_time_s: float
+    last_time_s: float
+    num_crops: int
+
+
+class TrackCrop(BaseModel):
+    id: int
+    frame_index: int
+    time: str | None
+    time_s: float
+    box: list[float]
+    score: float
+    crop_url: str
+    frame_url: str
+
+
+class TrackResponse(BaseModel):
+    track: TrackInfo
+    detections: list[TrackCrop]
+
+
+class CameraModel(BaseModel):
+    name: str
+    videos: int
+    tracks: int
+
+
+class CamerasResponse(BaseModel):
+    cameras: list[CameraModel]
+
+
+class VideoModel(BaseModel):
+    id: int
+    camera: str
+    file: str
+    status: str
+    start_time: str | None
+    fps: float
+    width: int
+    height: int
+    start_frame: int
+    end_frame: int
+    every_n: int
+    last_committed_frame: int
+
+
+class VideosResponse(BaseModel):
+    videos: list[VideoModel]
+
+
+class AuditEntryModel(BaseModel):
+    id: int
+    at: str
+    token_id: int | None
+    who: str
+    role: str
+    action: str
+    target: str
+    hits: int | None
+
+
+class AuditResponse(BaseModel):
+    entries: list[AuditEntryModel]
+    next_before_id: int | None

@@ -1,0 +1,172 @@
+"""What every request handler shares: the store reader, the model, tokens, the rate limiter; and the dependency
+that turns a request's bearer token into a ``Caller`` of at least a given role.
+
+The ReID model is loaded once (at start-up when the store already has one) and shared. Its forward passes, and the
+query detector's, run one at a time under a lock: on a CPU server each already uses every core, so running two at
+once only makes both slower, and not every backend promises to be thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+from fastapi import Depends, Path as PathParam, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from reidkit.search.rows import ModelInfo, normalise_rows
+from reidkit.service import audit
+from reidkit.service.access import Caller, Role, TokenVerifier
+from reidkit.service.limits import ApiError, RateLimiter
+from reidkit.service.reader import StoreReader
+from reidkit.service.schemas import ErrorBody
+from reidkit.service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from reidkit.search.model_choice import ModelChoice
+    from reidkit.search.store import Store
+    from reidkit.video import Detector
+
+API = "/api/v1"
+# Row ids in a URL: SQLite's INTEGER is 64-bit, so a larger number is refused (422) before it reaches a query.
+SQLITE_MAX_ID = 2**63 - 1
+ItemId = Annotated[int, PathParam(ge=1, le=SQLITE_MAX_ID)]
+# Every status a route may answer besides 200, documented in the spec (the fuzz test holds the API to it).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "a field is wrong (the message names it)"),
+        (401, "no token, or an unknown or revoked one"),
+        (403, "the token's role may not do this"),
+        (404, "no such item"),
+        (409, "the store holds no person crops yet"),
+        (413, "an upload or image over the limits"),
+        (415, "an upload that is not what it should be, judged by its content"),
+        (422, "a field of the wrong type or out of range"),
+        (429, "too many requests with this token; see Retry-After"),
+    )
+}
+
+
+class Embedder:
+    """The store's ReID model, loaded once, and the query detector, built on first need; one forward at a time."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self._choice: ModelChoice | None = None
+        self._detector: Detector | None = None
+        self._lock = threading.Lock()
+
+    def load(self, held: ModelInfo, reader: StoreReader) -> ModelChoice:
+        """The model whose features the store holds (as ``reidkit search`` picks it), checked against the store."""
+        from reidkit.search.model_choice import choose_model
+
+        with self._lock:
+            if self._choice is None or self._choice.extractor.model_id != held.model_id:
+                choice = choose_model(self.settings.checkpoint, held, device=self.settings.device)
+                extractor = choice.extractor
+                reader.call(lambda store: _require(store, extractor.model_id, extractor.feature_dim, choice.source))
+                self._choice = choice
+            return self._choice
+
+    def embed(self, held: ModelInfo, reader: StoreReader, crop: np.ndarray) -> np.ndarray:
+        choice = self.load(held, reader)
+        with self._lock:
+            return normalise_rows(choice.extractor([crop]))[0]
+
+    def detector(self) -> Callable[[], Detector]:
+        """A factory for ``search.query.query_crop``: the detector is only built when a frame without a box
+        needs it, and its ``detect`` is serialised like the model's forward pass."""
+
+        def build() -> Detector:
+            from reidkit.search.model_choice import choose_detector
+
+            with self._lock:
+                if self._detector is None:
+                    self._detector = _Serialised(choose_detector(None, self.settings.device), self._lock)
+                return self._detector
+
+        return build
+
+
+class _Serialised:
+    def __init__(self, detector: Detector, lock: threading.Lock) -> None:
+        self.inner, self.lock, self.name = detector, lock, detector.name
+
+    def detect(self, image_rgb: np.ndarray) -> np.ndarray:
+        with self.lock:
+            return self.inner.detect(image_rgb)
+
+    def detect_batch(self, images_rgb: list[np.ndarray]) -> list[np.ndarray]:
+        with self.lock:
+            return self.inner.detect_batch(images_rgb)
+
+
+def _require(store: Store | None, model_id: str, dim: int, source: str) -> None:
+    if store is not None:
+        store.require_model(model_id, dim, source)
+
+
+@dataclass
+class Services:
+    root: Path
+    settings: ServiceSettings
+    reader: StoreReader
+    tokens: TokenVerifier
+    limiter: RateLimiter
+    embedder: Embedder
+
+    @classmethod
+    def create(cls, root: Path, settings: ServiceSettings) -> Services:
+        return cls(
+            root=Path(root),
+            settings=settings,
+            reader=StoreReader(root),
+            tokens=TokenVerifier(root),
+            limiter=RateLimiter(settings.requests_per_minute),
+            embedder=Embedder(settings),
+        )
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the server's store path (messages from ``reidkit.search`` name it for the CLI)."""
+        return text.replace(str(self.root.resolve()), "the store").replace(str(self.root), "the store")
+
+
+_bearer = HTTPBearer(auto_error=False, description="a token made with `reidkit token create`")
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def require(role: Role) -> Callable[..., Caller]:
+    """A dependency: the request's caller, refused with 401 (no, unknown or revoked token), 429 (over the rate
+    limit) or 403 (a role below ``role``; recorded in the audit log)."""
+
+    def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
+        state = services(request)
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> (make one with `reidkit token "
+                           "create`)", challenge)
+        found = state.tokens.verify(credentials.credentials)
+        if found is None:
+            raise ApiError(401, "unauthorized", "the token is unknown or has been revoked", challenge)
+        state.limiter.check(found.token_id)
+        if found.role < role:
+            audit.record(state.root, found, "denied", f"{request.method} {request.url.path}")
+            raise ApiError(
+                403, "forbidden", f"this needs the {role.name} role; token {found.name!r} is a {found.role.name}"
+            )
+        return found
+
+    return caller
+
+
+viewer = require(Role.viewer)
+operator = require(Role.operator)
+admin = require(Role.admin)
