@@ -180,6 +180,17 @@ def test_lr_schedule_warms_up_then_steps() -> None:
     assert [lr_factor(cfg, e) for e in (4, 9, 10, 19, 20)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
 
 
+def test_cosine_schedule_decays_to_zero_at_its_epoch_and_is_read_mid_epoch() -> None:
+    cfg = apply_overrides(ExperimentConfig(), ["optim.milestones=[]", "optim.cosine_epochs=4"]).optim
+    factors = [lr_factor(cfg, e) for e in range(6)]
+    assert factors[:4] == pytest.approx([0.9619, 0.6913, 0.3087, 0.0381], abs=1e-4)
+    assert factors[4:] == [0.0, 0.0]
+    warm = apply_overrides(
+        ExperimentConfig(), ["optim.milestones=[]", "optim.cosine_epochs=3", "optim.warmup_epochs=1"]
+    ).optim
+    assert [lr_factor(warm, e) for e in range(3)] == pytest.approx([0.1, 0.8536, 0.1464], abs=1e-4)
+
+
 def test_cpu_refuses_autocast_and_missing_cuda() -> None:
     cpu = torch.device("cpu")
     assert resolve_amp("auto", cpu) is None and resolve_amp("none", cpu) is None

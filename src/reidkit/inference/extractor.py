@@ -78,10 +78,11 @@ class FeatureExtractor:
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
         height, width = self.card.input_size
         self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
+        self.backend = backend
         self._compiled: Any = None
-        if backend == "openvino":
-            key = None if self._live else self.model_id  # a live model's weights may change: never cached
-            self._compiled = compile_for_cpu(self.model, self.card.input_size, cache_key=key)
+        self._compiled_id: str | None = None
+        if backend == "openvino" and not self._live:
+            self._compiled = compile_for_cpu(self.model, self.card.input_size, cache_key=self.model_id)
 
     @property
     def feature_dim(self) -> int:
@@ -121,6 +122,8 @@ class FeatureExtractor:
             # A fixed generator: worker seeds must not draw from (and so disturb) the global RNG during training.
             generator=torch.Generator().manual_seed(0),
         )
+        if self.backend == "openvino" and self._live:
+            self._compile_live()
         was_training = self.model.training
         self.model.eval()
         done = 0
@@ -137,6 +140,14 @@ class FeatureExtractor:
         finally:
             self.model.train(was_training)
         return features
+
+    def _compile_live(self) -> None:
+        """Convert a live model again whenever its weights changed since the last conversion (a trainer's model
+        between evaluations), never through the disk cache, whose entries must stay valid for their model id."""
+        current = self.model_id
+        if current != self._compiled_id:
+            self._compiled = compile_for_cpu(self.model, self.card.input_size, cache_key=None)
+            self._compiled_id = current
 
     def _forward(self, batch: Tensor) -> Tensor:
         out = self._run(batch)

@@ -33,7 +33,7 @@ from reidkit.models.model_file import ModelCard, backbone_init_label, load_check
 from reidkit.training.metrics_log import MetricsLog
 from reidkit.training.resume_state import capture_rng_state, restore_rng_state
 from reidkit.training.optim import build_optimizer, build_scheduler
-from reidkit.training.runtime import resolve_amp, resolve_device, seed_everything
+from reidkit.training.runtime import resolve_amp, resolve_device, resolve_eval_backend, seed_everything
 from reidkit.training.step import TrainStep
 
 
@@ -43,7 +43,7 @@ EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 # any epoch computes.
 RESUMABLE_CHANGES = frozenset(
     {"train.epochs", "train.max_train_seconds", "train.eval_every", "train.progress", "train.log_every",
-     "train.tensorboard", "data.workers", "data.test_batch_size"}
+     "train.tensorboard", "train.eval_backend", "data.workers", "data.test_batch_size"}
 )
 
 
@@ -110,6 +110,7 @@ class Trainer:
             pretrained=cfg.model.pretrained,
             kwargs=cfg.model.kwargs,
         )
+        model.freeze_trunk(cfg.model.freeze_layers)
         card = ModelCard(
             spec=asdict(model.spec),
             input_size=(cfg.data.height, cfg.data.width),
@@ -163,6 +164,7 @@ class Trainer:
             card=card,
             workers=cfg.data.workers,
             progress=cfg.train.progress,
+            backend=resolve_eval_backend(cfg.train.eval_backend, device),
         )
         step = TrainStep(
             self._wrap_model(model), loss_fn, optimizer, scaler, amp_dtype, device, cfg.train.channels_last
