@@ -12,6 +12,8 @@ import torch
 from reidkit.config import ExperimentConfig, apply_overrides
 from reidkit.data import ReidDataset
 from reidkit.errors import ConfigError
+from reidkit.inference import FeatureExtractor, evaluate_on_dataset
+from reidkit.models import build_model
 from reidkit.models.model_file import load_checkpoint
 from reidkit.training.gpu_batches import ERASE_SCALE, BatchAugment
 from reidkit.training.optim import lr_factor
@@ -111,6 +113,28 @@ def test_a_finished_run_is_not_overwritten_and_resume_checks_the_config(
         Trainer(config(tmp_path, *common, "optim.lr=0.1"), dataset=dataset, echo=lambda _: None).fit(resume=True)
     with pytest.raises(ConfigError, match="does not exist"):
         Trainer(config(tmp_path / "empty", *common), dataset=dataset, echo=lambda _: None).fit(resume=True)
+
+
+def test_frozen_trunk_layers_stay_imagenet_and_openvino_evaluation_matches_torch(
+    cuhk03_dataset: ReidDataset, tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino")
+    dataset = subset_identities(cuhk03_dataset, 8, 4)
+    cfg = config(
+        tmp_path, "data.ids_per_batch=4", "data.images_per_id=2", "model.pretrained=imagenet",
+        "model.freeze_layers=7", "train.epochs=1", "train.eval_backend=openvino",
+    )
+    result = Trainer(cfg, dataset=dataset, echo=lambda _: None).fit()
+    trained = load_checkpoint(result.last_checkpoint)["model"]["state_dict"]
+    imagenet = build_model("mgn", 8, backbone="mobilenetv2", pretrained="imagenet", kwargs={"part_stride": 2})
+    trunk = {key: value for key, value in imagenet.state_dict().items() if key.startswith("shared.")}
+    frozen = [key for key in trunk if int(key.split(".")[1]) < 7]
+    assert frozen and all(torch.equal(trained[key], trunk[key]) for key in frozen)  # BN statistics too
+    assert any(not torch.equal(trained[key], trunk[key]) for key in set(trunk) - set(frozen))
+    # The trainer's OpenVINO evaluation of its live model agrees with PyTorch on the saved checkpoint.
+    reference = evaluate_on_dataset(FeatureExtractor(result.last_checkpoint), dataset).summary
+    assert result.metrics["model_id"] == reference["model_id"]
+    assert result.metrics["mAP"] == pytest.approx(reference["mAP"], abs=1e-3)
 
 
 def batch(seed: int = 0) -> torch.Tensor:
