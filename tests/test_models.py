@@ -147,7 +147,7 @@ def test_frozen_trunk_layers_keep_weights_and_statistics_through_a_step(name: st
     model = build_model(name, 4, backbone="mobilenetv2")
     model.freeze_trunk(4)
     trunk = model.trunk()
-    assert len(trunk) == 14 and model.frozen_layers == 4
+    assert len(trunk) == 14
     assert trunk is (model.shared if name == "mgn" else model.body[0])
     frozen = {k: v.clone() for k, v in trunk[:4].state_dict().items()}
     thawed = {k: v.clone() for k, v in trunk[4:].state_dict().items()}

@@ -85,10 +85,6 @@ class ReidModel(nn.Module, ABC):
             module.requires_grad_(False)
         self.train(self.training)
 
-    @property
-    def frozen_layers(self) -> int:
-        return len(self._frozen)
-
     def train(self, mode: bool = True) -> ReidModel:
         super().train(mode)
         for module in self._frozen:

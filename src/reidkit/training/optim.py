@@ -44,7 +44,8 @@ def build_optimizer(model: ReidModel, config: OptimConfig, device: torch.device)
 def lr_factor(config: OptimConfig, epoch: int) -> float:
     """Multiplier of the base rates during (0-based) ``epoch``.
 
-    The cosine is read at the middle of each epoch, so no epoch runs at exactly the full rate or at zero.
+    The cosine is read at the middle of each epoch, so its first epoch runs just under the full rate and its last
+    just above zero (epochs past ``cosine_epochs`` run at zero).
     """
     if config.cosine_epochs:
         span = config.cosine_epochs - config.warmup_epochs
