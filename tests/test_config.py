@@ -68,6 +68,11 @@ def test_overrides_are_parsed_as_yaml_and_rechecked(tmp_path: Path) -> None:
         ("data: [1, 2]\n", "data must be a mapping"),
         ("- 1\n", "top level must be a mapping"),
         ("train: {epochs: 5\n", "not valid YAML"),
+        ("model:\n  freeze_layers: -1\n", "model.freeze_layers must be >= 0"),
+        ("model:\n  freeze_layers: 4\n  pretrained: null\n", "would fix randomly initialised layers"),
+        ("optim:\n  cosine_epochs: 6\n  milestones: [4]\n", "are two schedules"),
+        ("optim:\n  cosine_epochs: 2\n  milestones: []\n  warmup_epochs: 2\n", "must exceed optim.warmup_epochs"),
+        ("train:\n  eval_backend: onnx\n", "train.eval_backend must be one of 'torch', 'openvino'"),
     ],
 )
 def test_bad_files_name_the_file_and_key(tmp_path: Path, text: str, needle: str) -> None:

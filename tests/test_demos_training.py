@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from reidkit.config import load_config
+from reidkit.demos.training_demo import describe_recipe
 from reidkit.inference import FeatureExtractor
+from reidkit.recipes import resolve_recipe
 
 REIDKIT = str(Path(sys.executable).parent / "reidkit")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +46,25 @@ def test_reduced_demo_reports_both_models_and_draws_its_figures(
     checkpoint = out / "mgn_demo.pt"
     assert trained["checkpoint"] == str(checkpoint)
     assert FeatureExtractor(checkpoint).model_id == trained["model_id"]
-    assert json.loads((out / "results.json").read_text())["trained"] == trained
+    recorded = json.loads((out / "results.json").read_text())
+    assert recorded["trained"] == trained
+    assert recorded["recipe"] in result.stdout and "evaluation with openvino" in recorded["recipe"]
+    assert recorded["steps"] >= 1
+
+
+def test_the_demo_recipe_line_names_every_choice_that_shapes_its_numbers() -> None:
+    path = resolve_recipe("demo_cpu")
+    recipe = load_config(path)
+    line = describe_recipe(recipe, path)
+    assert line.startswith("recipe demo_cpu: mgn/mobilenetv2 (imagenet), 128x64, ")
+    assert f"first {recipe.model.freeze_layers} trunk layers frozen" in line and recipe.model.freeze_layers > 0
+    assert f"cosine to 0 over {recipe.optim.cosine_epochs} epochs" in line
+    assert "augmentation flip," in line and "evaluation with openvino" in line
+    plain = load_config(path, ["model.freeze_layers=0", "optim.cosine_epochs=0", "optim.milestones=[2]",
+                               "data.pad=4", "train.eval_backend=torch"])
+    line = describe_recipe(plain, path)
+    assert "nothing frozen" in line and "x0.1 at epochs 2" in line and "flip + pad 4" in line
+    assert "evaluation with torch" in line
 
 
 def test_demo_without_shared_data_says_what_to_do(tmp_path: Path) -> None:

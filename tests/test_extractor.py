@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from reidkit.errors import ImageError, ModelError
@@ -172,5 +173,30 @@ def test_openvino_conversion_of_a_checkpoint_is_cached_by_model_id(
     assert "<not a model" not in xml.read_text()
     assert not [p for p in xml.parent.parent.iterdir() if p.name.startswith(".")], "staging folder left behind"
 
-    FeatureExtractor(extractor.model, card=extractor.card, backend="openvino")  # a live model: never cached
+    FeatureExtractor(extractor.model, card=extractor.card, backend="openvino")(images[1])  # live: never cached
     assert len(conversions) == 3 and len(list(xml.parent.parent.iterdir())) == 1
+
+
+def test_openvino_follows_a_live_model_whose_weights_change(
+    images: tuple[list[Path], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trainer evaluates the model it trains: the converted network must be the current weights, not the first."""
+    pytest.importorskip("openvino")
+    from reidkit.inference import openvino_runtime
+
+    conversions = []
+    real_convert = openvino_runtime._convert
+    monkeypatch.setattr(openvino_runtime, "_convert", lambda *a: conversions.append(1) or real_convert(*a))
+    model, card = scratch_mgn(4, SIZE)
+    fast = FeatureExtractor(model, card=card, backend="openvino")
+    reference = FeatureExtractor(model, card=card)
+    before = fast(images[1])
+    fast(images[1])
+    assert len(conversions) == 1, "unchanged weights were converted again"
+    with torch.no_grad():
+        for parameter in model.global_reductions.parameters():
+            parameter.mul_(1.5)
+    after = fast(images[1])
+    assert len(conversions) == 2
+    assert not np.allclose(after, before, atol=1e-3)
+    np.testing.assert_allclose(after, reference(images[1]), rtol=1e-4, atol=5e-4)  # features up to ~5

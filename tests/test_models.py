@@ -141,6 +141,41 @@ def test_parameter_groups_partition_trainable_parameters() -> None:
     assert model.neck.bias.requires_grad is False and all(p is not model.neck.bias for p in head)
 
 
+@pytest.mark.parametrize("name", ["mgn", "ide"])
+def test_frozen_trunk_layers_keep_weights_and_statistics_through_a_step(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, 4, backbone="mobilenetv2")
+    model.freeze_trunk(4)
+    trunk = model.trunk()
+    assert len(trunk) == 14
+    assert trunk is (model.shared if name == "mgn" else model.body[0])
+    frozen = {k: v.clone() for k, v in trunk[:4].state_dict().items()}
+    thawed = {k: v.clone() for k, v in trunk[4:].state_dict().items()}
+    backbone, head = model.parameter_groups()
+    assert not {id(p) for p in trunk[:4].parameters()} & {id(p) for p in backbone + head}
+    model.train()
+    assert not any(m.training for layer in trunk[:4] for m in layer.modules()) and trunk[4].training
+    optimizer = torch.optim.SGD(backbone + head, lr=0.1)
+    out = model(torch.randn(4, 3, 64, 32))
+    sum(logit.sum() for logit in out.logits).backward()
+    optimizer.step()
+    for key, value in trunk[:4].state_dict().items():  # weights and BN running statistics alike
+        assert torch.equal(value, frozen[key]), key
+    assert any(not torch.equal(v, thawed[k]) for k, v in trunk[4:].state_dict().items())
+    assert model.state_dict().keys() == build_model(name, 4, backbone="mobilenetv2").state_dict().keys()
+    model.eval().train()
+    assert not trunk[0].training and trunk[4].training
+
+
+def test_freezing_more_layers_than_the_trunk_has_is_refused() -> None:
+    model = build_model("mgn", 4, backbone="mobilenetv2")
+    with pytest.raises(ModelError, match=r"15 trunk layers \(model.freeze_layers\); the mobilenetv2 trunk has 14"):
+        model.freeze_trunk(15)
+    model.freeze_trunk(14)
+    assert not any(p.requires_grad for p in model.shared.parameters())
+    assert all(p.requires_grad for p in model.global_branch.parameters())
+
+
 def test_channels_last_and_autocast() -> None:
     model = build_model("mgn", 5, backbone="mobilenetv2").eval()
     x = torch.randn(2, 3, 96, 32)

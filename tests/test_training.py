@@ -12,6 +12,8 @@ import torch
 from reidkit.config import ExperimentConfig, apply_overrides
 from reidkit.data import ReidDataset
 from reidkit.errors import ConfigError
+from reidkit.inference import FeatureExtractor, evaluate_on_dataset
+from reidkit.models import build_model
 from reidkit.models.model_file import load_checkpoint
 from reidkit.training.gpu_batches import ERASE_SCALE, BatchAugment
 from reidkit.training.optim import lr_factor
@@ -113,6 +115,28 @@ def test_a_finished_run_is_not_overwritten_and_resume_checks_the_config(
         Trainer(config(tmp_path / "empty", *common), dataset=dataset, echo=lambda _: None).fit(resume=True)
 
 
+def test_frozen_trunk_layers_stay_imagenet_and_openvino_evaluation_matches_torch(
+    cuhk03_dataset: ReidDataset, tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino")
+    dataset = subset_identities(cuhk03_dataset, 8, 4)
+    cfg = config(
+        tmp_path, "data.ids_per_batch=4", "data.images_per_id=2", "model.pretrained=imagenet",
+        "model.freeze_layers=7", "train.epochs=1", "train.eval_backend=openvino",
+    )
+    result = Trainer(cfg, dataset=dataset, echo=lambda _: None).fit()
+    trained = load_checkpoint(result.last_checkpoint)["model"]["state_dict"]
+    imagenet = build_model("mgn", 8, backbone="mobilenetv2", pretrained="imagenet", kwargs={"part_stride": 2})
+    trunk = {key: value for key, value in imagenet.state_dict().items() if key.startswith("shared.")}
+    frozen = [key for key in trunk if int(key.split(".")[1]) < 7]
+    assert frozen and all(torch.equal(trained[key], trunk[key]) for key in frozen)  # BN statistics too
+    assert any(not torch.equal(trained[key], trunk[key]) for key in set(trunk) - set(frozen))
+    # The trainer's OpenVINO evaluation of its live model agrees with PyTorch on the saved checkpoint.
+    reference = evaluate_on_dataset(FeatureExtractor(result.last_checkpoint), dataset).summary
+    assert result.metrics["model_id"] == reference["model_id"]
+    assert result.metrics["mAP"] == pytest.approx(reference["mAP"], abs=1e-3)
+
+
 def batch(seed: int = 0) -> torch.Tensor:
     return torch.randint(0, 256, (16, 3, 32, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
@@ -178,6 +202,17 @@ def test_lr_schedule_warms_up_then_steps() -> None:
     assert lr_factor(cfg, 0) == pytest.approx(0.2)
     assert lr_factor(cfg, 2) == pytest.approx(0.6)
     assert [lr_factor(cfg, e) for e in (4, 9, 10, 19, 20)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+
+
+def test_cosine_schedule_decays_to_zero_at_its_epoch_and_is_read_mid_epoch() -> None:
+    cfg = apply_overrides(ExperimentConfig(), ["optim.milestones=[]", "optim.cosine_epochs=4"]).optim
+    factors = [lr_factor(cfg, e) for e in range(6)]
+    assert factors[:4] == pytest.approx([0.9619, 0.6913, 0.3087, 0.0381], abs=1e-4)
+    assert factors[4:] == [0.0, 0.0]
+    warm = apply_overrides(
+        ExperimentConfig(), ["optim.milestones=[]", "optim.cosine_epochs=3", "optim.warmup_epochs=1"]
+    ).optim
+    assert [lr_factor(warm, e) for e in range(3)] == pytest.approx([0.1, 0.8536, 0.1464], abs=1e-4)
 
 
 def test_cpu_refuses_autocast_and_missing_cuda() -> None:

@@ -59,12 +59,17 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Which ``reidkit.models.build_model`` model to train; ``kwargs`` go to the model's constructor."""
+    """Which ``reidkit.models.build_model`` model to train; ``kwargs`` go to the model's constructor.
+
+    ``freeze_layers`` keeps the first N layers of the backbone's trunk at their pretrained weights and BatchNorm
+    statistics (``ReidModel.freeze_trunk``): a training-time choice, so it is not part of the model's spec.
+    """
 
     name: str = "mgn"
     backbone: str = "resnet50"
     pretrained: str | None = "imagenet"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    freeze_layers: int = 0
 
 
 @dataclass
@@ -84,7 +89,11 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimiser and step schedule (per epoch). ``backbone_lr_mult`` scales the pretrained layers' rate (PCB: 0.1)."""
+    """Optimiser and schedule (per epoch). ``backbone_lr_mult`` scales the pretrained layers' rate (PCB: 0.1).
+
+    The schedule is x``gamma`` at each of ``milestones``, or, with ``cosine_epochs`` N > 0, a half cosine from the
+    full rate after warm-up down to zero at epoch N: a schedule for a run whose length is known in advance.
+    """
 
     name: Literal["sgd", "adam"] = "sgd"
     lr: float = 0.01
@@ -96,6 +105,7 @@ class OptimConfig:
     warmup_epochs: int = 0
     warmup_factor: float = 0.1
     backbone_lr_mult: float = 1.0
+    cosine_epochs: int = 0
 
 
 @dataclass
@@ -104,6 +114,9 @@ class TrainConfig:
 
     ``amp="auto"`` means bf16 autocast on a CUDA device that supports it and full precision everywhere else;
     autocast is refused on CPU, where bf16 is emulated and several times slower.
+
+    ``eval_backend: openvino`` computes the evaluation's features with the OpenVINO runtime, about twice as fast
+    as PyTorch on a small CPU and equal to 1e-4; it applies on the CPU only (a GPU evaluates with PyTorch).
     """
 
     epochs: int = 80
@@ -118,6 +131,7 @@ class TrainConfig:
     log_every: int = 20
     eval_metric: Literal["euclidean", "cosine"] = "euclidean"
     eval_flip: bool = False
+    eval_backend: Literal["torch", "openvino"] = "torch"
     progress: bool = True
     tensorboard: bool = True
 
@@ -220,6 +234,8 @@ def validate(config: ExperimentConfig, source: str) -> None:
         "data.pad": d.pad,
         "optim.weight_decay": o.weight_decay,
         "optim.warmup_epochs": o.warmup_epochs,
+        "optim.cosine_epochs": o.cosine_epochs,
+        "model.freeze_layers": config.model.freeze_layers,
         "loss.softmax": loss.softmax,
         "loss.triplet": loss.triplet,
     }
@@ -241,6 +257,20 @@ def validate(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(f"{source}: data.mean and data.std need 3 values each (RGB), std > 0")
     if sorted(o.milestones) != o.milestones:
         raise ConfigError(f"{source}: optim.milestones must be increasing, got {o.milestones}")
+    if o.cosine_epochs and o.milestones:
+        raise ConfigError(
+            f"{source}: optim.cosine_epochs={o.cosine_epochs} and optim.milestones={o.milestones} are two schedules; "
+            "set optim.milestones=[] for the cosine one, or optim.cosine_epochs=0 for steps"
+        )
+    if o.cosine_epochs and o.cosine_epochs <= o.warmup_epochs:
+        raise ConfigError(
+            f"{source}: optim.cosine_epochs ({o.cosine_epochs}) must exceed optim.warmup_epochs ({o.warmup_epochs})"
+        )
+    if config.model.freeze_layers and config.model.pretrained is None:
+        raise ConfigError(
+            f"{source}: model.freeze_layers={config.model.freeze_layers} would fix randomly initialised layers "
+            "(model.pretrained is null); set model.freeze_layers=0 or pretrained weights"
+        )
     for key, count in (("data.max_train_ids", d.max_train_ids), ("data.max_test_ids", d.max_test_ids)):
         if count is not None and count < 2:
             raise ConfigError(f"{source}: {key} must be >= 2 or null, got {count}")

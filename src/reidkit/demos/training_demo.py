@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from reidkit.config import apply_overrides, load_config
+from reidkit.config import ExperimentConfig, apply_overrides, load_config
 from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.inference import EvalRun, FeatureExtractor, evaluate_on_dataset, untrained_model
 from reidkit.models.backbones.mobilenetv2 import SHARED_WEIGHTS, WEIGHTS_ENV
 from reidkit.models.model_file import save_weights_only
-from reidkit.training.runtime import resolve_device
+from reidkit.training.runtime import resolve_device, resolve_eval_backend
 from reidkit.training.trainer import Trainer
 from reidkit.viz.ranked_list import plot_ranked_lists
 
@@ -84,6 +84,8 @@ def run_training_demo(
         shutil.rmtree(train_dir)  # the demo's own previous run: start fresh so results are this run's
     dataset = load_dataset(recipe.data.dataset, root, **recipe.data.dataset_options)
     echo(dataset.summary())
+    recipe_line = describe_recipe(recipe, recipe_path)
+    echo(recipe_line)
 
     result = Trainer(recipe, dataset=dataset, echo=echo).fit()
     if result.final_eval is None:
@@ -94,14 +96,16 @@ def run_training_demo(
 
     echo("testing the same network with ImageNet weights only (no ReID training)")
     net, card = untrained_model(recipe.model.name, recipe.model.backbone, recipe.data.height, recipe.data.width)
+    device = resolve_device(recipe.train.device)
     baseline_extractor = FeatureExtractor(
         net,
-        device=resolve_device(recipe.train.device),
+        device=device,
         batch_size=recipe.data.test_batch_size,
         flip=recipe.train.eval_flip,
         card=card,
         workers=recipe.data.workers,
         progress=recipe.train.progress,
+        backend=resolve_eval_backend(recipe.train.eval_backend, device),
     )
     trained_run = result.final_eval
     baseline_run = evaluate_on_dataset(
@@ -129,8 +133,37 @@ def run_training_demo(
     }
     figure_paths = {name: str(path) for name, path in figures.items()}
     results = {"trained": trained, "imagenet_only": baseline}
-    (out / "results.json").write_text(json.dumps({**results, "figures": figure_paths}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps({**results, "figures": figure_paths, "recipe": recipe_line, "steps": steps}, indent=2)
+    )
     return TrainingDemoResult(trained, baseline, figures, time.monotonic() - started)
+
+
+def describe_recipe(recipe: ExperimentConfig, path: Path) -> str:
+    """One line saying how the demo trains (printed, and kept in results.json), so that a reader of its numbers
+    sees every choice that differs from a plain fine-tuning; the full resolved config is in train/config.yaml."""
+    d, m, o, t = recipe.data, recipe.model, recipe.optim, recipe.train
+    schedule = (
+        f"cosine to 0 over {o.cosine_epochs} epochs" if o.cosine_epochs
+        else f"x{o.gamma:g} at epochs {', '.join(map(str, o.milestones))}" if o.milestones else "constant"
+    )
+    if o.warmup_epochs:
+        schedule = f"{o.warmup_epochs}-epoch warm-up, then {schedule}"
+    augmentations = [
+        name for name, used in (("flip", d.flip), (f"pad {d.pad}", d.pad > 0),
+                                (f"random erasing {d.random_erasing:g}", d.random_erasing > 0)) if used
+    ]
+    parts = [
+        f"recipe {path.stem}: {m.name}/{m.backbone} ({m.pretrained or 'scratch'}), {d.height}x{d.width}",
+        f"{d.ids_per_batch} ids x {d.images_per_id}",
+        f"{o.name} lr {o.lr:.2g}" + (f" (backbone x{o.backbone_lr_mult:g})" if o.backbone_lr_mult != 1 else ""),
+        schedule,
+        f"augmentation {' + '.join(augmentations) or 'none'}",
+        f"first {m.freeze_layers} trunk layers frozen" if m.freeze_layers else "nothing frozen",
+        f"up to {t.epochs} epochs" + (f" or {t.max_train_seconds:g}s" if t.max_train_seconds else ""),
+        f"evaluation with {t.eval_backend}",
+    ]
+    return ", ".join(parts)
 
 
 def _same_split(dataset: ReidDataset, run: EvalRun) -> ReidDataset:

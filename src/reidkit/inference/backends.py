@@ -9,6 +9,7 @@ backends share the model id and are compared with each other in a store.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -21,10 +22,19 @@ from reidkit.registry import Registry
 Runner = Callable[[Tensor], Tensor]
 
 
-class EmbeddingBackend(Protocol):
+class RunnerFactory(Protocol):
     def __call__(
         self, model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None
     ) -> Runner: ...
+
+
+@dataclass(frozen=True)
+class EmbeddingBackend:
+    """``snapshots_weights``: the runner holds its own copy of the weights (a compiled model), so a runner for a
+    live model, one still training, must be made again when its weights change."""
+
+    make_runner: RunnerFactory
+    snapshots_weights: bool
 
 
 def _torch_runner(model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None) -> Runner:
@@ -41,5 +51,7 @@ def _openvino_runner(
 
 
 EMBEDDING_BACKENDS: Registry[EmbeddingBackend] = Registry("embedding backend", ModelError)
-EMBEDDING_BACKENDS.add("torch", _torch_runner, "PyTorch, channels_last; CPU or CUDA")
-EMBEDDING_BACKENDS.add("openvino", _openvino_runner, "OpenVINO runtime, float32 on the CPU; the fastest CPU path")
+EMBEDDING_BACKENDS.add("torch", EmbeddingBackend(_torch_runner, False), "PyTorch, channels_last; CPU or CUDA")
+EMBEDDING_BACKENDS.add(
+    "openvino", EmbeddingBackend(_openvino_runner, True), "OpenVINO runtime, float32 on the CPU; the fastest CPU path"
+)

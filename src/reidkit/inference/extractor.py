@@ -58,7 +58,7 @@ class FeatureExtractor:
     ) -> None:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
-        make_runner = EMBEDDING_BACKENDS.get(backend)
+        self._backend = EMBEDDING_BACKENDS.get(backend)
         self.device = torch.device(device)
         self._live = isinstance(checkpoint_or_model, nn.Module)
         self._model_id: str | None = None
@@ -71,7 +71,8 @@ class FeatureExtractor:
             self.model, self.card = load_model(path)
             self.model.to(memory_format=torch.channels_last)
         key = None if self._live else (lambda: self.model_id)
-        self._run = make_runner(self.model, self.card.input_size, self.device, key)  # checks the device first
+        self._run = self._backend.make_runner(self.model, self.card.input_size, self.device, key)  # checks the device
+        self._run_id = self.model_id if self._live and self._backend.snapshots_weights else None
         self.model.to(self.device)
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
         height, width = self.card.input_size
@@ -115,6 +116,8 @@ class FeatureExtractor:
             # A fixed generator: worker seeds must not draw from (and so disturb) the global RNG during training.
             generator=torch.Generator().manual_seed(0),
         )
+        if self._live and self._backend.snapshots_weights:
+            self._follow_live_weights()
         was_training = self.model.training
         self.model.eval()
         done = 0
@@ -131,6 +134,15 @@ class FeatureExtractor:
         finally:
             self.model.train(was_training)
         return features
+
+    def _follow_live_weights(self) -> None:
+        """Rebuild a weight-copying runner (OpenVINO's compiled model) whenever the live model's weights changed
+        since it was made (a trainer's model between evaluations), never through the disk cache, whose entries
+        must stay valid for their model id."""
+        current = self.model_id
+        if current != self._run_id:
+            self._run = self._backend.make_runner(self.model, self.card.input_size, self.device, None)
+            self._run_id = current
 
     def _forward(self, batch: Tensor) -> Tensor:
         out = self._run(batch)

@@ -70,6 +70,9 @@ class MGN(ReidModel):
     def backbone_modules(self) -> list[nn.Module]:
         return [self.shared, self.global_branch, self.part_branches]
 
+    def trunk(self) -> nn.Sequential:
+        return self.shared
+
     def forward(self, x: Tensor) -> ReidOutputs | Tensor:
         trunk = self.shared(x)
         maps = [self.global_branch(trunk)] + [branch(trunk) for branch in self.part_branches]

@@ -8,6 +8,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from reidkit.errors import ModelError
+
 
 @dataclass
 class ModelSpec:
@@ -48,10 +50,46 @@ class ReidModel(nn.Module, ABC):
         super().__init__()
         self.spec = spec
         self.feature_dim = feature_dim
+        # A plain tuple, not a registered submodule: the frozen layers are already in the model's state dict.
+        self._frozen: tuple[nn.Module, ...] = ()
 
     @abstractmethod
     def backbone_modules(self) -> list[nn.Module]:
         """The modules that hold ImageNet-initialised (backbone) weights."""
+
+    def trunk(self) -> nn.Sequential:
+        """The backbone layers before any branching, input first (``Backbone.shared``): what ``freeze_trunk`` counts.
+
+        Single-branch models hold the backbone as ``Backbone.full``'s ``Sequential(shared, branch)``, first in
+        ``backbone_modules``; MGN, whose branches fork after the trunk, overrides this.
+        """
+        body = self.backbone_modules()[0]
+        assert isinstance(body, nn.Sequential) and isinstance(body[0], nn.Sequential)
+        return body[0]
+
+    def freeze_trunk(self, layers: int) -> None:
+        """Keep the first ``layers`` trunk layers as they are: no gradient, and BatchNorm statistics fixed.
+
+        For short fine-tuning on a CPU: early layers compute generic edges and textures that ImageNet already
+        taught, and with no gradient flowing into them backward stops before them, so every step is cheaper.
+        ``train()`` leaves them in eval mode, so their BatchNorm keeps the ImageNet running statistics.
+        """
+        trunk = self.trunk()
+        if isinstance(layers, bool) or not isinstance(layers, int) or not 0 <= layers <= len(trunk):
+            raise ModelError(
+                f"model {self.spec.name!r}: cannot freeze {layers!r} trunk layers (model.freeze_layers); the "
+                f"{self.spec.backbone} trunk has {len(trunk)} (0 freezes none)"
+            )
+        self._frozen = tuple(trunk[:layers])
+        for module in self._frozen:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> ReidModel:
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """Trainable parameters split into (backbone, head); together they cover every trainable parameter once."""

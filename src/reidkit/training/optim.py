@@ -1,12 +1,14 @@
 """Optimiser and learning-rate schedule from ``OptimConfig``.
 
-The schedule is a per-epoch multiplier (linear warm-up, then x``gamma`` at each milestone) so that it is a pure
-function of the epoch number: resuming restores it exactly, and changing ``train.epochs`` never moves a milestone.
+The schedule is a per-epoch multiplier (linear warm-up, then x``gamma`` at each milestone, or a half cosine to zero
+at ``cosine_epochs``) so that it is a pure function of the epoch number: resuming restores it exactly, and changing
+``train.epochs`` never moves a milestone or stretches the cosine.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -40,8 +42,17 @@ def build_optimizer(model: ReidModel, config: OptimConfig, device: torch.device)
 
 
 def lr_factor(config: OptimConfig, epoch: int) -> float:
-    """Multiplier of the base rates during (0-based) ``epoch``."""
-    decay = config.gamma ** bisect.bisect_right(config.milestones, epoch)
+    """Multiplier of the base rates during (0-based) ``epoch``.
+
+    The cosine is read at the middle of each epoch, so its first epoch runs just under the full rate and its last
+    just above zero (epochs past ``cosine_epochs`` run at zero).
+    """
+    if config.cosine_epochs:
+        span = config.cosine_epochs - config.warmup_epochs
+        progress = min(1.0, (epoch - config.warmup_epochs + 0.5) / span)
+        decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if epoch >= config.warmup_epochs else 1.0
+    else:
+        decay = config.gamma ** bisect.bisect_right(config.milestones, epoch)
     if epoch < config.warmup_epochs:
         progress = epoch / config.warmup_epochs
         return decay * (config.warmup_factor + (1.0 - config.warmup_factor) * progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Literal
 
 import numpy as np
 import torch
@@ -36,6 +37,13 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "auto" and not torch.cuda.is_bf16_supported():
         return None
     return torch.bfloat16
+
+
+def resolve_eval_backend(
+    backend: Literal["torch", "openvino"], device: torch.device
+) -> Literal["torch", "openvino"]:
+    """``train.eval_backend`` on this device: OpenVINO runs on the CPU only, so a GPU run evaluates with PyTorch."""
+    return backend if device.type == "cpu" else "torch"
 
 
 def seed_everything(seed: int) -> None:

@@ -35,14 +35,14 @@ from reidkit.training.batches import build_batch_source
 from reidkit.training.hooks import BEST, LAST, Hook, default_hooks
 from reidkit.training.loop import TrainLoop
 from reidkit.training.optim import build_optimizer, build_scheduler
-from reidkit.training.runtime import resolve_amp, resolve_device, seed_everything
+from reidkit.training.runtime import resolve_amp, resolve_device, resolve_eval_backend, seed_everything
 from reidkit.training.step import TrainStep
 
 # Keys that may differ between a run and its resumption: they change how long or how verbosely it runs, not what
 # any epoch computes.
 RESUMABLE_CHANGES = frozenset(
     {"train.epochs", "train.max_train_seconds", "train.eval_every", "train.progress", "train.log_every",
-     "train.tensorboard", "data.workers", "data.test_batch_size"}
+     "train.tensorboard", "train.eval_backend", "data.workers", "data.test_batch_size"}
 )
 
 
@@ -132,6 +132,7 @@ class Trainer:
             pretrained=cfg.model.pretrained,
             kwargs=cfg.model.kwargs,
         )
+        model.freeze_trunk(cfg.model.freeze_layers)
         card = ModelCard(
             spec=asdict(model.spec),
             input_size=(cfg.data.height, cfg.data.width),
@@ -170,6 +171,7 @@ class Trainer:
             card=card,
             workers=cfg.data.workers,
             progress=cfg.train.progress,
+            backend=resolve_eval_backend(cfg.train.eval_backend, device),
         )
         step = TrainStep(
             self._wrap_model(model), loss_fn, optimizer, scaler, amp_dtype, device, cfg.train.channels_last
