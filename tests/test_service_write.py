@@ -269,7 +269,7 @@ def test_an_admin_purges_old_footage_and_the_purge_is_audited(
     shutil.copytree(small_store, root)
     url = serve(root)
     admin, viewer = bearer(root, Role.admin, "boss"), bearer(root, Role.viewer, "eyes")
-    query = longest_track_crop(root)
+    query = longest_track_crop(root).read_bytes()  # before its file is purged
     with httpx.Client(base_url=url, timeout=120) as client:
         before = client.get(f"{API}/health").json()["counts"]
         kept = client.post(f"{API}/purge", headers=admin, json={"before": "2024-05-01T09:00:03"})
@@ -280,8 +280,7 @@ def test_an_admin_purges_old_footage_and_the_purge_is_audited(
         done = client.post(f"{API}/purge", headers=admin, json={"before": "2024-06-01"})
         assert done.status_code == 200 and done.json()["tracks"] == before["tracks"]
         assert client.get(f"{API}/health").json()["counts"] == dict.fromkeys(before, 0)
-        empty = client.post(f"{API}/search", headers=viewer, files={"image": (query.name, query.read_bytes(),
-                                                                             "image/jpeg")})
+        empty = client.post(f"{API}/search", headers=viewer, files={"image": ("q.jpg", query, "image/jpeg")})
         assert empty.status_code == 409 and empty.json()["error"]["code"] == "empty_store"
     assert not (root / "crops" / "v000001").exists()
     purges = [(e.action, e.who, e.hits, e.target) for e in audit.read(root) if e.action.startswith("purge")]
