@@ -186,8 +186,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results: list[tuple[float, float, int, str]] = []
             started = time.perf_counter()
             stop_at = started + args.seconds
-            threads = [threading.Thread(target=search_client, args=(server.url, viewer, photos, i * 7, stop_at,
-                                                                    args.think_s, results)) for i in range(args.clients)]
+            threads = [
+                threading.Thread(target=search_client,
+                                 args=(server.url, viewer, photos, i * 7, stop_at, args.think_s, results))
+                for i in range(args.clients)
+            ]
             for thread in threads:
                 thread.start()
             submitted = time.perf_counter()
@@ -266,7 +269,8 @@ def main() -> None:
     print(f"job: {job['status']} in {job['seconds']} s (upload {job['upload_s']} s): {job['message']}")
     print(f"store grew by {result['counts_grown']}; the job reported {result['job_reported']}; nothing lost: "
           f"{result['nothing_lost']}")
-    print(f"load average start/end: {result['machine']['load_average_start']} / {result['machine']['load_average_end']}")
+    machine = result["machine"]
+    print(f"load average start/end: {machine['load_average_start']} / {machine['load_average_end']}")
     if result["error_samples"]:
         print("errors, first few:", *result["error_samples"], sep="\n  ")
     args.out.parent.mkdir(parents=True, exist_ok=True)
