@@ -51,6 +51,7 @@ bench: venv
 	$(PY) benchmarks/bench_ingest_front.py
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_search_scale.py --sizes 100000
+	$(PY) benchmarks/bench_service_load.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -29,5 +29,9 @@ class StoreError(ReidkitError):
     """The person-search store is missing, inconsistent, or was asked something it cannot answer."""
 
 
+class StoreBusyError(StoreError):
+    """Another process holds the store's writer lock (an ingest runs); try again when it has finished."""
+
+
 class VideoError(ReidkitError):
     """A video cannot be opened or decoded."""

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidkit.errors import StoreError
+from reidkit.errors import StoreBusyError, StoreError
 from reidkit.search.index_sync import CROP_INDEX, TRACK_INDEX, StoreVectors
 from reidkit.search.rows import (
     DETECTION_SELECT,
@@ -150,7 +150,7 @@ class Store:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
-            raise StoreError(
+            raise StoreBusyError(
                 f"another `reidkit ingest` is writing to {self.root}; wait for it to finish (one ingest per store)"
             ) from None
         self._lock_handle = handle

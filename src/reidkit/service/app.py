@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reidkit.errors import ReidkitError
 from reidkit.service.limits import ApiError
-from reidkit.service.routers import admin, media, meta, search
+from reidkit.service.routers import admin, media, meta, search, videos
 from reidkit.service.services import API, Services
 from reidkit.service.settings import ServiceSettings
 
@@ -39,6 +39,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _one_faiss_thread()
+        state.jobs.recover()  # jobs whose worker died with the last server: interrupted, resumable
         held = state.reader.call(lambda store: None if store is None else store.model)
         if held is not None:
             state.embedder.load(held, state.reader)
@@ -55,7 +56,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = state
-    for router in (meta.router, search.router, media.router, admin.router):
+    for router in (meta.router, search.router, media.router, admin.router, videos.router):
         app.include_router(router)
     _add_error_handlers(app, state)
     app.add_middleware(_BodyLimit, image_bytes=state.settings.max_image_bytes,

@@ -3,7 +3,9 @@ and the fuzz test read, and FastAPI checks every response against them."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 
 class ErrorDetail(BaseModel):
@@ -153,3 +155,59 @@ class AuditEntryModel(BaseModel):
 class AuditResponse(BaseModel):
     entries: list[AuditEntryModel]
     next_before_id: int | None
+
+
+class JobOptionsModel(BaseModel):
+    every: int
+    start_frame: int
+    end_frame: int | None
+    chunk_frames: int
+
+
+class JobProgress(BaseModel):
+    frames_done: int
+    frames_total: int | None
+    fraction: float | None
+
+
+class JobModel(BaseModel):
+    id: int
+    status: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+    phase: Literal["queued", "loading", "ingesting", "ended"]
+    file: str
+    camera: str
+    start_time: str | None
+    options: JobOptionsModel
+    progress: JobProgress
+    video_id: int | None
+    message: str
+    created_at: str
+    updated_at: str
+
+
+class JobsResponse(BaseModel):
+    jobs: list[JobModel]
+
+
+class DeletedVideoModel(BaseModel):
+    id: int
+    camera: str
+    file: str
+    footage_end: str
+    dated_by: str
+    tracks: int
+    detections: int
+    file_deleted: bool
+
+
+class PurgeRequest(BaseModel):
+    before: str = Field(max_length=64, description="delete videos whose footage ended before this ISO 8601 time (UTC)")
+    dry_run: bool = Field(False, description="only report what would be deleted")
+
+
+class PurgeResponse(BaseModel):
+    before: str
+    dry_run: bool
+    videos: list[DeletedVideoModel]
+    tracks: int
+    detections: int

@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from reidkit.search.rows import ModelInfo, normalise_rows
 from reidkit.service import audit
 from reidkit.service.access import Caller, Role, TokenVerifier
+from reidkit.service.jobs import JobRunner
 from reidkit.service.limits import ApiError, RateLimiter
 from reidkit.service.reader import StoreReader
 from reidkit.service.schemas import ErrorBody
@@ -119,6 +120,7 @@ class Services:
     tokens: TokenVerifier
     limiter: RateLimiter
     embedder: Embedder
+    jobs: JobRunner
 
     @classmethod
     def create(cls, root: Path, settings: ServiceSettings) -> Services:
@@ -129,6 +131,7 @@ class Services:
             tokens=TokenVerifier(root),
             limiter=RateLimiter(settings.requests_per_minute),
             embedder=Embedder(settings),
+            jobs=JobRunner(root, settings.checkpoint),
         )
 
     def scrub(self, text: str) -> str:
