@@ -156,9 +156,20 @@ async function setQuery(blob, name) {
   canvas.width = image.naturalWidth;
   canvas.height = image.naturalHeight;
   canvas.hidden = false;
+  fitCanvas();
   $("drop-hint").classList.add("small");
   drawQuery();
   say($("search-status"), "");
+}
+
+// Shown as large as the drop zone allows, small crops scaled up too, so that a box is easy to draw; box
+// coordinates stay in the image's own pixels (imagePoint).
+function fitCanvas() {
+  const canvas = $("query-canvas");
+  const room = $("drop").clientWidth - 24;
+  const scale = Math.min(room / canvas.width, 360 / canvas.height);
+  canvas.style.width = Math.round(canvas.width * scale) + "px";
+  canvas.style.height = Math.round(canvas.height * scale) + "px";
 }
 
 function drawQuery() {
@@ -310,7 +321,7 @@ function showTimeline(visits) {
   const t0 = Math.min(...visits.map(start));
   const t1 = Math.max(...visits.map(end));
   const span = Math.max(t1 - t0, 1);
-  const labelWidth = 170, width = 900, rowHeight = 28, top = 8;
+  const labelWidth = 190, width = 900, rowHeight = 28, top = 8;
   const plot = width - labelWidth - 20;
   const height = top + cameras.length * rowHeight + 30;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
@@ -320,7 +331,7 @@ function showTimeline(visits) {
     chart.append(svg("rect", { x: labelWidth, y, width: plot, height: rowHeight - 6, class: "lane" }));
     const label = svg("g", { class: "camera-row" });
     label.append(svg("title", {}, camera), svg("text", { x: labelWidth - 8, y: y + rowHeight / 2,
-      class: "camera-label", "text-anchor": "end", "dominant-baseline": "middle" }, shorten(camera, 24)));
+      class: "camera-label", "text-anchor": "end", "dominant-baseline": "middle" }, shorten(camera, 22)));
     chart.append(label);
   });
   visits.forEach((visit) => {
@@ -577,6 +588,7 @@ function start() {
     if (file) setQuery(file, file.name);
   });
   setUpBoxDrawing();
+  window.addEventListener("resize", () => { if (state.image) fitCanvas(); });
   $("clear-box").addEventListener("click", () => { state.box = null; if (state.image) drawQuery(); });
   $("search-form").addEventListener("submit", (event) => { event.preventDefault(); searchPhoto(); });
   $("frame-close").addEventListener("click", closeFrame);
