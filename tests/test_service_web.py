@@ -290,3 +290,39 @@ def test_names_that_look_like_html_are_shown_as_text(
     assert page.locator("img[src=x], b[onmouseover]").count() == 0
     page.hover("#videos tbody td >> nth=2")
     assert tab.dialogs == []
+
+
+def test_an_operator_uploads_a_video_and_watches_its_job_finish(
+    small_store: Path, vtest_video: Path, tmp_path: Path, serve: Callable[..., str], session: Callable
+) -> None:
+    """The shared video, every 25th frame (32 frames), as camera ``lobby``: the job's progress shows, it ends
+    ``done``, and the new video and camera appear."""
+    root = tmp_path / "store"
+    shutil.copytree(small_store, root)
+    url = serve(root, ServiceSettings(requests_per_minute=10_000))
+    with httpx.Client(base_url=url, timeout=60) as client:
+        spec = client.get(f"{API}/openapi.json").json()
+    if "post" not in spec["paths"].get(f"{API}/videos", {}):
+        pytest.skip("this build of the service has no POST /api/v1/videos (the ingest side) yet")
+    tab = session(url)
+    tab.open()
+    tab.login(create_token(root, Role.operator, "ops")[1])
+    page = tab.page
+    page.click("[data-panel=upload-panel]")
+    page.wait_for_selector("#videos tbody tr")
+    page.set_input_files("#video-file", str(vtest_video))
+    page.fill("#video-camera", "lobby")
+    page.fill("#video-start", "2024-05-01T10:00:00")
+    page.fill("#video-every", "25")
+    page.click("#upload-button")
+    page.wait_for_selector("#job", state="visible")
+    assert page.text_content("#job-title").startswith("Job 1 (")
+    page.wait_for_selector("#job-status:text-matches('done|failed|cancelled|interrupted')", timeout=240_000)
+    tab.shot("09-upload-job-done")
+    assert page.text_content("#job-status") == "done", page.text_content("#job-message")
+    assert page.eval_on_selector("#job-progress", "bar => bar.value") == 1
+    assert page.is_hidden("#job-cancel")
+    page.wait_for_selector("#videos tbody tr >> nth=1")
+    cameras = page.eval_on_selector_all("#videos tbody tr", "rows => rows.map(r => r.cells[1].textContent)")
+    assert sorted(cameras) == ["cam1", "lobby"]
+    page.wait_for_selector("#camera option[value=lobby]", state="attached")

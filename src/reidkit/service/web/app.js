@@ -413,6 +413,7 @@ function upload(event) {
   form.append("file", file, file.name);
   form.append("camera", $("video-camera").value);
   if ($("video-start").value) form.append("start_time", $("video-start").value);
+  form.append("every", $("video-every").value || "1");
   // XMLHttpRequest rather than fetch: it reports the upload's progress, which a multi-GB video needs.
   const request = new XMLHttpRequest();
   request.open("POST", API + "/videos");
@@ -432,7 +433,7 @@ function upload(event) {
       return;
     }
     say($("upload-status"), "Uploaded " + file.name + "; ingesting.");
-    watchJob(body.job || body);
+    watchJob(body);
   });
   request.addEventListener("error", () => {
     $("upload-button").disabled = false;
@@ -482,13 +483,22 @@ function showJob(job) {
   $("job-frames").textContent = progress.frames_total
     ? progress.frames_done + " / " + progress.frames_total + " frames" : (progress.frames_done || 0) + " frames";
   $("job-cancel").hidden = FINISHED.has(job.status);
+  $("job-resume").hidden = job.status !== "cancelled" && job.status !== "interrupted";
+}
+
+// A cancelled or interrupted job picks up after its last committed chunk.
+async function resumeJob() {
+  try {
+    watchJob(await apiJson("/jobs/" + state.job.id + "/resume", { method: "POST" }));
+  } catch (error) {
+    report($("upload-status"), error);
+  }
 }
 
 async function cancelJob() {
   if (!state.job) return;
   try {
-    const response = await apiJson("/jobs/" + state.job.id, { method: "DELETE" });
-    showJob(response.job || response);
+    showJob(await apiJson("/jobs/" + state.job.id, { method: "DELETE" }));
   } catch (error) {
     report($("upload-status"), error);
   }
@@ -599,6 +609,7 @@ function start() {
   });
   $("upload-form").addEventListener("submit", upload);
   $("job-cancel").addEventListener("click", cancelJob);
+  $("job-resume").addEventListener("click", resumeJob);
   $("audit-more").addEventListener("click", () => loadAudit(false));
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) login(saved);
