@@ -23,6 +23,7 @@ import pytest
 from reidkit.search.store import Store
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
+from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)
 
 pytestmark = pytest.mark.slow
 API = "/api/v1"
@@ -295,8 +296,8 @@ def test_names_that_look_like_html_are_shown_as_text(
 def test_an_operator_uploads_a_video_and_watches_its_job_finish(
     small_store: Path, vtest_video: Path, tmp_path: Path, serve: Callable[..., str], session: Callable
 ) -> None:
-    """The shared video, every 25th frame (32 frames), as camera ``lobby``: the job's progress shows, it ends
-    ``done``, and the new video and camera appear."""
+    """A 3 s clip the store lacks (frames 100-129 of the shared video), every 2nd frame, as camera ``lobby``: the
+    job's progress shows, it ends ``done``, and the new video and camera appear."""
     root = tmp_path / "store"
     shutil.copytree(small_store, root)
     url = serve(root, ServiceSettings(requests_per_minute=10_000))
@@ -310,15 +311,18 @@ def test_an_operator_uploads_a_video_and_watches_its_job_finish(
     page = tab.page
     page.click("[data-panel=upload-panel]")
     page.wait_for_selector("#videos tbody tr")
-    page.set_input_files("#video-file", str(vtest_video))
+    clip = cut_clip(vtest_video, tmp_path / "lobby <clip>.mp4", 100, 30)
+    page.set_input_files("#video-file", str(clip))
     page.fill("#video-camera", "lobby")
     page.fill("#video-start", "2024-05-01T10:00:00")
-    page.fill("#video-every", "25")
+    page.fill("#video-every", "2")
     page.click("#upload-button")
-    page.wait_for_selector("#job", state="visible")
-    assert page.text_content("#job-title").startswith("Job 1 (")
+    page.wait_for_selector("#job:visible, #upload-status.error")
+    assert page.is_visible("#job"), page.text_content("#upload-status")
+    assert page.text_content("#job-title").startswith("Job 1 (") and "camera lobby" in page.text_content("#job-title")
+    tab.shot("09-upload-job-started")
     page.wait_for_selector("#job-status:text-matches('done|failed|cancelled|interrupted')", timeout=240_000)
-    tab.shot("09-upload-job-done")
+    tab.shot("10-upload-job-done")
     assert page.text_content("#job-status") == "done", page.text_content("#job-message")
     assert page.eval_on_selector("#job-progress", "bar => bar.value") == 1
     assert page.is_hidden("#job-cancel")

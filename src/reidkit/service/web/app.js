@@ -475,7 +475,7 @@ function showJob(job) {
   $("job-title").textContent = "Job " + job.id + " (" + (job.file || "video") + ", camera " + job.camera + ")";
   $("job-status").textContent = job.status;
   $("job-status").className = "job-" + job.status;
-  $("job-message").textContent = job.message || "";
+  $("job-message").textContent = job.message || (job.phase && job.phase !== job.status ? "(" + job.phase + ")" : "");
   const progress = job.progress || {};
   const bar = $("job-progress");
   if (progress.fraction === null || progress.fraction === undefined) bar.removeAttribute("value");
