@@ -1,7 +1,7 @@
-"""The web page: ``/`` and its three static files, served by the API's own app (no build step, no CDN: it works on
+"""The web page: ``/`` and its static files, served by the API's own app (no build step, no CDN: it works on
 a machine without internet, which a camera network's server often is).
 
-The page is plain HTML, one script and one style sheet from ``reidkit/service/web/``. Its Content-Security-Policy
+The page is plain HTML, two scripts and one style sheet from ``reidkit/service/web/``. Its Content-Security-Policy
 allows scripts and styles from this server only (no inline script, no ``eval``), images from this server and the
 ``blob:`` URLs the script makes from fetched crops and frames, and requests to this server only: a camera or file
 name that slipped into the page as markup still could not run or send anything anywhere.
@@ -22,6 +22,7 @@ CSP = (
 # Only these files are served: a fixed list, so no request path ever reaches the file system.
 _FILES = {
     "app.js": "text/javascript; charset=utf-8",
+    "panels.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
