@@ -94,6 +94,27 @@ def write_jpeg(path: Path, size: tuple[int, int] = (16, 32), seed: int = 0) -> P
     return path
 
 
+def cut_clip(source: Path, target: Path, start: int, count: int) -> Path:
+    """Frames ``start`` .. ``start + count - 1`` of ``source`` re-encoded as an MP4 (MPEG-4 part 2) at 10 fps: a
+    real video file that a store holding other frames of ``source`` does not have yet."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
+        video_in = src.streams.video[0]
+        out = dst.add_stream("mpeg4", rate=10)
+        out.width, out.height, out.pix_fmt, out.bit_rate = video_in.width, video_in.height, "yuv420p", 4_000_000
+        for index, frame in enumerate(src.decode(video_in)):
+            if index >= start + count:
+                break
+            if index >= start:
+                rgb = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+                for packet in out.encode(rgb):
+                    dst.mux(packet)
+        for packet in out.encode():
+            dst.mux(packet)
+    return target
+
+
 @pytest.fixture
 def jpeg():
     """``jpeg(path, size=(w, h), seed=0)`` writes a real JPEG crop and returns its path."""

@@ -127,6 +127,27 @@ def test_roles_viewer_cannot_read_the_audit_log_admin_can(empty_service: tuple[s
     assert log.json()["next_before_id"] == entries[-1]["id"]
 
 
+def test_the_web_page_is_public_holds_no_data_and_forbids_outside_scripts(empty_service: tuple[str, Path]) -> None:
+    """The page and its files need no token (the log-in form is on it); everything it shows comes from the API,
+    which does. ``/me`` tells the page who logged in."""
+    url, db = empty_service
+    operator = new_token(db, "operator", "page ops")
+    with httpx.Client(base_url=url, timeout=30) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        scripts = re.findall(r'<script src="static/([\w.]+)"', page.text)
+        assert scripts == ["panels.js", "app.js"] and "<script>" not in page.text
+        assert not re.search(r"\son\w+=", page.text)  # no inline event handlers either
+        for name in (*scripts, "style.css", "icon.svg"):
+            assert client.get(f"/static/{name}").status_code == 200, name
+        for missing in ("/static/index.html", "/static/..%2Fpage.py", "/static/nope.js"):
+            assert client.get(missing).json()["error"]["code"] == "not_found", missing
+        assert client.get(f"{API}/me").status_code == 401
+        me = client.get(f"{API}/me", headers=bearer(operator)).json()
+    assert me["name"] == "page ops" and me["role"] == "operator" and me["token_id"] >= 1
+
+
 def test_each_upload_limit_is_its_own_4xx(empty_service: tuple[str, Path]) -> None:
     url, db = empty_service
     headers = bearer(new_token(db, "viewer", "limits"))

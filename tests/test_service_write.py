@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)
 
 from reidkit.search.store import Store
 from reidkit.service import audit
@@ -30,25 +31,6 @@ REIDKIT = Path(sys.executable).with_name("reidkit")
 API = "/api/v1"
 CLIP_START, CLIP_FRAMES = 100, 200  # frames of vtest.avi (10 fps): 20 s that small_store (frames 0-59) lacks
 
-
-def cut_clip(source: Path, target: Path, start: int, count: int) -> Path:
-    """Frames ``start`` .. ``start + count - 1`` of ``source`` re-encoded as an MP4 (MPEG-4 part 2) at 10 fps."""
-    import av
-
-    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
-        video_in = src.streams.video[0]
-        out = dst.add_stream("mpeg4", rate=10)
-        out.width, out.height, out.pix_fmt, out.bit_rate = video_in.width, video_in.height, "yuv420p", 4_000_000
-        for index, frame in enumerate(src.decode(video_in)):
-            if index >= start + count:
-                break
-            if index >= start:
-                rgb = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-                for packet in out.encode(rgb):
-                    dst.mux(packet)
-        for packet in out.encode():
-            dst.mux(packet)
-    return target
 
 
 @pytest.fixture(scope="module")

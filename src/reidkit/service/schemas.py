@@ -31,6 +31,12 @@ class Health(BaseModel):
     counts: Counts
 
 
+class Me(BaseModel):
+    token_id: int
+    name: str
+    role: str
+
+
 class QueryInfo(BaseModel):
     kind: str
     source: str

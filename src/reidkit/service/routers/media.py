@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from PIL import Image, ImageDraw
 
@@ -44,7 +44,12 @@ def crop(request: Request, caller: Annotated[Caller, Depends(viewer)], detection
 
 
 @router.get("/frames/{detection_id}", response_class=Response, responses=JPEG, summary="A hit's frame, box drawn")
-def frame(request: Request, caller: Annotated[Caller, Depends(viewer)], detection_id: ItemId) -> Response:
+def frame(
+    request: Request,
+    caller: Annotated[Caller, Depends(viewer)],
+    detection_id: ItemId,
+    draw_box: Annotated[bool, Query(description="false: the frame as recorded, to draw a new query box on")] = True,
+) -> Response:
     state = services(request)
 
     def find(store: Store | None) -> tuple[DetectionRow, VideoRecord, str | None]:
@@ -58,8 +63,9 @@ def frame(request: Request, caller: Annotated[Caller, Depends(viewer)], detectio
     row, video, digest = state.reader.call(find)
     image = _decode(video, row.frame_index, digest)
     drawn = Image.fromarray(image)
-    width = max(2, drawn.width // 250)
-    ImageDraw.Draw(drawn).rectangle(row.box, outline=(255, 40, 40), width=width)
+    if draw_box:
+        width = max(2, drawn.width // 250)
+        ImageDraw.Draw(drawn).rectangle(row.box, outline=(255, 40, 40), width=width)
     out = io.BytesIO()
     drawn.save(out, format="JPEG", quality=88)
     audit.record(state.root, caller, "frame", f"detection {detection_id} (camera {row.camera!r}, video "

@@ -1,4 +1,4 @@
-"""``GET /health`` (no token: for load balancers and monitors), ``GET /cameras`` and ``GET /videos``.
+"""``GET /health`` (no token: for load balancers and monitors), ``GET /me``, ``GET /cameras`` and ``GET /videos``.
 
 Videos are listed by file name only: the server's folders are none of a client's business.
 """
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 import reidkit
 from reidkit.search.store import Store
 from reidkit.service.access import Caller
-from reidkit.service.schemas import CamerasResponse, Health, VideosResponse
+from reidkit.service.schemas import CamerasResponse, Health, Me, VideosResponse
 from reidkit.service.services import API, ERRORS, services, viewer
 
 router = APIRouter(prefix=API, tags=["store"])
@@ -30,6 +30,12 @@ def health(request: Request) -> dict[str, Any]:
         return {"model_id": None if summary.model is None else summary.model.model_id, "counts": counts}
 
     return {"status": "ok", "version": reidkit.__version__, **services(request).reader.call(read)}
+
+
+@router.get("/me", response_model=Me, responses=ERRORS, summary="Who the token is: its id, name and role")
+def me(caller: Annotated[Caller, Depends(viewer)]) -> dict[str, Any]:
+    """How the web page checks a token at log-in and learns which of its panels the role may use."""
+    return {"token_id": caller.token_id, "name": caller.name, "role": caller.role.name}
 
 
 @router.get("/cameras", response_model=CamerasResponse, responses=ERRORS, summary="The cameras and their footage")
