@@ -195,8 +195,9 @@ def test_a_query_with_another_model_is_refused(store: Path, tmp_path: Path) -> N
     assert re.search(r"holds features of model \w+ .* use --checkpoint imagenet with this store", refused)
 
 
-def test_unreadable_and_empty_videos(tmp_path: Path) -> None:
-    """(A truncated video is covered in test_search_real_ingest.py, in-process, to save a model load.)"""
+def test_unreadable_and_empty_videos(tmp_path: Path, shared_dir: Path) -> None:
+    """(A truncated video is covered in test_search_real_ingest.py, in-process, to save a model load.) The empty
+    video's ingest loads the ImageNet MobileNetV2 from ``shared_dir``."""
     junk = tmp_path / "junk.avi"
     junk.write_bytes(os.urandom(50_000))
     unreadable = error_line(reidkit(["ingest", junk, "--camera", "c", "--db", tmp_path / "s1"], tmp_path))
