@@ -28,6 +28,11 @@ REIDKIT = Path(sys.executable).with_name("reidkit")
 API = "/api/v1"
 
 
+def embedding(extractor: FeatureExtractor) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """One function per model, as ``Embedder`` makes it: the batcher batches crops for the same function."""
+    return lambda batch: normalise_rows(extractor(batch))
+
+
 def crops(count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(1)
     return [rng.integers(0, 256, size=(int(rng.integers(60, 200)), int(rng.integers(30, 90)), 3), dtype=np.uint8)
@@ -43,7 +48,7 @@ def concurrently(fn: Callable[[int], object], count: int) -> list[object]:
         start.wait()
         try:
             results[i] = fn(i)
-        except Exception as exc:  # noqa: BLE001 - the test looks at it
+        except Exception as exc:  # the test looks at it
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
@@ -59,8 +64,7 @@ def test_a_crop_gets_the_same_feature_alone_or_batched(backend: str) -> None:
     if backend == "openvino":
         pytest.importorskip("openvino")
     model, card = scratch_mgn(4, (64, 32))
-    extractor = FeatureExtractor(model, card=card, backend=backend, frozen=True)
-    rows = lambda batch: normalise_rows(extractor(batch))  # noqa: E731 - one function: one batch
+    rows = embedding(FeatureExtractor(model, card=card, backend=backend, frozen=True))
     images = crops(8)
     alone = np.stack([rows([image])[0] for image in images])
     batcher = Batcher(gather_s=0.5)  # a long wait for company, so the threads surely meet in a batch
@@ -72,8 +76,7 @@ def test_a_crop_gets_the_same_feature_alone_or_batched(backend: str) -> None:
 
 def test_one_bad_crop_fails_only_its_own_caller() -> None:
     model, card = scratch_mgn(4, (64, 32))
-    extractor = FeatureExtractor(model, card=card, frozen=True)
-    rows = lambda batch: normalise_rows(extractor(batch))  # noqa: E731
+    rows = embedding(FeatureExtractor(model, card=card, frozen=True))
     images: list[np.ndarray] = crops(4)
     images[2] = images[2].astype(np.float32)  # not a uint8 RGB image
     batcher = Batcher(gather_s=0.5)
