@@ -4,6 +4,7 @@ only its own caller; and ``reidkit serve --embed-backend``."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -88,15 +89,17 @@ def test_one_bad_crop_fails_only_its_own_caller() -> None:
 
 @pytest.mark.slow
 def test_concurrent_searches_through_a_real_server_are_batched_and_each_answered_right(
-    small_store: Path, serve: Callable[..., str]
+    small_store: Path, serve: Callable[..., str], tmp_path: Path
 ) -> None:
     from reidkit.service.app import create_app
 
-    app = create_app(small_store, ServiceSettings(requests_per_minute=10**6))  # embed_backend auto, the default
-    url = serve(small_store, app=app)
-    headers = {"Authorization": f"Bearer {create_token(small_store, Role.viewer, 'batching')[1]}"}
-    with Store.open(small_store) as store:
-        paths = [small_store / row[0] for row in store.db.execute("SELECT crop_path FROM detections ORDER BY id")]
+    root = tmp_path / "store"  # a copy: these searches must not crowd the shared store's audit log
+    shutil.copytree(small_store, root)
+    app = create_app(root, ServiceSettings(requests_per_minute=10**6))  # embed_backend auto, the default
+    url = serve(root, app=app)
+    headers = {"Authorization": f"Bearer {create_token(root, Role.viewer, 'batching')[1]}"}
+    with Store.open(root) as store:
+        paths = [root / row[0] for row in store.db.execute("SELECT crop_path FROM detections ORDER BY id")]
     photos = [paths[i].read_bytes() for i in np.linspace(0, len(paths) - 1, 8).astype(int)]
 
     def search(i: int) -> list[tuple[int, int, float]]:

@@ -1,12 +1,14 @@
 """Micro-batching of query embeddings: concurrent searches share one forward pass.
 
-One query crop costs the ReID network a whole forward pass, most of it fixed overhead (layer dispatch, threads
-waking up) rather than arithmetic, so N crops in one batch cost far less than N passes one after the other. Under
-load the server therefore never runs passes side by side (each already uses every core) nor one per request: each
-request puts its crop in a queue and waits for its future; one worker thread takes everything waiting (up to
-``max_batch`` crops), runs ONE pass, and hands each caller its row. A crop that arrives alone waits at most
-``gather_s`` for company, which costs a lone user a couple of milliseconds and lets requests that arrive together
-share a pass. While a pass runs the next requests queue up, so a busy server batches without waiting at all.
+One query crop costs the ReID network a whole forward pass, a good part of it fixed overhead (layer dispatch,
+threads waking up) rather than arithmetic, so N crops in one batch cost clearly less than N passes (OpenVINO on the
+2-core machine: 7.7 ms of CPU per crop in batches of 20, 12.6 ms alone), and N requests wait for one pass instead of
+queueing for N. Under load the server therefore never runs passes side by side (each already uses every core) nor
+one per request: each request puts its crop in a queue and waits for its future; one worker thread takes
+everything waiting (up to ``max_batch`` crops), runs ONE pass, and hands each caller its row. A crop that arrives
+alone waits at most ``gather_s`` for company, which costs a lone user a couple of milliseconds and lets requests
+that arrive together share a pass. While a pass runs the next requests queue up, so a busy server batches without
+waiting at all.
 
 The features do not depend on the batch: the network runs in eval mode (batch norm uses its running statistics;
 no layer looks across the batch), so a crop gets the same row alone or with others (tests hold this to 1e-5).
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+
 import numpy as np
 
 Embed = Callable[[Sequence[np.ndarray]], np.ndarray]
