@@ -189,9 +189,11 @@ def serve() -> Iterator[Callable[..., str]]:
 
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(db: Path, settings: object = None) -> str:
+    def start(db: Path, settings: object = None, app: object = None) -> str:
+        """``app``: an app the test already made with ``create_app`` (to look at its state), served instead."""
         listener = socket.create_server(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(create_app(db, settings), log_level="warning"))  # type: ignore[arg-type]
+        app = app or create_app(db, settings)  # type: ignore[arg-type]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))  # type: ignore[arg-type]
         thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 120

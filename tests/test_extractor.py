@@ -200,3 +200,26 @@ def test_openvino_follows_a_live_model_whose_weights_change(
     assert len(conversions) == 2
     assert not np.allclose(after, before, atol=1e-3)
     np.testing.assert_allclose(after, reference(images[1]), rtol=1e-4, atol=5e-4)  # features up to ~5
+
+
+def test_a_frozen_model_is_hashed_once_and_its_openvino_conversion_cached(
+    images: tuple[list[Path], list[np.ndarray]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``choose_model``'s untrained baseline: nothing trains it, so its id is hashed once (not before every call,
+    a tenth of a second for MGN that a server paid per query) and its OpenVINO model is cached like a checkpoint's."""
+    pytest.importorskip("openvino")
+    from reidkit.inference import extractor as extractor_module
+    from reidkit.inference import openvino_runtime
+
+    monkeypatch.setenv(openvino_runtime.CACHE_ENV, str(tmp_path / "cache"))
+    hashes = []
+    real_id = extractor_module.model_id
+    monkeypatch.setattr(extractor_module, "model_id", lambda *a: hashes.append(1) or real_id(*a))
+    model, card = scratch_mgn(4, SIZE)
+    frozen = FeatureExtractor(model, card=card, backend="openvino", frozen=True)
+    for _ in range(3):
+        frozen(images[1])
+    assert len(hashes) == 1 and frozen.model_id == real_id(model, card)
+    assert list((tmp_path / "cache" / "openvino").glob(f"*/{frozen.model_id}-64x32/model.xml"))
+    FeatureExtractor(model, card=card, backend="openvino")(images[1])  # live: hashed before each call
+    assert len(hashes) >= 3

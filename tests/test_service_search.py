@@ -28,8 +28,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def service(small_store: Path, serve: Callable[..., str]) -> tuple[str, dict[str, str], dict[str, str]]:
-    """The server on the small store, with a viewer's and an admin's headers."""
-    url = serve(small_store, ServiceSettings(requests_per_minute=10_000))
+    """The server on the small store, with a viewer's and an admin's headers. It embeds with PyTorch, as
+    ``reidkit search`` does, so that its hits can be compared with the CLI's exactly (near-ties included)."""
+    url = serve(small_store, ServiceSettings(requests_per_minute=10_000, embed_backend="torch"))
     viewer, admin = (create_token(small_store, role, role.name)[1] for role in (Role.viewer, Role.admin))
     return url, {"Authorization": f"Bearer {viewer}"}, {"Authorization": f"Bearer {admin}"}
 
@@ -80,6 +81,27 @@ def test_a_search_gives_the_cli_hits_and_links_that_work(small_store: Path, serv
     assert actions["search"]["hits"] == 5 and crop.name in actions["search"]["target"]
     assert actions["frame"]["target"].startswith(f"detection {top['detection_id']} (camera 'cam1'")
     assert actions["track"]["hits"] == track["track"]["num_crops"]
+
+
+def test_the_default_openvino_embedding_gives_the_same_top_hits(
+    small_store: Path, service: tuple, serve: Callable[..., str]
+) -> None:
+    """``reidkit serve`` embeds with OpenVINO by default (``auto``): features equal to PyTorch's to 1e-4, so the
+    same hits in the same order, scores within 1e-3 (only near-ties could swap)."""
+    pytest.importorskip("openvino")
+    url, viewer, _ = service
+    fast = serve(small_store, ServiceSettings(requests_per_minute=10_000, embed_backend="openvino"))
+    with Store.open(small_store) as store:
+        crops = [small_store / row[0] for row in store.db.execute("SELECT crop_path FROM detections ORDER BY id")]
+    for crop in crops[:: max(1, len(crops) // 4)]:
+        torch_hits, openvino_hits = (
+            httpx.post(f"{base}{API}/search", headers=viewer, data={"top_k": "5"}, timeout=120,
+                       files={"image": (crop.name, crop.read_bytes(), "image/jpeg")}).json()["hits"]
+            for base in (url, fast)
+        )
+        assert [h["track_id"] for h in openvino_hits] == [h["track_id"] for h in torch_hits]
+        for one, other in zip(openvino_hits, torch_hits, strict=True):
+            assert abs(one["score"] - other["score"]) < 1e-3
 
 
 def _crop_path(root: Path, hit: dict) -> str:

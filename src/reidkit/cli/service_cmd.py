@@ -35,12 +35,18 @@ def serve(
         str | None, typer.Option("--checkpoint", help="the store's ReID model, if it moved since ingest")
     ] = None,
     device: Annotated[str, typer.Option("--device", help="torch device for the ReID model")] = "cpu",
+    embed_backend: Annotated[
+        str,
+        typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed: fastest), torch or openvino"),
+    ] = "auto",
 ) -> None:
     """Serve person search over HTTP (API under /api/v1; OpenAPI at /api/v1/openapi.json)."""
     import socket
 
     import uvicorn
 
+    from reidkit.inference.device import resolve_device
+    from reidkit.search.model_choice import resolve_backend
     from reidkit.service.app import create_app
     from reidkit.service.settings import ServiceSettings
 
@@ -54,6 +60,7 @@ def serve(
         requests_per_minute=rate_limit,
         checkpoint=checkpoint,
         device=device,
+        embed_backend=resolve_backend(embed_backend, str(resolve_device(device, "--device"))),  # checked before start
     )
     try:
         listener = socket.create_server((host, port))

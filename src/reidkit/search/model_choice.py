@@ -59,7 +59,7 @@ def choose_model(
     from reidkit.inference.device import resolve_device
 
     device = str(resolve_device(device, "--device"))
-    backend = _resolve_backend(backend, device)
+    backend = resolve_backend(backend, device)
 
     fallback = False
     if checkpoint is not None:
@@ -78,7 +78,7 @@ def choose_model(
     if source == IMAGENET:
         model, card = untrained_model("mgn", "mobilenetv2", *_IMAGENET_INPUT, pretrained=IMAGENET)
         extractor = FeatureExtractor(
-            model, device=device, batch_size=batch_size, card=card, progress=False, backend=backend
+            model, device=device, batch_size=batch_size, card=card, progress=False, backend=backend, frozen=True
         )
         return ModelChoice(extractor, IMAGENET, UNTRAINED_WARNING if fallback else None)
     path = Path(source).expanduser().resolve()
@@ -88,7 +88,8 @@ def choose_model(
     return ModelChoice(extractor, str(path), None)
 
 
-def _resolve_backend(backend: str, device: str) -> str:
+def resolve_backend(backend: str, device: str) -> str:
+    """``auto`` made concrete for ``device``; an unknown name is a ``ConfigError`` naming ``--embed-backend``."""
     from reidkit.inference.backends import EMBEDDING_BACKENDS
 
     if backend == "auto":

@@ -1,0 +1,127 @@
+"""Micro-batching of query embeddings (``service.batching``): a crop's feature is the same alone or in a batch,
+concurrent searches through a real server share forward passes and each gets its own answer, one bad crop fails
+only its own caller; and ``reidkit serve --embed-backend``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from reidkit.errors import ImageError
+from reidkit.inference import FeatureExtractor
+from reidkit.search.rows import normalise_rows
+from reidkit.search.store import Store
+from reidkit.service.access import Role, create_token
+from reidkit.service.batching import Batcher
+from reidkit.service.settings import ServiceSettings
+
+from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
+
+REIDKIT = Path(sys.executable).with_name("reidkit")
+API = "/api/v1"
+
+
+def embedding(extractor: FeatureExtractor) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """One function per model, as ``Embedder`` makes it: the batcher batches crops for the same function."""
+    return lambda batch: normalise_rows(extractor(batch))
+
+
+def crops(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, size=(int(rng.integers(60, 200)), int(rng.integers(30, 90)), 3), dtype=np.uint8)
+            for _ in range(count)]
+
+
+def concurrently(fn: Callable[[int], object], count: int) -> list[object]:
+    """``fn(0..count-1)`` on ``count`` threads released together; results (or exceptions) in order."""
+    results: list[object] = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as exc:  # the test looks at it
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_a_crop_gets_the_same_feature_alone_or_batched(backend: str) -> None:
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model, card = scratch_mgn(4, (64, 32))
+    rows = embedding(FeatureExtractor(model, card=card, backend=backend, frozen=True))
+    images = crops(8)
+    alone = np.stack([rows([image])[0] for image in images])
+    batcher = Batcher(gather_s=0.5)  # a long wait for company, so the threads surely meet in a batch
+    batched = np.stack(concurrently(lambda i: batcher.embed(rows, images[i]), len(images)))  # type: ignore[arg-type]
+    assert batcher.crops == 8 and batcher.forward_passes < 8, "the worker did not batch"
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-5)
+    assert not np.allclose(alone[0], alone[1])  # distinct crops, distinct features: the comparison can fail
+
+
+def test_one_bad_crop_fails_only_its_own_caller() -> None:
+    model, card = scratch_mgn(4, (64, 32))
+    rows = embedding(FeatureExtractor(model, card=card, frozen=True))
+    images: list[np.ndarray] = crops(4)
+    images[2] = images[2].astype(np.float32)  # not a uint8 RGB image
+    batcher = Batcher(gather_s=0.5)
+    results = concurrently(lambda i: batcher.embed(rows, images[i]), len(images))
+    assert isinstance(results[2], ImageError) and "is not an HxWx3 uint8 RGB image" in str(results[2])
+    for i in (0, 1, 3):
+        np.testing.assert_allclose(results[i], rows([images[i]])[0], atol=1e-5)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_concurrent_searches_through_a_real_server_are_batched_and_each_answered_right(
+    small_store: Path, serve: Callable[..., str], tmp_path: Path
+) -> None:
+    from reidkit.service.app import create_app
+
+    root = tmp_path / "store"  # a copy: these searches must not crowd the shared store's audit log
+    shutil.copytree(small_store, root)
+    app = create_app(root, ServiceSettings(requests_per_minute=10**6))  # embed_backend auto, the default
+    url = serve(root, app=app)
+    headers = {"Authorization": f"Bearer {create_token(root, Role.viewer, 'batching')[1]}"}
+    with Store.open(root) as store:
+        paths = [root / row[0] for row in store.db.execute("SELECT crop_path FROM detections ORDER BY id")]
+    photos = [paths[i].read_bytes() for i in np.linspace(0, len(paths) - 1, 8).astype(int)]
+
+    def search(i: int) -> list[tuple[int, int, float]]:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            found = client.post(f"{API}/search", headers=headers, data={"top_k": "5"},
+                                files={"image": (f"q{i}.jpg", photos[i], "image/jpeg")})
+        assert found.status_code == 200, found.text
+        return [(hit["track_id"], hit["detection_id"], hit["score"]) for hit in found.json()["hits"]]
+
+    alone = [search(i) for i in range(len(photos))]  # one at a time: batches of one
+    batcher = app.state.services.embedder.batcher
+    passes, embedded = batcher.forward_passes, batcher.crops
+    batcher.gather_s = 0.5  # the test's requests arrive over a few ms; make sure they meet
+    together = concurrently(search, len(photos))
+    assert batcher.crops - embedded == len(photos) and batcher.forward_passes - passes < len(photos)
+    for one, other in zip(alone, together, strict=True):
+        assert isinstance(other, list) and [hit[:2] for hit in other] == [hit[:2] for hit in one]
+        np.testing.assert_allclose([hit[2] for hit in other], [hit[2] for hit in one], atol=1e-5)
+    assert len({hits[0][0] for hits in alone}) > 1  # different people asked about: answers are not all the same
+
+
+def test_serve_refuses_an_unknown_embedding_backend(tmp_path: Path) -> None:
+    done = subprocess.run([str(REIDKIT), "serve", "--db", tmp_path, "--embed-backend", "onnx"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr == "error: --embed-backend 'onnx': use auto, torch, openvino\n"
