@@ -24,10 +24,10 @@ import numpy as np
 from reidkit.config import ExperimentConfig, apply_overrides, load_config
 from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
 from reidkit.errors import ConfigError, DatasetError
-from reidkit.inference import EvalRun, FeatureExtractor, evaluate_on_dataset, untrained_model
+from reidkit.inference import EvalRun, evaluate_on_dataset, untrained_model
 from reidkit.models.backbones.mobilenetv2 import SHARED_WEIGHTS, WEIGHTS_ENV
 from reidkit.models.model_file import save_weights_only
-from reidkit.training.runtime import resolve_device, resolve_eval_backend
+from reidkit.training.runtime import evaluation_extractor, resolve_device
 from reidkit.training.trainer import Trainer
 from reidkit.viz.ranked_list import plot_ranked_lists
 
@@ -97,16 +97,7 @@ def run_training_demo(
     echo("testing the same network with ImageNet weights only (no ReID training)")
     net, card = untrained_model(recipe.model.name, recipe.model.backbone, recipe.data.height, recipe.data.width)
     device = resolve_device(recipe.train.device)
-    baseline_extractor = FeatureExtractor(
-        net,
-        device=device,
-        batch_size=recipe.data.test_batch_size,
-        flip=recipe.train.eval_flip,
-        card=card,
-        workers=recipe.data.workers,
-        progress=recipe.train.progress,
-        backend=resolve_eval_backend(recipe.train.eval_backend, device),
-    )
+    baseline_extractor = evaluation_extractor(net, card, recipe, device)
     trained_run = result.final_eval
     baseline_run = evaluate_on_dataset(
         baseline_extractor, _same_split(dataset, trained_run), metric=recipe.train.eval_metric

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
-from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
+from reidkit.config import ExperimentConfig
 from reidkit.errors import ConfigError
+from reidkit.inference import FeatureExtractor
 from reidkit.inference.device import resolve_device as resolve_torch_device
+from reidkit.models.model_file import ModelCard
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,11 +42,21 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def resolve_eval_backend(
-    backend: Literal["torch", "openvino"], device: torch.device
-) -> Literal["torch", "openvino"]:
-    """``train.eval_backend`` on this device: OpenVINO runs on the CPU only, so a GPU run evaluates with PyTorch."""
-    return backend if device.type == "cpu" else "torch"
+def evaluation_extractor(
+    model: nn.Module, card: ModelCard, cfg: ExperimentConfig, device: torch.device
+) -> FeatureExtractor:
+    """The extractor a run evaluates ``model`` with, as its config says (test batch size, flip, workers, progress,
+    ``train.eval_backend``; OpenVINO runs on the CPU only, so a GPU run evaluates with PyTorch)."""
+    return FeatureExtractor(
+        model,
+        device=device,
+        batch_size=cfg.data.test_batch_size,
+        flip=cfg.train.eval_flip,
+        card=card,
+        workers=cfg.data.workers,
+        progress=cfg.train.progress,
+        backend=cfg.train.eval_backend if device.type == "cpu" else "torch",
+    )
 
 
 def seed_everything(seed: int) -> None:

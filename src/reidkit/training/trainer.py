@@ -27,7 +27,7 @@ from torch import nn
 from reidkit.config import ExperimentConfig, save_config
 from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
 from reidkit.errors import ConfigError, DatasetError
-from reidkit.inference import EvalRun, FeatureExtractor
+from reidkit.inference import EvalRun
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
 from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint
@@ -35,7 +35,7 @@ from reidkit.training.batches import build_batch_source
 from reidkit.training.hooks import BEST, LAST, Hook, default_hooks
 from reidkit.training.loop import TrainLoop
 from reidkit.training.optim import build_optimizer, build_scheduler
-from reidkit.training.runtime import resolve_amp, resolve_device, resolve_eval_backend, seed_everything
+from reidkit.training.runtime import evaluation_extractor, resolve_amp, resolve_device, seed_everything
 from reidkit.training.step import TrainStep
 
 # Keys that may differ between a run and its resumption: they change how long or how verbosely it runs, not what
@@ -163,16 +163,7 @@ class Trainer:
             triplet_margin=None if cfg.loss.soft_margin else cfg.loss.triplet_margin,
             head_reduction=cfg.loss.head_reduction,
         )
-        extractor = FeatureExtractor(
-            model,
-            device=device,
-            batch_size=cfg.data.test_batch_size,
-            flip=cfg.train.eval_flip,
-            card=card,
-            workers=cfg.data.workers,
-            progress=cfg.train.progress,
-            backend=resolve_eval_backend(cfg.train.eval_backend, device),
-        )
+        extractor = evaluation_extractor(model, card, cfg, device)
         step = TrainStep(
             self._wrap_model(model), loss_fn, optimizer, scaler, amp_dtype, device, cfg.train.channels_last
         )
