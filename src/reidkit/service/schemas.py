@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from reidkit.service.audit import AuditEntry
+
 
 class ErrorDetail(BaseModel):
     code: str
@@ -147,19 +149,8 @@ class VideosResponse(BaseModel):
     videos: list[VideoModel]
 
 
-class AuditEntryModel(BaseModel):
-    id: int
-    at: str
-    token_id: int | None
-    who: str
-    role: str
-    action: str
-    target: str
-    hits: int | None
-
-
 class AuditResponse(BaseModel):
-    entries: list[AuditEntryModel]
+    entries: list[AuditEntry]  # the log's own row type: pydantic reads a dataclass's fields for the spec
     next_before_id: int | None
 
 
