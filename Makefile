@@ -20,7 +20,7 @@ $(VENV)/.ready:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install $(TORCH_SPEC)
-	$(PY) -m pip install -e '.[test,openvino]'
+	$(PY) -m pip install -e '.[test,openvino,onnx,milvus,ray]'
 	touch $@
 
 # The environment may be shared by several clones: point its editable install at this one.
