@@ -58,9 +58,19 @@ def ingest(
         int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
     ] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    index: Annotated[
+        str | None,
+        typer.Option("--index", help="vector index of a NEW store: faiss (default) or milvus; a store keeps its own"),
+    ] = None,
+    milvus_uri: Annotated[
+        str | None,
+        typer.Option("--milvus-uri", help="Milvus server for --index milvus, e.g. http://HOST:19530 (default: an "
+                     "embedded milvus-lite database inside the store folder)"),
+    ] = None,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
     from reidkit.inference.device import resolve_device
+    from reidkit.search.backend_choice import check_choice
     from reidkit.search.ingest import IngestOptions, check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
     from reidkit.search.store import Store
@@ -81,12 +91,13 @@ def ingest(
     )
     # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
     check_options(options)
+    check_choice(index, milvus_uri)
     device = str(resolve_device(device, "--device"))
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)
     created = not db.exists()
     try:
-        with Store.open(db, writable=True, create=True) as store:
+        with Store.open(db, writable=True, create=True, index=index, milvus_uri=milvus_uri) as store:
             plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
             choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
             if choice.warning:

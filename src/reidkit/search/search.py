@@ -10,8 +10,11 @@ result:
   does (a walk's mean blurs the pose the query shows);
 * ``track_score``: cosine with the track's quality-weighted mean feature, reported beside it.
 
-Filters keep a track when at least one of its crops passes them. ``--rerank`` re-orders the candidate tracks with
-k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``) over their pooled track features.
+Filters keep a track when at least one of its crops passes them. An index that can (Milvus) applies them inside the
+vector search, so its shortlist holds only passing crops and tracks; FAISS returns the nearest crops whatever they
+are, and the shortlist is deepened until enough pass. Either way every crop is checked against its SQLite row.
+``--rerank`` re-orders the candidate tracks with k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``)
+over their pooled track features.
 
 Options that could only give an empty answer (a camera the store never saw, ``--after`` later than ``--before``, a
 score threshold that is not a number in [-1, 1]) are refused by ``check_search_options`` rather than answered with
@@ -21,37 +24,17 @@ nothing; a hit whose crop file is gone from the store is kept, with a note namin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 
 from reidkit.errors import ConfigError, StoreError
+from reidkit.search.filters import SearchFilters
 from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
 from reidkit.search.rows import DetectionRow, TrackRow, epoch_seconds
 from reidkit.search.results import Hit, SearchResult
 from reidkit.search.trajectory import build_trajectory
 
 _MIN_SHORTLIST = 200
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    cameras: tuple[str, ...] = ()
-    after: datetime | None = None
-    before: datetime | None = None
-
-    def admits(self, row: DetectionRow) -> bool:
-        if self.cameras and row.camera not in self.cameras:
-            return False
-        if self.after is None and self.before is None:
-            return True
-        if row.wall_time is None:
-            return False  # a video ingested without --start-time has no wall-clock time to compare
-        moment = epoch_seconds(row.wall_time)
-        if self.after is not None and moment < epoch_seconds(self.after):
-            return False
-        return self.before is None or moment <= epoch_seconds(self.before)
 
 
 def check_search_options(store: Store, filters: SearchFilters, top_k: int = 20, min_score: float = 0.0) -> None:
@@ -95,11 +78,13 @@ def search_store(
 
     wanted = top_k + (1 if exclude_track is not None else 0)
     depth = max(_MIN_SHORTLIST, 20 * top_k)
+    pushed = filters if filters.active else None  # an index that applies_filters returns only passing rows
     while True:
-        crop_ids = crop_index.search(query, depth)[1][0]
-        track_ids = track_index.search(query, max(depth // 4, wanted))[1][0]
+        crop_ids = crop_index.search(query, depth, pushed)[1][0]
+        track_ids = track_index.search(query, max(depth // 4, wanted), pushed)[1][0]
         candidates = _candidates(store, crop_ids[crop_ids >= 0], track_ids[track_ids >= 0], filters, exclude_track)
-        exhausted = depth >= crop_index.count
+        # Fewer passing crops than asked for: a filtering index has returned all there are.
+        exhausted = depth >= crop_index.count or (crop_index.applies_filters and int((crop_ids >= 0).sum()) < depth)
         if len(candidates) >= 3 * wanted or exhausted:
             break
         depth *= 4  # filters removed most of the shortlist: look deeper
