@@ -87,8 +87,11 @@ def connect(location: IndexLocation) -> Any:
     """A ``MilvusClient`` for ``location`` (clients of one process share an embedded database's server)."""
     from pymilvus import MilvusClient
 
-    # pymilvus logs every failed call with a traceback before raising; the error reaches the user as one line.
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    # pymilvus logs every failed call with a traceback before raising, milvus-lite a refused start, and the gRPC
+    # server that milvus-lite runs in this process every call it does not implement (the query iterator asks for
+    # a timestamp first, then does without); the user gets each failure once, as one line.
+    for noisy in ("pymilvus", "milvus_lite", "grpc._server"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     where = location.uri or embedded_uri(location)
     if not location.uri:
         try:
