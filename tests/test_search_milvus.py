@@ -27,6 +27,7 @@ from reidkit.search.vectors import IndexLocation, IndexPlan, create_vector_index
 
 DIM = 16
 START = datetime(2024, 5, 1, 9, 0, 0)
+pytest.importorskip("milvus_lite", reason="the [milvus] extra is not installed")
 CAMERAS = ("lobby", 'door "B"', "yard")  # a quote in a name must survive the filter expression
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,6 +22,8 @@ BACKENDS = ("faiss", "milvus")
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "milvus":
+        pytest.importorskip("milvus_lite", reason="the [milvus] extra is not installed")
     return str(request.param)
 
 

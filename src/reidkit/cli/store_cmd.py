@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from reidkit.cli.video_cmd import MilvusUriOption
+
 store_app = typer.Typer(help="Look after a person-search store (move it between vector indexes).", no_args_is_help=True)
 
 
@@ -19,11 +21,7 @@ def register(app: typer.Typer) -> None:
 def reindex_backend(
     db: Annotated[Path, typer.Option("--db", help="store folder built by `reidkit ingest`")],
     to: Annotated[str, typer.Option("--to", help="the vector index to move to: faiss or milvus")],
-    milvus_uri: Annotated[
-        str | None,
-        typer.Option("--milvus-uri", help="Milvus server for --to milvus, e.g. http://HOST:19530 (default: an "
-                     "embedded milvus-lite database inside the store folder)"),
-    ] = None,
+    milvus_uri: MilvusUriOption = None,
 ) -> None:
     """Rebuild a store's vector index in another backend from its stored features, then switch to it.
 

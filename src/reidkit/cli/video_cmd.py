@@ -26,6 +26,11 @@ CheckpointOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="torch device for the ReID model, e.g. cpu or cuda")]
+MilvusUriOption = Annotated[
+    str | None,
+    typer.Option("--milvus-uri", help="Milvus server for a Milvus store, e.g. http://HOST:19530 (default: an "
+                 "embedded milvus-lite database inside the store folder)"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -62,11 +67,7 @@ def ingest(
         str | None,
         typer.Option("--index", help="vector index of a NEW store: faiss (default) or milvus; a store keeps its own"),
     ] = None,
-    milvus_uri: Annotated[
-        str | None,
-        typer.Option("--milvus-uri", help="Milvus server for --index milvus, e.g. http://HOST:19530 (default: an "
-                     "embedded milvus-lite database inside the store folder)"),
-    ] = None,
+    milvus_uri: MilvusUriOption = None,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
     from reidkit.inference.device import resolve_device

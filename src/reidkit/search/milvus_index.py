@@ -85,7 +85,12 @@ def _milvus_errors(what: str, where: str) -> Iterator[None]:
 
 def connect(location: IndexLocation) -> Any:
     """A ``MilvusClient`` for ``location`` (clients of one process share an embedded database's server)."""
-    from pymilvus import MilvusClient
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise StoreError(
+            "this store keeps its vectors in Milvus, which needs pymilvus and milvus-lite: pip install 'reidkit[milvus]'"
+        ) from None
 
     # pymilvus logs every failed call with a traceback before raising, milvus-lite a refused start, and the gRPC
     # server that milvus-lite runs in this process every call it does not implement (the query iterator asks for
