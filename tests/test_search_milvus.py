@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from reidkit.cli.main import app
 from reidkit.errors import StoreError
 from reidkit.search.backend_choice import PENDING_KEY, move_store
-from reidkit.search.milvus_index import EMBEDDED_NAME, MilvusIndex, connect, filter_expression
+from reidkit.search.milvus_index import EMBEDDED_NAME, MilvusIndex, connect, disconnect, filter_expression
 from reidkit.search.rows import NewDetection, normalise_rows
 from reidkit.search.search import SearchFilters, search_store
 from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
@@ -202,11 +202,13 @@ def test_moving_a_store_between_backends_with_the_command(tmp_path: Path) -> Non
     assert back.exit_code == 0, back.output
     assert sorted(p.name.split(".")[0] for p in (root / "vectors").glob("*.faiss")) == ["crops", "tracks"]
     assert answer() == before
-    client = connect(IndexLocation("milvus", root / "vectors"))
+    location = IndexLocation("milvus", root / "vectors")
+    client = connect(location)
     assert [name for name in client.list_collections() if name.startswith((namespace, "reidkit_crashed"))] == []
-    client.close()
+    disconnect(client, location)
 
 
+@pytest.mark.slow
 def test_an_embedded_database_in_use_elsewhere_is_refused_in_one_line(tmp_path: Path) -> None:
     _build(tmp_path, "milvus")
     with Store.open(tmp_path, writable=True):  # an ingest holds the embedded database
@@ -219,6 +221,13 @@ def test_an_embedded_database_in_use_elsewhere_is_refused_in_one_line(tmp_path: 
     assert searched.stderr.strip().count("\n") == 0, searched.stderr
     assert "another process has it open (milvus-lite serves one process at a time)" in searched.stderr
     assert "--milvus-uri http://HOST:19530" in searched.stderr
+    # once this process has closed the store (not only once it exits), another process can open it
+    opened = subprocess.run(
+        [sys.executable, "-c", "import sys; from reidkit.search.store import Store; "
+         "print(Store.open(sys.argv[1]).index('crops').count)", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert opened.returncode == 0 and opened.stdout.strip() == "120", opened.stderr[-500:]
 
 
 def test_ingest_refuses_another_backend_before_any_work(tmp_path: Path, vtest_video: Path) -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -44,10 +46,14 @@ _HNSW = {"M": 16, "efConstruction": 128}
 _HNSW_MIN_EF = 128
 _INSERT_BYTES = 16 << 20  # per insert call: well under Milvus's 64 MB request limit
 _PAGE = 16_384
+# Clients of this process per embedded database: milvus-lite keeps a database's server (and its file lock) until
+# the process exits, so the last client to close stops it, and another process can open the store meanwhile.
+_EMBEDDED_CLIENTS: dict[str, int] = {}
+_EMBEDDED_LOCK = threading.Lock()
 
 
 def embedded_uri(location: IndexLocation) -> str:
-    return str(location.folder / EMBEDDED_NAME)
+    return os.path.abspath(location.folder / EMBEDDED_NAME)
 
 
 def filter_expression(filters: SearchFilters | None) -> str:
@@ -105,18 +111,41 @@ def connect(location: IndexLocation) -> Any:
             raise StoreError(f"cannot create {location.folder} for the embedded Milvus database: {exc}") from exc
     with _milvus_errors("connect", where):
         try:
-            return MilvusClient(uri=where)
+            client = MilvusClient(uri=where)
         except Exception as exc:  # a server that is down raises plain connection errors, not MilvusException
             if type(exc).__module__.startswith("pymilvus"):
                 raise
             raise StoreError(f"cannot reach Milvus at {where}: {exc}") from None
+    if not location.uri:
+        with _EMBEDDED_LOCK:
+            _EMBEDDED_CLIENTS[where] = _EMBEDDED_CLIENTS.get(where, 0) + 1
+    return client
+
+
+def disconnect(client: Any, location: IndexLocation) -> None:
+    """Close ``client``; the last one of an embedded database stops its milvus-lite server (see ``connect``)."""
+    client.close()
+    if location.uri:
+        return
+    where = embedded_uri(location)
+    with _EMBEDDED_LOCK:
+        left = _EMBEDDED_CLIENTS.get(where, 1) - 1
+        _EMBEDDED_CLIENTS[where] = left
+    if left <= 0:
+        _EMBEDDED_CLIENTS.pop(where, None)
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(where)
 
 
 class MilvusIndex:
     """One Milvus collection holding one of a store's indexes."""
 
-    def __init__(self, client: Any, where: str, collection: str, dim: int, kind: str, commit_seq: int) -> None:
-        self._client, self._where, self.collection = client, where, collection
+    def __init__(
+        self, client: Any, location: IndexLocation, collection: str, dim: int, kind: str, commit_seq: int
+    ) -> None:
+        self._client, self._location, self.collection = client, location, collection
+        self._where = location.uri or embedded_uri(location)
         self._dim, self._kind, self._commit_seq = dim, kind, commit_seq
 
     # --- construction -------------------------------------------------------------------------------------------
@@ -129,7 +158,7 @@ class MilvusIndex:
         from pymilvus import DataType
 
         client, where, collection = connect(location), location.uri or embedded_uri(location), _name(location, name)
-        with _milvus_errors(f"create collection {collection}", where):
+        with _closing_on_error(client, location), _milvus_errors(f"create collection {collection}", where):
             if client.has_collection(collection):
                 client.drop_collection(collection)
             schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -144,7 +173,7 @@ class MilvusIndex:
             else:
                 params.add_index("vector", index_type="HNSW", metric_type="IP", params=_HNSW)
             client.create_collection(collection, schema=schema, index_params=params, consistency_level="Strong")
-            index = cls(client, where, collection, dim, plan.kind, -1)
+            index = cls(client, location, collection, dim, plan.kind, -1)
             index._record(-1)
             return index
 
@@ -152,25 +181,30 @@ class MilvusIndex:
     def load(cls, location: IndexLocation, name: str, dim: int) -> MilvusIndex | None:
         """The store's collection ``name``, or None when there is none of this dimension (the store rebuilds)."""
         client, where, collection = connect(location), location.uri or embedded_uri(location), _name(location, name)
-        with _milvus_errors(f"open collection {collection}", where):
-            if not client.has_collection(collection):
-                return None
-            described = client.describe_collection(collection)
-            vector = [f for f in described["fields"] if f["name"] == "vector"]
-            properties = described.get("properties", {})
-            if not vector or int(vector[0]["params"]["dim"]) != dim or "reidkit.commit_seq" not in properties:
+        with _closing_on_error(client, location), _milvus_errors(f"open collection {collection}", where):
+            properties: dict[str, str] = {}
+            if client.has_collection(collection):
+                described = client.describe_collection(collection)
+                vector = [f for f in described["fields"] if f["name"] == "vector"]
+                if vector and int(vector[0]["params"]["dim"]) == dim:
+                    properties = described.get("properties", {})
+            if "reidkit.commit_seq" not in properties:
+                disconnect(client, location)
                 return None
             client.load_collection(collection)
         kind, seq = properties.get("reidkit.kind", "flat"), int(properties["reidkit.commit_seq"])
-        return cls(client, where, collection, dim, kind, seq)
+        return cls(client, location, collection, dim, kind, seq)
 
     @staticmethod
     def discard(location: IndexLocation, name: str) -> None:
         """Drop the collection ``name`` (a store moved to another backend, or the leftovers of a failed move)."""
         client, collection = connect(location), _name(location, name)
-        with _milvus_errors(f"drop collection {collection}", location.uri or embedded_uri(location)):
-            if client.has_collection(collection):
-                client.drop_collection(collection)
+        try:
+            with _milvus_errors(f"drop collection {collection}", location.uri or embedded_uri(location)):
+                if client.has_collection(collection):
+                    client.drop_collection(collection)
+        finally:
+            disconnect(client, location)
 
     # --- the VectorIndex interface ------------------------------------------------------------------------------
     @property
@@ -269,7 +303,7 @@ class MilvusIndex:
         return plan_index(count, self.dim).kind != self._kind
 
     def close(self) -> None:
-        self._client.close()
+        disconnect(self._client, self._location)
 
     def _record(self, commit_seq: int) -> None:
         with self._errors("record its commit"):
@@ -280,6 +314,15 @@ class MilvusIndex:
 
     def _errors(self, what: str) -> Any:
         return _milvus_errors(f"{what} in collection {self.collection}", self._where)
+
+
+@contextmanager
+def _closing_on_error(client: Any, location: IndexLocation) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        disconnect(client, location)
+        raise
 
 
 def _name(location: IndexLocation, name: str) -> str:
