@@ -56,6 +56,11 @@ def embedded_uri(location: IndexLocation) -> str:
     return os.path.abspath(location.folder / EMBEDDED_NAME)
 
 
+def address(location: IndexLocation) -> str:
+    """The server URI, or the embedded database's path."""
+    return location.uri or embedded_uri(location)
+
+
 def filter_expression(filters: SearchFilters | None) -> str:
     """The Milvus boolean expression for ``filters`` ("" for none): a vector passes when its camera is one of
     them and its first..last seconds overlap [after, before]."""
@@ -103,7 +108,7 @@ def connect(location: IndexLocation) -> Any:
     # a timestamp first, then does without); the user gets each failure once, as one line.
     for noisy in ("pymilvus", "milvus_lite", "grpc._server"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    where = location.uri or embedded_uri(location)
+    where = address(location)
     if not location.uri:
         try:
             location.folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +150,7 @@ class MilvusIndex:
         self, client: Any, location: IndexLocation, collection: str, dim: int, kind: str, commit_seq: int
     ) -> None:
         self._client, self._location, self.collection = client, location, collection
-        self._where = location.uri or embedded_uri(location)
+        self._where = address(location)
         self._dim, self._kind, self._commit_seq = dim, kind, commit_seq
 
     # --- construction -------------------------------------------------------------------------------------------
@@ -157,7 +162,7 @@ class MilvusIndex:
         its index per segment as rows arrive."""
         from pymilvus import DataType
 
-        client, where, collection = connect(location), location.uri or embedded_uri(location), _name(location, name)
+        client, where, collection = connect(location), address(location), _name(location, name)
         with _closing_on_error(client, location), _milvus_errors(f"create collection {collection}", where):
             if client.has_collection(collection):
                 client.drop_collection(collection)
@@ -180,7 +185,7 @@ class MilvusIndex:
     @classmethod
     def load(cls, location: IndexLocation, name: str, dim: int) -> MilvusIndex | None:
         """The store's collection ``name``, or None when there is none of this dimension (the store rebuilds)."""
-        client, where, collection = connect(location), location.uri or embedded_uri(location), _name(location, name)
+        client, where, collection = connect(location), address(location), _name(location, name)
         with _closing_on_error(client, location), _milvus_errors(f"open collection {collection}", where):
             properties: dict[str, str] = {}
             if client.has_collection(collection):
@@ -200,7 +205,7 @@ class MilvusIndex:
         """Drop the collection ``name`` (a store moved to another backend, or the leftovers of a failed move)."""
         client, collection = connect(location), _name(location, name)
         try:
-            with _milvus_errors(f"drop collection {collection}", location.uri or embedded_uri(location)):
+            with _milvus_errors(f"drop collection {collection}", address(location)):
                 if client.has_collection(collection):
                     client.drop_collection(collection)
         finally:
