@@ -96,6 +96,10 @@ def _milvus_errors(what: str, where: str) -> Iterator[None]:
 
 def connect(location: IndexLocation) -> Any:
     """A ``MilvusClient`` for ``location`` (clients of one process share an embedded database's server)."""
+    # gRPC's C core writes to stderr itself, e.g. "too_many_pings" GOAWAYs when pymilvus's keepalive outpaces the
+    # in-process milvus-lite server during a long ingest (harmless: the client reconnects); it reads this setting
+    # when gRPC is first imported, and a failure that matters reaches the user as a StoreError anyway.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
     except ImportError:
