@@ -25,6 +25,7 @@ LAYERS = {
     "models": 3,
     "losses": 4,
     "inference": 4,
+    "clustering": 4,
     "video": 5,
     "search": 6,
     "viz": 7,

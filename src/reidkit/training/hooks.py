@@ -186,8 +186,10 @@ class TimeBudget(Hook):
 def default_hooks(config: ExperimentConfig, extractor: FeatureExtractor, dataset: ReidDataset) -> list[Hook]:
     """What ``reidkit train`` runs: the hooks ``config.train`` asks for, in the order they depend on each other."""
     train = config.train
+    # A dataset without a query split (adaptation to a store's own tracks) has nothing to evaluate on.
+    evaluate = [EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric)]
     hooks: list[Hook] = [
-        EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric),
+        *(evaluate if dataset.query else []),
         LogMetrics(train.tensorboard, title=f"{config.model.name}/{config.model.backbone}"),
         SaveCheckpoint(),
         KeepBestModel(),
