@@ -46,6 +46,12 @@ def train(
 
     experiment = load_config(config, overrides or [])  # before importing torch: config mistakes fail instantly
     if nproc > 1:
+        global_batch = experiment.data.ids_per_batch * experiment.data.images_per_id
+        if global_batch % nproc:
+            raise ConfigError(
+                f"--nproc {nproc}: the global batch data.ids_per_batch x data.images_per_id = {global_batch} does "
+                "not split evenly over the processes"
+            )
         args = ["--config", config, *(overrides or []), *(["--resume"] if resume else [])]
         raise typer.Exit(launch_torchrun(nproc, args))
     from reidkit.training.trainer import Trainer
