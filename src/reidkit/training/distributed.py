@@ -219,7 +219,7 @@ class _GatherWithGrad(Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
-        grad = grad.contiguous()
+        grad = grad.clone(memory_format=torch.contiguous_format)  # all_reduce writes in place
         dist.all_reduce(grad)
         start = dist.get_rank() * ctx.rows
         return grad[start : start + ctx.rows]
