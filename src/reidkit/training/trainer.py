@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reidkit.config import ExperimentConfig, save_config
+from reidkit.config import ExperimentConfig, config_from_dict, save_config
 from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.inference import EvalRun
@@ -250,9 +250,10 @@ class Trainer:
         payload = load_checkpoint(path)
         if "training_state" not in payload:
             raise ConfigError(f"--resume: {path} holds weights only (no optimiser state); it cannot be resumed")
-        conflicts = [
-            key for key in _changed_keys(payload["config"], self.config.to_dict()) if key not in RESUMABLE_CHANGES
-        ]
+        # Read through the config schema first, so that a key added to reidkit since the run was saved compares
+        # as its default rather than as a change.
+        saved = config_from_dict(payload["config"], str(path)).to_dict()
+        conflicts = [key for key in _changed_keys(saved, self.config.to_dict()) if key not in RESUMABLE_CHANGES]
         if conflicts:
             raise ConfigError(
                 f"--resume: the config differs from the one {path} was trained with in {', '.join(conflicts)}; "
