@@ -9,6 +9,7 @@ every stripe rather than only where the global branch does.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,14 +30,16 @@ def plot_activation_maps(
 ) -> Path:
     """One line per crop: the crop, then each branch's map over it (``labels``: a caption per crop)."""
     columns = 1 + max(len(m.branches) for m in maps)
+    lines = textwrap.wrap(title, width=int(_CELL_W * columns * 13)) if title else []
     fig, axes = plt.subplots(
-        len(maps), columns, figsize=(_CELL_W * columns, _CELL_H * len(maps) + (0.4 if title else 0)),
+        len(maps), columns, figsize=(_CELL_W * columns, _CELL_H * len(maps) + 0.2 * len(lines)),
         squeeze=False, constrained_layout=True,
     )
     for line, item in enumerate(maps):
         height, width = item.image.shape[:2]
         axes[line][0].imshow(item.image)
-        axes[line][0].set_title(labels[line] if line < len(labels) else "input", fontsize=8)
+        label = labels[line] if line < len(labels) else "input"
+        axes[line][0].set_title(label if len(label) <= 20 else label[:9] + "…" + label[-10:], fontsize=7)
         for column, branch in enumerate(item.branches, start=1):
             ax = axes[line][column]
             ax.imshow(item.image)
@@ -53,8 +56,8 @@ def plot_activation_maps(
         for ax in axes[line]:
             ax.set_xticks([])
             ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=8)
     return save_figure(fig, path)
 
 

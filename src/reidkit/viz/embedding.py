@@ -69,8 +69,10 @@ def plot_embedding(
     fig, ax = plt.subplots(figsize=(7, 7), constrained_layout=True)
     for i, pid in enumerate(identities):  # 20 colours x 5 markers: 100 identities before a style repeats
         here = pids == pid
-        colour, marker = plt.get_cmap("tab20")(i % 20), _MARKERS[(i // 20) % len(_MARKERS)]
-        ax.scatter(xy[here, 0], xy[here, 1], color=colour, marker=marker, s=12, linewidths=0)
+        # tab20 pairs a dark and a light shade of each hue: the 10 dark ones first, so few identities never share one
+        colour = plt.get_cmap("tab20")(2 * (i % 10) + (i // 10) % 2)
+        ax.scatter(xy[here, 0], xy[here, 1], color=colour, marker=_MARKERS[(i // 20) % len(_MARKERS)], s=24,
+                   linewidths=0)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(
