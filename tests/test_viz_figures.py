@@ -17,6 +17,7 @@ from reidkit.cli.main import app
 from reidkit.config import ExperimentConfig, apply_overrides
 from reidkit.data import ReidDataset
 from reidkit.data.subset import subset_identities
+from reidkit.errors import ConfigError, ReidkitError
 from reidkit.evaluation import save_features
 from reidkit.evaluation.market_protocol import JUNK_PID
 from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
@@ -26,7 +27,7 @@ from reidkit.training.trainer import Trainer
 from reidkit.viz.attention import height_shares, plot_activation_maps
 from reidkit.viz.curves import read_metrics_csv
 from reidkit.viz.embedding import sample_identities
-from reidkit.viz.figure_files import DPI
+from reidkit.viz.figure_files import DPI, figure_path
 from reidkit.viz.ranked_list import QUERY, RIGHT, WRONG, plot_ranked_lists, random_queries
 
 RUNNER = CliRunner()
@@ -191,3 +192,21 @@ def test_cli_viz_embedding_samples_whole_identities(
     assert done.exit_code == 0, done.output
     assert f"{len(rows)} of {len(gallery)} crops, {len(kept)} identities" in done.output
     _not_blank(_png(tmp_path / "e.png"), colours=50, background=0.99)
+
+
+def test_figure_format_comes_from_the_suffix_or_the_option(tmp_path: Path) -> None:
+    assert figure_path(tmp_path / "a.svg") == tmp_path / "a.svg"
+    assert figure_path(tmp_path / "a", "svg") == tmp_path / "a.svg" and figure_path(tmp_path / "a") == tmp_path / "a.png"
+    for out, fmt in ((tmp_path / "a.png", "svg"), (tmp_path / "a.jpg", None), (tmp_path / "a", "pdf")):
+        with pytest.raises(ConfigError):
+            figure_path(out, fmt)
+
+
+def test_cli_viz_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    done = RUNNER.invoke(app, ["viz", "curves", str(tmp_path)])
+    assert isinstance(done.exception, ReidkitError) and "metrics.csv" in str(done.exception)
+    (tmp_path / "metrics.csv").write_text("loss\n1.0\n")
+    done = RUNNER.invoke(app, ["viz", "curves", str(tmp_path)])
+    assert isinstance(done.exception, ReidkitError) and "no epoch rows" in str(done.exception)
+    done = RUNNER.invoke(app, ["viz", "embedding", str(tmp_path / "none.npz"), "--out", str(tmp_path / "e.pdf")])
+    assert isinstance(done.exception, ConfigError) and "e.pdf" in str(done.exception)
