@@ -45,6 +45,8 @@ def plot_training_curves(
     eval_ax.set(title="test split", xlabel="epoch", ylabel="%")
     if eval_ax.lines:
         eval_ax.legend()
+    else:
+        eval_ax.text(0.5, 0.5, "no evaluated epoch yet", ha="center", va="center", transform=eval_ax.transAxes)
     lr_ax.plot(epochs, [row.get("lr") for row in history], color="tab:purple", marker=".")
     lr_ax.set(title="learning rate / throughput", xlabel="epoch", ylabel="learning rate")
     lr_ax.set_yscale("log")
@@ -81,7 +83,8 @@ def plot_run_curves(run_dir: Path, path: Path) -> Path:
         from reidkit.models.model_file import load_checkpoint  # torch: only when there is a checkpoint to read
 
         step_log = list(load_checkpoint(run_dir / LAST_CHECKPOINT).get("step_log", []))
-    return plot_training_curves(read_metrics_csv(csv_path), path, title=run_dir.name, step_log=step_log)
+    title = "/".join(run_dir.resolve().parts[-2:])  # runs/demo/train -> demo/train
+    return plot_training_curves(read_metrics_csv(csv_path), path, title=title, step_log=step_log)
 
 
 def _number(cell: str | None) -> int | float | str | None:
