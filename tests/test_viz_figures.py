@@ -24,7 +24,7 @@ from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_m
 from reidkit.inference.activation_maps import activation_maps
 from reidkit.models.model_file import model_payload, save_checkpoint
 from reidkit.training.trainer import Trainer
-from reidkit.viz.attention import height_shares, plot_activation_maps
+from reidkit.viz.attention import height_shares, plot_activation_maps, scaled
 from reidkit.viz.curves import read_metrics_csv
 from reidkit.viz.embedding import sample_identities
 from reidkit.viz.figure_files import DPI, figure_path
@@ -130,12 +130,17 @@ def test_activation_maps_of_mgn_branches(trained_run: Path, test_split: ReidData
         shares = height_shares(energy["part-3"])
         assert max(shares) - min(shares) > 0.05, shares
         assert np.abs(np.subtract(height_shares(energy["global"]), shares)).max() > 0.01
+        # --per-stripe: each stripe (rows by centre: 0-2, 3-4, 5-7 of 8, as the dashed lines) peaks at 1
+        per_stripe = scaled(energy["part-3"], 3)
+        assert [per_stripe[rows].max() for rows in (slice(0, 3), slice(3, 5), slice(5, 8))] == [1, 1, 1]
+        assert scaled(energy["part-3"]).max() == 1 and np.array_equal(per_stripe > 0, energy["part-3"] > 0)
     for item in before:  # the part branches start as copies of one ImageNet branch: identical maps ...
         assert np.array_equal(item.branches[1].energy, item.branches[2].energy)
     for item in after:  # ... and training, with a loss per stripe, makes them differ
         part2, part3 = item.branches[1].energy, item.branches[2].energy
         assert np.abs(part2 - part3).max() > 1e-3 * part3.max()
-    path = plot_activation_maps(after, tmp_path / "fig5.png", labels=[p.name for p in crops], title="t")
+    labels = [p.name for p in crops]
+    path = plot_activation_maps(after, tmp_path / "fig5.png", labels=labels, title="t", per_stripe=True)
     pixels = _png(path)
     assert pixels.shape[0] > 4 * 2 * DPI and pixels.shape[1] > 4 * DPI
     _not_blank(pixels)
@@ -196,7 +201,8 @@ def test_cli_viz_embedding_samples_whole_identities(
 
 def test_figure_format_comes_from_the_suffix_or_the_option(tmp_path: Path) -> None:
     assert figure_path(tmp_path / "a.svg") == tmp_path / "a.svg"
-    assert figure_path(tmp_path / "a", "svg") == tmp_path / "a.svg" and figure_path(tmp_path / "a") == tmp_path / "a.png"
+    assert figure_path(tmp_path / "a", "svg") == tmp_path / "a.svg"
+    assert figure_path(tmp_path / "a") == tmp_path / "a.png"
     for out, fmt in ((tmp_path / "a.png", "svg"), (tmp_path / "a.jpg", None), (tmp_path / "a", "pdf")):
         with pytest.raises(ConfigError):
             figure_path(out, fmt)

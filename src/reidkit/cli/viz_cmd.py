@@ -102,6 +102,9 @@ def attention(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="a .pt written by reidkit train")],
     out: Annotated[Path | None, typer.Option("--out", help="figure file (default attention.png)")] = None,
     fmt: FormatOption = None,
+    per_stripe: Annotated[
+        bool, typer.Option("--per-stripe", help="scale each stripe of a part branch to its own peak")
+    ] = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Fig. 5: each branch's activation map (feature-map energy) over each crop; MGN: global, part-2, part-3."""
@@ -117,8 +120,11 @@ def attention(
             f"{len(paths)} images: one figure holds at most {MAX_ATTENTION_IMAGES}; pass fewer crops"
         )
     maps = activation_maps(checkpoint, paths, device=resolve_device(device, "--device"))
-    figure = plot_activation_maps(maps, path, labels=[p.name for p in paths], title=f"{checkpoint.name}: "
-                                  "each branch's feature-map energy (mean squared activation), scaled to its peak")
+    scale = "each stripe scaled to its peak" if per_stripe else "scaled to its peak"
+    figure = plot_activation_maps(
+        maps, path, labels=[p.name for p in paths], per_stripe=per_stripe,
+        title=f"{checkpoint.name}: each branch's feature-map energy (mean squared activation), {scale}",
+    )
     for image, item in zip(paths, maps, strict=True):
         shares = "  ".join(
             f"{b.name} {'/'.join(f'{s:.2f}' for s in height_shares(b.energy))}" for b in item.branches

@@ -2,9 +2,9 @@
 
 The maps are computed in ``reidkit.inference.activation_maps`` (which says why: the branch's feature-map energy);
 this module only draws them. Each map is scaled to its own maximum, so a panel shows where that branch responds
-most, not how strongly compared with another branch. The part branches get dashed lines where their stripes
-meet: each stripe is max-pooled into a feature of its own, so the paper expects a part branch to respond inside
-every stripe rather than only where the global branch does.
+most, not how strongly compared with another branch (``per_stripe``: each stripe to its own maximum). The part
+branches get dashed lines where their stripes meet: each stripe is max-pooled into a feature of its own, so the
+paper expects a part branch to respond inside every stripe rather than only where the global branch does.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ OVERLAY_ALPHA = 0.5
 
 
 def plot_activation_maps(
-    maps: Sequence[ActivationMaps], path: Path, labels: Sequence[str] = (), title: str = ""
+    maps: Sequence[ActivationMaps], path: Path, labels: Sequence[str] = (), title: str = "", per_stripe: bool = False
 ) -> Path:
-    """One line per crop: the crop, then each branch's map over it (``labels``: a caption per crop)."""
+    """One line per crop: the crop, then each branch's map over it (``labels``: a caption per crop).
+
+    ``per_stripe`` scales each stripe of a part branch to its own peak instead of the whole map's (``scaled``).
+    """
     columns = 1 + max(len(m.branches) for m in maps)
     lines = textwrap.wrap(title, width=int(_CELL_W * columns * 13)) if title else []
     fig, axes = plt.subplots(
@@ -43,9 +46,8 @@ def plot_activation_maps(
         for column, branch in enumerate(item.branches, start=1):
             ax = axes[line][column]
             ax.imshow(item.image)
-            peak = float(branch.energy.max())
             ax.imshow(
-                branch.energy / peak if peak > 0 else branch.energy, cmap="jet", alpha=OVERLAY_ALPHA,
+                scaled(branch.energy, branch.stripes if per_stripe else 1), cmap="jet", alpha=OVERLAY_ALPHA,
                 extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="bilinear", vmin=0, vmax=1,
             )
             for stripe in range(1, branch.stripes):
@@ -59,6 +61,22 @@ def plot_activation_maps(
     if lines:
         fig.suptitle("\n".join(lines), fontsize=8)
     return save_figure(fig, path)
+
+
+def scaled(energy: np.ndarray, stripes: int = 1) -> np.ndarray:
+    """``energy`` divided by its peak in each of ``stripes`` horizontal stripes (1: the whole map's peak).
+
+    Each stripe of a part branch is max-pooled into a feature of its own, so how strongly one stripe responds
+    compared with another does not reach the feature; per stripe, the picture shows where inside each stripe its
+    feature comes from. A row belongs to the stripe its centre falls in, as the dashed lines are drawn.
+    """
+    rows = np.minimum((np.arange(energy.shape[0]) + 0.5) * stripes // energy.shape[0], stripes - 1).astype(int)
+    out = np.zeros_like(energy, dtype=np.float64)
+    for stripe in range(stripes):
+        part = energy[rows == stripe]
+        peak = float(part.max()) if part.size else 0.0
+        out[rows == stripe] = part / peak if peak > 0 else part
+    return out
 
 
 def height_shares(energy: np.ndarray, parts: int = 3) -> list[float]:
