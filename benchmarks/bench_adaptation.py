@@ -33,7 +33,8 @@ from reidkit.inference import FeatureExtractor, evaluate_on_dataset
 from reidkit.models.model_file import load_checkpoint
 from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt
 from reidkit.training.hooks import LAST
-from reidkit.training.trainer import Trainer, subset_identities
+from reidkit.data.subset import subset_identities
+from reidkit.training.trainer import Trainer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "uda_cuhk03_pair1_to_pair2"

@@ -18,7 +18,8 @@ from reidkit.models.model_file import load_checkpoint, save_checkpoint
 from reidkit.training.gpu_batches import ERASE_SCALE, BatchAugment
 from reidkit.training.optim import lr_factor
 from reidkit.training.runtime import resolve_amp, resolve_device
-from reidkit.training.trainer import Trainer, subset_identities
+from reidkit.data.subset import subset_identities
+from reidkit.training.trainer import Trainer
 
 
 def seen_identity_split(dataset: ReidDataset, num_ids: int) -> ReidDataset:

@@ -15,7 +15,7 @@ from reidkit.errors import ConfigError
 from reidkit.inference import untrained_model
 from reidkit.models.model_file import load_checkpoint, load_model, model_payload, save_checkpoint
 from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt
-from reidkit.training.trainer import subset_identities
+from reidkit.data.subset import subset_identities
 
 
 def recipe(tmp_path: Path) -> ExperimentConfig:

@@ -27,7 +27,8 @@ from reidkit.data import load_dataset
 from reidkit.inference import FeatureExtractor, evaluate_on_dataset
 from reidkit.models.model_file import load_checkpoint
 from reidkit.training.gpu_batches import BatchAugment
-from reidkit.training.trainer import Trainer, subset_identities
+from reidkit.data.subset import subset_identities
+from reidkit.training.trainer import Trainer
 
 EPOCHS = 2
 # Parameters and BatchNorm statistics after one step: equal up to float rounding (sums taken in another order:

@@ -21,7 +21,8 @@ from reidkit.training.hooks import EvaluateWhenDue, Hook, KeepBestModel, LogMetr
 from reidkit.training.loop import TrainLoop
 from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.step import TrainStep
-from reidkit.training.trainer import Trainer, subset_identities
+from reidkit.data.subset import subset_identities
+from reidkit.training.trainer import Trainer
 
 from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 

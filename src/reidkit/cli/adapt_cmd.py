@@ -56,7 +56,7 @@ def adapt(
         base = apply_overrides(config_from_dict(payload["config"], str(checkpoint)), overrides or [])
     from reidkit.data import load_dataset
     from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt as run_adaptation
-    from reidkit.training.trainer import subset_identities
+    from reidkit.data.subset import subset_identities
 
     dataset = load_dataset(base.data.dataset, Path(base.data.root), **base.data.dataset_options)
     dataset = subset_identities(dataset, base.data.max_train_ids, base.data.max_test_ids)

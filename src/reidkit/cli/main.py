@@ -36,6 +36,7 @@ def _register_stages() -> None:
         store_cmd,
         train_cmd,
         video_cmd,
+        viz_cmd,
     )
 
     for stage in (
@@ -44,6 +45,7 @@ def _register_stages() -> None:
         adapt_cmd,
         demo_cmd,
         video_cmd,
+        viz_cmd,
         service_cmd,
         retention_cmd,
         store_cmd,

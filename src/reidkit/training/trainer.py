@@ -19,7 +19,7 @@ rounding); resume is bit-exact per rank (each rank's RNG states are in ``last.pt
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from torch import nn
 
 from reidkit.config import ExperimentConfig, config_from_dict, save_config
 from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
+from reidkit.data.subset import subset_identities
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.inference import EvalRun
 from reidkit.losses import LossWeights, ReidLoss
@@ -264,24 +265,6 @@ class Trainer:
 
 def _silent(_: str) -> None:
     """The echo of every rank but the main one."""
-
-
-def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_ids: int | None) -> ReidDataset:
-    """Keep the first ``max_train_ids`` train identities and ``max_test_ids`` query identities (in pid order).
-
-    For quick runs and tests: the test subset keeps every gallery crop of the chosen identities plus the gallery's
-    distractors, so the protocol is unchanged, only smaller.
-    """
-    train, query, gallery = dataset.train, dataset.query, dataset.gallery
-    if max_train_ids is not None:
-        keep = set(sorted({r.pid for r in train})[:max_train_ids])
-        train = [r for r in train if r.pid in keep]
-    if max_test_ids is not None:
-        keep = set(sorted({r.pid for r in query})[:max_test_ids])
-        query = [r for r in query if r.pid in keep]
-        gallery = [r for r in gallery if r.pid in keep or r.pid == 0]
-    multi_query = [r for r in dataset.multi_query if r.pid in {q.pid for q in query}]
-    return replace(dataset, train=train, query=query, gallery=gallery, multi_query=multi_query)
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
