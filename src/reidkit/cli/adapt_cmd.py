@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from reidkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reidkit.training.adaptation import TargetCrops
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +38,13 @@ def adapt(
     work_dir: Annotated[
         Path | None, typer.Option("--work-dir", help="rounds' runs, resumable (default: <out>.rounds/)")
     ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="adapt to this person-search store's crops instead of the recipe's dataset"),
+    ] = None,
 ) -> None:
-    """Adapt a model to the unlabelled train crops of the recipe's dataset (their identities are never read).
+    """Adapt a model to the unlabelled train crops of the recipe's dataset (their identities are never read), or
+    with --db to a store's crops, where a track's crops are one person and two crops of one frame are two.
 
     The dataset's query / gallery split, if any, is evaluated after each round for the report only. Run the same
     command again to resume after a stop.
@@ -54,17 +62,33 @@ def adapt(
         if "config" not in payload:
             raise ConfigError(f"{checkpoint}: records no training config; pass --config with the round's recipe")
         base = apply_overrides(config_from_dict(payload["config"], str(checkpoint)), overrides or [])
-    from reidkit.data import load_dataset
     from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt as run_adaptation
-    from reidkit.data.subset import subset_identities
 
-    dataset = load_dataset(base.data.dataset, Path(base.data.root), **base.data.dataset_options)
-    dataset = subset_identities(dataset, base.data.max_train_ids, base.data.max_test_ids)
+    if db is not None:
+        target, evaluation = _store_target(db), None
+    else:
+        from reidkit.data import load_dataset
+        from reidkit.data.subset import subset_identities
+
+        dataset = load_dataset(base.data.dataset, Path(base.data.root), **base.data.dataset_options)
+        dataset = subset_identities(dataset, base.data.max_train_ids, base.data.max_test_ids)
+        target, evaluation = TargetCrops.from_records(dataset.train), (dataset if dataset.query else None)
     options = AdaptOptions(rounds, epochs_per_round, ClusterOptions(method=method, camera_norm=camera_norm))
     result = run_adaptation(
-        base, checkpoint, TargetCrops.from_records(dataset.train), work_dir or out.with_suffix(".rounds"), out,
-        options, evaluation=dataset if dataset.query else None, echo=typer.echo,
+        base, checkpoint, target, work_dir or out.with_suffix(".rounds"), out, options, evaluation=evaluation,
+        echo=typer.echo,
     )
     typer.echo(f"adapted model: {out}")
     last = result.rounds[-1]
     typer.echo(json.dumps({"rounds": len(result.rounds), "clusters": last.clusters, **last.metrics}, default=str))
+
+
+def _store_target(db: Path) -> TargetCrops:
+    """The store's crops as adaptation targets: a track's crops must link, a frame's crops cannot."""
+    from reidkit.search.store import Store
+    from reidkit.search.track_crops import track_crops
+    from reidkit.training.adaptation import TargetCrops
+
+    with Store.open(db) as store:
+        crops = track_crops(store)
+    return TargetCrops(crops.paths, list(crops.cameras), groups=list(crops.tracks), frames=list(crops.frames))

@@ -31,6 +31,7 @@ def _register_stages() -> None:
         demo_cmd,
         eval_cmd,
         list_cmd,
+        reindex_cmd,
         retention_cmd,
         service_cmd,
         store_cmd,
@@ -49,6 +50,7 @@ def _register_stages() -> None:
         service_cmd,
         retention_cmd,
         store_cmd,
+        reindex_cmd,
         list_cmd,
     ):
         stage.register(app)

@@ -1,0 +1,46 @@
+"""``reidkit reindex``: re-embed a store's crops under another model, switching over atomically (docs/search.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reidkit.cli.video_cmd import DeviceOption
+from reidkit.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reindex", no_args_is_help=True)(reindex)
+
+
+def reindex(
+    db: Annotated[Path, typer.Option("--db", help="store folder built by `reidkit ingest`")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="the new model file (e.g. from `reidkit adapt`)")],
+    device: DeviceOption = "cpu",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per forward pass and per resumable commit")] = 64,
+    embed_backend: Annotated[
+        str, typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed), torch or openvino")
+    ] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Re-embed every stored crop with a new model, then switch the store to it in one transaction.
+
+    Searches keep using the old model until the switch; a stopped reindex resumes where it stopped when run again.
+    Needs the store's writer lock (no ingest meanwhile); restart a running `reidkit serve` afterwards.
+    """
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be a positive integer")
+    from reidkit.search.model_choice import choose_model
+    from reidkit.search.reindex import reindex_store
+    from reidkit.search.store import Store
+
+    with Store.open(db, writable=True) as store:
+        choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
+        report = reindex_store(store, choice.extractor, choice.source, batch_size=batch_size, progress=not quiet)
+    typer.echo(
+        f"re-embedded {db}: model {report.old_model} -> {report.new_model} ({report.feature_dim}-d), "
+        f"{report.detections} crops ({report.computed} computed by this run), {report.tracks} tracks, "
+        f"{report.seconds:.1f} s"
+    )
