@@ -61,10 +61,16 @@ def exact_crop_search(root: Path, extractor: FeatureExtractor) -> tuple[int, lis
 def test_reindex_switches_every_feature_to_the_new_model(small_store: Path, new_model: Path, tmp_path: Path) -> None:
     root = copy_store(small_store, tmp_path)
     old_detections, _, old_id = stored(root)
+    old_vectors = shutil.copytree(root / "vectors", tmp_path / "old-vectors")
+    live = Store.open(root)  # a long-lived reader (as the service keeps) open across the reindex
+    seen = live.commit_seq
     done = CliRunner().invoke(app, ["reindex", "--db", str(root), "--checkpoint", str(new_model),
                                     "--embed-backend", "torch", "--batch-size", "16", "--quiet"])
     assert done.exit_code == 0, done.output
     extractor = FeatureExtractor(new_model, progress=False)
+    with live:
+        live.vectors.refresh(seen)  # the reader follows the switch to the other feature size
+        assert live.index("crops").dim == 1280 and live.integrity_problems() == []
     with Store.open(root) as store:
         model = store.model
         assert model is not None and model.model_id == extractor.model_id != old_id
@@ -86,9 +92,17 @@ def test_reindex_switches_every_feature_to_the_new_model(small_store: Path, new_
     assert not list((root / "reindex").glob("*.sqlite"))  # the side file went once the switch was done
     track_id, ranked = exact_crop_search(root, extractor)
     assert ranked[0] == track_id
-    # a second reindex with the same model has nothing to do, and says so in one line
-    again = CliRunner().invoke(app, ["reindex", "--db", str(root), "--checkpoint", str(new_model), "--quiet"])
-    assert again.exit_code != 0 and "already holds features of model" in str(again.exception)
+    # a kill after the switch, before the new index files were saved, left the old 2048-d files: readers rebuild
+    # in memory, and the next writer's open rebuilds and saves them
+    shutil.rmtree(root / "vectors")
+    shutil.copytree(old_vectors, root / "vectors")
+    assert exact_crop_search(root, extractor)[1][0] == track_id
+    # running the same reindex again embeds nothing and saves the repaired indexes
+    again = CliRunner().invoke(app, ["reindex", "--db", str(root), "--checkpoint", str(new_model), "--quiet",
+                                     "--embed-backend", "torch"])
+    assert again.exit_code == 0 and "(0 computed by this run)" in again.output, again.output
+    with Store.open(root) as store:
+        assert store.index("tracks").dim == 1280 and store.index("tracks").commit_seq == store.commit_seq
 
 
 _KILLED_REINDEX = """

@@ -83,9 +83,13 @@ class StoreVectors:
     def refresh(self, since: int) -> None:
         """For a long-lived reader (the service): take in the rows other processes committed after commit ``since``
         (the last one this reader has seen) and drop the rows they deleted; load the indexes if the store got its
-        model meanwhile. Nothing is written to disk."""
+        model meanwhile, or again when a reindex switched it to a model of another feature size (``reindex``; one of
+        the same size is covered by the rows' seq, which the switch advanced for every row). Nothing is written to
+        disk."""
+        model = self.store.model
+        if model is not None and any(index.dim != model.feature_dim for index in self._indexes.values()):
+            self.close()
         if not self._indexes:
-            model = self.store.model
             if model is not None:
                 self.load(model.feature_dim)
             return

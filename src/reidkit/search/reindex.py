@@ -11,7 +11,9 @@ Three steps, each safe to kill:
    it leaves the old model in place; after it, the new one.
 3. Both vector indexes are rebuilt from SQLite for the new dimension and saved, then the side file is deleted. A kill
    here is repaired by the next open: an index of another dimension is not loaded (it is rebuilt), one of the same
-   dimension is older than the switch's commit, which changed every row, so every vector is replaced.
+   dimension is older than the switch's commit, which changed every row, so every vector is replaced. Running the
+   same reindex again saves the repaired indexes and deletes the side file (a store already on the model has no
+   crop to embed).
 
 The store's writer lock is held throughout, so no ingest interleaves with a reindex.
 """
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from reidkit.errors import ConfigError, StoreError
+from reidkit.errors import StoreError
 from reidkit.search.index_sync import CROP_INDEX, TRACK_INDEX
 from reidkit.search.paths import stored_file
 from reidkit.search.rows import blob, normalise_rows
@@ -86,11 +88,12 @@ def reindex_store(
     if old is None:
         raise StoreError(f"store {store.root} holds no features yet; ingest a video into it first")
     _discard_other_side_files(store, new_id)
-    if old.model_id == new_id:
-        side_file(store.root, new_id).unlink(missing_ok=True)
-        raise ConfigError(f"store {store.root} already holds features of model {new_id} (from {old.source}); "
-                          "nothing to re-embed")
     started = time.perf_counter()
+    if old.model_id == new_id:  # done before, or killed after its switch: finish step 3 (opening repaired them)
+        store.save_indexes()
+        side_file(store.root, new_id).unlink(missing_ok=True)
+        return ReindexReport(old.model_id, new_id, dim, store.count_rows("detections"), 0,
+                             store.count_rows("tracks"), time.perf_counter() - started)
     path = side_file(store.root, new_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(_open_side(path, dim)) as side:
