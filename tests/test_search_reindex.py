@@ -187,3 +187,21 @@ def test_adapt_on_a_store_writes_a_model(small_store: Path, tmp_path: Path) -> N
                                        str(tmp_path / "b.pt"), "--rounds", "1", "--work-dir", str(tmp_path / "w2"),
                                        "data.ids_per_batch=500"])
     assert crowded.exit_code != 0 and "data.ids_per_batch=500" in str(crowded.exception)
+
+
+@pytest.mark.slow
+def test_reindex_of_a_milvus_store(small_store: Path, new_model: Path, tmp_path: Path) -> None:
+    from reidkit.search.backend_choice import move_store
+    from reidkit.search.reindex import reindex_store
+
+    root = copy_store(small_store, tmp_path)
+    extractor = FeatureExtractor(new_model, progress=False)
+    with Store.open(root, writable=True) as store:
+        move_store(store, "milvus")
+        report = reindex_store(store, extractor, str(new_model), batch_size=32, progress=False)
+        assert report.feature_dim == 1280 and report.computed == report.detections == store.count_rows("detections")
+    with Store.open(root) as store:
+        assert store.location.backend == "milvus" and store.index("crops").dim == 1280
+        assert store.index("tracks").count == report.tracks == store.count_rows("tracks")
+    track_id, ranked = exact_crop_search(root, extractor)
+    assert ranked[0] == track_id
