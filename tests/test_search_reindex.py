@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -182,6 +183,19 @@ def test_adapt_on_a_store_writes_a_model(small_store: Path, tmp_path: Path) -> N
     assert "pseudo identities over" in done.output and out.is_file()
     adapted, _ = load_model(out)
     assert adapted.feature_dim == 1280
+    # the round's pseudo identities kept the footage's constraints: a track is one identity, a frame's crops differ
+    labels = json.loads((tmp_path / "adapted.rounds" / "round0" / "pseudo_labels.json").read_text())["labels"]
+    with Store.open(small_store) as store:
+        crops = track_crops(store)
+    by_track: dict[int, set[int]] = {}
+    by_frame: dict[tuple[int, int], list[int]] = {}
+    for label, track, frame in zip(labels, crops.tracks, crops.frames):
+        by_track.setdefault(track, set()).add(label)
+        if label >= 0:
+            by_frame.setdefault(frame, []).append(label)
+    assert all(len(found) == 1 for found in by_track.values())
+    assert all(len(found) == len(set(found)) for found in by_frame.values())
+    assert max(labels) >= 1  # at least two identities
     # too few clusters for the batch: one line naming the option, not a traceback
     crowded = CliRunner().invoke(app, ["adapt", "--db", str(small_store), "--checkpoint", str(source), "--out",
                                        str(tmp_path / "b.pt"), "--rounds", "1", "--work-dir", str(tmp_path / "w2"),
