@@ -144,7 +144,7 @@ def search(
     device: DeviceOption = "cpu",
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
     from reidkit.search.paths import refuse_inside_store
     from reidkit.search.results import QueryDescription, result_json
     from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
@@ -192,7 +192,9 @@ def search(
             feature = normalise_rows(choice.extractor([crop.image]))[0]
             query_image = crop.image
             description = QueryDescription(crop.kind, str(query), box=crop.box)
-        result = search_store(store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score)
+        result = search_store(
+            store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score, query_track=track
+        )
         if html is not None:
             from reidkit.viz.search_page import write_search_page
 
@@ -207,7 +209,7 @@ def search(
         label = description.source if track is not None else f"{description.kind} {description.source}"
         typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
         typer.echo(hits_table(result.hits, store.root))
-        typer.echo("\ntrajectory (hits in time order; one row per stay in a camera):")
+        typer.echo("\n" + trajectory_heading(result))
         typer.echo(trajectory_table(result.trajectory))
         for note in result.notes:
             typer.echo(f"note: {note}")

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reidkit.search.evidence import DifferentPeople
-from reidkit.search.people import Membership, clustering, memberships, person
+from reidkit.search.people import Membership, Person, clustering, memberships, person
 from reidkit.search.results import Hit, Visit, format_time
-from reidkit.search.rows import TrackRow, epoch_seconds
+from reidkit.search.rows import TrackRow, epoch_seconds, normalise_rows
 from reidkit.search.scoring import SearchFilters, score_tracks
 from reidkit.search.store import Store
 from reidkit.search.trajectory import Sighting, build_visits
@@ -136,3 +136,18 @@ def _overlap(a: TrackRow, b: TrackRow) -> bool:
     if a.video_id == b.video_id:
         return a.first_time_s <= b.last_time_s and b.first_time_s <= a.last_time_s
     return False
+
+
+def person_trajectory(store: Store, found: Person) -> tuple[list[Visit], list[str]]:
+    """A person's own trajectory (no query): its tracks, each as sure as the clustering is of it and scored by its
+    cosine with the person's pooled feature (``best_score``: how typical of the person), impossible moves left out
+    as for a search."""
+    ids, vectors = store.track_vectors(np.array([track.id for track in found.tracks], dtype=np.int64))
+    centre = normalise_rows(vectors.sum(axis=0, keepdims=True))[0]
+    typical = dict(zip(ids.tolist(), (vectors @ centre).tolist()))
+    sightings = [
+        Sighting(track, typical[track.id], found.track_confidence[track.id]) for track in found.tracks
+        if track.id in typical
+    ]
+    kept, notes = drop_impossible_moves(sightings)
+    return build_visits(kept), notes

@@ -42,12 +42,17 @@ class Membership:
 
 @dataclass(frozen=True)
 class Person:
-    """A person with its tracks (time order) and their confidences; ``confidence`` is their mean."""
+    """A person with its tracks still in the store (time order) and their confidences."""
 
     id: int
-    confidence: float
     tracks: list[TrackRow]
     track_confidence: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float:
+        """The mean of its tracks' confidences."""
+        values = [self.track_confidence[track.id] for track in self.tracks]
+        return sum(values) / len(values) if values else 0.0
 
     @property
     def cameras(self) -> list[str]:
@@ -125,32 +130,23 @@ def person(store: Store, person_id: int) -> Person | None:
     """Person ``person_id`` with the tracks of it still in the store (None: no such person, or none left)."""
     if not has_people_tables(store):
         return None
-    rows = store.db.execute(
-        "SELECT tp.track_id, tp.confidence, p.confidence FROM track_people tp JOIN people p ON p.id = tp.person_id "
-        "WHERE tp.person_id = ?",
-        (person_id,),
-    ).fetchall()
-    if not rows:
-        return None
-    confidence = {int(t): float(c) for t, c, _ in rows}
+    rows = store.db.execute("SELECT track_id, confidence FROM track_people WHERE person_id = ?", (person_id,))
+    confidence = {int(t): float(c) for t, c in rows}
     tracks = sorted(store.tracks(confidence).values(), key=track_time_key)
-    return Person(person_id, float(rows[0][2]), tracks, confidence)
+    return Person(person_id, tracks, confidence) if tracks else None
 
 
 def people(store: Store) -> list[Person]:
     """Every person with at least one track left, by number."""
     if not has_people_tables(store):
         return []
-    rows = store.db.execute(
-        "SELECT tp.person_id, p.confidence, tp.track_id, tp.confidence FROM track_people tp "
-        "JOIN people p ON p.id = tp.person_id"
-    ).fetchall()
-    tracks = store.tracks(int(row[2]) for row in rows)
+    rows = store.db.execute("SELECT person_id, track_id, confidence FROM track_people").fetchall()
+    tracks = store.tracks(int(row[1]) for row in rows)
     grouped: dict[int, Person] = {}
-    for person_id, person_confidence, track_id, confidence in rows:
+    for person_id, track_id, confidence in rows:
         if track_id not in tracks:
             continue
-        entry = grouped.setdefault(int(person_id), Person(int(person_id), float(person_confidence), [], {}))
+        entry = grouped.setdefault(int(person_id), Person(int(person_id), [], {}))
         entry.tracks.append(tracks[track_id])
         entry.track_confidence[int(track_id)] = float(confidence)
     for entry in grouped.values():

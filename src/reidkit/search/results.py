@@ -89,7 +89,7 @@ def result_json(result: SearchResult, query: QueryDescription, store_root: Path,
         "person_id": result.person_id,
         "trajectory_from": "identity" if result.identity else "hits",
         "hits": [_hit_json(hit, store_root) for hit in result.hits],
-        "trajectory": [_visit_json(visit) for visit in result.trajectory],
+        "trajectory": [visit_json(visit) for visit in result.trajectory],
         "notes": result.notes,
     }
 
@@ -124,7 +124,7 @@ def _hit_json(hit: Hit, store_root: Path) -> dict[str, Any]:
     }
 
 
-def _visit_json(visit: Visit) -> dict[str, Any]:
+def visit_json(visit: Visit) -> dict[str, Any]:
     return {
         "camera": visit.camera,
         "video_id": visit.video_id,
