@@ -12,6 +12,13 @@ import typer
 
 def register(app: typer.Typer) -> None:
     app.command("people")(show_people)
+    app.command("cluster")(_cluster_until_merged)
+
+
+def _cluster_until_merged(
+    db: Annotated[Path, typer.Option("--db")], as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    cluster_store(db, "dbscan", as_json)
 
 
 def cluster_store(db: Path, method: str, as_json: bool) -> None:

@@ -84,10 +84,11 @@ def save_people(
     model = store.model
     if model is None:
         raise ValueError("a store without features has nothing to cluster")
-    tracks = store.tracks(memberships)
+    tracks = store.tracks(memberships)  # an id with no track sorts last here, and the foreign key refuses it below
     first_seen: dict[int, tuple[int, float, float]] = {}
     for track_id, (group, _) in memberships.items():
-        first_seen[group] = min(first_seen.get(group, (2, 0.0, 0.0)), track_time_key(tracks[track_id]))
+        key = track_time_key(tracks[track_id]) if track_id in tracks else (2, 0.0, 0.0)
+        first_seen[group] = min(first_seen.get(group, (2, 0.0, 0.0)), key)
     number = {group: n for n, group in enumerate(sorted(first_seen, key=lambda g: (first_seen[g], g)), start=1)}
     confidences: dict[int, list[float]] = {}
     for group, confidence in memberships.values():
