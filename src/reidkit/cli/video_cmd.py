@@ -232,12 +232,12 @@ def demo_video(
 
     if every < 1:
         raise ConfigError("--every must be a positive integer")
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
 
     found = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
     typer.echo(f"\nquery: {found.query_label}")
     typer.echo(hits_table(found.search.hits, found.store_root))
-    typer.echo("\ntrajectory:")
+    typer.echo("\n" + trajectory_heading(found.search))
     typer.echo(trajectory_table(found.search.trajectory))
     typer.echo(f"\n{found.verdict}")
     typer.echo(json.dumps(found.summary))
