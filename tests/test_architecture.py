@@ -25,6 +25,7 @@ LAYERS = {
     "models": 3,
     "losses": 4,
     "inference": 4,
+    "clustering": 4,
     "video": 5,
     "search": 6,
     "viz": 7,
@@ -32,6 +33,7 @@ LAYERS = {
     "demos": 9,
     "service": 9,
     "cli": 10,
+    "__main__": 11,
 }
 
 
