@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 def _cluster_until_merged(
     db: Annotated[Path, typer.Option("--db")], as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
-    cluster_store(db, "dbscan", as_json)
+    cluster_store(db, "dbscan-jaccard", as_json)
 
 
 def cluster_store(db: Path, method: str, as_json: bool) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from reidkit.clustering import DEFAULT_METHOD, UNCLUSTERED, ClusterOptions, cluster_features
+from reidkit.clustering.constraints import split_conflicts
 from reidkit.errors import StoreError
 from reidkit.search.evidence import DifferentPeople
 from reidkit.search.people import Clustering, save_people
@@ -134,7 +136,7 @@ def membership_confidence(
     return confidence
 
 
-def group_store(store: Store, method: str = "dbscan") -> GroupingReport:
+def group_store(store: Store, method: str = DEFAULT_METHOD) -> GroupingReport:
     """Cluster the store's tracks into people and save them (replacing any earlier clustering)."""
     started = time.monotonic()
     if store.model is None or store.count_rows("tracks") == 0:
@@ -171,20 +173,14 @@ def group_store(store: Store, method: str = "dbscan") -> GroupingReport:
 
 
 def _cluster(tracks: StoreTracks, method: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """TEMPORARY stand-in until the clustering core lands: DBSCAN over cosine distance, eps the 1st percentile
-    of the cannot-link pairs' distances, cannot-link pairs split apart after. Returns one label per track, every
-    track labelled (a track in no cluster is a person of its own)."""
-    from sklearn.cluster import DBSCAN
+    """One label per track from the clustering core, every track labelled: a track the method leaves alone is a
+    person of its own.
 
-    distance = np.clip(1.0 - tracks.features @ tracks.features.T, 0.0, 2.0)
-    if len(tracks.cannot_link):
-        eps = float(np.quantile(distance[tracks.cannot_link[:, 0], tracks.cannot_link[:, 1]], 0.01))
-    else:
-        eps = 0.1
-    labels = DBSCAN(eps=max(eps, 1e-6), min_samples=1, metric="precomputed").fit_predict(distance)
-    next_label = int(labels.max()) + 1
-    for a, b in tracks.cannot_link.tolist():
-        if labels[a] == labels[b]:
-            labels[b] = next_label
-            next_label += 1
-    return labels, {"method": method, "eps": eps}
+    The core takes cannot-link as one key per item (a frame), which fits crops, not tracks spanning many frames;
+    tracks of one video overlapping in time are kept apart here instead, by the core's own split of any cluster
+    that holds such a pair (``split_conflicts``)."""
+    found = cluster_features(tracks.features, ClusterOptions(method=method, camera_norm=True), cameras=tracks.cameras)
+    labels, split = split_conflicts(found.labels, found.confidence, tracks.features, tracks.cannot_link)
+    alone = np.flatnonzero(labels == UNCLUSTERED)
+    labels[alone] = int(labels.max(initial=-1)) + 1 + np.arange(len(alone))
+    return labels, {**found.params, "clusters_split_by_time_overlap": split, "tracks_alone": int(len(alone))}
