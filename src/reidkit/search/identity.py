@@ -7,7 +7,8 @@ wrong hit becomes a wrong visit. Here:
 1. **The query's person**: for ``--track T``, T's person; for a photo, the person of the best-ranked hit whose
    score passes the same-person threshold (below).
 2. **Its tracks**: every track the clustering put with that person (inside the search's filters), each as sure as
-   the query's person times the track's membership confidence.
+   the query's person times the track's membership confidence; a track less likely the person than not
+   (confidence under ``LIKELY``, 0.5) is left out, with a note.
 3. **Strong hits**: a hit whose score beats ``evidence.SAME_PERSON_QUANTILE`` (99%) of the known-different pairs
    of this store (tracks of one video overlapping in time, ``evidence.DifferentPeople``) joins even when the
    clustering put it elsewhere; its confidence is the share of known-different pairs it beats.
@@ -35,6 +36,8 @@ from reidkit.search.store import Store
 from reidkit.search.trajectory import Sighting, build_visits
 
 HIT_EVIDENCE = "different_people_hit_scores"
+# A track shown on a trajectory must be more likely the person than not.
+LIKELY = 0.5
 
 
 @dataclass
@@ -80,7 +83,11 @@ def identity_trajectory(
                 known = chosen.get(hit.track.id)
                 if known is None or (known.confidence or 0.0) < sure:
                     chosen[hit.track.id] = Sighting(hit.track, hit.score, sure)
-    kept, notes = drop_impossible_moves(list(chosen.values()))
+    doubtful = sorted(t for t, sighting in chosen.items() if (sighting.confidence or 0.0) < LIKELY)
+    kept, notes = drop_impossible_moves([sighting for t, sighting in chosen.items() if t not in doubtful])
+    if doubtful:
+        notes.insert(0, f"track(s) {', '.join(map(str, doubtful))} of person {person_id} left out: less likely the "
+                        f"query's person than not (confidence under {LIKELY})")
     if person_id is None:
         notes.insert(0, "no hit is sure enough to name the query's person; the trajectory holds only hits scoring "
                         f"at least {threshold:.3f}" if threshold is not None else
