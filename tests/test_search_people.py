@@ -4,7 +4,6 @@ honour, atomic re-runs, the migration of a schema-2 store, and trajectories buil
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -34,10 +33,12 @@ def clustered(two_camera_store: Path, tmp_path_factory: pytest.TempPathFactory) 
     """A copy of the two-camera store, clustered by the real command."""
     root = tmp_path_factory.mktemp("people") / "store"
     shutil.copytree(two_camera_store, root)
-    ran = CliRunner().invoke(app, ["cluster", "--db", str(root), "--json"])
+    ran = CliRunner().invoke(app, ["cluster", "--db", str(root)])
     assert ran.exit_code == 0, ran.output
-    report = json.loads(ran.output)
-    assert report["tracks"] >= 6 and 1 <= report["people"] <= report["tracks"]
+    with Store.open(root) as store:
+        tracks, found = store.count_rows("tracks"), len(people(store))
+    assert tracks >= 6 and 1 <= found <= tracks
+    assert ran.output.startswith(f"{root}: {tracks} tracks -> {found} people")
     yield root
 
 

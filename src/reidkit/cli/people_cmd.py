@@ -5,38 +5,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from reidkit.clustering import ClusterOptions
 
 
 def register(app: typer.Typer) -> None:
     app.command("people")(show_people)
-    app.command("cluster")(_cluster_until_merged)
 
 
-def _cluster_until_merged(
-    db: Annotated[Path, typer.Option("--db")], as_json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
-    cluster_store(db, "dbscan-jaccard", as_json)
-
-
-def cluster_store(db: Path, method: str, as_json: bool) -> None:
-    """Cluster every track of store ``db`` into people and store them (replacing the previous clustering)."""
+def cluster_store(db: Path, options: ClusterOptions) -> None:
+    """``reidkit cluster --db``: cluster every track of store ``db`` into people and store them (replacing the
+    previous clustering)."""
     from reidkit.search.grouping import group_store
     from reidkit.search.store import Store
 
     with Store.open(db, writable=True) as store:
-        report = group_store(store, method)
-    if as_json:
-        typer.echo(json.dumps({
-            "store": str(db), "tracks": report.tracks, "people": report.people,
-            "people_seen_twice": report.people_seen_twice, "cross_camera": report.cross_camera,
-            "cannot_link_pairs": report.cannot_link_pairs, "method": report.clustering.method,
-            "model_id": report.clustering.model_id, "params": report.clustering.params,
-            "seconds": round(report.seconds, 2),
-        }))
-        return
+        report = group_store(store, options)
     typer.echo(
         f"{db}: {report.tracks} tracks -> {report.people} people ({report.people_seen_twice} seen in more than one "
         f"track, {report.cross_camera} by more than one camera); {report.cannot_link_pairs} cannot-link pairs; "

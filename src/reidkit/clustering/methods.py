@@ -47,15 +47,22 @@ def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
     from sklearn.cluster import DBSCAN
 
     graph_kind = resolve_graph(options.graph, len(nodes))
-    graph = _without_pairs(jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed), nodes.conflicts)
+    jaccard = jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed)
+    graph = _without_pairs(jaccard, nodes.conflicts)
     eps = float(options.eps) if options.eps is not None else derive_eps(graph, options.min_samples)
     if not 0.0 < eps < 1.0:
         raise ConfigError(f"eps {eps} must lie in (0, 1): Jaccard distances do")
     model = DBSCAN(eps=eps, min_samples=options.min_samples, metric="precomputed")
     labels = model.fit_predict(graph, sample_weight=nodes.sizes.astype(np.float64))
     confidence = _dbscan_confidence(graph, labels, model.core_sample_indices_, eps)
-    params = {"k1": options.k1, "k2": options.k2, "eps": round(eps, 4), "eps_source": "given" if options.eps is not
-              None else "derived (Otsu valley of k-distances)", "min_samples": options.min_samples, "graph": graph_kind}
+    params = {
+        "k1": options.k1,
+        "k2": options.k2,
+        "eps": round(eps, 4),
+        "eps_source": "given" if options.eps is not None else "derived (Otsu valley of k-distances)",
+        "min_samples": options.min_samples,
+        "graph": graph_kind,
+    }
     return NodeClusters(labels.astype(np.int64), confidence, params)
 
 

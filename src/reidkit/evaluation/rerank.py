@@ -389,7 +389,9 @@ class _NeighbourGraph:
 
     def nearest(self, k: int) -> np.ndarray:
         if self.ranked.shape[1] < min(k, self.num_all):
-            raise ReidkitError(f"the neighbour graph lists {self.ranked.shape[1]} items per row; k-reciprocal sets need {k}")
+            raise ReidkitError(
+                f"the neighbour graph lists {self.ranked.shape[1]} items per row; k-reciprocal sets need {k}"
+            )
         return self.ranked[:, :k]
 
     def entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -16,12 +16,12 @@ trajectories) and saved with the result (``people.save_people``), with the model
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from reidkit.clustering import DEFAULT_METHOD, UNCLUSTERED, ClusterOptions, cluster_features
+from reidkit.clustering import UNCLUSTERED, ClusterOptions, cluster_features
 from reidkit.clustering.constraints import split_conflicts
 from reidkit.errors import StoreError
 from reidkit.search.evidence import DifferentPeople
@@ -136,14 +136,16 @@ def membership_confidence(
     return confidence
 
 
-def group_store(store: Store, method: str = DEFAULT_METHOD) -> GroupingReport:
-    """Cluster the store's tracks into people and save them (replacing any earlier clustering)."""
+def group_store(store: Store, options: ClusterOptions | None = None) -> GroupingReport:
+    """Cluster the store's tracks into people and save them (replacing any earlier clustering). ``options``: the
+    core's (default: its default method, parameters derived from the data); per-camera normalisation is always on."""
+    options = replace(options or ClusterOptions(), camera_norm=True)
     started = time.monotonic()
     if store.model is None or store.count_rows("tracks") == 0:
         raise StoreError(f"store {store.root} holds no tracks yet; ingest a video with people in it first")
     tracks = store_tracks(store)
     hit_scores, track_similarity = different_people(store, tracks)
-    labels, core_params = _cluster(tracks, method)
+    labels, core_params = _cluster(tracks, options)
     confidence = membership_confidence(tracks.features, labels, track_similarity)
     params: dict[str, Any] = {
         **core_params,
@@ -154,7 +156,7 @@ def group_store(store: Store, method: str = DEFAULT_METHOD) -> GroupingReport:
         "different_people_track_similarity": None if track_similarity is None else track_similarity.to_params(),
     }
     saved = save_people(
-        store, method, params,
+        store, options.method, params,
         {int(t): (int(label), float(c)) for t, label, c in zip(tracks.ids.tolist(), labels.tolist(), confidence)},
     )
     sizes = np.unique(labels, return_counts=True)[1]
@@ -172,14 +174,14 @@ def group_store(store: Store, method: str = DEFAULT_METHOD) -> GroupingReport:
     )
 
 
-def _cluster(tracks: StoreTracks, method: str) -> tuple[np.ndarray, dict[str, Any]]:
+def _cluster(tracks: StoreTracks, options: ClusterOptions) -> tuple[np.ndarray, dict[str, Any]]:
     """One label per track from the clustering core, every track labelled: a track the method leaves alone is a
     person of its own.
 
     The core takes cannot-link as one key per item (a frame), which fits crops, not tracks spanning many frames;
     tracks of one video overlapping in time are kept apart here instead, by the core's own split of any cluster
     that holds such a pair (``split_conflicts``)."""
-    found = cluster_features(tracks.features, ClusterOptions(method=method, camera_norm=True), cameras=tracks.cameras)
+    found = cluster_features(tracks.features, options, cameras=tracks.cameras)
     labels, split = split_conflicts(found.labels, found.confidence, tracks.features, tracks.cannot_link)
     alone = np.flatnonzero(labels == UNCLUSTERED)
     labels[alone] = int(labels.max(initial=-1)) + 1 + np.arange(len(alone))
