@@ -11,7 +11,8 @@ import pytest
 
 REIDKIT = shutil.which("reidkit") or str(Path(sys.executable).with_name("reidkit"))
 COMMANDS = (
-    "eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "purge", "serve", "token", "list"
+    "eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "cluster", "purge", "serve",
+    "token", "list",
 )
 
 
