@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from reidkit.album.outputs import OutputItem
-from reidkit.data.image_files import IMAGE_SUFFIXES
 from reidkit.errors import ConfigError, ImageError
 from reidkit.image_open import DECODE_ERRORS, open_image
 from reidkit.search.query import MIN_QUERY_SIDE, QUERY_MIN_SCORE
 from reidkit.video import Detector, crop_person
+
+
+# reidkit.data.IMAGE_SUFFIXES, restated: importing reidkit.data loads torch, seconds before a mistyped folder fails.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,16 @@ def collect_images(paths: Sequence[Path]) -> list[Path]:
             raise ImageError(f"{path} does not exist; pass image files or folders of them")
     if not found:
         raise ConfigError(f"no images (.jpg, .jpeg, .png, .bmp) in {', '.join(str(p) for p in paths)}")
+    for path in found:  # headers only: a file that is no image fails now, not after the model has loaded
+        try:
+            open_image(path).close()
+        except DECODE_ERRORS as exc:
+            raise _unreadable(path, exc) from exc
     return list(found)
+
+
+def _unreadable(path: Path, exc: BaseException) -> ImageError:
+    return ImageError(f"{path} cannot be read as an image ({exc}); remove it or pass JPEG / PNG files")
 
 
 def _is_image(path: Path) -> bool:
@@ -59,7 +71,7 @@ def read_rgb(path: Path) -> np.ndarray:
         with open_image(path) as image:
             return np.asarray(image.convert("RGB"))
     except DECODE_ERRORS as exc:
-        raise ImageError(f"{path} cannot be read as an image ({exc}); remove it or pass JPEG / PNG files") from exc
+        raise _unreadable(path, exc) from exc
 
 
 def sightings(
