@@ -71,8 +71,6 @@ def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
 def _hdbscan(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
     from sklearn.cluster import HDBSCAN
 
-    if len(nodes) < 2:
-        return NodeClusters(np.full(len(nodes), UNCLUSTERED), np.zeros(len(nodes), np.float32), {})
     graph_kind = resolve_graph(options.graph, len(nodes))
     size = max(2, min(options.min_cluster_size, len(nodes)))
     model = HDBSCAN(min_cluster_size=size, metric="precomputed" if graph_kind == "dense" else "euclidean", copy=False)
