@@ -91,7 +91,8 @@ def run_settings(features: FeatureSet, chosen: list[Setting]) -> list[dict[str, 
         result = cluster_features(features.features, setting.options, cameras=features.camids.tolist())
         seconds = time.perf_counter() - start
         scores = score_clusters(result.labels, features.pids, features.camids)
-        rows.append({"setting": setting.name, "seconds": round(seconds, 2), **scores.as_dict(), "params": result.params})
+        row = {"setting": setting.name, "seconds": round(seconds, 2), **scores.as_dict(), "params": result.params}
+        rows.append(row)
     return rows
 
 

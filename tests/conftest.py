@@ -83,6 +83,12 @@ def bench_search_scale() -> ModuleType:
     return _load_benchmark("bench_search_scale")
 
 
+@pytest.fixture(scope="session")
+def bench_clustering() -> ModuleType:
+    """``benchmarks/bench_clustering.py``: run in-process at toy size."""
+    return _load_benchmark("bench_clustering")
+
+
 def write_jpeg(path: Path, size: tuple[int, int] = (16, 32), seed: int = 0) -> Path:
     """A real (noisy, so it does not compress to nothing) JPEG crop of ``size`` = (width, height)."""
     import numpy as np
