@@ -161,7 +161,11 @@ def test_trajectories_from_identity_hold_the_person_and_no_impossible_move(clust
         on_trajectory = {t for visit in result.trajectory for t in visit.track_ids}
         assert query in on_trajectory  # the query's own track is the person's, for certain
         others = on_trajectory - {t.id for t in walker.tracks}
-        threshold = DifferentPeople.from_params(clustering(store).params["different_people_hit_scores"]).threshold  # type: ignore[union-attr]
+        held = clustering(store)
+        assert held is not None
+        evidence = DifferentPeople.from_params(held.params["different_people_hit_scores"])
+        assert evidence is not None
+        threshold = evidence.threshold
         scores = {hit.track.id: hit.score for hit in result.hits}
         assert all(scores[t] >= threshold for t in others)  # anyone else joined only on a score beating 99%
         _assert_no_two_places_at_once(store, sorted(on_trajectory))
@@ -173,7 +177,8 @@ def _assert_no_two_places_at_once(store: Store, track_ids: list[int]) -> None:
     for a in rows:
         for b in rows:
             if a.id < b.id:
-                assert not (a.first_seen <= b.last_seen and b.first_seen <= a.last_seen), (a, b)  # type: ignore[operator]
+                overlap = a.first_seen <= b.last_seen and b.first_seen <= a.last_seen  # type: ignore[operator]
+                assert not overlap, (a, b)
 
 
 def test_different_people_confidence_reads_the_distribution() -> None:

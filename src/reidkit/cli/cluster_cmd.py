@@ -52,7 +52,7 @@ def cluster(
     flip: Annotated[bool, typer.Option("--flip", help="average each feature with the mirrored crop's")] = False,
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="a person-search store instead of photos: group its tracks into people, stored in it"),
+        typer.Option("--db", help="a person-search store (instead of PHOTOS): its tracks grouped into people"),
     ] = None,
 ) -> None:
     """Group the people of photos (or crops) by identity: links per person, clusters.json, a contact sheet; or,

@@ -79,7 +79,7 @@ def show_people(
         return
     typer.echo(f"person {found.id}: {len(found.tracks)} tracks, cameras {', '.join(found.cameras)}, "
                f"confidence {found.confidence:.2f}")
-    typer.echo("trajectory (its tracks in time order, one row per stay in a camera; sure: that the stay is this person):")
+    typer.echo("trajectory (its tracks in time order, one row per stay in a camera; sure: that it is this person):")
     typer.echo(trajectory_table(visits))
     for note in notes:
         typer.echo(f"note: {note}")

@@ -27,8 +27,8 @@ def hits_table(hits: list[Hit], store_root: Path) -> str:
         box = ",".join(f"{v:.0f}" for v in best.box)
         lines.append(
             f"{hit.rank:>4} {hit.score:>6.3f} {hit.track_score:>6.3f} {best.camera:<{width}} {hit.track.id:>6} "
-            f"{'-' if hit.person_id is None else hit.person_id:>6} {format_time(best.wall_time, best.time_s):<23} {best.frame_index:>6}  {box:<19} "
-            f"{stored_file(store_root, best.crop_path)}"
+            f"{'-' if hit.person_id is None else hit.person_id:>6} {format_time(best.wall_time, best.time_s):<23} "
+            f"{best.frame_index:>6}  {box:<19} {stored_file(store_root, best.crop_path)}"
         )
     return "\n".join(lines)
 

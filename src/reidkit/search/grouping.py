@@ -5,12 +5,13 @@ What the footage tells for free goes in as constraints, not as tuning:
 * a track is one person (its crops are must-linked by clustering the track, through its quality-weighted mean
   feature, as one item);
 * two tracks of one video that overlap in time are two people (cannot-link);
-* each camera's features are centred on their own mean before clustering where the clustering core offers it
-  (lighting and viewpoint shift a whole camera's features alike).
+* each camera's features are centred on their own mean before clustering (the core's camera normalisation:
+  lighting and viewpoint shift a whole camera's features alike).
 
-Every parameter is derived from the store's own features (the core's eps / minimum cluster size; the cannot-link
-pairs' similarity distribution, ``evidence.DifferentPeople``, for confidences and the hit threshold of identity
-trajectories) and saved with the result (``people.save_people``), with the model id, in one transaction.
+Every parameter is derived from the store's own features (the core's eps; the cannot-link pairs' similarity
+distributions, ``evidence.DifferentPeople``: of hit scores, for the hit threshold of identity trajectories; of
+camera-normalised track features, for membership confidences) and saved with the result, with the model id, in one
+transaction (``people.save_people``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from reidkit.clustering import UNCLUSTERED, ClusterOptions, cluster_features
+from reidkit.clustering import UNCLUSTERED, ClusterOptions, camera_normalise, cluster_features
 from reidkit.clustering.constraints import split_conflicts
 from reidkit.errors import StoreError
 from reidkit.search.evidence import DifferentPeople
@@ -78,16 +79,13 @@ def store_tracks(store: Store) -> StoreTracks:
     )
 
 
-def different_people(store: Store, tracks: StoreTracks, seed: int = 0) -> tuple[DifferentPeople | None, ...]:
-    """Two distributions over the cannot-link pairs (``MAX_EVIDENCE_PAIRS`` of them at most, sampled with
-    ``seed``): the hit score a search would give one of the pair when querying with the other (best crop against
-    the query, queried both with the other track's pooled feature and with its most typical crop), and the
-    cosine of their pooled track features (what membership confidences compare)."""
-    pairs = tracks.cannot_link
-    if len(pairs) > MAX_EVIDENCE_PAIRS:
-        pairs = pairs[np.random.default_rng(seed).choice(len(pairs), MAX_EVIDENCE_PAIRS, replace=False)]
-    track_similarity = np.einsum("ij,ij->i", tracks.features[pairs[:, 0]], tracks.features[pairs[:, 1]])
+def different_hit_scores(store: Store, tracks: StoreTracks, seed: int = 0) -> DifferentPeople | None:
+    """The hit scores a search gives one track of a cannot-link pair when querying with the other (its best crop
+    against the query, queried both with the other track's pooled feature and with its most typical crop), over
+    ``MAX_EVIDENCE_PAIRS`` pairs at most (sampled with ``seed``): what a search score means between different
+    people in this store."""
     scores: list[float] = []
+    pairs = _sampled(tracks.cannot_link, seed)
     for start in range(0, len(pairs), _PAIRS_PER_READ):  # crops of a few hundred tracks in memory at a time
         chunk = pairs[start : start + _PAIRS_PER_READ]
         crops = _crops_by_track(store, tracks.ids[np.unique(chunk)])
@@ -96,7 +94,19 @@ def different_people(store: Store, tracks: StoreTracks, seed: int = 0) -> tuple[
                 own, gallery = crops[int(tracks.ids[query])], crops[int(tracks.ids[other])]
                 typical = own[int(np.argmax(own @ tracks.features[query]))]
                 scores += [float(np.max(gallery @ tracks.features[query])), float(np.max(gallery @ typical))]
-    return DifferentPeople.from_scores(np.array(scores)), DifferentPeople.from_scores(track_similarity)
+    return DifferentPeople.from_scores(np.array(scores))
+
+
+def different_track_similarity(features: np.ndarray, cannot_link: np.ndarray, seed: int = 0) -> DifferentPeople | None:
+    """The cosine of the pooled features of cannot-link pairs: how alike different people's tracks are."""
+    pairs = _sampled(cannot_link, seed)
+    return DifferentPeople.from_scores(np.einsum("ij,ij->i", features[pairs[:, 0]], features[pairs[:, 1]]))
+
+
+def _sampled(pairs: np.ndarray, seed: int) -> np.ndarray:
+    if len(pairs) <= MAX_EVIDENCE_PAIRS:
+        return pairs
+    return pairs[np.random.default_rng(seed).choice(len(pairs), MAX_EVIDENCE_PAIRS, replace=False)]
 
 
 def _crops_by_track(store: Store, track_ids: np.ndarray) -> dict[int, np.ndarray]:
@@ -144,9 +154,13 @@ def group_store(store: Store, options: ClusterOptions | None = None) -> Grouping
     if store.model is None or store.count_rows("tracks") == 0:
         raise StoreError(f"store {store.root} holds no tracks yet; ingest a video with people in it first")
     tracks = store_tracks(store)
-    hit_scores, track_similarity = different_people(store, tracks)
+    hit_scores = different_hit_scores(store, tracks)
     labels, core_params = _cluster(tracks, options)
-    confidence = membership_confidence(tracks.features, labels, track_similarity)
+    # Tracks compare without each camera's cast (as the core clusters them): known-different pairs all share a
+    # camera, and a person's tracks in two cameras would otherwise look less alike than they are.
+    normalised, _ = camera_normalise(tracks.features, tracks.cameras)
+    track_similarity = different_track_similarity(normalised, tracks.cannot_link)
+    confidence = membership_confidence(normalised, labels, track_similarity)
     params: dict[str, Any] = {
         **core_params,
         "items": "tracks (pooled feature: a track's crops are one person)",
@@ -160,7 +174,7 @@ def group_store(store: Store, options: ClusterOptions | None = None) -> Grouping
         {int(t): (int(label), float(c)) for t, label, c in zip(tracks.ids.tolist(), labels.tolist(), confidence)},
     )
     sizes = np.unique(labels, return_counts=True)[1]
-    cameras_per_person = {}
+    cameras_per_person: dict[int, set[str]] = {}
     for label, camera in zip(labels.tolist(), tracks.cameras):
         cameras_per_person.setdefault(label, set()).add(camera)
     return GroupingReport(
