@@ -28,9 +28,11 @@ def _root() -> None:
 def _register_stages() -> None:
     from reidkit.cli import (
         adapt_cmd,
+        cluster_cmd,
         demo_cmd,
         eval_cmd,
         list_cmd,
+        people_cmd,
         retention_cmd,
         service_cmd,
         store_cmd,
@@ -45,6 +47,8 @@ def _register_stages() -> None:
         adapt_cmd,
         demo_cmd,
         video_cmd,
+        cluster_cmd,
+        people_cmd,
         viz_cmd,
         service_cmd,
         retention_cmd,

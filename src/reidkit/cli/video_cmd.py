@@ -156,7 +156,7 @@ def search(
     device: DeviceOption = "cpu",
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
     from reidkit.search.paths import refuse_inside_store
     from reidkit.search.results import QueryDescription, result_json
     from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
@@ -204,7 +204,9 @@ def search(
             feature = normalise_rows(choice.extractor([crop.image]))[0]
             query_image = crop.image
             description = QueryDescription(crop.kind, str(query), box=crop.box)
-        result = search_store(store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score)
+        result = search_store(
+            store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score, query_track=track
+        )
         if html is not None:
             from reidkit.viz.search_page import write_search_page
 
@@ -219,7 +221,7 @@ def search(
         label = description.source if track is not None else f"{description.kind} {description.source}"
         typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
         typer.echo(hits_table(result.hits, store.root))
-        typer.echo("\ntrajectory (hits in time order; one row per stay in a camera):")
+        typer.echo("\n" + trajectory_heading(result))
         typer.echo(trajectory_table(result.trajectory))
         for note in result.notes:
             typer.echo(f"note: {note}")
@@ -242,12 +244,12 @@ def demo_video(
 
     if every < 1:
         raise ConfigError("--every must be a positive integer")
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
 
     found = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
     typer.echo(f"\nquery: {found.query_label}")
     typer.echo(hits_table(found.search.hits, found.store_root))
-    typer.echo("\ntrajectory:")
+    typer.echo("\n" + trajectory_heading(found.search))
     typer.echo(trajectory_table(found.search.trajectory))
     typer.echo(f"\n{found.verdict}")
     typer.echo(json.dumps(found.summary))
