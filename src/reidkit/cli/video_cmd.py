@@ -12,20 +12,21 @@ from typing import Annotated
 
 import typer
 
+from reidkit.cli.ingest_options import (
+    BatchSizeOption,
+    CheckpointOption,
+    ChunkFramesOption,
+    DetectorOption,
+    DeviceOption,
+    EmbedBackendOption,
+    EndFrameOption,
+    EveryOption,
+    ForceOption,
+    QuietOption,
+    StartFrameOption,
+    ingest_options,
+)
 from reidkit.errors import ConfigError, StoreError
-DetectorOption = Annotated[
-    str | None,
-    typer.Option("--detector", help="hog, openvino or torchvision (default: openvino if its model is found, else hog)"),
-]
-CheckpointOption = Annotated[
-    str | None,
-    typer.Option(
-        "--checkpoint",
-        help="ReID checkpoint, or 'imagenet' for untrained MGN-MobileNetV2 (default: the store's model, else "
-        "runs/demo/mgn_demo.pt, else imagenet)",
-    ),
-]
-DeviceOption = Annotated[str, typer.Option("--device", help="torch device for the ReID model, e.g. cpu or cuda")]
 
 
 def register(app: typer.Typer) -> None:
@@ -43,44 +44,26 @@ def ingest(
         str | None, typer.Option("--start-time", help="wall-clock time of the video's first frame, ISO 8601")
     ] = None,
     detector: DetectorOption = None,
-    every: Annotated[int, typer.Option("--every", help="process every n-th frame")] = 1,
-    start_frame: Annotated[int, typer.Option("--start-frame", help="first frame to process")] = 0,
-    end_frame: Annotated[int | None, typer.Option("--end-frame", help="stop before this frame")] = None,
+    every: EveryOption = 1,
+    start_frame: StartFrameOption = 0,
+    end_frame: EndFrameOption = None,
     checkpoint: CheckpointOption = None,
-    force: Annotated[bool, typer.Option("--force", help="replace an earlier ingest of the same frames")] = False,
+    force: ForceOption = False,
     device: DeviceOption = "cpu",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")] = 64,
-    embed_backend: Annotated[
-        str,
-        typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed: fastest), torch or openvino"),
-    ] = "auto",
-    chunk_frames: Annotated[
-        int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
-    ] = 20,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    batch_size: BatchSizeOption = 64,
+    embed_backend: EmbedBackendOption = "auto",
+    chunk_frames: ChunkFramesOption = 20,
+    quiet: QuietOption = False,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
     from reidkit.inference.device import resolve_device
-    from reidkit.search.ingest import IngestOptions, check_options, ingest_video, plan_ingest
+    from reidkit.search.ingest import check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
     from reidkit.search.store import Store
-    from reidkit.search.rows import parse_time
     from reidkit.video import probe_video
 
-    if batch_size < 1:
-        raise ConfigError("--batch-size must be a positive integer")
-    options = IngestOptions(
-        camera=camera.strip(),
-        start_time=parse_time(start_time, "--start-time") if start_time else None,
-        every_n=every,
-        start_frame=start_frame,
-        end_frame=end_frame,
-        force=force,
-        chunk_frames=chunk_frames,
-        progress=not quiet,
-    )
     # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
-    check_options(options)
+    options = ingest_options(camera, start_time, every, start_frame, end_frame, force, chunk_frames, batch_size, quiet)
     device = str(resolve_device(device, "--device"))
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)

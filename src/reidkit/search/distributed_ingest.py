@@ -66,21 +66,15 @@ class WorkerSetup:
 @dataclass(frozen=True)
 class ClusterOptions:
     """``address``: a Ray cluster (``ray://host:10001`` or ``host:6379``), None for a local Ray of ``workers`` CPUs.
-    ``segment_seconds``: cut videos into segments of about that many seconds (None: whole videos).
-    ``kill_once_marker``: fault drill: the first worker to finish a chunk while this file does not exist creates it
-    (writing its pid) and exits at once, mid-segment, as a killed process would."""
+    ``max_retries``: how often a worker that died is restarted and its segment run again."""
 
     address: str | None = None
     workers: int = 2
-    segment_seconds: float | None = None
     max_retries: int = 3
-    kill_once_marker: str | None = None
 
     def check(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"--workers {self.workers} must be 1 or more")
-        if self.segment_seconds is not None and not self.segment_seconds > 0:
-            raise ConfigError(f"--segment-seconds {self.segment_seconds} must be a positive number of seconds")
         if self.max_retries < 0:
             raise ConfigError(f"--max-retries {self.max_retries} must be 0 or more")
 
@@ -91,90 +85,119 @@ class ManyReport:
     segments: int = 0  # committed in this run
     workers: int = 0
     worker_processes: list[str] = field(default_factory=list)  # every host:pid that returned a segment
-    setup_seconds: float = 0.0  # Ray start and worker model loading
-    seconds: float = 0.0  # everything, setup included
+    seconds: float = 0.0
 
 
 class SegmentWorker:
     """The Ray actor (wrapped by ``ray.remote`` when used): models built once, then one segment per call."""
 
-    def __init__(self, setup: WorkerSetup, kill_once_marker: str | None = None) -> None:
+    def __init__(self, setup: WorkerSetup) -> None:
         from reidkit.search.model_choice import choose_detector, choose_model
 
         detector_model = Path(setup.detector_model) if setup.detector_model else None
         self.detector = choose_detector(setup.detector, setup.device, openvino_model=detector_model)
         choice = choose_model(setup.model_source, None, setup.device, setup.batch_size, setup.backend)
         self.extractor = choice.extractor
-        self.kill_once_marker = kill_once_marker
 
     def identity(self) -> tuple[str, int, str]:
         """``(model id, feature dimension, detector name)``: what the store records and checks."""
         return self.extractor.model_id, self.extractor.feature_dim, self.detector.name
 
-    def run(self, segment: Segment, chunk_frames: int, jpeg_quality: int) -> SegmentResult:
-        after = self._die_once if self.kill_once_marker else None
+    def run(
+        self, segment: Segment, chunk_frames: int, jpeg_quality: int, kill_once_marker: str | None = None
+    ) -> SegmentResult:
+        """``kill_once_marker``: fault drill: the first worker to finish a chunk while this file does not exist
+        creates it (writing its pid) and exits at once, mid-segment, as a killed process would."""
+        after = (lambda: _die_once(kill_once_marker)) if kill_once_marker else None
         return process_segment(segment, self.extractor, self.detector, chunk_frames, jpeg_quality, after)
 
-    def _die_once(self) -> None:
-        assert self.kill_once_marker is not None
+
+def _die_once(marker: str) -> None:
+    try:
+        handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return
+    os.write(handle, str(os.getpid()).encode())
+    os.close(handle)
+    os._exit(1)  # no cleanup, no exception: what SIGKILL or the OOM killer leaves behind
+
+
+class RayWorkers:
+    """``cluster.workers`` Ray actors with their models loaded, on a local Ray or a cluster, reusable for several
+    ``ingest_many`` calls (a long-lived driver pays the start-up once). A context manager: closing kills the actors,
+    and shuts Ray down if this object started it."""
+
+    def __init__(self, setup: WorkerSetup, cluster: ClusterOptions) -> None:
+        started = time.perf_counter()
+        cluster.check()
+        self.ray = _import_ray()
+        self.setup, self.cluster = setup, cluster
+        self._started_ray = _connect(self.ray, cluster)
+        self.actors: list[Any] = []
         try:
-            handle = os.open(self.kill_once_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return
-        os.write(handle, str(os.getpid()).encode())
-        os.close(handle)
-        os._exit(1)  # no cleanup, no exception: what SIGKILL or the OOM killer leaves behind
+            actor = self.ray.remote(SegmentWorker).options(
+                num_cpus=1, max_restarts=cluster.max_retries, max_task_retries=cluster.max_retries
+            )
+            self.actors = [actor.remote(setup) for _ in range(cluster.workers)]
+            identities = _get(self.ray, [a.identity.remote() for a in self.actors], "starting the workers")
+        except BaseException:
+            self.close()
+            raise
+        model_id, feature_dim, self.detector = identities[0]
+        self.model = ModelInfo(model_id, feature_dim, setup.model_source)
+        self.start_seconds = time.perf_counter() - started
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+        if self._started_ray:
+            self.ray.shutdown()
+            self._started_ray = False
+
+    def __enter__(self) -> RayWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def ingest_many(
     store: Store,
     jobs: Sequence[VideoJob],
-    setup: WorkerSetup,
-    cluster: ClusterOptions,
+    workers: RayWorkers,
+    segment_seconds: float | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    kill_once_marker: str | None = None,
 ) -> ManyReport:
-    """Ingest ``jobs`` into ``store`` (writable) with Ray workers; see the module docstring."""
+    """Ingest ``jobs`` into ``store`` (writable) with ``workers``, cutting videos into segments of about
+    ``segment_seconds`` (None: whole videos); see the module docstring. ``kill_once_marker``: ``SegmentWorker.run``."""
     started = time.perf_counter()
-    cluster.check()
-    _check_jobs(store, jobs)
-    ray = _import_ray()
-    started_ray = _connect(ray, cluster)
-    workers: list[Any] = []
-    try:
-        actor = ray.remote(SegmentWorker).options(
-            num_cpus=1, max_restarts=cluster.max_retries, max_task_retries=cluster.max_retries
-        )
-        workers = [actor.remote(setup, cluster.kill_once_marker) for _ in range(cluster.workers)]
-        model_id, feature_dim, detector = _get(ray, workers[0].identity.remote(), "starting the workers")
-        _get(ray, [worker.identity.remote() for worker in workers[1:]], "starting the workers")
-        report = ManyReport([], workers=cluster.workers, setup_seconds=time.perf_counter() - started)
-        model = ModelInfo(model_id, feature_dim, setup.model_source)
-        videos: dict[int, VideoRecord] = {}
-        segments: list[Segment] = []
-        for job in jobs:
-            video, video_report = begin_ingest(store, job.info, job.options, model, detector)
-            videos[video.id] = video
-            report.videos.append(video_report)
-            seconds = cluster.segment_seconds
-            segments += plan_segments(video, next_frame(video), round(seconds * video.fps) if seconds else None)
-        if echo is not None:
-            echo(f"{len(segments)} segments of {len(jobs)} videos on {cluster.workers} Ray workers")
-        _run_segments(ray, store, workers, segments, jobs[0].options, report, progress)
-        unusable = [problem for video_id in videos if (problem := _finish(store, video_id, report))]
-        store.save_indexes()
-        if unusable:
-            raise VideoError("; ".join(unusable))
-    finally:
-        for worker in workers:
-            ray.kill(worker)
-        if started_ray:
-            ray.shutdown()
+    if segment_seconds is not None and not segment_seconds > 0:
+        raise ConfigError(f"--segment-seconds {segment_seconds} must be a positive number of seconds")
+    check_jobs(store, jobs)
+    report = ManyReport([], workers=len(workers.actors))
+    videos: list[int] = []
+    segments: list[Segment] = []
+    for job in jobs:
+        video, video_report = begin_ingest(store, job.info, job.options, workers.model, workers.detector)
+        videos.append(video.id)
+        report.videos.append(video_report)
+        length = round(segment_seconds * video.fps) if segment_seconds else None
+        segments += plan_segments(video, next_frame(video), length)
+    if echo is not None:
+        echo(f"{len(segments)} segments of {len(jobs)} videos on {len(workers.actors)} Ray workers")
+    _run_segments(workers, store, segments, jobs[0].options, report, progress, kill_once_marker)
+    unusable = [problem for video_id in videos if (problem := _finish(store, video_id, report))]
+    store.save_indexes()
+    if unusable:
+        raise VideoError("; ".join(unusable))
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _check_jobs(store: Store, jobs: Sequence[VideoJob]) -> None:
+def check_jobs(store: Store, jobs: Sequence[VideoJob]) -> None:
     """Everything refusable is refused before Ray starts or a row is written: bad options, a second ingest of
     stored frames (``plan_ingest``), the same frames twice in one run."""
     if not jobs:
@@ -189,28 +212,29 @@ def _check_jobs(store: Store, jobs: Sequence[VideoJob]) -> None:
 
 
 def _run_segments(
-    ray: Any,
+    workers: RayWorkers,
     store: Store,
-    workers: list[Any],
     segments: list[Segment],
     options: IngestOptions,
     report: ManyReport,
     progress: bool,
+    kill_once_marker: str | None,
 ) -> None:
     """Hand the segments to the workers as they come free; commit results, each video's in segment order."""
     from ray.util import ActorPool
     from tqdm import tqdm
 
-    pool = ActorPool(workers)
+    pool = ActorPool(workers.actors)
+    chunk_frames, quality = options.chunk_frames, options.jpeg_quality
     for segment in segments:
-        pool.submit(lambda worker, s: worker.run.remote(s, options.chunk_frames, options.jpeg_quality), segment)
+        pool.submit(lambda actor, s: actor.run.remote(s, chunk_frames, quality, kill_once_marker), segment)
     waiting: dict[tuple[int, int], SegmentResult] = {}
     next_index = {segment.video_id: 0 for segment in segments}
     by_video = {r.video_id: r for r in report.videos}
     last_save = time.monotonic()
     with tqdm(total=len(segments), desc="segments", unit="seg", disable=not progress) as bar:
         while pool.has_next():
-            result: SegmentResult = _get(ray, lambda: pool.get_next_unordered(), "ingesting a segment")
+            result: SegmentResult = _get(workers.ray, pool.get_next_unordered, "ingesting a segment")
             segment = result.segment
             waiting[(segment.video_id, segment.index)] = result
             while (segment.video_id, next_index[segment.video_id]) in waiting:
