@@ -294,6 +294,10 @@ def _connect(ray: Any, cluster: ClusterOptions) -> bool:
         if cluster.address:
             ray.init(address=cluster.address, logging_level="WARNING")
         else:
+            # Ray starts its workers at niceness 15; here they ARE the ingest, and on a busy machine they would get
+            # next to no CPU beside the ordinary processes (a single-machine ingest runs at 0). The variable set
+            # by the user wins.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=cluster.workers, include_dashboard=False, logging_level="WARNING")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"--ray-address {cluster.address}" if cluster.address else "a local Ray"
