@@ -1,6 +1,6 @@
 """``reidkit ingest-many``: many videos (or long videos in segments) ingested by Ray workers into one store.
 
-The ingest options are ``reidkit ingest``'s own (``cli.ingest_options``); the work is
+The ingest options are ``reidkit ingest``'s own (``cli.ingest_options.shared_ingest_options``); the work is
 ``reidkit.search.distributed_ingest.ingest_many``. Ray is imported only when the command runs.
 """
 
@@ -11,20 +11,7 @@ from typing import Annotated
 
 import typer
 
-from reidkit.cli.ingest_options import (
-    BatchSizeOption,
-    CheckpointOption,
-    ChunkFramesOption,
-    DetectorOption,
-    DeviceOption,
-    EmbedBackendOption,
-    EndFrameOption,
-    EveryOption,
-    ForceOption,
-    QuietOption,
-    StartFrameOption,
-    ingest_options,
-)
+from reidkit.cli.ingest_options import IngestFlags, shared_ingest_options
 from reidkit.errors import ConfigError, ModelError
 
 
@@ -32,6 +19,7 @@ def register(app: typer.Typer) -> None:
     app.command("ingest-many")(ingest_many)
 
 
+@shared_ingest_options
 def ingest_many(
     videos: Annotated[list[str], typer.Argument(help="video files (the same paths must be readable on every worker)")],
     db: Annotated[Path, typer.Option("--db", help="store folder (created if missing); only this process writes it")],
@@ -51,17 +39,8 @@ def ingest_many(
         typer.Option("--segment-seconds", help="cut videos into segments of about S seconds (tracks end at cuts)"),
     ] = None,
     max_retries: Annotated[int, typer.Option("--max-retries", help="reruns of a segment whose worker died")] = 3,
-    detector: DetectorOption = None,
-    every: EveryOption = 1,
-    start_frame: StartFrameOption = 0,
-    end_frame: EndFrameOption = None,
-    checkpoint: CheckpointOption = None,
-    force: ForceOption = False,
-    device: DeviceOption = "cpu",
-    batch_size: BatchSizeOption = 64,
-    embed_backend: EmbedBackendOption = "auto",
-    chunk_frames: ChunkFramesOption = 20,
-    quiet: QuietOption = False,
+    *,
+    flags: IngestFlags,
 ) -> None:
     """Ingest many videos with Ray workers (decode, detect, track, embed); this process alone writes the store."""
     from reidkit.inference.device import resolve_device
@@ -76,15 +55,14 @@ def ingest_many(
     times = _per_video(start_time, videos, "--start-time", allow_one=False) or [None] * len(videos)
     jobs = []
     for video, name, time in zip(videos, cameras, times):
-        options = ingest_options(name, time, every, start_frame, end_frame, force, chunk_frames, batch_size, quiet)
-        jobs.append((video, options))
+        jobs.append((video, flags.options(name, time)))
     cluster = ClusterOptions(ray_address, workers, max_retries)
     cluster.check()
     if segment_seconds is not None and not segment_seconds > 0:
         raise ConfigError(f"--segment-seconds {segment_seconds} must be a positive number of seconds")
-    device = str(resolve_device(device, "--device"))
-    backend = resolve_backend(embed_backend, device)
-    detector_name, detector_model = detector_source(detector)
+    device = str(resolve_device(flags.device, "--device"))
+    backend = resolve_backend(flags.embed_backend, device)
+    detector_name, detector_model = detector_source(flags.detector)
     video_jobs = []
     for video, options in jobs:
         info = probe_video(video)
@@ -93,7 +71,7 @@ def ingest_many(
     created = not db.exists()
     try:
         with Store.open(db, writable=True, create=True) as store:
-            source, fallback = model_source(checkpoint, store.model)
+            source, fallback = model_source(flags.checkpoint, store.model)
             if source != IMAGENET:
                 if not Path(source).expanduser().is_file():
                     raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or imagenet)")
@@ -102,9 +80,9 @@ def ingest_many(
                 typer.echo(f"warning: {UNTRAINED_WARNING}", err=True)
             check_jobs(store, video_jobs)  # a refused second ingest fails here, before Ray starts
             setup = WorkerSetup(source, detector_name, str(detector_model) if detector_model else None, device,
-                                batch_size, backend)
+                                flags.batch_size, backend)
             with RayWorkers(setup, cluster) as ray_workers:
-                report = run(store, video_jobs, ray_workers, segment_seconds, progress=not quiet, echo=typer.echo)
+                report = run(store, video_jobs, ray_workers, segment_seconds, progress=not flags.quiet, echo=typer.echo)
             start_seconds = ray_workers.start_seconds
             summary = store.summary()
     except BaseException:

@@ -13,18 +13,11 @@ from typing import Annotated
 import typer
 
 from reidkit.cli.ingest_options import (
-    BatchSizeOption,
     CheckpointOption,
-    ChunkFramesOption,
     DetectorOption,
     DeviceOption,
-    EmbedBackendOption,
-    EndFrameOption,
-    EveryOption,
-    ForceOption,
-    QuietOption,
-    StartFrameOption,
-    ingest_options,
+    IngestFlags,
+    shared_ingest_options,
 )
 from reidkit.errors import ConfigError, StoreError
 
@@ -36,6 +29,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo-video")(demo_video)
 
 
+@shared_ingest_options
 def ingest(
     video: Annotated[str, typer.Argument(help="video file (or a URL FFmpeg opens)")],
     camera: Annotated[str, typer.Option("--camera", help="camera name, shown in results and usable as a filter")],
@@ -43,17 +37,8 @@ def ingest(
     start_time: Annotated[
         str | None, typer.Option("--start-time", help="wall-clock time of the video's first frame, ISO 8601")
     ] = None,
-    detector: DetectorOption = None,
-    every: EveryOption = 1,
-    start_frame: StartFrameOption = 0,
-    end_frame: EndFrameOption = None,
-    checkpoint: CheckpointOption = None,
-    force: ForceOption = False,
-    device: DeviceOption = "cpu",
-    batch_size: BatchSizeOption = 64,
-    embed_backend: EmbedBackendOption = "auto",
-    chunk_frames: ChunkFramesOption = 20,
-    quiet: QuietOption = False,
+    *,
+    flags: IngestFlags,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
     from reidkit.inference.device import resolve_device
@@ -63,18 +48,20 @@ def ingest(
     from reidkit.video import probe_video
 
     # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
-    options = ingest_options(camera, start_time, every, start_frame, end_frame, force, chunk_frames, batch_size, quiet)
-    device = str(resolve_device(device, "--device"))
+    options = flags.options(camera, start_time)
+    device = str(resolve_device(flags.device, "--device"))
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)
     created = not db.exists()
     try:
         with Store.open(db, writable=True, create=True) as store:
             plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
-            choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
+            choice = choose_model(
+                flags.checkpoint, store.model, device=device, batch_size=flags.batch_size, backend=flags.embed_backend
+            )
             if choice.warning:
                 typer.echo(f"warning: {choice.warning}", err=True)
-            built = choose_detector(detector, device)
+            built = choose_detector(flags.detector, device)
             report = ingest_video(store, info, options, choice.extractor, built, choice.source)
             summary = store.summary()
     except BaseException:
