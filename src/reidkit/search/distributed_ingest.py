@@ -132,7 +132,7 @@ class RayWorkers:
         cluster.check()
         self.ray = _import_ray()
         self.setup, self.cluster = setup, cluster
-        self._started_ray = _connect(self.ray, cluster)
+        self._started_ray = connect(self.ray, cluster)
         self.actors: list[Any] = []
         try:
             actor = self.ray.remote(SegmentWorker).options(
@@ -285,7 +285,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def _connect(ray: Any, cluster: ClusterOptions) -> bool:
+def connect(ray: Any, cluster: ClusterOptions) -> bool:
     """Join the Ray cluster at ``cluster.address``, or start a local Ray with ``workers`` CPUs; True if this call
     started (and must shut down) Ray. A Ray this process already joined is used as it is."""
     if ray.is_initialized():
