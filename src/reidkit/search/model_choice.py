@@ -60,21 +60,7 @@ def choose_model(
 
     device = str(resolve_device(device, "--device"))
     backend = resolve_backend(backend, device)
-
-    fallback = False
-    if checkpoint is not None:
-        source = str(checkpoint)
-    elif held is not None:
-        source = held.source
-        if source != IMAGENET and not Path(source).is_file():
-            raise StoreError(
-                f"the store's features were made by {source}, which no longer exists; pass --checkpoint with that "
-                "model's new path (features of another model cannot be mixed in)"
-            )
-    elif DEFAULT_CHECKPOINT.is_file():
-        source = str(DEFAULT_CHECKPOINT)
-    else:
-        source, fallback = IMAGENET, True
+    source, fallback = model_source(checkpoint, held)
     if source == IMAGENET:
         model, card = untrained_model("mgn", "mobilenetv2", *_IMAGENET_INPUT, pretrained=IMAGENET)
         extractor = FeatureExtractor(
@@ -86,6 +72,24 @@ def choose_model(
         raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or --checkpoint imagenet)")
     extractor = FeatureExtractor(path, device=device, batch_size=batch_size, progress=False, backend=backend)
     return ModelChoice(extractor, str(path), None)
+
+
+def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> tuple[str, bool]:
+    """Which model ``choose_model`` loads, without loading it: ``(source, fallback)``, ``fallback`` being True when
+    nothing named a model and the untrained ImageNet one is used. A distributed ingest decides this once, on the
+    driver, and sends the answer to its workers."""
+    if checkpoint is not None:
+        return str(checkpoint), False
+    if held is not None:
+        if held.source != IMAGENET and not Path(held.source).is_file():
+            raise StoreError(
+                f"the store's features were made by {held.source}, which no longer exists; pass --checkpoint with "
+                "that model's new path (features of another model cannot be mixed in)"
+            )
+        return held.source, False
+    if DEFAULT_CHECKPOINT.is_file():
+        return str(DEFAULT_CHECKPOINT), False
+    return IMAGENET, True
 
 
 def resolve_backend(backend: str, device: str) -> str:
@@ -101,17 +105,28 @@ def resolve_backend(backend: str, device: str) -> str:
 
 def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:
     """The named detector, or the default: OpenVINO when its model is found (fast on CPU), else HOG."""
-    from reidkit.video import build_detector, default_openvino_model
+    from reidkit.video import build_detector
+
+    name, model_path = detector_source(name, openvino_model)
+    # --device names a torch device: only the torchvision detector runs on it (OpenVINO and HOG use the CPU).
+    return build_detector(name, model_path=model_path, device=device if name == "torchvision" else "cpu")
+
+
+def detector_source(name: str | None, openvino_model: Path | None = None) -> tuple[str, Path | None]:
+    """``(detector name, OpenVINO model path or None)`` that ``choose_detector`` builds, without building it: the
+    default is OpenVINO when its model is found, else HOG. The path is absolute (a distributed ingest's workers may
+    run in other folders)."""
+    from reidkit.video import default_openvino_model
 
     if name is None:
         if openvino_model is not None and openvino_model.is_file():
             name = "openvino"
         else:
             try:
-                default_openvino_model()
+                openvino_model = default_openvino_model()
                 name = "openvino"
             except ModelError:
                 name = "hog"
-    model_path = openvino_model if name == "openvino" and openvino_model is not None else None
-    # --device names a torch device: only the torchvision detector runs on it (OpenVINO and HOG use the CPU).
-    return build_detector(name, model_path=model_path, device=device if name == "torchvision" else "cpu")
+    if name != "openvino":
+        return name, None
+    return name, Path(openvino_model or default_openvino_model()).resolve()
