@@ -26,9 +26,11 @@ def _root() -> None:
 
 
 def _register_stages() -> None:
-    from reidkit.cli import demo_cmd, eval_cmd, list_cmd, retention_cmd, service_cmd, train_cmd, video_cmd
+    from reidkit.cli import (
+        demo_cmd, eval_cmd, export_cmd, list_cmd, retention_cmd, service_cmd, train_cmd, video_cmd,
+    )
 
-    for stage in (eval_cmd, train_cmd, demo_cmd, video_cmd, service_cmd, retention_cmd, list_cmd):
+    for stage in (eval_cmd, train_cmd, export_cmd, demo_cmd, video_cmd, service_cmd, retention_cmd, list_cmd):
         stage.register(app)
 
 
