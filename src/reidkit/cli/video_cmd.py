@@ -12,7 +12,9 @@ from typing import Annotated
 
 import typer
 
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError, StoreError
+
 DetectorOption = Annotated[
     str | None,
     typer.Option("--detector", help="hog, openvino or torchvision (default: openvino if its model is found, else hog)"),
@@ -50,10 +52,7 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="replace an earlier ingest of the same frames")] = False,
     device: DeviceOption = "cpu",
     batch_size: Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")] = 64,
-    embed_backend: Annotated[
-        str,
-        typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed: fastest), torch or openvino"),
-    ] = "auto",
+    embed_backend: EmbedBackendOption = "auto",
     chunk_frames: Annotated[
         int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
     ] = 20,
@@ -142,6 +141,7 @@ def search(
     checkpoint: CheckpointOption = None,
     detector: DetectorOption = None,
     device: DeviceOption = "cpu",
+    embed_backend: EmbedBackendOption = "auto",
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
     from reidkit.cli.search_report import hits_table, trajectory_table
@@ -187,7 +187,7 @@ def search(
             parsed_box = parse_box(box) if box else None
             device = str(resolve_device(device, "--device"))
             crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
-            choice = choose_model(checkpoint, model, device=device)
+            choice = choose_model(checkpoint, model, device=device, backend=embed_backend)
             store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
             feature = normalise_rows(choice.extractor([crop.image]))[0]
             query_image = crop.image
