@@ -8,7 +8,7 @@ Each runtime runs through the embedding backend that ``FeatureExtractor`` and ``
 CUHK03 benchmark's query split, preprocessed once per input size. Every runtime embeds all crops once, in batches,
 after one warm-up batch (one run, as on a real ingest); the table gives images/s, the ratio to eager, the seconds
 the runtime took to get ready (export / conversion, not timed in images/s) and the largest difference from eager's
-features. Cases: MGN-ResNet-50 at 384x128 with random weights (speed does not depend on them; its BN statistics are
+features (raw, and after L2 normalisation as a store keeps them). Cases: MGN-ResNet-50 at 384x128 with random weights (speed does not depend on them; its BN statistics are
 calibrated on the crops so the features, and so the differences, are not degenerate), and MGN-MobileNetV2 at 256x128,
 with ``--checkpoint``'s weights when given, else random and calibrated likewise. Results: benchmarks/out/runtimes.json.
 """
@@ -88,6 +88,11 @@ def time_runtime(name: str, model: nn.Module, card: ModelCard, images: Tensor, b
             "features": features}
 
 
+def unit(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1, as the person-search store keeps them."""
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
 def run_case(case: Case, paths: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     if case.backbone == "mobilenetv2" and args.checkpoint is not None:
         model, card = load_model(args.checkpoint)
@@ -105,6 +110,7 @@ def run_case(case: Case, paths: list[Path], args: argparse.Namespace) -> dict[st
     for row in rows:
         row["ratio_vs_eager"] = row["images_per_s"] / eager["images_per_s"]
         row["max_abs_diff_vs_eager"] = float(np.abs(row["features"] - eager["features"]).max())
+        row["max_abs_diff_l2_normalised"] = float(np.abs(unit(row["features"]) - unit(eager["features"])).max())
         row["max_abs_feature"] = float(np.abs(eager["features"]).max())
     return {**asdict(case), "input_size": list(card.input_size), "weights": weights,
             "results": [{k: v for k, v in row.items() if k != "features"} for row in rows]}

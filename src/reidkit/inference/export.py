@@ -73,7 +73,8 @@ def export_model(
     else:
         metadata = export_metadata(card, identity, feature_dim, precision)
         files = save_ir(model, card.input_size, out, metadata, fp16=fp16, dynamic_batch=dynamic_batch)
-    pixels = torch.rand(PROBE_BATCH if dynamic_batch else 1, 3, *card.input_size, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.rand(PROBE_BATCH if dynamic_batch else 1, 3, *card.input_size, generator=generator)
     probe = (pixels - torch.tensor(card.mean).view(3, 1, 1)) / torch.tensor(card.std).view(3, 1, 1)
     with torch.inference_mode():
         expected = model(probe).numpy()

@@ -65,7 +65,13 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: st
 
 
 def save_ir(
-    model: nn.Module, input_size: tuple[int, int], xml: Path, metadata: dict[str, str], *, fp16: bool, dynamic_batch: bool
+    model: nn.Module,
+    input_size: tuple[int, int],
+    xml: Path,
+    metadata: dict[str, str],
+    *,
+    fp16: bool,
+    dynamic_batch: bool,
 ) -> tuple[Path, Path]:
     """Convert ``model`` and write ``xml`` + its ``.bin``, with ``metadata`` as ``rt_info`` ``reidkit/<key>``.
 
