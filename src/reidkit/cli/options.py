@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 EMBED_BACKEND_HELP = (
-    "what runs the ReID model: auto (on the CPU the fastest installed runtime, ONNX Runtime then OpenVINO; "
-    "PyTorch on a GPU), torch, onnxruntime or openvino"
+    "what runs the ReID model: auto (on the CPU OpenVINO when installed, else ONNX Runtime, else PyTorch; PyTorch "
+    "on a GPU), torch, openvino or onnxruntime"
 )
 EmbedBackendOption = Annotated[str, typer.Option("--embed-backend", help=EMBED_BACKEND_HELP)]

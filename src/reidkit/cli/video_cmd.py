@@ -141,7 +141,7 @@ def search(
     checkpoint: CheckpointOption = None,
     detector: DetectorOption = None,
     device: DeviceOption = "cpu",
-    embed_backend: EmbedBackendOption = "auto",
+    embed_backend: EmbedBackendOption = "torch",  # one query crop: a runtime's compile costs more than it saves
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
     from reidkit.cli.search_report import hits_table, trajectory_table

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from reidkit.errors import ModelError
-from reidkit.inference.export_metadata import write_atomic
-from reidkit.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_model, read_metadata
+from reidkit.inference.export_metadata import PREFIX, write_atomic
+from reidkit.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_model
 from reidkit.inference.openvino_runtime import cache_root
 from reidkit.models.model_file import ModelCard, model_id
 
@@ -49,35 +49,27 @@ def session_for_cpu(model: nn.Module, card: ModelCard, cache_key: str | None = N
     model that may still be training) it is exported every time and kept in memory only.
     """
     ort = _onnxruntime()
-    source: str | bytes | None = None
-    path = None if cache_key is None else cached_export_path(cache_key, card.input_size)
-    if path is not None and _is_export_of(path, cache_key):
-        source = str(path)
-    if source is None:
-        proto = onnx_model(model, card, cache_key or model_id(model, card), dynamic_batch=True)
-        source = proto.SerializeToString()
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(path, source)
-            except OSError:  # a read-only or full cache costs only an export
-                pass
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
-def _is_export_of(path: Path, key: str) -> bool:
-    """Whether ``path`` is a readable export of the model ``key`` (a damaged or foreign file is replaced)."""
-    if not path.is_file():
-        return False
-    try:
-        return read_metadata(path).get("model_id") == key
-    except ModelError:
-        return False
+    path = None if cache_key is None else cached_export_path(cache_key, card.input_size)
+    if path is not None and path.is_file():
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception:  # a truncated or foreign file: the cache is only a cache, export again
+            session = None
+        if session is not None and session.get_modelmeta().custom_metadata_map.get(PREFIX + "model_id") == cache_key:
+            return session
+    serialized = onnx_model(model, card, cache_key or model_id(model, card), dynamic_batch=True).SerializeToString()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, serialized)
+        except OSError:  # a read-only or full cache costs only an export
+            pass
+    return ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
 
 
 def run_session(session: Any, batch: torch.Tensor) -> torch.Tensor:
