@@ -32,6 +32,7 @@ LAYERS = {
     "demos": 9,
     "service": 9,
     "cli": 10,
+    "__main__": 11,
 }
 
 

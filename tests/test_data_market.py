@@ -213,3 +213,21 @@ def test_records_are_frozen(cuhk03_dataset):
     record: ImageRecord = cuhk03_dataset.train[0]
     with pytest.raises(AttributeError):
         record.pid = 5  # type: ignore[misc]
+
+
+def test_shared_benchmark_cut_by_camera_pair(cuhk03_root):
+    """Pair 1 trains, pair 2 tests: the issue's measured split sizes, and no pair leaks into the other side."""
+    from reidkit.data.shared_benchmark import camera_pair
+
+    ds = load_dataset("cuhk03_shared", cuhk03_root, train_pairs=[1], test_pairs=[2])
+    assert (len({r.pid for r in ds.train}), len(ds.train)) == (437, 4229)
+    assert (len({r.pid for r in ds.query}), len(ds.query), len(ds.gallery)) == (215, 430, 1687)
+    assert {camera_pair(r) for r in ds.train} == {1}
+    assert {camera_pair(r) for r in ds.query + ds.gallery} == {2}
+    whole = load_dataset("cuhk03_shared", cuhk03_root)
+    assert (len(whole.train), len(whole.query), len(whole.gallery)) == (7357, 1400, 5340)
+
+
+def test_shared_benchmark_bad_camera_pair(cuhk03_root):
+    with pytest.raises(ConfigError, match="train_pairs.*among"):
+        load_dataset("cuhk03_shared", cuhk03_root, train_pairs=[7])

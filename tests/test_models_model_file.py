@@ -14,6 +14,7 @@ from reidkit.models.model_file import (
     ModelCard,
     build_from_checkpoint,
     load_checkpoint,
+    load_matching_weights,
     model_id,
     model_payload,
     save_checkpoint,
@@ -106,3 +107,22 @@ def test_weights_only_copy_drops_training_state_and_rebuilds_the_same_model(tmp_
     rebuilt, rebuilt_card = build_from_checkpoint(payload)
     assert model_id(rebuilt, rebuilt_card) == model_id(model, card)
     assert copy.stat().st_size < (tmp_path / "last.pt").stat().st_size
+
+
+def test_matching_weights_start_a_run_from_another_runs_model(tmp_path: Path) -> None:
+    """Adaptation / fine-tuning: everything but the classifier heads (sized for other identities) is copied."""
+    from reidkit.models import build_model
+
+    source, card = scratch_mgn(5, SIZE)
+    path = tmp_path / "source.pt"
+    save_checkpoint(path, model_payload(source, card))
+    target = build_model("mgn", 9, backbone="mobilenetv2", kwargs={"part_stride": 2})
+    copied, fresh = load_matching_weights(target, path)
+    heads = [k for k, v in target.state_dict().items() if source.state_dict()[k].shape != v.shape]
+    assert heads and sorted(heads) == fresh
+    assert copied == len(target.state_dict()) - len(heads)
+    for key, value in target.state_dict().items():
+        if key not in fresh:
+            assert torch.equal(value, source.state_dict()[key]), key
+    with pytest.raises(ModelError, match="init_checkpoint must hold the name"):
+        load_matching_weights(build_model("bnneck", 9, backbone="mobilenetv2"), path)

@@ -33,7 +33,7 @@ def test_registry_keeps_order_and_names_choices_in_its_stage_error() -> None:
 def test_each_stage_registers_what_it_builds() -> None:
     assert MODELS.names() == ("mgn", "ide", "trinet", "pcb", "bnneck")
     assert BACKBONES.names() == ("resnet50", "mobilenetv2")
-    assert set(DATASETS.names()) == {"market1501", "cuhk03", "dukemtmc", "msmt17", "folder", "csv"}
+    assert set(DATASETS.names()) == {"market1501", "cuhk03", "cuhk03_shared", "dukemtmc", "msmt17", "folder", "csv"}
     assert set(DETECTORS.names()) == {"openvino", "hog", "torchvision"}
     assert EMBEDDING_BACKENDS.names() == ("torch", "openvino")
     assert VECTOR_INDEXES.names() == ("faiss",)

@@ -63,6 +63,8 @@ class ModelConfig:
 
     ``freeze_layers`` keeps the first N layers of the backbone's trunk at their pretrained weights and BatchNorm
     statistics (``ReidModel.freeze_trunk``): a training-time choice, so it is not part of the model's spec.
+    ``init_checkpoint`` starts from another run's model file (same model and backbone): every tensor whose shape
+    fits is copied, so only classifier heads sized for other identities start fresh (fine-tuning, adaptation).
     """
 
     name: str = "mgn"
@@ -70,6 +72,7 @@ class ModelConfig:
     pretrained: str | None = "imagenet"
     kwargs: dict[str, Any] = field(default_factory=dict)
     freeze_layers: int = 0
+    init_checkpoint: str | None = None
 
 
 @dataclass

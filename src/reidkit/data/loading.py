@@ -13,6 +13,7 @@ from reidkit.data.dukemtmc import read_dukemtmc
 from reidkit.data.folder import read_folder
 from reidkit.data.market1501 import read_market1501
 from reidkit.data.msmt17 import read_msmt17
+from reidkit.data.shared_benchmark import read_shared_cuhk03
 from reidkit.data.types import ReidDataset
 from reidkit.errors import ConfigError
 from reidkit.registry import Registry
@@ -20,6 +21,9 @@ from reidkit.registry import Registry
 DATASETS: Registry[Callable[..., ReidDataset]] = Registry("dataset", ConfigError)
 DATASETS.add("market1501", read_market1501, "Market-1501 layout (bounding_box_train / query / bounding_box_test)")
 DATASETS.add("cuhk03", read_cuhk03, "CUHK03 new protocol, labeled or detected (variant=...)")
+DATASETS.add(
+    "cuhk03_shared", read_shared_cuhk03, "the shared CUHK03 benchmark, cut by camera pair (train_pairs, test_pairs)"
+)
 DATASETS.add("dukemtmc", read_dukemtmc, "DukeMTMC-reID")
 DATASETS.add("msmt17", read_msmt17, "MSMT17 V1 or V2, from its list files")
 DATASETS.add("folder", read_folder, "your own crops: <person>/[<camera>/]<image>, optional train/query/gallery")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 from pathlib import Path
 
 from reidkit.data.atomic_dir import publish_atomically
-from reidkit.errors import DatasetError
+from reidkit.data.market1501 import MARKET_NAMES, read_market_layout
+from reidkit.data.types import ImageRecord, ReidDataset
+from reidkit.errors import ConfigError, DatasetError
 
 SHARED_CUHK03_NAME = "cuhk03-detected-64x128"
 SHARED_CUHK03_TAR = Path("datasets") / f"{SHARED_CUHK03_NAME}.tar"
 _MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
+# ``PPPP_cCsS_NNNNNN_00.jpg``: S is the camera pair the identity was filmed by (1..5).
+_CAMERA_PAIR = re.compile(r"\d{4}_c\ds(?P<pair>\d)_")
+CAMERA_PAIRS = (1, 2, 3, 4, 5)
 
 
 def prepare_shared_cuhk03(shared_dir: Path, data_dir: Path) -> Path:
@@ -45,3 +51,50 @@ def prepare_shared_cuhk03(shared_dir: Path, data_dir: Path) -> Path:
     if missing:
         raise DatasetError(f"{root}: exists but lacks {', '.join(missing)}/; delete the folder so it is unpacked again")
     return root
+
+
+def read_shared_cuhk03(
+    root: Path,
+    *,
+    train_pairs: list[int] | None = None,
+    test_pairs: list[int] | None = None,
+    skip_bad_names: bool = False,
+) -> ReidDataset:
+    """The shared benchmark, optionally cut by camera pair, so that one camera pair can stand in for a new site.
+
+    Each CUHK03 identity was filmed by one of five camera pairs (``sS`` in the file name), and pairs differ in
+    place, light and angle. Training on pair 1 and testing on pair 2 is therefore a domain shift measured on
+    real data without copying folders: ``train_pairs=[1], test_pairs=[2]`` (source only), ``train_pairs=[2]``
+    (the oracle, or the unlabelled target crops of adaptation). ``None`` keeps every pair.
+    """
+    dataset = read_market_layout("cuhk03_shared", root, MARKET_NAMES, skip_bad_names=skip_bad_names)
+    train_keep, test_keep = _pairs("train_pairs", train_pairs), _pairs("test_pairs", test_pairs)
+    dataset.train = _in_pairs(dataset.train, train_keep)
+    dataset.query = _in_pairs(dataset.query, test_keep)
+    dataset.gallery = _in_pairs(dataset.gallery, test_keep)
+    if not (dataset.train and dataset.query and dataset.gallery):
+        raise DatasetError(f"{dataset.root}: camera pairs {train_keep} / {test_keep} leave an empty split")
+    return dataset
+
+
+def camera_pair(record: ImageRecord) -> int:
+    """The camera pair (1..5) of a crop of the shared benchmark."""
+    match = _CAMERA_PAIR.match(record.path.name)
+    if match is None:
+        raise DatasetError(f"{record.path}: not a shared-benchmark name (PPPP_cCsS_NNNNNN_00.jpg)")
+    return int(match["pair"])
+
+
+def _pairs(option: str, pairs: list[int] | None) -> frozenset[int]:
+    if pairs is None:
+        return frozenset(CAMERA_PAIRS)
+    if isinstance(pairs, int):
+        pairs = [pairs]
+    bad = [p for p in pairs if p not in CAMERA_PAIRS]
+    if bad or not pairs:
+        raise ConfigError(f"dataset option {option}: {pairs!r}; give camera pairs among {list(CAMERA_PAIRS)}")
+    return frozenset(pairs)
+
+
+def _in_pairs(records: list[ImageRecord], pairs: frozenset[int]) -> list[ImageRecord]:
+    return [r for r in records if camera_pair(r) in pairs]

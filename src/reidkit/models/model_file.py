@@ -123,13 +123,7 @@ def model_payload(model: nn.Module, card: ModelCard) -> dict[str, Any]:
 
 def build_from_checkpoint(payload: dict[str, Any], source: str = "checkpoint") -> tuple[nn.Module, ModelCard]:
     """Rebuild the model of a loaded checkpoint, in eval mode on CPU, without touching any pretrained weights."""
-    try:
-        card = ModelCard.from_dict(payload["model"]["card"])
-        state = payload["model"]["state_dict"]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ModelError(
-            f"{source}: checkpoint lacks its model section ({exc}); it was not written by reidkit"
-        ) from exc
+    card, state = _card_and_state(payload, source)
     # The weights come from the checkpoint, so the backbone is built bare: no download, no shared-file lookup.
     spec = {**card.spec, "pretrained": None}
     model = build_model(**spec)
@@ -145,6 +139,13 @@ def build_from_checkpoint(payload: dict[str, Any], source: str = "checkpoint") -
         )
     model.eval()
     return model, card
+
+
+def _card_and_state(payload: dict[str, Any], source: str) -> tuple[ModelCard, dict[str, Any]]:
+    try:
+        return ModelCard.from_dict(payload["model"]["card"]), payload["model"]["state_dict"]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelError(f"{source}: checkpoint lacks its model section ({exc}); it was not written by reidkit") from exc
 
 
 def model_id(model: nn.Module, card: ModelCard) -> str:
@@ -186,6 +187,27 @@ def save_weights_only(source: Path | str, destination: Path | str) -> Path:
     destination = Path(destination)
     save_checkpoint(destination, weights_only_copy(load_checkpoint(source)))
     return destination
+
+
+def load_matching_weights(model: nn.Module, path: Path | str) -> tuple[int, list[str]]:
+    """Copy into ``model`` every tensor of the model file ``path`` whose name and shape match; return the count
+    copied and the names left as built.
+
+    For starting a run from another run's model (fine-tuning, domain adaptation): the architecture must be the
+    same, but classifier heads sized for another set of identities differ in shape and stay freshly initialised.
+    """
+    payload = load_checkpoint(path)
+    card, state = _card_and_state(payload, str(path))
+    own = unwrap(model).state_dict()
+    for key in ("name", "backbone"):
+        if card.spec.get(key) != getattr(unwrap(model).spec, key, None):
+            raise ModelError(
+                f"{path}: holds a {card.spec.get('name')}/{card.spec.get('backbone')} model; model.init_checkpoint "
+                f"must hold the {key} being trained ({getattr(unwrap(model).spec, key, None)})"
+            )
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    unwrap(model).load_state_dict(matching, strict=False)
+    return len(matching), sorted(set(own) - set(matching))
 
 
 def load_model(path: Path | str) -> tuple[nn.Module, ModelCard]:

@@ -30,7 +30,7 @@ from reidkit.errors import ConfigError, DatasetError
 from reidkit.inference import EvalRun
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
-from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint
+from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint, load_matching_weights
 from reidkit.training.batches import build_batch_source
 from reidkit.training.hooks import BEST, LAST, Hook, default_hooks
 from reidkit.training.loop import TrainLoop
@@ -132,13 +132,18 @@ class Trainer:
             pretrained=cfg.model.pretrained,
             kwargs=cfg.model.kwargs,
         )
+        backbone_init = backbone_init_label(cfg.model.pretrained)
+        if cfg.model.init_checkpoint:
+            copied, fresh = load_matching_weights(model, cfg.model.init_checkpoint)
+            backbone_init = f"{cfg.model.init_checkpoint} (from {backbone_init})"
+            self.echo(f"started from {cfg.model.init_checkpoint}: {copied} tensors copied, {len(fresh)} fresh")
         model.freeze_trunk(cfg.model.freeze_layers)
         card = ModelCard(
             spec=asdict(model.spec),
             input_size=(cfg.data.height, cfg.data.width),
             mean=tuple(cfg.data.mean),  # type: ignore[arg-type]
             std=tuple(cfg.data.std),  # type: ignore[arg-type]
-            backbone_init=backbone_init_label(cfg.model.pretrained),
+            backbone_init=backbone_init,
         )
         model.to(device)
         if cfg.train.channels_last and device.type == "cuda":
