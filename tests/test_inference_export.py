@@ -198,3 +198,21 @@ def test_the_export_command_writes_and_checks_and_fails_in_one_line(checkpoint: 
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == "error: --format 'tensorrt': use onnx or openvino"
+
+
+@pytest.mark.parametrize("output_size", [(3, 1), (2, 2), (6, 1), (5, 3), (None, 2), 4])
+@pytest.mark.parametrize("pool", [torch.nn.AdaptiveMaxPool2d, torch.nn.AdaptiveAvgPool2d])
+def test_sliced_adaptive_pools_equal_pytorchs(pool: type[torch.nn.Module], output_size: object) -> None:
+    """What the export puts in place of MGN's and PCB's stripe pools (which no exporter translates): the same bins,
+    on maps that they divide and on maps they do not; a max is bit-exact, a mean sums in another order."""
+    from reidkit.inference.onnx_export import _swap_adaptive_pools
+
+    holder = torch.nn.Sequential(pool(output_size))
+    original = pool(output_size)
+    assert _swap_adaptive_pools(holder) == 1 and not isinstance(holder[0], pool)
+    for height, width in [(16, 8), (24, 8), (7, 5), (12, 6)]:
+        x = torch.randn(2, 3, height, width)
+        if pool is torch.nn.AdaptiveMaxPool2d:
+            assert torch.equal(holder(x), original(x))
+        else:
+            torch.testing.assert_close(holder(x), original(x), rtol=0, atol=1e-6)

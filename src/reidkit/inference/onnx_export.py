@@ -3,8 +3,8 @@
 Exporter: torch 2.14's TorchScript exporter (``torch.onnx.export(..., dynamo=False)``, opset 17). Both of its
 exporters refuse MGN as it is: neither translates ``adaptive_max_pool2d`` whose output size does not divide the
 input (MGN's 3 stripes over a 16-row map). ``_swap_adaptive_pools`` replaces such pools, in a copy of the model, by
-the same bins written as slices and max / mean (bit-exact: adaptive pooling's bin bounds are fixed by the input
-size). After that both exporters work, and for our models they write the same graph (86 Conv, 53 Clip, 14 Add for
+the same bins written as slices and max / mean (the bin bounds are fixed by the input size: a max is bit-exact, a
+mean equal to float32 rounding). After that both exporters work, and for our models they write the same graph (86 Conv, 53 Clip, 14 Add for
 MGN-MobileNetV2), the same features (to 1e-6) and run equally fast in ONNX Runtime; but the dynamo exporter
 (torch.export + onnxscript) took 7x as long to export (12 s against 1.7 s for MGN-MobileNetV2 at 256x128, most of
 it in decompositions over the symbolic batch axis), and the onnxruntime backend exports on the first use of every
@@ -37,7 +37,8 @@ OPSET = 17
 
 class _SlicedAdaptivePool(nn.Module):
     """``nn.AdaptiveMax/AvgPool2d`` as slices: bin ``i`` of ``n`` over ``size`` rows spans
-    ``[floor(i * size / n), ceil((i + 1) * size / n))``, exactly PyTorch's rule, so the output is identical."""
+    ``[floor(i * size / n), ceil((i + 1) * size / n))``, exactly PyTorch's rule: a max pool's output is identical, a
+    mean pool's equal to float32 rounding (another summation order)."""
 
     def __init__(self, output_size: tuple[int | None, int | None], reduce: str) -> None:
         super().__init__()
