@@ -8,7 +8,8 @@ Each runtime runs through the embedding backend that ``FeatureExtractor`` and ``
 CUHK03 benchmark's query split, preprocessed once per input size. Every runtime embeds all crops once, in batches,
 after one warm-up batch (one run, as on a real ingest); the table gives images/s, the ratio to eager, the seconds
 the runtime took to get ready (export / conversion, not timed in images/s) and the largest difference from eager's
-features (raw, and after L2 normalisation as a store keeps them). Cases: MGN-ResNet-50 at 384x128 with random weights (speed does not depend on them; its BN statistics are
+features (raw, and after L2 normalisation as a store keeps them). Every runtime gets ``--threads`` threads; eager on
+one thread is timed too (``torch-1-thread``), and "x best" is the ratio to the faster of the two eager rows. Cases: MGN-ResNet-50 at 384x128 with random weights (speed does not depend on them; its BN statistics are
 calibrated on the crops so the features, and so the differences, are not degenerate), and MGN-MobileNetV2 at 256x128,
 with ``--checkpoint``'s weights when given, else random and calibrated likewise. Results: benchmarks/out/runtimes.json.
 """
@@ -34,7 +35,7 @@ from reidkit.models.model_file import ModelCard, load_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = Path(__file__).resolve().parent / "out"
-RUNTIMES = ("torch", "onnxruntime", "openvino")
+RUNTIMES = ("torch", "torch-1-thread", "onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)
@@ -74,16 +75,26 @@ def random_model(case: Case, calibration: Tensor) -> tuple[nn.Module, ModelCard,
     return model.eval(), card, "random init, BN calibrated on the crops"
 
 
-def time_runtime(name: str, model: nn.Module, card: ModelCard, images: Tensor, batch: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    run = EMBEDDING_BACKENDS.get(name).make_runner(model, card, torch.device("cpu"), None)
-    ready_s = time.perf_counter() - start
-    batches = list(images.split(batch))
-    with torch.inference_mode():
-        run(batches[0])  # warm-up: first-call allocations and kernel choices
+def time_runtime(
+    name: str, model: nn.Module, card: ModelCard, images: Tensor, batch: int, threads: int
+) -> dict[str, Any]:
+    """``name`` a backend, or ``torch-1-thread``: eager on one thread, the reference a loaded machine needs (there
+    PyTorch's two OpenMP threads wait on each other at every barrier while the other core runs someone else)."""
+    backend = "torch" if name.startswith("torch") else name
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1 if name == "torch-1-thread" else threads)
+    try:
         start = time.perf_counter()
-        features = torch.cat([run(b) for b in batches]).float().numpy()
-        seconds = time.perf_counter() - start
+        run = EMBEDDING_BACKENDS.get(backend).make_runner(model, card, torch.device("cpu"), None)
+        ready_s = time.perf_counter() - start
+        batches = list(images.split(batch))
+        with torch.inference_mode():
+            run(batches[0])  # warm-up: first-call allocations and kernel choices
+            start = time.perf_counter()
+            features = torch.cat([run(b) for b in batches]).float().numpy()
+            seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(saved)
     return {"runtime": name, "ready_s": ready_s, "seconds": seconds, "images_per_s": len(images) / seconds,
             "features": features}
 
@@ -105,10 +116,12 @@ def run_case(case: Case, paths: list[Path], args: argparse.Namespace) -> dict[st
         images = preprocess(paths, card_size)
         model, card, weights = random_model(case, images[: min(32, len(images))])
     model.to(memory_format=torch.channels_last)  # as FeatureExtractor does for a checkpoint
-    rows = [time_runtime(name, model, card, images, args.batch) for name in args.runtimes]
+    rows = [time_runtime(name, model, card, images, args.batch, args.threads) for name in args.runtimes]
     eager = next(r for r in rows if r["runtime"] == "torch")
+    best_eager = max(r["images_per_s"] for r in rows if r["runtime"].startswith("torch"))
     for row in rows:
         row["ratio_vs_eager"] = row["images_per_s"] / eager["images_per_s"]
+        row["ratio_vs_best_eager"] = row["images_per_s"] / best_eager
         row["max_abs_diff_vs_eager"] = float(np.abs(row["features"] - eager["features"]).max())
         row["max_abs_diff_l2_normalised"] = float(np.abs(unit(row["features"]) - unit(eager["features"])).max())
         row["max_abs_feature"] = float(np.abs(eager["features"]).max())
@@ -133,7 +146,8 @@ def main() -> None:
     paths = crop_paths(args.shared, args.images)
     print(f"{platform.processor() or platform.machine()}, {args.threads} threads, {len(paths)} CUHK03 query crops, "
           f"batch {args.batch}, one run after one warm-up batch")
-    print(f"{'model':<18}{'input':>9}{'runtime':>13}{'img/s':>9}{'x eager':>9}{'ready s':>9}{'max|diff|':>11}")
+    print(f"{'model':<18}{'input':>9}{'runtime':>15}{'img/s':>9}{'x eager':>9}{'x best':>8}{'ready s':>9}"
+          f"{'max|diff|':>11}")
     cases = []
     for case in CASES:
         if args.only not in case.label:
@@ -141,8 +155,10 @@ def main() -> None:
         result = run_case(case, paths, args)
         cases.append(result)
         for row in result["results"]:
-            print(f"{case.label:<18}{f'{case.height}x{case.width}':>9}{row['runtime']:>13}{row['images_per_s']:>9.1f}"
-                  f"{row['ratio_vs_eager']:>9.2f}{row['ready_s']:>9.1f}{row['max_abs_diff_vs_eager']:>11.2e}",
+            size = "x".join(map(str, result["input_size"]))  # a --checkpoint keeps its own input size
+            print(f"{case.label:<18}{size:>9}{row['runtime']:>15}{row['images_per_s']:>9.1f}"
+                  f"{row['ratio_vs_eager']:>9.2f}{row['ratio_vs_best_eager']:>8.2f}{row['ready_s']:>9.1f}"
+                  f"{row['max_abs_diff_vs_eager']:>11.2e}",
                   flush=True)
         print(f"  ({result['weights']}; largest |feature| {result['results'][0]['max_abs_feature']:.2f})")
     import onnxruntime

@@ -27,10 +27,13 @@ def test_the_script_compares_runtimes_on_the_same_crops(cuhk03_root: Path, share
     (case,) = report["cases"]
     assert report["images"] == 6 and report["threads"] == 2 and case["input_size"] == [256, 128]
     rows = {row["runtime"]: row for row in case["results"]}
-    assert set(rows) == {"torch", "onnxruntime", "openvino"}
+    assert set(rows) == {"torch", "torch-1-thread", "onnxruntime", "openvino"}
     assert rows["torch"]["ratio_vs_eager"] == 1.0 and rows["torch"]["max_abs_diff_vs_eager"] == 0.0
+    best = max(rows["torch"]["images_per_s"], rows["torch-1-thread"]["images_per_s"])
+    assert rows["torch-1-thread"]["max_abs_diff_vs_eager"] < 1e-3
     for name in ("onnxruntime", "openvino"):
         row = rows[name]
         assert row["ratio_vs_eager"] == row["images_per_s"] / rows["torch"]["images_per_s"] > 0
+        assert row["ratio_vs_best_eager"] == row["images_per_s"] / best
         assert row["max_abs_diff_l2_normalised"] <= 1e-4 and row["max_abs_diff_vs_eager"] < 1e-2
     assert "MGN MobileNetV2" in done.stdout and "onnxruntime" in done.stdout
