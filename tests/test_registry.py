@@ -9,7 +9,7 @@ from reidkit.errors import ConfigError, ModelError, StoreError
 from reidkit.inference.backends import EMBEDDING_BACKENDS
 from reidkit.models import BACKBONES, MODELS, build_backbone, build_model
 from reidkit.registry import Registry
-from reidkit.search.vectors import VECTOR_INDEXES, load_vector_index
+from reidkit.search.vectors import VECTOR_INDEXES, IndexLocation, load_vector_index
 from reidkit.video.detectors import DETECTORS, build_detector
 
 
@@ -36,7 +36,7 @@ def test_each_stage_registers_what_it_builds() -> None:
     assert set(DATASETS.names()) == {"market1501", "cuhk03", "cuhk03_shared", "dukemtmc", "msmt17", "folder", "csv"}
     assert set(DETECTORS.names()) == {"openvino", "hog", "torchvision"}
     assert EMBEDDING_BACKENDS.names() == ("torch", "openvino", "onnxruntime")
-    assert VECTOR_INDEXES.names() == ("faiss",)
+    assert VECTOR_INDEXES.names() == ("faiss", "milvus")
     for registry in (MODELS, BACKBONES, DATASETS, DETECTORS, EMBEDDING_BACKENDS, VECTOR_INDEXES):
         assert all(entry.summary for entry in registry.entries()), registry.kind
 
@@ -50,8 +50,8 @@ def test_unknown_names_fail_with_the_stage_error(tmp_path) -> None:
         load_dataset("market", tmp_path)
     with pytest.raises(ConfigError, match="unknown detector 'yolo'; choose one of openvino, hog, torchvision"):
         build_detector("yolo")
-    with pytest.raises(StoreError, match="unknown vector index 'milvus'; choose one of faiss"):
-        load_vector_index("milvus", tmp_path, "crops", 8)
+    with pytest.raises(StoreError, match="unknown vector index 'annoy'; choose one of faiss, milvus"):
+        load_vector_index(IndexLocation("annoy", tmp_path), "crops", 8)
 
 
 def test_registered_builders_build() -> None:

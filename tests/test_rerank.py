@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from reidkit.errors import ReidkitError
 from reidkit.evaluation import compute_distance_matrix, evaluate, re_ranking, rerank_features
+from reidkit.evaluation.rerank import jaccard_distance, sparse_jaccard_distance
 
 
 def _blocks(num_query: int, num_gallery: int, dim: int, seed: int):
@@ -103,3 +104,52 @@ def test_bad_inputs_are_refused() -> None:
         re_ranking(q_g, q_q, g_g, k1=0)
     with pytest.raises(ReidkitError, match="lambda_value must lie in \\[0, 1\\]"):
         re_ranking(q_g, q_q, g_g, lambda_value=1.5)
+
+
+@pytest.mark.parametrize(("k1", "k2"), [(20, 6), (5, 1), (3, 4)])
+def test_jaccard_of_one_set_is_re_ranking_without_the_original_distances(k1: int, k2: int) -> None:
+    features = np.random.default_rng(k1).standard_normal((90, 8)).astype(np.float32)
+    joint = compute_distance_matrix(features, features)
+    joint = np.minimum(joint, joint.T)  # exactly symmetric, as re_ranking's blocks assume (float32 products are not)
+    nq = 25
+    expected = re_ranking(joint[:nq, nq:], joint[:nq, :nq], joint[nq:, nq:], k1, k2, 0.0)
+    jaccard = jaccard_distance(joint, k1, k2)
+    np.testing.assert_array_equal(jaccard[:nq, nq:], expected)
+    np.testing.assert_allclose(jaccard, jaccard.T, atol=1e-6)
+    np.testing.assert_allclose(np.diag(jaccard), 0, atol=1e-6)
+
+
+def test_sparse_jaccard_from_the_exact_neighbour_graph_keeps_the_close_pairs() -> None:
+    features = np.random.default_rng(7).standard_normal((120, 8)).astype(np.float32)
+    dist = compute_distance_matrix(features, features)
+    dense = jaccard_distance(dist, 10, 3)
+    ranked = np.argsort(dist, axis=1, kind="stable")[:, :11]
+    found = sparse_jaccard_distance(ranked, lambda r, c: dist[r, c], np.square(dist).max(axis=1), 10, 3, cutoff=0.9)
+    rows, cols = np.nonzero(dense <= 0.9)
+    np.testing.assert_allclose(found.toarray()[rows, cols], dense[rows, cols], atol=1e-6)
+    assert found.nnz == rows.size  # the diagonal's zeros are stored too
+
+
+def test_jaccard_refuses_a_matrix_that_is_not_square() -> None:
+    with pytest.raises(ReidkitError, match="square"):
+        jaccard_distance(np.zeros((3, 4)))
+
+
+def test_sparse_jaccard_keeps_each_rows_nearest_and_stays_symmetric() -> None:
+    features = np.random.default_rng(8).standard_normal((150, 8)).astype(np.float32)
+    dist = compute_distance_matrix(features, features)
+    ranked = np.argsort(dist, axis=1, kind="stable")[:, :11]
+    args = (ranked, lambda r, c: dist[r, c], np.square(dist).max(axis=1), 10, 3)
+    full = sparse_jaccard_distance(*args)
+    kept = sparse_jaccard_distance(*args, per_row=4)
+    stored = np.zeros((150, 150), dtype=bool)
+    coo = kept.tocoo()
+    stored[coo.row, coo.col] = True
+    assert np.array_equal(stored, stored.T) and stored.diagonal().all()
+    dense_full, dense_kept = full.toarray(), kept.toarray()
+    for row in range(150):
+        lo, hi = full.indptr[row], full.indptr[row + 1]
+        nearest = full.indices[lo:hi][np.argsort(full.data[lo:hi], kind="stable")[:4]]
+        assert stored[row, nearest].all()
+        np.testing.assert_allclose(dense_kept[row, nearest], dense_full[row, nearest], atol=1e-6)
+    assert kept.nnz < full.nnz / 2

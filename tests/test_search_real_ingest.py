@@ -4,6 +4,7 @@ detector (HOG without it), MGN-MobileNetV2 with ImageNet weights (plumbing, not 
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Generator
@@ -19,6 +20,7 @@ from reidkit.search.ingest import IngestOptions, ingest_video, plan_ingest
 from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
 from reidkit.search.query import load_query_image, query_crop
 from reidkit.search.search import SearchFilters, search_store, track_query
+from reidkit.search.backend_choice import move_store
 from reidkit.search.store import Store
 from reidkit.search.rows import normalise_rows
 from reidkit.video import Detector, iter_frames, probe_video
@@ -151,8 +153,14 @@ def test_search_by_track_leaves_the_track_itself_out(store_root: Path) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-def test_filters_by_camera_and_time(store_root: Path, model: ModelChoice) -> None:
+@pytest.mark.parametrize("backend", ["faiss", "milvus"])
+def test_filters_by_camera_and_time(store_root: Path, backend: str, tmp_path: Path) -> None:
+    if backend == "milvus":  # the same ingest, moved to an embedded Milvus database (filters pushed down there)
+        store_root = shutil.copytree(store_root, tmp_path / "store")
+        with Store.open(store_root, writable=True) as store:
+            move_store(store, "milvus")
     with Store.open(store_root) as store:
+        assert store.location.backend == backend
         query = track_query(store, 1)
         with pytest.raises(ConfigError, match="--camera 'elsewhere': no such camera .* its cameras are 'cam1'"):
             search_store(store, query, filters=SearchFilters(cameras=("elsewhere",)))

@@ -23,7 +23,7 @@ from reidkit.search.model_choice import choose_detector, choose_model
 from reidkit.search.retention import UPLOADS, delete_video, purge_before
 from reidkit.search.search import search_store, track_query
 from reidkit.search.store import DB_NAME, Store
-from reidkit.search.vectors import load_vector_index
+from reidkit.search.vectors import IndexLocation, load_vector_index
 from reidkit.video import probe_video
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
@@ -106,7 +106,7 @@ def test_a_purge_deletes_exactly_the_older_videos_rows_crops_vectors_and_uploads
     with Store.open(root) as store:
         seq = store.commit_seq
     for name, doomed, count in ((CROP_INDEX, doomed_crops, kept_crops), (TRACK_INDEX, doomed_tracks, None)):
-        saved = load_vector_index("faiss", root / "vectors", name, dim)
+        saved = load_vector_index(IndexLocation("faiss", root / "vectors"), name, dim)
         assert saved is not None and saved.commit_seq == seq
         assert not doomed & set(saved.ids().tolist())
         assert count is None or saved.count == count

@@ -1,4 +1,7 @@
-"""The store on its own (no video, no model): SQLite + FAISS round trips, crash repair, model guard, IVF path."""
+"""The store on its own (no video, no model): SQLite + vector index round trips, crash repair, model guard, IVF path.
+
+The store's search tests run on both vector indexes (``backend``: FAISS files and a real embedded milvus-lite
+database); tests/test_search_milvus.py has the Milvus-only ones (push-down, crash repair, moving a store)."""
 
 from __future__ import annotations
 
@@ -11,17 +14,25 @@ import pytest
 from reidkit.errors import StoreError
 from reidkit.search.store import CROP_INDEX, DB_NAME, TRACK_INDEX, Store
 from reidkit.search.rows import NewDetection, normalise_rows
-from reidkit.search.vectors import FaissIndex, IndexPlan, VectorIndex, plan_index
+from reidkit.search.vectors import FaissIndex, IndexLocation, IndexPlan, VectorIndex, plan_index
 
 DIM = 16
+BACKENDS = ("faiss", "milvus")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "milvus":
+        pytest.importorskip("milvus_lite", reason="the [milvus] extra is not installed")
+    return str(request.param)
 
 
 def _features(rng: np.random.Generator, count: int) -> np.ndarray:
     return normalise_rows(rng.standard_normal((count, DIM)).astype(np.float32))
 
 
-def _new_store(root: Path) -> Store:
-    store = Store.open(root, writable=True, create=True)
+def _new_store(root: Path, backend: str = "faiss") -> Store:
+    store = Store.open(root, writable=True, create=True, index=backend)
     store.require_model("model-a", DIM, "imagenet")
     return store
 
@@ -48,9 +59,9 @@ def _chunk(
     return rows
 
 
-def test_round_trip_tracks_pool_their_crops(tmp_path: Path) -> None:
+def test_round_trip_tracks_pool_their_crops(tmp_path: Path, backend: str) -> None:
     rng = np.random.default_rng(0)
-    with _new_store(tmp_path) as store:
+    with _new_store(tmp_path, backend) as store:
         video_id = _add_video(store)
         track_rows: dict[int, int] = {}
         first = _chunk(store, rng, range(0, 3), [7, 9], video_id)
@@ -60,6 +71,7 @@ def test_round_trip_tracks_pool_their_crops(tmp_path: Path) -> None:
         store.finish_video(video_id)
         store.save_indexes()
     with Store.open(tmp_path) as store:
+        assert store.location.backend == backend  # recorded at creation, read back without asking
         assert store.integrity_problems() == []
         assert store.summary().detections == 8 and store.summary().tracks == 2
         assert store.video(video_id).status == "done" and store.video(video_id).last_committed_frame == 4
@@ -76,10 +88,10 @@ def test_round_trip_tracks_pool_their_crops(tmp_path: Path) -> None:
         np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
 
 
-def test_index_repairs_itself_after_a_crash_before_saving(tmp_path: Path) -> None:
-    """SQLite commits come first; an index file that lags behind (or is lost) is brought in step on open."""
+def test_index_repairs_itself_after_a_crash_before_saving(tmp_path: Path, backend: str) -> None:
+    """SQLite commits come first; an index that lags behind (or is lost) is brought in step on open."""
     rng = np.random.default_rng(1)
-    with _new_store(tmp_path) as store:
+    with _new_store(tmp_path, backend) as store:
         video_id = _add_video(store)
         track_rows: dict[int, int] = {}
         store.commit_chunk(video_id, _chunk(store, rng, range(0, 2), [1, 2], video_id), 1, track_rows)
@@ -92,30 +104,31 @@ def test_index_repairs_itself_after_a_crash_before_saving(tmp_path: Path) -> Non
         (folder / ".0000004_01.jpg.tmp").touch()
         assert store.remove_orphan_crops(store.video(video_id)) == 2
         assert sorted(p.name for p in folder.iterdir())[-1] == "0000003_01.jpg"
-    saved = sorted((tmp_path / "vectors").glob("tracks.seq*.faiss"))
-    assert len(saved) == 1
-    with Store.open(tmp_path) as store:
+    if backend == "faiss":
+        assert len(sorted((tmp_path / "vectors").glob("tracks.seq*.faiss"))) == 1
+    with Store.open(tmp_path, writable=True) as store:  # Milvus is repaired by a writer (a reader searches as is)
+        assert store.index(TRACK_INDEX).commit_seq < store.commit_seq  # the crash left it behind
         assert store.integrity_problems() == []
         ids, vectors = store.track_vectors(store.track_ids())
         scores, hits = store.index(TRACK_INDEX).search(vectors, 1)
         assert hits[:, 0].tolist() == ids.tolist()
         np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)  # the updated vector, not the stale one
-    # an unreadable index file is rebuilt from SQLite
-    for path in (tmp_path / "vectors").iterdir():
-        path.write_bytes(b"not a faiss index")
-    with Store.open(tmp_path) as store:
-        assert np.array_equal(np.sort(store.index(CROP_INDEX).ids()), store.detection_ids())
+    if backend == "faiss":  # an unreadable index file is rebuilt from SQLite
+        for path in (tmp_path / "vectors").iterdir():
+            path.write_bytes(b"not a faiss index")
+        with Store.open(tmp_path) as store:
+            assert np.array_equal(np.sort(store.index(CROP_INDEX).ids()), store.detection_ids())
 
 
-def test_deleted_rows_leave_no_dangling_vector_ids(tmp_path: Path) -> None:
+def test_deleted_rows_leave_no_dangling_vector_ids(tmp_path: Path, backend: str) -> None:
     rng = np.random.default_rng(2)
-    with _new_store(tmp_path) as store:
+    with _new_store(tmp_path, backend) as store:
         keep, drop = _add_video(store, "a"), _add_video(store, "b", 100, 200)
         store.commit_chunk(keep, _chunk(store, rng, range(0, 2), [1], keep), 1, {})
         store.commit_chunk(drop, _chunk(store, rng, range(100, 102), [1], drop), 101, {})
         store.save_indexes()
     with Store.open(tmp_path, writable=True) as store:
-        store.delete_video(drop)  # and no save: the index files still hold the deleted ids
+        store.delete_video(drop)  # and no save: FAISS's files still hold the deleted ids (Milvus's never did)
     with Store.open(tmp_path) as store:
         assert store.index(CROP_INDEX).count == 2 == len(store.detection_ids())
         assert store.summary().cameras == 1
@@ -141,17 +154,17 @@ def test_missing_and_foreign_stores_are_refused(tmp_path: Path) -> None:
         Store.open(tmp_path / "junk")
 
 
-def test_one_writer_at_a_time(tmp_path: Path) -> None:
-    with _new_store(tmp_path):
+def test_one_writer_at_a_time(tmp_path: Path, backend: str) -> None:
+    with _new_store(tmp_path, backend):
         with pytest.raises(StoreError, match="another `reidkit ingest` is writing"):
             Store.open(tmp_path, writable=True)
         with Store.open(tmp_path) as reader:  # searches still work meanwhile
             assert reader.summary().videos == 0
 
 
-def test_a_failed_chunk_rolls_back_entirely(tmp_path: Path) -> None:
+def test_a_failed_chunk_rolls_back_entirely(tmp_path: Path, backend: str) -> None:
     rng = np.random.default_rng(3)
-    with _new_store(tmp_path) as store:
+    with _new_store(tmp_path, backend) as store:
         video_id = _add_video(store)
         track_rows: dict[int, int] = {}
         store.commit_chunk(video_id, _chunk(store, rng, range(0, 2), [1], video_id), 1, track_rows)
@@ -164,24 +177,26 @@ def test_a_failed_chunk_rolls_back_entirely(tmp_path: Path) -> None:
         assert store.video(video_id).last_committed_frame == 1
         assert store.summary().detections == 2 and store.summary().tracks == 1
         assert set(track_rows) == {1}
+        assert store.index(CROP_INDEX).count == 2  # the index never saw the failed chunk either
 
 
 def test_faiss_ivf_index_supports_everything_the_store_needs(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     vectors = _features(rng, 3000)
     ids = np.arange(10, 3010, dtype=np.int64)
-    index = FaissIndex.create(tmp_path, "crops", DIM, IndexPlan("ivf_pq", nlist=16, subquantizers=4), vectors)
+    location = IndexLocation("faiss", tmp_path)
+    index = FaissIndex.create(location, "crops", DIM, IndexPlan("ivf_pq", nlist=16, subquantizers=4), vectors)
     assert isinstance(index, VectorIndex) and index.kind == "ivf_pq"
     index.add(ids, vectors)
     assert index.remove(ids[:100]) == 100
     assert sorted(index.ids().tolist()) == ids[100:].tolist()
     index.save(commit_seq=5)
-    loaded = FaissIndex.load(tmp_path, "crops", DIM)
+    loaded = FaissIndex.load(location, "crops", DIM)
     assert loaded is not None and loaded.commit_seq == 5 and loaded.count == 2900
     _, found = loaded.search(vectors[200:210], 10)
     # PQ scores are approximate (the store re-scores its shortlist exactly): each vector is in its own top 10
     assert (found == ids[200:210, None]).any(axis=1).mean() >= 0.9
-    assert FaissIndex.load(tmp_path, "crops", DIM + 1) is None  # another dimension: rebuild, never mix
+    assert FaissIndex.load(location, "crops", DIM + 1) is None  # another dimension: rebuild, never mix
 
 
 def test_index_plan_switches_from_exact_to_ivf_with_size() -> None:

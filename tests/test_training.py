@@ -14,11 +14,12 @@ from reidkit.data import ReidDataset
 from reidkit.errors import ConfigError
 from reidkit.inference import FeatureExtractor, evaluate_on_dataset
 from reidkit.models import build_model
-from reidkit.models.model_file import load_checkpoint
+from reidkit.models.model_file import load_checkpoint, save_checkpoint
 from reidkit.training.gpu_batches import ERASE_SCALE, BatchAugment
 from reidkit.training.optim import lr_factor
 from reidkit.training.runtime import resolve_amp, resolve_device
-from reidkit.training.trainer import Trainer, subset_identities
+from reidkit.data.subset import subset_identities
+from reidkit.training.trainer import Trainer
 
 
 def seen_identity_split(dataset: ReidDataset, num_ids: int) -> ReidDataset:
@@ -113,6 +114,12 @@ def test_a_finished_run_is_not_overwritten_and_resume_checks_the_config(
         Trainer(config(tmp_path, *common, "optim.lr=0.1"), dataset=dataset, echo=lambda _: None).fit(resume=True)
     with pytest.raises(ConfigError, match="does not exist"):
         Trainer(config(tmp_path / "empty", *common), dataset=dataset, echo=lambda _: None).fit(resume=True)
+    # A run saved before a config key existed resumes: the missing key reads as its default, not as a change.
+    payload = load_checkpoint(tmp_path / "last.pt")
+    del payload["config"]["model"]["init_checkpoint"]
+    save_checkpoint(tmp_path / "last.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
+    longer = config(tmp_path, *common, "train.epochs=2")
+    assert Trainer(longer, dataset=dataset, echo=lambda _: None).fit(resume=True).epochs_done == 2
 
 
 def test_frozen_trunk_layers_stay_imagenet_and_openvino_evaluation_matches_torch(

@@ -16,11 +16,13 @@ from reidkit.data import ImageRecord, ReidDataset
 from reidkit.inference import FeatureExtractor
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models.model_file import load_checkpoint
+from reidkit.training.distributed import World
 from reidkit.training.hooks import EvaluateWhenDue, Hook, KeepBestModel, LogMetrics, SaveCheckpoint, TimeBudget
 from reidkit.training.loop import TrainLoop
 from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.step import TrainStep
-from reidkit.training.trainer import Trainer, subset_identities
+from reidkit.data.subset import subset_identities
+from reidkit.training.trainer import Trainer
 
 from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 
@@ -55,7 +57,7 @@ def make_loop(
     lines = echo if echo is not None else []
     return TrainLoop(
         config, step, build_scheduler(optimizer, config.optim), lambda e: islice(batches(e), steps), steps, card,
-        hooks=hooks, echo=lines.append, is_main_process=is_main_process,
+        hooks=hooks, echo=lines.append, world=World() if is_main_process else World(rank=1, world_size=2),
     )
 
 

@@ -120,6 +120,9 @@ class TrainConfig:
 
     ``eval_backend: openvino`` computes the evaluation's features with the OpenVINO runtime, about twice as fast
     as PyTorch on a small CPU and equal to 1e-4; it applies on the CPU only (a GPU evaluates with PyTorch).
+
+    ``sync_bn`` matters only with several processes (torchrun): BatchNorm then normalises with the statistics of the
+    global P x K batch instead of each process's slice, so the run computes what one process would.
     """
 
     epochs: int = 80
@@ -135,6 +138,7 @@ class TrainConfig:
     eval_metric: Literal["euclidean", "cosine"] = "euclidean"
     eval_flip: bool = False
     eval_backend: Literal["torch", "openvino"] = "torch"
+    sync_bn: bool = False
     progress: bool = True
     tensorboard: bool = True
 

@@ -27,10 +27,36 @@ def _root() -> None:
 
 def _register_stages() -> None:
     from reidkit.cli import (
-        demo_cmd, eval_cmd, export_cmd, list_cmd, retention_cmd, service_cmd, train_cmd, video_cmd,
+        adapt_cmd,
+        cluster_cmd,
+        demo_cmd,
+        eval_cmd,
+        export_cmd,
+        list_cmd,
+        people_cmd,
+        retention_cmd,
+        service_cmd,
+        store_cmd,
+        train_cmd,
+        video_cmd,
+        viz_cmd,
     )
 
-    for stage in (eval_cmd, train_cmd, export_cmd, demo_cmd, video_cmd, service_cmd, retention_cmd, list_cmd):
+    for stage in (
+        eval_cmd,
+        train_cmd,
+        export_cmd,
+        adapt_cmd,
+        demo_cmd,
+        video_cmd,
+        cluster_cmd,
+        people_cmd,
+        viz_cmd,
+        service_cmd,
+        retention_cmd,
+        store_cmd,
+        list_cmd,
+    ):
         stage.register(app)
 
 

@@ -33,17 +33,53 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue train.output_dir/last.pt exactly where it stopped")
     ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc", min=1,
+            help="processes on this machine (one per GPU): starts torchrun for you; for several machines run torchrun",
+        ),
+    ] = 1,
 ) -> None:
     """Train a ReID model; writes last.pt / best.pt, metrics.csv, TensorBoard logs and curves.png."""
     from reidkit.config import load_config
 
     experiment = load_config(config, overrides or [])  # before importing torch: config mistakes fail instantly
+    if nproc > 1:
+        global_batch = experiment.data.ids_per_batch * experiment.data.images_per_id
+        if global_batch % nproc:
+            raise ConfigError(
+                f"--nproc {nproc}: the global batch data.ids_per_batch x data.images_per_id = {global_batch} does "
+                "not split evenly over the processes"
+            )
+        args = ["--config", config, *(overrides or []), *(["--resume"] if resume else [])]
+        raise typer.Exit(launch_torchrun(nproc, args))
     from reidkit.training.trainer import Trainer
 
     result = Trainer(experiment, echo=typer.echo).fit(resume=resume)
+    if not result.is_main_process:
+        return
     best = f", {result.best_checkpoint}" if result.best_checkpoint else ""
     typer.echo(f"checkpoints: {result.last_checkpoint}{best}")
     typer.echo(json.dumps({"epochs": result.epochs_done, "stopped_early": result.stopped_early, **result.metrics}))
+
+
+def launch_torchrun(nproc: int, train_args: list[str]) -> int:
+    """Run ``reidkit train train_args`` in ``nproc`` processes on this machine through torchrun; its exit status.
+
+    ``--standalone`` lets torchrun pick a free local port, so several runs can share a machine.
+    """
+    import os
+    import subprocess
+    import sys
+
+    if "WORLD_SIZE" in os.environ:
+        raise ConfigError("--nproc inside a torchrun worker: start either torchrun or reidkit train --nproc, not both")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+        "-m", "reidkit", "train", *train_args,
+    ]
+    return subprocess.run(command, check=False).returncode
 
 
 def test(

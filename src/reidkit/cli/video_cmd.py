@@ -28,6 +28,11 @@ CheckpointOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="torch device for the ReID model, e.g. cpu or cuda")]
+MilvusUriOption = Annotated[
+    str | None,
+    typer.Option("--milvus-uri", help="Milvus server for a Milvus store, e.g. http://HOST:19530 (default: an "
+                 "embedded milvus-lite database inside the store folder)"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -57,9 +62,15 @@ def ingest(
         int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
     ] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    index: Annotated[
+        str | None,
+        typer.Option("--index", help="vector index of a NEW store: faiss (default) or milvus; a store keeps its own"),
+    ] = None,
+    milvus_uri: MilvusUriOption = None,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
     from reidkit.inference.device import resolve_device
+    from reidkit.search.backend_choice import check_choice
     from reidkit.search.ingest import IngestOptions, check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
     from reidkit.search.store import Store
@@ -80,12 +91,13 @@ def ingest(
     )
     # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
     check_options(options)
+    check_choice(index, milvus_uri)
     device = str(resolve_device(device, "--device"))
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)
     created = not db.exists()
     try:
-        with Store.open(db, writable=True, create=True) as store:
+        with Store.open(db, writable=True, create=True, index=index, milvus_uri=milvus_uri) as store:
             plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
             choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
             if choice.warning:
@@ -144,7 +156,7 @@ def search(
     embed_backend: EmbedBackendOption = "torch",  # one query crop: a runtime's compile costs more than it saves
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
     from reidkit.search.paths import refuse_inside_store
     from reidkit.search.results import QueryDescription, result_json
     from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
@@ -192,7 +204,9 @@ def search(
             feature = normalise_rows(choice.extractor([crop.image]))[0]
             query_image = crop.image
             description = QueryDescription(crop.kind, str(query), box=crop.box)
-        result = search_store(store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score)
+        result = search_store(
+            store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score, query_track=track
+        )
         if html is not None:
             from reidkit.viz.search_page import write_search_page
 
@@ -207,7 +221,7 @@ def search(
         label = description.source if track is not None else f"{description.kind} {description.source}"
         typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
         typer.echo(hits_table(result.hits, store.root))
-        typer.echo("\ntrajectory (hits in time order; one row per stay in a camera):")
+        typer.echo("\n" + trajectory_heading(result))
         typer.echo(trajectory_table(result.trajectory))
         for note in result.notes:
             typer.echo(f"note: {note}")
@@ -230,12 +244,12 @@ def demo_video(
 
     if every < 1:
         raise ConfigError("--every must be a positive integer")
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
 
     found = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
     typer.echo(f"\nquery: {found.query_label}")
     typer.echo(hits_table(found.search.hits, found.store_root))
-    typer.echo("\ntrajectory:")
+    typer.echo("\n" + trajectory_heading(found.search))
     typer.echo(trajectory_table(found.search.trajectory))
     typer.echo(f"\n{found.verdict}")
     typer.echo(json.dumps(found.summary))

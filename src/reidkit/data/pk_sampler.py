@@ -1,5 +1,9 @@
 """P x K identity sampling for batch-hard triplet training, reproducible per (seed, epoch) and split across DDP ranks.
 
+With ``world_size`` ranks, every optimisation step still sees one global batch of P identities x K crops: each rank
+yields its contiguous slice (``p * k / world_size`` crops) of the same global batch, so a multi-process run steps
+through exactly the batches of a one-process run (the losses then see the gathered global batch).
+
 Every batch holds P distinct identities with K crops each, which is what a batch-hard triplet loss needs (each
 anchor has K-1 positives and (P-1)K negatives). An epoch walks through every identity's crops once in groups of K
 (an identity with fewer than K crops is topped up by drawing its crops again), so large identities are seen in full
@@ -32,6 +36,11 @@ class PKSampler(Sampler[int]):
             raise ConfigError(f"PKSampler needs p >= 1 and k >= 1, got p={p}, k={k}")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ConfigError(f"PKSampler rank={rank} must lie in 0..world_size-1 (world_size={world_size})")
+        if (p * k) % world_size:
+            raise ConfigError(
+                f"PKSampler: the global batch of p x k = {p * k} crops does not split evenly over {world_size} "
+                "processes; choose data.ids_per_batch x data.images_per_id divisible by the process count"
+            )
         label_array = np.asarray(labels, dtype=np.int64)
         order = np.argsort(label_array, kind="stable")
         unique, starts = np.unique(label_array[order], return_index=True)
@@ -43,34 +52,35 @@ class PKSampler(Sampler[int]):
         self.p, self.k, self.seed, self.rank, self.world_size = p, k, seed, rank, world_size
         self.epoch = 0
         self._groups = np.array([max(1, len(m) // k) for m in self._members], dtype=np.int64)
-        self.num_batches_total = _max_batches(self._groups, p)
-        self.num_batches = self.num_batches_total // world_size
+        self.num_batches = _max_batches(self._groups, p)
         if self.num_batches == 0:
-            raise ConfigError(
-                f"PKSampler p={p}, k={k} over {world_size} rank(s) yields no full batch from {len(unique)} "
-                "identities; lower p or k"
-            )
+            raise ConfigError(f"PKSampler p={p}, k={k} yields no full batch from {len(unique)} identities; lower p or k")
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.p * self.k
 
     @property
     def batch_size(self) -> int:
-        return self.p * self.k
+        """This rank's share of each global batch: what a ``DataLoader`` on this rank takes per step."""
+        return self.p * self.k // self.world_size
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch``; the same (seed, epoch) always gives the same indices on every rank."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.num_batches * self.p * self.k
+        return self.num_batches * self.batch_size
 
     def __iter__(self) -> Iterator[int]:
-        batches = self._epoch_batches()
-        mine = batches[self.rank : self.num_batches * self.world_size : self.world_size]
+        share = self.batch_size
+        mine = self.epoch_batches()[:, self.rank * share : (self.rank + 1) * share]
         return iter(mine.reshape(-1).tolist())
 
-    def _epoch_batches(self) -> np.ndarray:
-        """All ranks' batches for this epoch, shape (B, P * K), identities in K-runs within each batch."""
+    def epoch_batches(self) -> np.ndarray:
+        """The global batches of this epoch, shape (B, P * K), identities in K-runs within each batch."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        B, p, k = self.num_batches_total, self.p, self.k
+        B, p, k = self.num_batches, self.p, self.k
         slots: list[np.ndarray] = []  # groups of K indices, laid out identity by identity
         for identity in rng.permutation(len(self._members)):
             members = rng.permutation(self._members[identity])

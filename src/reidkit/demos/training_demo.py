@@ -19,8 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from reidkit.config import ExperimentConfig, apply_overrides, load_config
 from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
 from reidkit.errors import ConfigError, DatasetError
@@ -29,7 +27,7 @@ from reidkit.models.backbones.mobilenetv2 import SHARED_WEIGHTS, WEIGHTS_ENV
 from reidkit.models.model_file import save_weights_only
 from reidkit.training.runtime import evaluation_extractor, resolve_device
 from reidkit.training.trainer import Trainer
-from reidkit.viz.ranked_list import plot_ranked_lists
+from reidkit.viz.ranked_list import plot_ranked_lists, random_queries
 
 FIGURE_QUERIES = 6
 FIGURE_SEED = 0
@@ -104,14 +102,14 @@ def run_training_demo(
     )
     baseline = {**baseline_run.summary, "checkpoint": None}
 
-    rows = figure_queries(len(trained_run.query), FIGURE_QUERIES, FIGURE_SEED)
+    rows = random_queries(len(trained_run.query), FIGURE_QUERIES, FIGURE_SEED)
     steps = sum(row["steps"] for row in result.history)
     figures = {
         "ranked_lists": plot_ranked_lists(
             trained_run.distmat, trained_run.query, trained_run.gallery, rows, out / "ranked_lists_trained.png",
             title=f"{recipe.model.name}/{recipe.model.backbone} after {steps} steps of ReID training: top-10 "
             f"(green = same person, red = another; queries drawn with seed {FIGURE_SEED})",
-        ),
+        ).path,
         "ranked_lists_imagenet_only": plot_ranked_lists(
             baseline_run.distmat,
             baseline_run.query,
@@ -119,7 +117,7 @@ def run_training_demo(
             rows,
             out / "ranked_lists_imagenet_only.png",
             title="the same network with ImageNet weights only: top-10",
-        ),
+        ).path,
         "training_curves": Path(shutil.copyfile(result.output_dir / "curves.png", out / "training_curves.png")),
     }
     figure_paths = {name: str(path) for name, path in figures.items()}
@@ -160,9 +158,3 @@ def describe_recipe(recipe: ExperimentConfig, path: Path) -> str:
 def _same_split(dataset: ReidDataset, run: EvalRun) -> ReidDataset:
     """The dataset restricted to the query/gallery crops the trained model was tested on (``--subset`` aware)."""
     return replace(dataset, query=list(run.query), gallery=list(run.gallery))
-
-
-def figure_queries(num_query: int, count: int, seed: int) -> list[int]:
-    """Query rows for a figure drawn at random with a fixed seed (never hand-picked), in ascending order."""
-    count = min(count, num_query)
-    return sorted(np.random.default_rng(seed).choice(num_query, size=count, replace=False).tolist())

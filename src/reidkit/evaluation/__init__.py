@@ -1,4 +1,5 @@
-"""Evaluation: blocked distances, Market-1501 CMC / mAP / mINP, multi-query pooling, k-reciprocal re-ranking.
+"""Evaluation: blocked distances, Market-1501 CMC / mAP / mINP, multi-query pooling, k-reciprocal re-ranking
+(and the k-reciprocal Jaccard distance among one set of items, which clustering uses).
 
 NumPy only at import: torch is never needed here, and re-ranking's SciPy (a third of a second to import) loads
 on first use of ``re_ranking`` or ``rerank_features``, so that ``reidkit eval-features`` starts at once.
@@ -29,18 +30,30 @@ __all__ = [
     "compute_distance_matrix",
     "evaluate",
     "evaluate_features",
+    "jaccard_distance",
+    "jaccard_distance_features",
     "load_features",
     "pool_multi_query",
     "re_ranking",
     "rerank_features",
     "save_features",
     "score_features",
+    "sparse_jaccard_distance",
 ]
 
 
+_RERANK_NAMES = (
+    "re_ranking",
+    "rerank_features",
+    "jaccard_distance",
+    "jaccard_distance_features",
+    "sparse_jaccard_distance",
+)
+
+
 def __getattr__(name: str) -> Any:
-    """The re-ranking functions, imported on first access (PEP 562) so that SciPy loads only for re-ranking."""
-    if name in ("re_ranking", "rerank_features"):
+    """The re-ranking and Jaccard functions, imported on first access (PEP 562): SciPy loads only for them."""
+    if name in _RERANK_NAMES:
         from reidkit.evaluation import rerank
 
         return getattr(rerank, name)

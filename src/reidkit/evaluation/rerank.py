@@ -11,9 +11,10 @@ distances match theirs bit for bit; ties in the initial ranking are broken by ga
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
@@ -58,19 +59,113 @@ def re_ranking(
 ) -> np.ndarray:
     """(Q, G) float32 re-ranked distances: (1 - lambda) x Jaccard of k-reciprocal sets + lambda x original."""
     joint = _JointDistances.from_blocks(q_g_dist, q_q_dist, g_g_dist)
-    if int(k1) != k1 or k1 < 1 or int(k2) != k2 or k2 < 1:
-        raise ReidkitError(f"k1 and k2 must be positive integers, got k1={k1}, k2={k2}")
+    k1, k2 = _check_neighbours(k1, k2)
     if not 0.0 <= lambda_value <= 1.0:
         raise ReidkitError(f"lambda_value must lie in [0, 1], got {lambda_value}")
-    k1, k2, lambda_value = int(k1), int(k2), float(lambda_value)
+    return _combine(_k_reciprocal_weights(joint, k1, k2), joint, float(lambda_value))
+
+
+def jaccard_distance(dist: Any, k1: int = 20, k2: int = 6) -> np.ndarray:
+    """(N, N) float32 Jaccard distances of the k-reciprocal sets among ONE set of items, from their (N, N)
+    distances (squared Euclidean, as ``rerank_features`` uses): what clustering by re-identification needs.
+
+    The same arithmetic as ``re_ranking`` with lambda 0: for a joint matrix [[q_q, q_g], [q_g^T, g_g]] the block
+    ``[:Q, Q:]`` of this equals ``re_ranking(q_g, q_q, g_g, k1, k2, 0)`` bit for bit.
+    """
+    single = _JointDistances.single(dist)
+    k1, k2 = _check_neighbours(k1, k2)
+    weights = _k_reciprocal_weights(single, k1, k2)
+    out = np.empty((single.num_all, single.num_all), dtype=np.float32)
+
+    def keep(start: int, stop: int, rows: np.ndarray, cols: np.ndarray, jaccard: np.ndarray) -> None:
+        out[start:stop] = 1.0
+        out[rows + start, cols] = jaccard
+
+    _jaccard_blocks(weights, single.num_all, 0, keep)
+    return out
+
+
+def jaccard_distance_features(features: Any, k1: int = 20, k2: int = 6) -> np.ndarray:
+    """``jaccard_distance`` of the squared Euclidean distances among ``features`` (N, D)."""
+    return jaccard_distance(compute_distance_matrix(features, features, "euclidean"), k1, k2)
+
+
+def sparse_jaccard_distance(
+    ranked: np.ndarray,
+    pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    row_max: np.ndarray,
+    k1: int = 20,
+    k2: int = 6,
+    cutoff: float = 1.0,
+    per_row: int | None = None,
+) -> sparse.csr_array:
+    """Jaccard distances among one set of N items from a k-nearest-neighbour graph instead of an N x N matrix.
+
+    ``ranked`` (N, >= max(k1 + 1, k2)) lists each item's nearest items (itself first), ``pair_distance(rows,
+    cols)`` gives the squared Euclidean distances of index pairs, and ``row_max`` each item's largest squared
+    distance to anyone (an estimate will do: it only scales the weights). Only pairs whose k-reciprocal sets meet
+    can be closer than 1, so only they are stored, those at most ``cutoff`` and, with ``per_row``, only each row's
+    ``per_row`` smallest (then made symmetric: a pair kept by either row is kept by both). Entries are explicit,
+    zeros included: scikit-learn's DBSCAN reads a sparse precomputed matrix's stored entries as the candidates.
+    Time and memory grow with N x (neighbourhood size)^2, not N^2; the sets are those of ``jaccard_distance``
+    whenever ``ranked`` holds the true nearest neighbours, the weights differ only by the estimated ``row_max``.
+    """
+    k1, k2 = _check_neighbours(k1, k2)
+    graph = _NeighbourGraph(np.asarray(ranked, dtype=np.int64), pair_distance, np.asarray(row_max, np.float32))
+    weights = _k_reciprocal_weights(graph, k1, k2)
+    n = graph.num_all
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # one append per block: atomic across the threads
+    limit = min(float(cutoff), np.nextafter(np.float32(1), np.float32(0)))
+
+    def keep(start: int, stop: int, rows: np.ndarray, cols: np.ndarray, jaccard: np.ndarray) -> None:
+        close = jaccard <= limit
+        rows, cols, jaccard = rows[close], cols[close], jaccard[close]
+        if per_row is not None:
+            order = np.lexsort((jaccard, rows))
+            rows, cols, jaccard = rows[order], cols[order], jaccard[order]
+            first = np.searchsorted(rows, rows, side="left")
+            nearest = np.arange(rows.size) - first < per_row
+            rows, cols, jaccard = rows[nearest], cols[nearest], jaccard[nearest]
+        blocks.append((rows + start, cols, jaccard))
+
+    _jaccard_blocks(weights, n, 0, keep)
+    rows, cols, values = (np.concatenate(part) for part in zip(*blocks, strict=True))
+    if per_row is None:
+        return sparse.csr_array((values.astype(np.float32), (rows, cols)), shape=(n, n))
+    # Symmetric again: a pair kept by one of its rows is stored in both (Jaccard is symmetric).
+    keys = np.concatenate([rows * n + cols, cols * n + rows])
+    unique, first = np.unique(keys, return_index=True)
+    both = np.concatenate([values, values]).astype(np.float32)[first]
+    return sparse.csr_array((both, (unique // n, unique % n)), shape=(n, n))
+
+
+def _check_neighbours(k1: int, k2: int) -> tuple[int, int]:
+    if int(k1) != k1 or k1 < 1 or int(k2) != k2 or k2 < 1:
+        raise ReidkitError(f"k1 and k2 must be positive integers, got k1={k1}, k2={k2}")
+    return int(k1), int(k2)
+
+
+class _Distances(Protocol):
+    """What the k-reciprocal encoding reads: each item's nearest items, and entries of the normalised matrix O."""
+
+    @property
+    def num_all(self) -> int: ...
+
+    def nearest(self, k: int) -> np.ndarray: ...
+
+    def entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray: ...
+
+
+def _k_reciprocal_weights(distances: _Distances, k1: int, k2: int) -> sparse.csr_array:
+    """V: each item's weights over its expanded k-reciprocal set, query-expanded over its k2 nearest items."""
     half = int(np.around(k1 / 2.0))
-    ranked = joint.nearest(max(k1 + 1, half + 1, k2))
+    ranked = distances.nearest(max(k1 + 1, half + 1, k2))
     reciprocal = _reciprocal_sets(ranked[:, : k1 + 1])
     expanded = _expanded_sets(reciprocal, _reciprocal_sets(ranked[:, : half + 1]))
-    weights = _encode(expanded, joint)
+    weights = _encode(expanded, distances)
     if k2 != 1:
         weights = _query_expansion(weights, ranked[:, :k2])
-    return _combine(weights, joint, lambda_value)
+    return weights
 
 
 @dataclass(frozen=True)
@@ -99,6 +194,15 @@ class _JointDistances:
         if num_query == 0 or num_gallery == 0:
             raise ReidkitError("re-ranking needs at least one query and one gallery item")
         return cls(q_g, q_q, g_g, np.zeros(num_query + num_gallery, dtype=np.float32))
+
+    @classmethod
+    def single(cls, dist: Any) -> _JointDistances:
+        """One set of items: all of them queries, no gallery (``q_q`` is the whole matrix)."""
+        matrix = as_distance_matrix(dist, "dist")
+        if matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
+            raise ReidkitError(f"dist must be a square (N, N) matrix with N >= 2, got shape {matrix.shape}")
+        empty = np.zeros((matrix.shape[0], 0), dtype=matrix.dtype)
+        return cls(empty, matrix, np.zeros((0, 0), dtype=matrix.dtype), np.zeros(matrix.shape[0], dtype=np.float32))
 
     @property
     def num_query(self) -> int:
@@ -212,7 +316,7 @@ def _expanded_sets(reciprocal: sparse.csr_array, half_reciprocal: sparse.csr_arr
     return expanded
 
 
-def _encode(expanded: sparse.csr_array, joint: _JointDistances) -> sparse.csr_array:
+def _encode(expanded: sparse.csr_array, joint: _Distances) -> sparse.csr_array:
     """V: weights exp(-O[i, j]) over the expanded set of i, normalised to sum 1 per row."""
     counts = np.diff(expanded.indptr)
     rows = np.repeat(np.arange(expanded.shape[0]), counts)
@@ -239,35 +343,73 @@ def _query_expansion(weights: sparse.csr_array, ranked: np.ndarray) -> sparse.cs
 
 
 def _combine(weights: sparse.csr_array, joint: _JointDistances, lambda_value: float) -> np.ndarray:
-    """(1 - lambda) x Jaccard + lambda x O for query rows and gallery columns, blocks of queries on several threads.
+    """(1 - lambda) x Jaccard + lambda x O for query rows and gallery columns."""
+    nq = joint.num_query
+    out = np.empty((nq, joint.num_all - nq), dtype=np.float32)
 
-    Jaccard's shared mass sum_k min(V[i, k], V[j, k]) is a join of query i's non-zeros with the gallery non-zeros
-    of the same column k. Row-indexing the transposed gallery part of V by the query's columns lists those pairs
-    in C; np.add.at then accumulates them per (i, j) in float32 and in increasing k, exactly like the reference.
+    def mix(start: int, stop: int, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
+        jaccard = np.ones((stop - start, out.shape[1]), dtype=np.float32)
+        jaccard[rows, cols] = values
+        original = np.square(joint.q_g[start:stop]).astype(np.float32) / joint.row_max[start:stop, None]
+        out[start:stop] = jaccard * (1 - lambda_value) + original * lambda_value
+
+    _jaccard_blocks(weights, nq, nq, mix)
+    return out
+
+
+def _jaccard_blocks(
+    weights: sparse.csr_array,
+    num_rows: int,
+    first_target: int,
+    consume: Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], None],
+) -> None:
+    """Jaccard distances of V's rows ``:num_rows`` against its rows ``first_target:``, one block of rows at a time on
+    several threads: ``consume(start, stop, rows, cols, values)`` gets the pairs whose sets meet (row within the
+    block, target column); every other pair is at distance 1.
+
+    Jaccard's shared mass sum_k min(V[i, k], V[j, k]) is a join of row i's non-zeros with the target rows'
+    non-zeros of the same column k. Row-indexing the transposed target part of V by row i's columns lists those
+    pairs in C; np.add.at then accumulates them per (i, j) in float32 and in increasing k, exactly like the
+    reference. The pairs are numbered compactly (np.unique), so the work grows with the pairs, not with N^2.
     """
-    nq, n = joint.num_query, joint.num_all
-    ng = n - nq
-    by_column = sparse.csr_array(weights[nq:].T)
-    out = np.empty((nq, ng), dtype=np.float32)
+    num_targets = weights.shape[0] - first_target
+    by_column = sparse.csr_array(weights[first_target:].T)
 
     def fill(start: int) -> None:
-        stop = min(start + _JACCARD_BLOCK, nq)
+        stop = min(start + _JACCARD_BLOCK, num_rows)
         lo, hi = weights.indptr[start], weights.indptr[stop]
         columns, values = weights.indices[lo:hi], weights.data[lo:hi]
         holders = by_column[columns]
         fan_out = np.diff(holders.indptr)
-        row_offset = np.repeat(np.arange(stop - start) * ng, np.diff(weights.indptr[start : stop + 1]))
-        shared = np.zeros((stop - start) * ng, dtype=np.float32)
-        np.add.at(
-            shared,
-            np.repeat(row_offset, fan_out) + holders.indices,
-            np.minimum(np.repeat(values, fan_out), holders.data),
-        )
-        shared = shared.reshape(stop - start, ng)
-        jaccard = 1 - shared / (2.0 - shared)
-        original = np.square(joint.q_g[start:stop]).astype(np.float32) / joint.row_max[start:stop, None]
-        out[start:stop] = jaccard * (1 - lambda_value) + original * lambda_value
+        row_offset = np.repeat(np.arange(stop - start) * num_targets, np.diff(weights.indptr[start : stop + 1]))
+        pairs, slot = np.unique(np.repeat(row_offset, fan_out) + holders.indices, return_inverse=True)
+        shared = np.zeros(pairs.size, dtype=np.float32)
+        np.add.at(shared, slot, np.minimum(np.repeat(values, fan_out), holders.data))
+        consume(start, stop, pairs // num_targets, pairs % num_targets, 1 - shared / (2.0 - shared))
 
     with ThreadPoolExecutor(max_workers=worker_count()) as pool:
-        list(pool.map(fill, range(0, nq, _JACCARD_BLOCK)))
-    return out
+        list(pool.map(fill, range(0, num_rows, _JACCARD_BLOCK)))
+
+
+@dataclass(frozen=True)
+class _NeighbourGraph:
+    """The normalised matrix O read through a k-NN graph: nearest items from ``ranked``, entries computed on demand."""
+
+    ranked: np.ndarray
+    pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    row_max: np.ndarray
+
+    @property
+    def num_all(self) -> int:
+        return self.ranked.shape[0]
+
+    def nearest(self, k: int) -> np.ndarray:
+        if self.ranked.shape[1] < min(k, self.num_all):
+            raise ReidkitError(
+                f"the neighbour graph lists {self.ranked.shape[1]} items per row; k-reciprocal sets need {k}"
+            )
+        return self.ranked[:, :k]
+
+    def entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        squared = np.square(np.asarray(self.pair_distance(rows, cols), dtype=np.float32))
+        return squared / self.row_max[rows]

@@ -73,9 +73,21 @@ class MGN(ReidModel):
     def trunk(self) -> nn.Sequential:
         return self.shared
 
-    def forward(self, x: Tensor) -> ReidOutputs | Tensor:
+    def branch_stripes(self) -> dict[str, int]:
+        """``{"global": 1, "part-2": 2, "part-3": 3}`` for the paper's parts; a repeated count gets a suffix."""
+        names = ["global"] + [
+            f"part-{n}" if self.stripes.count(n) == 1 else f"part-{n}-{i}" for i, n in enumerate(self.stripes, 1)
+        ]
+        return dict(zip(names, (1, *self.stripes), strict=True))
+
+    def branch_maps(self, x: Tensor) -> dict[str, Tensor]:
+        """The global branch's map (stride 32) and each part branch's (stride 16 with the paper's part_stride=1)."""
         trunk = self.shared(x)
-        maps = [self.global_branch(trunk)] + [branch(trunk) for branch in self.part_branches]
+        branches = [self.global_branch, *self.part_branches]
+        return {name: branch(trunk) for name, branch in zip(self.branch_stripes(), branches, strict=True)}
+
+    def forward(self, x: Tensor) -> ReidOutputs | Tensor:
+        maps = list(self.branch_maps(x).values())
         pooled_globals = [self.global_pool(m) for m in maps]  # (B, C, 1, 1) each
         pooled_stripes: list[Tensor] = []
         for part_map, pool, count in zip(maps[1:], self.stripe_pools, self.stripes, strict=True):

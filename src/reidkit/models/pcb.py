@@ -44,6 +44,9 @@ class PCB(ReidModel):
     def backbone_modules(self) -> list[nn.Module]:
         return [self.body]
 
+    def branch_stripes(self) -> dict[str, int]:
+        return {"backbone": self.stripes}
+
     def forward(self, x: Tensor) -> ReidOutputs | Tensor:
         pooled = self.pool(self.body(x))  # (B, C, stripes, 1)
         reduced = [red(pooled[:, :, i : i + 1]).flatten(1) for i, red in enumerate(self.reductions)]

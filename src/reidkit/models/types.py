@@ -57,6 +57,19 @@ class ReidModel(nn.Module, ABC):
     def backbone_modules(self) -> list[nn.Module]:
         """The modules that hold ImageNet-initialised (backbone) weights."""
 
+    def branch_maps(self, x: Tensor) -> dict[str, Tensor]:
+        """The last feature map of each branch, (B, C, h, w), by branch name: what the test feature is pooled from.
+
+        For activation-map figures (``reidkit viz attention``), which must show the maps the model really pools
+        without repeating its forward. Single-branch models run ``Backbone.full`` (first in ``backbone_modules``)
+        and have one branch, ``"backbone"``; MGN overrides this with its global and part branches.
+        """
+        return {"backbone": self.backbone_modules()[0](x)}
+
+    def branch_stripes(self) -> dict[str, int]:
+        """How many horizontal stripes each branch of ``branch_maps`` is pooled into (1: one global pooling)."""
+        return {"backbone": 1}
+
     def trunk(self) -> nn.Sequential:
         """The backbone layers before any branching, input first (``Backbone.shared``): what ``freeze_trunk`` counts.
 

@@ -1,6 +1,6 @@
 """Person search over stored video: ingest people into a store, then find where the cameras saw someone.
 
-``Store`` (SQLite + crop JPEGs + FAISS behind ``VectorIndex``) <- ``ingest_video`` (decode, detect, track, embed,
+``Store`` (SQLite + crop JPEGs + FAISS or Milvus behind ``VectorIndex``) <- ``ingest_video`` (decode, detect, track, embed,
 commit in resumable chunks) -> ``search_store`` (ranked tracks + trajectory). See docs/search.md.
 """
 
@@ -10,6 +10,7 @@ from reidkit.search.search import Hit, SearchFilters, SearchResult, search_store
 from reidkit.search.store import Store
 from reidkit.search.rows import ModelInfo
 from reidkit.search.trajectory import Visit, build_trajectory
+from reidkit.search.milvus_index import MilvusIndex
 from reidkit.search.vectors import VECTOR_INDEXES, FaissIndex, VectorIndex, create_vector_index, load_vector_index, plan_index
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Hit",
     "IngestOptions",
     "IngestReport",
+    "MilvusIndex",
     "ModelChoice",
     "ModelInfo",
     "SearchFilters",

@@ -4,6 +4,11 @@ An index file carries the store commit it reflects. On open, ``StoreVectors.load
 (ids present, rows changed after the index's commit) and repairs it, or rebuilds it from the BLOBs when it is missing
 or claims a commit SQLite never made; so a vector id never points at nothing, whatever a crash left behind.
 ``save`` re-plans an index whose gallery outgrew its kind (exact -> approximate) before writing it.
+
+An index that filters by itself (Milvus) gets each row's ``VectorFields`` (camera, wall-clock seconds) with its
+vector, read here from SQLite. An index whose writes reach a shared database at once (Milvus) is repaired or rebuilt
+only by a writable store: a read-only one searches it as it is, since a reader's view of SQLite may be older than
+what a writer has just added (rows it misses resolve to nothing and are skipped; the next writer repairs them).
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reidkit.search.vectors import VectorIndex, create_vector_index, load_vector_index, needs_new_plan, plan_index
+from reidkit.errors import StoreError
+from reidkit.search.filters import VectorFields
+from reidkit.search.rows import in_batches
+from reidkit.search.vectors import IndexLocation, VectorIndex, create_vector_index, load_vector_index, plan_index
 
 if TYPE_CHECKING:
     from reidkit.search.store import Store
@@ -20,6 +28,13 @@ if TYPE_CHECKING:
 CROP_INDEX, TRACK_INDEX = "crops", "tracks"
 _TABLES = {CROP_INDEX: "detections", TRACK_INDEX: "tracks"}
 _READ_BATCH = 20_000
+# Each row's camera and first / last wall-clock second (NULL without a start time), for ``VectorFields``.
+_FIELDS_SQL = {
+    CROP_INDEX: "SELECT d.id, c.name, v.start_epoch + d.time_s, v.start_epoch + d.time_s FROM detections d "
+    "JOIN videos v ON v.id = d.video_id JOIN cameras c ON c.id = v.camera_id WHERE d.id IN ",
+    TRACK_INDEX: "SELECT t.id, c.name, v.start_epoch + t.first_time_s, v.start_epoch + t.last_time_s FROM tracks t "
+    "JOIN videos v ON v.id = t.video_id JOIN cameras c ON c.id = v.camera_id WHERE t.id IN ",
+}
 
 
 class StoreVectors:
@@ -37,15 +52,33 @@ class StoreVectors:
         return self._indexes[name]
 
     def load(self, dim: int) -> None:
-        """Load both indexes from disk, repaired to match SQLite (or rebuilt from it)."""
-        folder = self.store.root / "vectors"
+        """Load both indexes, repaired to match SQLite (or rebuilt from it)."""
+        location = self.store.location
         for name in (CROP_INDEX, TRACK_INDEX):
-            index = load_vector_index(self.store.backend, folder, name, dim)
-            if index is None or index.commit_seq > self.store.commit_seq:
+            index = load_vector_index(location, name, dim)
+            if index is not None and index.writes_through and not self.store.writable:
+                pass  # a reader searches a shared database as it is (module docstring)
+            elif index is None and not self.store.writable and location.backend != "faiss":
+                raise StoreError(
+                    f"store {self.store.root} has no {name} collection in its {location.backend} index at "
+                    f"{location.uri or location.folder}; a writer rebuilds it from SQLite: run `reidkit store "
+                    f"reindex-backend --db {self.store.root} --to {location.backend}`"
+                )
+            elif index is None or index.commit_seq > self.store.commit_seq:
                 index = self._rebuild(name, dim)
             else:
                 self._sync(index, name)
             self._indexes[name] = index
+
+    def add(self, name: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add rows' vectors to index ``name``, with their ``VectorFields`` when the index filters by itself."""
+        index = self._indexes[name]
+        index.add(ids, vectors, self.fields_of(name, ids) if index.applies_filters else None)
+
+    def close(self) -> None:
+        for index in self._indexes.values():
+            index.close()
+        self._indexes.clear()
 
     def refresh(self, since: int) -> None:
         """For a long-lived reader (the service): take in the rows other processes committed after commit ``since``
@@ -57,13 +90,14 @@ class StoreVectors:
                 self.load(model.feature_dim)
             return
         for name, index in self._indexes.items():
-            self._sync(index, name, since)
+            if not index.writes_through:  # a shared database already holds what the writer added
+                self._sync(index, name, since)
 
     def save(self) -> None:
         """Persist both indexes (re-planned first if the gallery outgrew its index kind)."""
         seq = self.store.commit_seq
         for name, index in list(self._indexes.items()):
-            if needs_new_plan(index, self.store.count_rows(_TABLES[name])):
+            if index.outgrown(self.store.count_rows(_TABLES[name])):
                 index = self._rebuild(name, index.dim)
                 self._indexes[name] = index
             if index.commit_seq != seq:
@@ -86,10 +120,36 @@ class StoreVectors:
         stale = np.union1d(np.setdiff1d(indexed, stored), np.intersect1d(indexed, changed))
         missing = np.union1d(np.setdiff1d(stored, indexed), changed)
         index.remove(stale)
-        for start in range(0, len(missing), _READ_BATCH):
-            index.add(*self._vectors_of(name, missing[start : start + _READ_BATCH]))
+        self._add_rows(index, name, missing)
 
-    def _rebuild(self, name: str, dim: int) -> VectorIndex:
+    def rebuild(self, name: str, dim: int, location: IndexLocation) -> VectorIndex:
+        """A fresh index of ``name`` at ``location`` (another backend, for a move) from SQLite; not saved."""
+        return self._rebuild(name, dim, location)
+
+    def replace(self, indexes: dict[str, VectorIndex]) -> None:
+        """Serve ``indexes`` from now on (the old ones are closed, not deleted)."""
+        self.close()
+        self._indexes.update(indexes)
+
+    def fields_of(self, name: str, ids: np.ndarray) -> VectorFields:
+        """The ``VectorFields`` of rows ``ids`` of index ``name``, in the order of ``ids`` (all must exist)."""
+        found: dict[int, tuple[str, float | None, float | None]] = {}
+        for part, marks in in_batches(ids):
+            for row_id, camera, first, last in self.store.db.execute(_FIELDS_SQL[name] + marks, part):
+                found[int(row_id)] = (str(camera), first, last)
+        rows = [found[int(i)] for i in ids]
+        return VectorFields(
+            np.array([r[0] for r in rows], dtype=object),
+            np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64),
+            np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64),
+        )
+
+    def _add_rows(self, index: VectorIndex, name: str, ids: np.ndarray) -> None:
+        for start in range(0, len(ids), _READ_BATCH):
+            found, vectors = self._vectors_of(name, ids[start : start + _READ_BATCH])
+            index.add(found, vectors, self.fields_of(name, found) if index.applies_filters else None)
+
+    def _rebuild(self, name: str, dim: int, location: IndexLocation | None = None) -> VectorIndex:
         """A fresh index of ``name`` from SQLite's BLOBs, laid out for the current gallery size."""
         all_ids = self.store.ids_of(f"SELECT id FROM {_TABLES[name]} ORDER BY id", ())
         plan = plan_index(len(all_ids), dim)
@@ -98,9 +158,8 @@ class StoreVectors:
             rng = np.random.default_rng(0)
             sample = np.sort(rng.choice(all_ids, size=min(plan.training_size, len(all_ids)), replace=False))
             training = self._vectors_of(name, sample)[1]
-        index = create_vector_index(self.store.backend, self.store.root / "vectors", name, dim, plan, training)
-        for start in range(0, len(all_ids), _READ_BATCH):
-            index.add(*self._vectors_of(name, all_ids[start : start + _READ_BATCH]))
+        index = create_vector_index(location or self.store.location, name, dim, plan, training)
+        self._add_rows(index, name, all_ids)
         return index
 
     def _vectors_of(self, name: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

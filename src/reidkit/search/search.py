@@ -10,8 +10,11 @@ result:
   does (a walk's mean blurs the pose the query shows);
 * ``track_score``: cosine with the track's quality-weighted mean feature, reported beside it.
 
-Filters keep a track when at least one of its crops passes them. ``--rerank`` re-orders the candidate tracks with
-k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``) over their pooled track features.
+Filters keep a track when at least one of its crops passes them. An index that can (Milvus) applies them inside the
+vector search, so its shortlist holds only passing crops and tracks; FAISS returns the nearest crops whatever they
+are, and the shortlist is deepened until enough pass. Either way every crop is checked against its SQLite row.
+``--rerank`` re-orders the candidate tracks with k-reciprocal re-ranking (``reidkit.evaluation.rerank_features``)
+over their pooled track features.
 
 Options that could only give an empty answer (a camera the store never saw, ``--after`` later than ``--before``, a
 score threshold that is not a number in [-1, 1]) are refused by ``check_search_options`` rather than answered with
@@ -21,37 +24,21 @@ nothing; a hit whose crop file is gone from the store is kept, with a note namin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
 
 import numpy as np
 
 from reidkit.errors import ConfigError, StoreError
+from reidkit.search.filters import SearchFilters
 from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
-from reidkit.search.rows import DetectionRow, TrackRow, epoch_seconds
+from reidkit.search.rows import epoch_seconds
+from reidkit.search.scoring import score_tracks
+from reidkit.search.identity import identity_trajectory
+from reidkit.search.people import memberships, unclustered_tracks
 from reidkit.search.results import Hit, SearchResult
 from reidkit.search.trajectory import build_trajectory
 
 _MIN_SHORTLIST = 200
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    cameras: tuple[str, ...] = ()
-    after: datetime | None = None
-    before: datetime | None = None
-
-    def admits(self, row: DetectionRow) -> bool:
-        if self.cameras and row.camera not in self.cameras:
-            return False
-        if self.after is None and self.before is None:
-            return True
-        if row.wall_time is None:
-            return False  # a video ingested without --start-time has no wall-clock time to compare
-        moment = epoch_seconds(row.wall_time)
-        if self.after is not None and moment < epoch_seconds(self.after):
-            return False
-        return self.before is None or moment <= epoch_seconds(self.before)
 
 
 def check_search_options(store: Store, filters: SearchFilters, top_k: int = 20, min_score: float = 0.0) -> None:
@@ -83,8 +70,13 @@ def search_store(
     rerank: bool = False,
     exclude_track: int | None = None,
     min_score: float = 0.0,
+    query_track: int | None = None,
 ) -> SearchResult:
-    """The ``top_k`` tracks closest to the L2-normalised ``query`` feature that pass ``filters``."""
+    """The ``top_k`` tracks closest to the L2-normalised ``query`` feature that pass ``filters``. ``query_track``:
+    the stored track the query feature is (a ``--track`` search), whose person is the query's person.
+
+    The trajectory is built from identities (``identity.identity_trajectory``) when the store has been clustered
+    (``reidkit cluster --db``); else it is the hits scoring at least ``min_score``, in time order."""
     check_search_options(store, filters, top_k, min_score)
     crop_index, track_index = store.index(CROP_INDEX), store.index(TRACK_INDEX)
     if crop_index.count == 0:
@@ -95,16 +87,18 @@ def search_store(
 
     wanted = top_k + (1 if exclude_track is not None else 0)
     depth = max(_MIN_SHORTLIST, 20 * top_k)
+    pushed = filters if filters.active else None  # an index that applies_filters returns only passing rows
     while True:
-        crop_ids = crop_index.search(query, depth)[1][0]
-        track_ids = track_index.search(query, max(depth // 4, wanted))[1][0]
+        crop_ids = crop_index.search(query, depth, pushed)[1][0]
+        track_ids = track_index.search(query, max(depth // 4, wanted), pushed)[1][0]
         candidates = _candidates(store, crop_ids[crop_ids >= 0], track_ids[track_ids >= 0], filters, exclude_track)
-        exhausted = depth >= crop_index.count
+        # Fewer passing crops than asked for: a filtering index has returned all there are.
+        exhausted = depth >= crop_index.count or (crop_index.applies_filters and int((crop_ids >= 0).sum()) < depth)
         if len(candidates) >= 3 * wanted or exhausted:
             break
         depth *= 4  # filters removed most of the shortlist: look deeper
 
-    scored = _score(store, query[0], candidates, filters)
+    scored = score_tracks(store, query[0], candidates, filters)
     scored.sort(key=lambda item: -item[1])
     notes = []
     if filters.after or filters.before:
@@ -126,13 +120,34 @@ def search_store(
         for hit in hits
         if not store.crop_file(hit.best).is_file()
     ]
+    hits = _with_people(store, hits)
+    identity = identity_trajectory(store, query[0], hits, filters, query_track, exclude_track, min_score)
+    if identity is not None:
+        notes += identity.notes
+        unplaced = unclustered_tracks(store)
+        if unplaced:
+            notes.append(f"{unplaced} track(s) ingested after the last `reidkit cluster --db` belong to no person yet")
     return SearchResult(
         hits=hits,
-        trajectory=build_trajectory([h for h in hits if h.score >= min_score]),
+        trajectory=(
+            build_trajectory([h for h in hits if h.score >= min_score]) if identity is None else identity.visits
+        ),
         candidates=len(scored),
         reranked=bool(reranked_distances),
         notes=notes,
+        person_id=None if identity is None else identity.person_id,
+        identity=identity is not None,
     )
+
+
+def _with_people(store: Store, hits: list[Hit]) -> list[Hit]:
+    """The hits with the person each track belongs to (as the store's clustering placed it)."""
+    placed = memberships(store, [hit.track.id for hit in hits])
+    return [
+        replace(hit, person_id=placed[hit.track.id].person_id, person_confidence=placed[hit.track.id].confidence)
+        if hit.track.id in placed else hit
+        for hit in hits
+    ]
 
 
 def track_query(store: Store, track_id: int) -> np.ndarray:
@@ -155,28 +170,6 @@ def _candidates(
     found |= set(store.tracks(track_ids))
     found.discard(exclude_track if exclude_track is not None else -1)
     return found
-
-
-def _score(
-    store: Store, query: np.ndarray, candidates: set[int], filters: SearchFilters
-) -> list[tuple[int, float, float, DetectionRow]]:
-    """``(track id, best crop score, track score, best crop)`` from the exact stored features; tracks with no crop
-    passing the filters drop out."""
-    if not candidates:
-        return []
-    track_ids, track_vectors = store.track_vectors(np.array(sorted(candidates), dtype=np.int64))
-    track_scores = dict(zip(track_ids.tolist(), (track_vectors @ query).tolist()))
-    det_ids, owners, features = store.track_detection_features(track_ids)
-    crop_scores = features @ query
-    rows = store.detections(det_ids)
-    best: dict[int, tuple[float, DetectionRow]] = {}
-    for det_id, owner, crop_score in zip(det_ids.tolist(), owners.tolist(), crop_scores.tolist()):
-        row = rows.get(det_id)
-        if row is None or not filters.admits(row):
-            continue
-        if owner not in best or crop_score > best[owner][0]:
-            best[owner] = (crop_score, row)
-    return [(t, best[t][0], track_scores[t], best[t][1]) for t in best]
 
 
 def _rerank(store: Store, query: np.ndarray, track_ids: list[int]) -> dict[int, float]:

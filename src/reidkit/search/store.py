@@ -4,7 +4,7 @@ Layout of ``DIR``::
 
     reidkit.sqlite          cameras, videos, tracks, detections (+ every feature as a float32 BLOB), meta
     crops/v<video>/<frame>_<slot>.jpg
-    vectors/crops.seq<N>.faiss, vectors/tracks.seq<N>.faiss
+    vectors/crops.seq<N>.faiss, vectors/tracks.seq<N>.faiss    (FAISS; or vectors/milvus.db, or a Milvus server)
 
 SQLite is the source of truth; the vector indexes are caches that can always be rebuilt from its BLOBs. Writes go
 in this order: crop files (atomic renames), then one SQLite transaction per chunk of frames that also advances the
@@ -14,7 +14,8 @@ SQLite consistent; on open, ``_sync`` compares each index with SQLite (ids prese
 index's commit) and repairs it, so a vector id never points at nothing. Crop files written for frames past the
 last commit are orphans and are deleted when the video's ingest resumes.
 
-The schema and connection live in ``schema``, the typed rows in ``rows`` and the FAISS sync in ``index_sync``.
+The schema and connection live in ``schema``, the typed rows in ``rows``, the index sync in ``index_sync`` and the
+choice of FAISS or Milvus, recorded per store, in ``backend_choice``.
 Vector ids are SQLite row ids (``AUTOINCREMENT``, so a deleted id is never reused for another crop). Stored crop
 paths are resolved through ``paths.stored_file``, which refuses any that would lead outside the store folder.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from reidkit.errors import StoreBusyError, StoreError
+from reidkit.search.backend_choice import store_location
 from reidkit.search.index_sync import CROP_INDEX, TRACK_INDEX, StoreVectors
 from reidkit.search.rows import (
     DETECTION_SELECT,
@@ -54,6 +56,7 @@ from reidkit.search.rows import (
     video_row,
 )
 from reidkit.search.paths import stored_file
+from reidkit.search.vectors import IndexLocation
 from reidkit.search.schema import (
     DB_NAME,
     MIGRATIONS,
@@ -72,18 +75,20 @@ class Store:
     read-only stores (search) open SQLite read-only, repair their in-memory indexes but never write, and so also
     work on read-only media."""
 
-    def __init__(self, root: Path, connection: sqlite3.Connection, writable: bool, backend: str) -> None:
+    def __init__(self, root: Path, connection: sqlite3.Connection, writable: bool) -> None:
         self.root = root
         self.db = connection
         self.writable = writable
-        self.backend = backend
+        self.location = IndexLocation("faiss", root / "vectors")  # what the store records, read on open
         self._lock_handle: int | None = None
         self.vectors = StoreVectors(self)
 
     # --- opening and closing ------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, root: Path, writable: bool = False, create: bool = False, backend: str = "faiss") -> Store:
-        """Open ``root``; ``create`` makes a new empty store there when none exists (ingest does, search does not)."""
+    def open(cls, root: Path, writable: bool = False, create: bool = False, index: str | None = None,
+             milvus_uri: str | None = None) -> Store:
+        """Open ``root``; ``create`` makes a new empty store there when none exists (ingest does, search does not).
+        ``index`` / ``milvus_uri``: the vector index a new store records; for an existing one they must match it."""
         root = Path(root)
         db_path = root / DB_NAME
         if not db_path.is_file():
@@ -97,11 +102,12 @@ class Store:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create store folder {root}: {exc.strerror or exc}") from exc
-        store = cls(root, connect(db_path, writable), writable, backend)
+        store = cls(root, connect(db_path, writable), writable)
         try:
             if writable:
                 store._lock()
             store._ensure_schema()
+            store.location = store_location(store, index, milvus_uri)
             model = store.model
             if model is not None:
                 store.vectors.load(model.feature_dim)
@@ -111,6 +117,7 @@ class Store:
         return store
 
     def close(self) -> None:
+        self.vectors.close()
         self.db.close()
         if self._lock_handle is not None:
             os.close(self._lock_handle)
@@ -172,10 +179,10 @@ class Store:
                     self.db.execute("ROLLBACK")
                 raise store_write_error(self.root, exc) from exc
             return
-        version = self._meta("schema_version")
+        version = self.meta_value("schema_version")
         if self.writable and version in MIGRATIONS:
             self._migrate(version)
-            version = self._meta("schema_version")
+            version = self.meta_value("schema_version")
         if version != SCHEMA_VERSION and (self.writable or version not in READABLE_VERSIONS):
             raise StoreError(
                 f"{self.root / DB_NAME} has store schema {version}, this reidkit reads {SCHEMA_VERSION}; "
@@ -214,9 +221,14 @@ class Store:
                 raise store_write_error(self.root, exc) from exc
             raise
 
-    def _meta(self, key: str) -> str | None:
+    def meta_value(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def set_meta_values(self, values: dict[str, str]) -> None:
+        """Inside a transaction: set ``meta`` keys."""
+        for key, value in values.items():
+            self._set_meta(key, value)
 
     def _set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
@@ -224,7 +236,7 @@ class Store:
 
     @property
     def commit_seq(self) -> int:
-        return int(self._meta("commit_seq") or 0)
+        return int(self.meta_value("commit_seq") or 0)
 
     def _next_seq(self) -> int:
         """Inside a transaction: the seq this transaction's rows carry."""
@@ -235,10 +247,10 @@ class Store:
     # --- the model ------------------------------------------------------------------------------------------------
     @property
     def model(self) -> ModelInfo | None:
-        model_id = self._meta("model_id")
+        model_id = self.meta_value("model_id")
         if model_id is None:
             return None
-        return ModelInfo(model_id, int(self._meta("feature_dim") or 0), self._meta("model_source") or "")
+        return ModelInfo(model_id, int(self.meta_value("feature_dim") or 0), self.meta_value("model_source") or "")
 
     def require_model(self, model_id: str, feature_dim: int, source: str) -> None:
         """Adopt the model on first use; afterwards refuse any other, since features of two models never compare."""
@@ -438,14 +450,12 @@ class Store:
         track_rows.update(new_rows)
         if detections:
             ids, vectors = self._rows("SELECT id, feature FROM detections WHERE seq = ?", (seq,))
-            self.vectors.get(CROP_INDEX).add(ids, vectors)
+            self.vectors.add(CROP_INDEX, ids, vectors)
             self._replace_tracks(np.array(sorted(touched), dtype=np.int64))
 
     def _replace_tracks(self, track_ids: np.ndarray) -> None:
-        index = self.vectors.get(TRACK_INDEX)
-        index.remove(track_ids)
-        ids, vectors = self.track_vectors(track_ids)
-        index.add(ids, vectors)
+        self.vectors.get(TRACK_INDEX).remove(track_ids)
+        self.vectors.add(TRACK_INDEX, *self.track_vectors(track_ids))
 
     def save_indexes(self) -> None:
         """Persist both indexes (re-planned first if the gallery outgrew its index kind)."""

@@ -9,15 +9,17 @@ past ``FLAT_MAX_ELEMENTS`` (vectors x dimensions), both thresholds measured by `
 (figures: docs/search.md, Vector index, and benchmarks/RESULTS.md). Exact search is kept while its single-query
 latency stays interactive; past that, IVF-PQ with its shortlist re-scored exactly from SQLite keeps recall close
 to exact search in a fraction of the memory of IVF-Flat or IVF-SQ8, and IVF-SQ8 also reached lower recall on
-256-d features. HNSW is not offered: it cannot remove vectors, and a resumed or ``--force`` ingest must.
+256-d features. HNSW is not offered: FAISS's cannot remove vectors, and a resumed or ``--force`` ingest must.
+
+``VECTOR_INDEXES`` holds the kinds a store can be created with: ``faiss`` (files in the store folder) and
+``milvus`` (``milvus_index``: collections in an embedded milvus-lite file or on a Milvus server, which also filter
+by camera and time inside the search). A store records its kind (``backend_choice``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,9 +28,10 @@ import numpy as np
 
 from reidkit.errors import StoreError
 from reidkit.registry import Registry
+from reidkit.search.filters import SearchFilters, VectorFields
+from reidkit.search.index_plan import IndexLocation, IndexPlan, plan_index
+from reidkit.search.milvus_index import MilvusIndex
 
-# Exact search up to this many stored floats (vectors x dim): where its p50 crossed 20 ms on 2 cores.
-FLAT_MAX_ELEMENTS = 14_000_000
 # IVF-PQ probes 1/128 of its lists (at least 8): the share that kept recall@10 >= 0.98 after re-scoring at 1M
 # (1024 lists, nprobe 8, 2048-d and 256-d) and at 10M (4096 lists, nprobe 32, 256-d; 2048-d needed 16).
 IVF_PROBE_SHARE = 128
@@ -55,12 +58,27 @@ class VectorIndex(Protocol):
         """The store commit whose rows this index holds (-1: none)."""
         ...
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+    @property
+    def applies_filters(self) -> bool:
+        """True when ``search`` applies its ``filters`` itself, from the ``VectorFields`` that ``add`` was given;
+        False when it ignores them (the caller filters the rows it gets back) and ``add`` needs no fields."""
+        ...
+
+    @property
+    def writes_through(self) -> bool:
+        """True when ``add`` / ``remove`` change shared storage at once (a database: a read-only store must not
+        call them); False when they change this process's copy only, until ``save`` (files)."""
+        ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, fields: VectorFields | None = None) -> None: ...
 
     def remove(self, ids: np.ndarray) -> int: ...
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores, ids)``, each ``(len(vectors), k)``, best first; missing neighbours have id -1."""
+    def search(
+        self, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)``, each ``(len(vectors), k)``, best first; missing neighbours have id -1. An index that
+        ``applies_filters`` returns only vectors whose fields pass ``filters``."""
         ...
 
     def ids(self) -> np.ndarray: ...
@@ -69,43 +87,13 @@ class VectorIndex(Protocol):
         """Persist atomically, recording that the content reflects store commit ``commit_seq``."""
         ...
 
+    def outgrown(self, count: int) -> bool:
+        """True when a gallery of ``count`` vectors wants this index rebuilt in another layout."""
+        ...
 
-@dataclass(frozen=True)
-class IndexPlan:
-    """Which FAISS index suits ``count`` vectors of ``dim`` dimensions."""
-
-    kind: str  # "flat" or "ivf_pq"
-    nlist: int = 0
-    subquantizers: int = 0
-
-    @property
-    def description(self) -> str:
-        if self.kind == "flat":
-            return "IDMap2,Flat"
-        return f"IVF{self.nlist},PQ{self.subquantizers}np"  # np: no polysemous training (slow, unused here)
-
-    @property
-    def training_size(self) -> int:
-        """k-means wants ~40 points per list; PQ's 256 codes per sub-quantizer want tens of thousands."""
-        return 0 if self.kind == "flat" else max(64 * self.nlist, 50_000)
-
-
-def plan_index(count: int, dim: int) -> IndexPlan:
-    """Exact while small, IVF-PQ (about sqrt(n) lists, 8 or 4 dims per code byte) past ``FLAT_MAX_ELEMENTS``."""
-    if count * dim <= FLAT_MAX_ELEMENTS:
-        return IndexPlan("flat")
-    nlist = max(16, 2 ** round(math.log2(math.sqrt(count))))
-    per_code = 8 if dim >= 1024 else 4
-    subquantizers = dim // per_code if dim % per_code == 0 else dim
-    return IndexPlan("ivf_pq", nlist, subquantizers)
-
-
-def needs_new_plan(index: VectorIndex, count: int) -> bool:
-    """True when the gallery has outgrown (or shrunk below) the index kind it was built as, or IVF lists x4."""
-    wanted = plan_index(count, index.dim)
-    if wanted.kind != index.kind:
-        return True
-    return isinstance(index, FaissIndex) and wanted.kind == "ivf_pq" and wanted.nlist >= 4 * index.nlist
+    def close(self) -> None:
+        """Let go of connections and processes (nothing is saved)."""
+        ...
 
 
 class FaissIndex:
@@ -121,17 +109,26 @@ class FaissIndex:
 
     # --- construction -------------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, folder: Path, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None) -> FaissIndex:
+    def create(
+        cls, location: IndexLocation, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
+    ) -> FaissIndex:
         index = faiss.index_factory(dim, plan.description, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
             if training is None or len(training) < plan.nlist:
                 raise StoreError(f"cannot train a {plan.description} index for {name}: too few vectors to train on")
             index.train(np.ascontiguousarray(training, dtype=np.float32))
-        return cls(folder, name, index, commit_seq=-1)
+        return cls(location.folder, name, index, commit_seq=-1)
+
+    @staticmethod
+    def discard(location: IndexLocation, name: str) -> None:
+        """Delete the saved files of ``name`` (a store moved to another backend)."""
+        for _, path in _saved_files(location.folder, name):
+            path.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, folder: Path, name: str, dim: int) -> FaissIndex | None:
+    def load(cls, location: IndexLocation, name: str, dim: int) -> FaissIndex | None:
         """The newest saved index of ``name`` with dimension ``dim``, or None (the caller rebuilds it)."""
+        folder = location.folder
         for seq, path in sorted(_saved_files(folder, name), reverse=True):
             try:
                 index = faiss.read_index(str(path))
@@ -163,7 +160,15 @@ class FaissIndex:
     def commit_seq(self) -> int:
         return self._commit_seq
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    @property
+    def applies_filters(self) -> bool:
+        return False  # FAISS holds vectors only; the search filters its shortlist's rows
+
+    @property
+    def writes_through(self) -> bool:
+        return False
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, fields: VectorFields | None = None) -> None:
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
@@ -174,7 +179,9 @@ class FaissIndex:
             return 0
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if self.count == 0 or k <= 0:
             empty = np.zeros((len(vectors), max(k, 0)))
@@ -213,6 +220,14 @@ class FaissIndex:
             if old != final:
                 old.unlink(missing_ok=True)
 
+    def outgrown(self, count: int) -> bool:
+        """The gallery has outgrown (or shrunk below) the kind this index was built as, or its IVF lists x4."""
+        wanted = plan_index(count, self.dim)
+        return wanted.kind != self.kind or (wanted.kind == "ivf_pq" and wanted.nlist >= 4 * self.nlist)
+
+    def close(self) -> None:
+        """Nothing to let go of: the index is this process's memory."""
+
     def _ivf(self) -> faiss.IndexIVF | None:
         try:
             return faiss.extract_index_ivf(self._index)
@@ -232,24 +247,35 @@ def _saved_files(folder: Path, name: str) -> list[tuple[int, Path]]:
 
 
 class IndexKind(Protocol):
-    """How a kind of vector index is made and found again on disk (a class with these two constructors)."""
+    """How a kind of vector index is made, found again and deleted (a class with these three functions)."""
 
-    def load(self, folder: Path, name: str, dim: int) -> VectorIndex | None: ...
+    def load(self, location: IndexLocation, name: str, dim: int) -> VectorIndex | None: ...
 
-    def create(self, folder: Path, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None) -> VectorIndex: ...
+    def create(
+        self, location: IndexLocation, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
+    ) -> VectorIndex: ...
+
+    def discard(self, location: IndexLocation, name: str) -> None: ...
 
 
 VECTOR_INDEXES: Registry[IndexKind] = Registry("vector index", StoreError)
 VECTOR_INDEXES.add("faiss", FaissIndex, "FAISS files beside the store: exact while small, IVF-PQ + exact re-score past that")
+VECTOR_INDEXES.add("milvus", MilvusIndex, "Milvus collections (embedded milvus-lite file, or a server's URI); "
+                   "filters the camera and time inside the search")
 
 
-def load_vector_index(kind: str, folder: Path, name: str, dim: int) -> VectorIndex | None:
-    """The saved index ``name`` of ``kind``, or None when there is none to trust."""
-    return VECTOR_INDEXES.get(kind).load(folder, name, dim)
+def load_vector_index(location: IndexLocation, name: str, dim: int) -> VectorIndex | None:
+    """The saved index ``name`` at ``location``, or None when there is none to trust."""
+    return VECTOR_INDEXES.get(location.backend).load(location, name, dim)
 
 
 def create_vector_index(
-    kind: str, folder: Path, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
+    location: IndexLocation, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
 ) -> VectorIndex:
-    """A new empty index of ``kind`` laid out as ``plan`` (trained on ``training`` where the plan needs it)."""
-    return VECTOR_INDEXES.get(kind).create(folder, name, dim, plan, training)
+    """A new empty index at ``location`` laid out as ``plan`` (trained on ``training`` where the plan needs it)."""
+    return VECTOR_INDEXES.get(location.backend).create(location, name, dim, plan, training)
+
+
+def discard_vector_index(location: IndexLocation, name: str) -> None:
+    """Delete what ``location`` holds of the index ``name`` (nothing happens when it holds none)."""
+    VECTOR_INDEXES.get(location.backend).discard(location, name)

@@ -2,6 +2,8 @@
 
 Either way an epoch's batches are a pure function of (seed, epoch): the P x K sampler is reseeded per epoch, and
 the augmentation randomness comes from a generator (cache) or worker seeds (DataLoader) derived from the same pair.
+In a multi-process run each rank gets its slice of every global batch; the cache then augments each crop exactly
+as one process would, while the DataLoader path seeds its workers per rank as well (same distribution, other draws).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def build_batch_source(
         labels = [pid_to_label[r.pid] for r in records]
         cache = CachedTrainSet.decode(records, labels, data.height, data.width, device, progress=progress)
         augment = BatchAugment(
-            data.mean, data.std, flip=data.flip, pad=data.pad, erasing=data.random_erasing
+            data.mean, data.std, flip=data.flip, pad=data.pad, erasing=data.random_erasing,
+            share=(sampler.rank, sampler.world_size),
         )
 
         def cached(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -56,6 +59,9 @@ def build_batch_source(
     )
     train_set = ImageDataset(records, transform, pid_to_label)
 
+    # One process keeps its historical seeds; each rank of several draws its own, or all would augment alike.
+    rank_key = (sampler.rank,) if sampler.world_size > 1 else ()
+
     def loaded(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         sampler.set_epoch(epoch)
         # A fresh loader per epoch whose worker seeds come from (seed, epoch): resumable, unlike persistent
@@ -67,7 +73,7 @@ def build_batch_source(
             num_workers=data.workers,
             pin_memory=device.type == "cuda",
             drop_last=True,
-            generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)),
+            generator=torch.Generator().manual_seed(epoch_seed(seed, epoch, *rank_key)),
             prefetch_factor=4 if data.workers > 0 else None,
         )
         return ((images, targets) for images, targets, _camids, _indices in loader)

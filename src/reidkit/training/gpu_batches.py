@@ -83,6 +83,10 @@ class BatchAugment:
 
     Taking the generator as an argument (rather than using the global RNG) is what lets the trainer make every
     epoch's augmentation a pure function of (seed, epoch), so a resumed run draws the same crops as an unbroken one.
+
+    ``share=(rank, world_size)``: the batch is this rank's slice of a global batch ``world_size`` times larger; the
+    random numbers of the whole global batch are drawn and this slice's used, so every crop is augmented exactly
+    as in a one-process run.
     """
 
     def __init__(
@@ -92,7 +96,9 @@ class BatchAugment:
         flip: bool = True,
         pad: int = 10,
         erasing: float = 0.5,
+        share: tuple[int, int] = (0, 1),
     ) -> None:
+        self.share = share
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self.flip, self.pad, self.erasing = flip, pad, erasing
@@ -101,8 +107,11 @@ class BatchAugment:
         batch = images.shape[0]
         device = images.device
 
+        rank, world_size = self.share
+
         def uniform(count: int) -> Tensor:
-            return torch.rand(count, generator=generator, device=device)
+            drawn = torch.rand(count * world_size, generator=generator, device=device)
+            return drawn[rank * count : (rank + 1) * count]
 
         if self.flip:
             flipped = uniform(batch) < 0.5

@@ -3,7 +3,8 @@
 ``TrainLoop`` (``reidkit.training.loop``) only trains; everything else a run does is a ``Hook`` it calls at fixed
 points. Keeping each duty in its own small class lets it be tested alone, lets a user add one without touching
 the loop, and gives multi-process training its one switch: a hook with ``main_process_only = True`` (writing
-files, evaluating) is skipped on every process but the main one.
+files, logging) is skipped on every process but the main one. Evaluation and the time budget run on every process:
+the first shares its feature extraction out among the ranks, the second must stop them all at the same step.
 
 Order matters where hooks read what others wrote: ``default_hooks`` evaluates first (its metrics land in the
 epoch's history row), then logs, then checkpoints (the row and metrics go into ``last.pt``), then keeps the best
@@ -21,6 +22,7 @@ from reidkit.config import ExperimentConfig
 from reidkit.data import ReidDataset
 from reidkit.inference import FeatureExtractor, evaluate_on_dataset
 from reidkit.models.model_file import save_checkpoint
+from reidkit.training.distributed import ShardedExtractor, any_rank
 from reidkit.training.metrics_log import MetricsLog
 
 if TYPE_CHECKING:
@@ -60,12 +62,18 @@ class Hook:
 class EvaluateWhenDue(Hook):
     """Evaluates on the dataset's query/gallery split every ``every`` epochs and after the last one.
 
-    The metrics go into the epoch's history row and ``loop.metrics``; the whole run into ``loop.final_eval``.
+    The metrics go into the epoch's history row and ``loop.metrics``; the whole run into ``loop.final_eval``. It
+    runs on every process: in a multi-process run the trainer passes a ``ShardedExtractor``, so each rank extracts
+    a share of the crops, all get every feature back and score the same numbers (so every rank's history agrees).
     """
 
-    main_process_only = True
-
-    def __init__(self, extractor: FeatureExtractor, dataset: ReidDataset, every: int, metric: str = "euclidean"):
+    def __init__(
+        self,
+        extractor: FeatureExtractor | ShardedExtractor,
+        dataset: ReidDataset,
+        every: int,
+        metric: str = "euclidean",
+    ):
         self.extractor, self.dataset, self.every, self.metric = extractor, dataset, every, metric
 
     def after_epoch(self, loop: TrainLoop) -> None:
@@ -161,7 +169,7 @@ class TimeBudget(Hook):
 
     The loop then finishes that epoch as the last one (evaluated and checkpointed) and the run reports
     ``stopped_early``. Runs on every process: in a multi-process run all of them must stop at the same step, so
-    there the decision would have to be agreed on (e.g. an all-reduce of the flag) before it is acted upon.
+    each step the ranks agree (an all-reduce of the flag: one tiny collective per step, only with a budget).
     """
 
     def __init__(self, seconds: float) -> None:
@@ -174,7 +182,7 @@ class TimeBudget(Hook):
         self.spent_in = None
 
     def after_step(self, loop: TrainLoop) -> None:
-        if time.monotonic() - self.started > self.seconds:
+        if any_rank(time.monotonic() - self.started > self.seconds, loop.step.device):
             self.spent_in = loop.epoch
             loop.request_stop()
 
@@ -183,11 +191,15 @@ class TimeBudget(Hook):
             loop.echo(f"time budget of {self.seconds:g}s reached during epoch {loop.epoch + 1}")
 
 
-def default_hooks(config: ExperimentConfig, extractor: FeatureExtractor, dataset: ReidDataset) -> list[Hook]:
+def default_hooks(
+    config: ExperimentConfig, extractor: FeatureExtractor | ShardedExtractor, dataset: ReidDataset
+) -> list[Hook]:
     """What ``reidkit train`` runs: the hooks ``config.train`` asks for, in the order they depend on each other."""
     train = config.train
+    # A dataset without a query split (adaptation to a store's own tracks) has nothing to evaluate on.
+    evaluate = [EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric)]
     hooks: list[Hook] = [
-        EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric),
+        *(evaluate if dataset.query else []),
         LogMetrics(train.tensorboard, title=f"{config.model.name}/{config.model.backbone}"),
         SaveCheckpoint(),
         KeepBestModel(),

@@ -3,6 +3,10 @@
 The loop owns what training evolves and what resuming needs back (weights, optimiser, schedule, grad scaler,
 global RNGs, history, step log): ``checkpoint_payload`` writes it out and ``resume_from`` reads it in. Everything
 else a run does (evaluation, files, logs, budgets) is a hook, so the loop stays the same when those change.
+
+In a multi-process run (``world``) the loop does the two things that need every rank at a fixed point: when an
+epoch's steps end it gathers each rank's RNG states (so rank 0's checkpoint can restore every rank), and after the
+epoch's hooks all ranks wait for each other (so rank 0's files are written before anyone goes on).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from reidkit.errors import DatasetError
 from reidkit.inference import EvalRun
 from reidkit.models.model_file import ModelCard, model_payload, unwrap
 from reidkit.training.batches import BatchSource
+from reidkit.training.distributed import World, barrier, gather_objects
 from reidkit.training.hooks import Hook
 from reidkit.training.resume_state import capture_rng_state, restore_rng_state
 from reidkit.training.step import TrainStep
@@ -45,12 +50,12 @@ class TrainLoop:
         card: ModelCard,
         hooks: Sequence[Hook] = (),
         echo: Callable[[str], None] = print,
-        is_main_process: bool = True,
+        world: World = World(),
     ) -> None:
         self.config, self.step, self.scheduler, self.batches = config, step, scheduler, batches
         self.steps_per_epoch, self.card, self.echo = steps_per_epoch, card, echo
         self.hooks = list(hooks)
-        self.is_main_process = is_main_process
+        self.world = world
         self.output_dir = Path(config.train.output_dir)
         self.start_epoch = self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -62,6 +67,11 @@ class TrainLoop:
         self.global_step = 0
         self.stop_requested = self.finished = False
         self._payload: tuple[int, dict[str, Any]] | None = None
+        self._rng_states: list[dict[str, Any]] = []  # every rank's, taken when the epoch's steps ended
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.world.is_main
 
     @property
     def epochs(self) -> int:
@@ -88,8 +98,10 @@ class TrainLoop:
                 row = self._train_epoch(hooks)
                 self.scheduler.step()
                 self.history.append(row)
+                self._rng_states = gather_objects(capture_rng_state())
                 for hook in hooks:
                     hook.after_epoch(self)
+                barrier()
                 if self.stop_requested:
                     break
             self.finished = True
@@ -114,10 +126,12 @@ class TrainLoop:
                     "optimizer": self.step.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": self.step.scaler.state_dict(),
-                    "rng": capture_rng_state(),
+                    "rng": self._rng_states[0] if self._rng_states else capture_rng_state(),
                     "stopped_early": self.stop_requested,
                 },
             }
+            if self.world.is_distributed:
+                payload["training_state"]["rng_per_rank"] = self._rng_states
             self._payload = (self.epoch, payload)
         return self._payload[1]
 
@@ -128,7 +142,13 @@ class TrainLoop:
         self.step.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"])
+        states = state.get("rng_per_rank") or [state["rng"]]
+        if len(states) != self.world.world_size:
+            self.echo(
+                f"the checkpoint holds the random states of {len(states)} process(es), this run has "
+                f"{self.world.world_size}: states are reused across ranks, so it is not bit-exact with an unbroken run"
+            )
+        restore_rng_state(states[self.world.rank % len(states)])
         self.history = list(payload["history"])
         self.step_log = list(payload["step_log"])
         self.metrics = dict(payload["metrics"])
@@ -154,7 +174,7 @@ class TrainLoop:
             sums += values
             window += values[:3]
             done_steps += 1
-            images_seen += images.shape[0]
+            images_seen += images.shape[0] * self.world.world_size
             self.window = None
             if done_steps % train.log_every == 0 or done_steps == steps:
                 rate = images_seen / (time.perf_counter() - epoch_start)

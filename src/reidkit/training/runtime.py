@@ -65,6 +65,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed 63-bit seed for one epoch's data randomness: a pure function of (seed, epoch)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+def epoch_seed(seed: int, epoch: int, *more: int) -> int:
+    """A well-mixed 63-bit seed for one epoch's data randomness: a pure function of (seed, epoch, *more)."""
+    return int(np.random.SeedSequence([seed, epoch, *more]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))

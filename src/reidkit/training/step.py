@@ -3,10 +3,16 @@ the training benchmark so that the benchmark times exactly what training runs.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from reidkit.losses import LossBreakdown, ReidLoss
+from reidkit.losses import LossBreakdown
+from reidkit.models.types import ReidOutputs
+
+# ReidLoss, or the same on the batch gathered from every process (reidkit.training.distributed.GlobalBatchLoss)
+LossFn = Callable[[ReidOutputs, Tensor], LossBreakdown]
 
 
 class TrainStep:
@@ -19,7 +25,7 @@ class TrainStep:
     def __init__(
         self,
         model: nn.Module,
-        loss_fn: ReidLoss,
+        loss_fn: LossFn,
         optimizer: torch.optim.Optimizer,
         scaler: torch.amp.GradScaler,
         amp_dtype: torch.dtype | None,

@@ -9,29 +9,39 @@ draw) is a pure function of (``train.seed``, epoch), and everything else that ev
 schedule, grad scaler, global RNGs) is in ``last.pt``. So a run killed at any point and resumed with ``--resume``
 continues exactly as if it had never stopped (bit for bit on CPU; on GPU, up to cuDNN's own non-determinism).
 
-Distributed training is not implemented, but its seams are here: the sampler already takes ``rank`` and
-``world_size``, ``_wrap_model`` is the one place where a ``DistributedDataParallel`` wrapper would go, and hooks
-that write files or evaluate are marked ``main_process_only`` so the loop runs them on rank 0 only.
+Under ``torchrun`` (``reidkit train --nproc N``) the run is data-parallel (``reidkit.training.distributed``): each
+rank takes its slice of every global P x K batch, the model is wrapped in ``DistributedDataParallel`` (with global
+BatchNorm if ``train.sync_bn``), the losses see the gathered global batch, evaluation is shared out, and only rank 0
+logs and writes files. With ``sync_bn`` and the cached batches, N processes compute the one-process run (to float
+rounding); resume is bit-exact per rank (each rank's RNG states are in ``last.pt``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from reidkit.config import ExperimentConfig, save_config
+from reidkit.config import ExperimentConfig, config_from_dict, save_config
 from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
+from reidkit.data.subset import subset_identities
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.inference import EvalRun
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
 from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint, load_matching_weights
 from reidkit.training.batches import build_batch_source
+from reidkit.training.distributed import (
+    GlobalBatchLoss,
+    ShardedExtractor,
+    World,
+    convert_sync_batchnorm,
+    start_world,
+)
 from reidkit.training.hooks import BEST, LAST, Hook, default_hooks
 from reidkit.training.loop import TrainLoop
 from reidkit.training.optim import build_optimizer, build_scheduler
@@ -48,7 +58,10 @@ RESUMABLE_CHANGES = frozenset(
 
 @dataclass
 class TrainResult:
-    """``final_eval`` is the last evaluation of this call (None if it ran no epoch), with its distance matrix."""
+    """``final_eval`` is the last evaluation of this call (None if it ran no epoch), with its distance matrix.
+
+    ``is_main_process`` is false on every rank of a multi-process run but rank 0 (which alone wrote the files).
+    """
 
     output_dir: Path
     last_checkpoint: Path
@@ -58,6 +71,7 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     final_eval: EvalRun | None
+    is_main_process: bool = True
 
 
 class Trainer:
@@ -78,9 +92,17 @@ class Trainer:
         self.echo = echo
         self.hooks = list(hooks)
         self._dataset = dataset
-        self.rank, self.world_size = 0, 1
+        self.world = World()
 
     def fit(self, resume: bool = False) -> TrainResult:
+        """Train; under torchrun this joins the process group first and leaves it at the end."""
+        self.world = start_world(resolve_device(self.config.train.device))
+        try:
+            return self._fit(resume)
+        finally:
+            self.world.close()
+
+    def _fit(self, resume: bool) -> TrainResult:
         cfg = self.config
         out = Path(cfg.train.output_dir)
         payload = self._resume_payload(out) if resume else None
@@ -89,8 +111,12 @@ class Trainer:
                 f"{out / LAST} exists: train.output_dir already holds a run; pass --resume to continue it or "
                 "choose another train.output_dir"
             )
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+        if self.world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, out / "config.yaml")
+        else:  # one voice: the other ranks print nothing and show no progress bars
+            self.echo = _silent
+            self.config = replace(cfg, train=replace(cfg.train, progress=False))
         loop = self._build_loop()
         if payload is not None:
             loop.resume_from(payload)
@@ -105,12 +131,13 @@ class Trainer:
             metrics=loop.metrics,
             history=loop.history,
             final_eval=loop.final_eval,
+            is_main_process=self.world.is_main,
         )
 
     def _build_loop(self) -> TrainLoop:
         """Data, model, optimiser, batches and evaluation for ``self.config``, wired into a loop with its hooks."""
-        cfg = self.config
-        device = resolve_device(cfg.train.device)
+        cfg, world = self.config, self.world
+        device = world.device(resolve_device(cfg.train.device))
         amp_dtype = resolve_amp(cfg.train.amp, device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -124,6 +151,7 @@ class Trainer:
             f"training {cfg.model.name}/{cfg.model.backbone} on {dataset.name}: {len(pid_to_label)} ids, "
             f"{len(dataset.train)} images, {cfg.data.height}x{cfg.data.width}, device {device}, "
             f"amp {amp_dtype or 'none'}"
+            + (f", {world.world_size} processes" if world.is_distributed else "")
         )
         model = build_model(
             cfg.model.name,
@@ -137,6 +165,8 @@ class Trainer:
             copied, fresh = load_matching_weights(model, cfg.model.init_checkpoint)
             backbone_init = f"{cfg.model.init_checkpoint} (from {backbone_init})"
             self.echo(f"started from {cfg.model.init_checkpoint}: {copied} tensors copied, {len(fresh)} fresh")
+        if cfg.train.sync_bn and world.is_distributed:
+            convert_sync_batchnorm(model, device)  # in place, before freezing (which keeps the trunk's modules)
         model.freeze_trunk(cfg.model.freeze_layers)
         card = ModelCard(
             spec=asdict(model.spec),
@@ -156,8 +186,8 @@ class Trainer:
             cfg.data.ids_per_batch,
             cfg.data.images_per_id,
             seed=cfg.train.seed,
-            rank=self.rank,
-            world_size=self.world_size,
+            rank=world.rank,
+            world_size=world.world_size,
         )
         batches = build_batch_source(
             cfg.data, cfg.train.seed, dataset.train, pid_to_label, sampler, device, progress=cfg.train.progress
@@ -170,7 +200,9 @@ class Trainer:
         )
         extractor = evaluation_extractor(model, card, cfg, device)
         step = TrainStep(
-            self._wrap_model(model), loss_fn, optimizer, scaler, amp_dtype, device, cfg.train.channels_last
+            self._wrap_model(model, device),
+            GlobalBatchLoss(loss_fn) if world.is_distributed else loss_fn,
+            optimizer, scaler, amp_dtype, device, cfg.train.channels_last,
         )
         return TrainLoop(
             cfg,
@@ -179,16 +211,27 @@ class Trainer:
             batches,
             sampler.num_batches,
             card,
-            hooks=[*default_hooks(cfg, extractor, dataset), *self.hooks],
+            hooks=[
+                *default_hooks(cfg, ShardedExtractor(extractor, world) if world.is_distributed else extractor, dataset),
+                *self.hooks,
+            ],
             echo=self.echo,
-            is_main_process=self.rank == 0,
+            world=world,
         )
 
-    def _wrap_model(self, model: ReidModel) -> nn.Module:
-        """The single place the training model is wrapped (``torch.compile`` now; DDP would go here too)."""
+    def _wrap_model(self, model: ReidModel, device: torch.device) -> nn.Module:
+        """The single place the training model is wrapped: ``DistributedDataParallel``, then ``torch.compile``."""
+        wrapped: nn.Module = model
+        if self.world.is_distributed:
+            wrapped = nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=[device] if device.type == "cuda" else None,
+                # Global BatchNorm keeps every rank's statistics equal already; otherwise rank 0's are the model's.
+                forward_sync_buffers=not self.config.train.sync_bn,
+            )
         if self.config.train.compile:
-            return torch.compile(model)  # type: ignore[return-value]
-        return model
+            return torch.compile(wrapped)  # type: ignore[return-value]
+        return wrapped
 
     def _load_dataset(self) -> ReidDataset:
         d = self.config.data
@@ -208,9 +251,10 @@ class Trainer:
         payload = load_checkpoint(path)
         if "training_state" not in payload:
             raise ConfigError(f"--resume: {path} holds weights only (no optimiser state); it cannot be resumed")
-        conflicts = [
-            key for key in _changed_keys(payload["config"], self.config.to_dict()) if key not in RESUMABLE_CHANGES
-        ]
+        # Read through the config schema first, so that a key added to reidkit since the run was saved compares
+        # as its default rather than as a change.
+        saved = config_from_dict(payload["config"], str(path)).to_dict()
+        conflicts = [key for key in _changed_keys(saved, self.config.to_dict()) if key not in RESUMABLE_CHANGES]
         if conflicts:
             raise ConfigError(
                 f"--resume: the config differs from the one {path} was trained with in {', '.join(conflicts)}; "
@@ -219,22 +263,8 @@ class Trainer:
         return payload
 
 
-def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_ids: int | None) -> ReidDataset:
-    """Keep the first ``max_train_ids`` train identities and ``max_test_ids`` query identities (in pid order).
-
-    For quick runs and tests: the test subset keeps every gallery crop of the chosen identities plus the gallery's
-    distractors, so the protocol is unchanged, only smaller.
-    """
-    train, query, gallery = dataset.train, dataset.query, dataset.gallery
-    if max_train_ids is not None:
-        keep = set(sorted({r.pid for r in train})[:max_train_ids])
-        train = [r for r in train if r.pid in keep]
-    if max_test_ids is not None:
-        keep = set(sorted({r.pid for r in query})[:max_test_ids])
-        query = [r for r in query if r.pid in keep]
-        gallery = [r for r in gallery if r.pid in keep or r.pid == 0]
-    multi_query = [r for r in dataset.multi_query if r.pid in {q.pid for q in query}]
-    return replace(dataset, train=train, query=query, gallery=gallery, multi_query=multi_query)
+def _silent(_: str) -> None:
+    """The echo of every rank but the main one."""
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -1,15 +1,20 @@
-"""Training curves from a run's per-epoch history (the rows of ``metrics.csv``), drawn headless with Agg."""
+"""Training curves from a run's per-epoch history (the rows of ``metrics.csv``), drawn headless with Agg.
+
+Training draws them into its run folder when it completes (``curves.png``); ``reidkit viz curves RUN_DIR`` draws
+them again from the files a run leaves, also for a run that is still going or was stopped.
+"""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from reidkit.errors import ReidkitError
+from reidkit.viz.figure_files import plt, save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
+METRICS_CSV, LAST_CHECKPOINT = "metrics.csv", "last.pt"
 
 
 def plot_training_curves(
@@ -40,6 +45,8 @@ def plot_training_curves(
     eval_ax.set(title="test split", xlabel="epoch", ylabel="%")
     if eval_ax.lines:
         eval_ax.legend()
+    else:
+        eval_ax.text(0.5, 0.5, "no evaluated epoch yet", ha="center", va="center", transform=eval_ax.transAxes)
     lr_ax.plot(epochs, [row.get("lr") for row in history], color="tab:purple", marker=".")
     lr_ax.set(title="learning rate / throughput", xlabel="epoch", ylabel="learning rate")
     lr_ax.set_yscale("log")
@@ -47,7 +54,45 @@ def plot_training_curves(
     rate_ax.plot(epochs, [row.get("images_per_s") for row in history], color="tab:gray", linestyle="--")
     rate_ax.set_ylabel("images / s (dashed)")
     fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch rows of a run's ``metrics.csv``: numbers as numbers, empty cells (epochs not evaluated) None."""
+    try:
+        with open(path, newline="") as handle:
+            rows = [
+                {key: _number(value) for key, value in row.items()} for row in csv.DictReader(handle)
+            ]
+    except (OSError, ValueError, csv.Error) as exc:
+        raise ReidkitError(f"{path}: cannot read the run's metrics log ({exc})") from exc
+    if not rows or any(not isinstance(row.get("epoch"), int | float) for row in rows):
+        raise ReidkitError(f"{path}: no epoch rows; is this the metrics.csv of a reidkit training run?")
+    return rows
+
+
+def plot_run_curves(run_dir: Path, path: Path) -> Path:
+    """The curves of the run in ``run_dir`` from its ``metrics.csv``, with the finer loss log of its ``last.pt``
+    (means over windows of steps) when that checkpoint is there."""
+    run_dir = Path(run_dir)
+    csv_path = run_dir / METRICS_CSV
+    if not csv_path.is_file():
+        raise ReidkitError(f"{run_dir}: no {METRICS_CSV}; pass the output folder of a reidkit train run")
+    step_log: list[dict[str, float]] = []
+    if (run_dir / LAST_CHECKPOINT).is_file():
+        from reidkit.models.model_file import load_checkpoint  # torch: only when there is a checkpoint to read
+
+        step_log = list(load_checkpoint(run_dir / LAST_CHECKPOINT).get("step_log", []))
+    title = "/".join(run_dir.resolve().parts[-2:])  # runs/demo/train -> demo/train
+    return plot_training_curves(read_metrics_csv(csv_path), path, title=title, step_log=step_log)
+
+
+def _number(cell: str | None) -> int | float | str | None:
+    if cell is None or cell == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell

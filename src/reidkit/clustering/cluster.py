@@ -1,0 +1,92 @@
+"""``cluster_features``: who is who among N person features, with what the footage tells for free.
+
+Order of work: L2-normalise; optionally remove each camera's mean feature (a camera's light and angle shift all
+its crops alike, which pulls crops of different people of one camera together); merge must-link groups into
+nodes; run the method on the nodes; give a noise node of several items (a whole track) its own cluster; split
+clusters that hold a cannot-link pair; number the clusters in order of first appearance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from reidkit.clustering.constraints import build_nodes, normalise_rows, split_conflicts
+from reidkit.clustering.methods import CLUSTER_METHODS, NodeClusters
+from reidkit.clustering.types import UNCLUSTERED, ClusterOptions, ClusterResult
+from reidkit.errors import ConfigError
+from reidkit.evaluation.arrays import as_features
+
+
+def cluster_features(
+    features: Any,
+    options: ClusterOptions | None = None,
+    *,
+    cameras: Sequence[Hashable] | None = None,
+    groups: Sequence[Hashable | None] | None = None,
+    frames: Sequence[Hashable | None] | None = None,
+) -> ClusterResult:
+    """Cluster N items by their (N, D) features.
+
+    - ``cameras``: each item's camera, for ``options.camera_norm``;
+    - ``groups``: must-link keys, one per item (None = no group): items with equal keys end in one cluster;
+    - ``frames``: cannot-link keys, one per item (None = none): items with equal keys never share a cluster.
+    """
+    options = options or ClusterOptions()
+    method = CLUSTER_METHODS.get(options.method)
+    matrix = as_features(features, "features")
+    if matrix.shape[0] == 0:
+        raise ConfigError("nothing to cluster: no items were given")
+    matrix = normalise_rows(matrix)
+    normalised = False
+    if options.camera_norm and cameras is not None:
+        matrix, normalised = camera_normalise(matrix, cameras)
+    nodes = build_nodes(matrix, groups, frames)
+    found = method(nodes, options) if len(nodes) > 1 else _alone(len(nodes))
+    labels = found.labels.copy()
+    next_label = int(labels.max(initial=-1)) + 1
+    for node in np.flatnonzero((labels == UNCLUSTERED) & (nodes.sizes > 1)):
+        labels[node] = next_label
+        next_label += 1
+    labels, split = split_conflicts(labels, found.confidence, nodes.features, nodes.conflicts)
+    item_labels = _renumber(labels[nodes.item_node])
+    item_confidence = np.where(item_labels == UNCLUSTERED, 0.0, found.confidence[nodes.item_node]).astype(np.float32)
+    params = {
+        "method": options.method,
+        **found.params,
+        "camera_norm": normalised,
+        "must_link_groups": int(np.count_nonzero(nodes.sizes > 1)),
+        "cannot_link_pairs": int(nodes.conflicts.shape[0]),
+        "clusters_split": split,
+    }
+    return ClusterResult(item_labels, item_confidence, params)
+
+
+def camera_normalise(features: np.ndarray, cameras: Sequence[Hashable]) -> tuple[np.ndarray, bool]:
+    """Unit-length features minus their camera's mean feature, re-normalised; unchanged (False) with one camera."""
+    if len(cameras) != features.shape[0]:
+        raise ConfigError(f"cameras has {len(cameras)} entries for {features.shape[0]} items: give one per item")
+    keys, index = np.unique(np.asarray([str(c) for c in cameras]), return_inverse=True)
+    if keys.size < 2:
+        return features, False
+    sums = np.zeros((keys.size, features.shape[1]), dtype=np.float64)
+    np.add.at(sums, index, features)
+    means = sums / np.bincount(index, minlength=keys.size)[:, None]
+    return normalise_rows((features - means[index]).astype(np.float32)), True
+
+
+def _alone(count: int) -> NodeClusters:
+    """One node has nobody to be clustered with: unclustered (a multi-item node still becomes a person below)."""
+    return NodeClusters(np.full(count, UNCLUSTERED, dtype=np.int64), np.ones(count, dtype=np.float32), {})
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Clusters numbered 0, 1, ... in order of their first item; -1 stays -1."""
+    out = np.full(labels.size, UNCLUSTERED, dtype=np.int64)
+    mapping: dict[int, int] = {}
+    for i, label in enumerate(labels.tolist()):
+        if label != UNCLUSTERED:
+            out[i] = mapping.setdefault(label, len(mapping))
+    return out

@@ -1,0 +1,144 @@
+"""The clustering methods, by name (``CLUSTER_METHODS``), each node features in, node labels and confidences out.
+
+- ``dbscan-jaccard``: DBSCAN over k-reciprocal Jaccard distances (the re-ranking distance among one set of items,
+  ``evaluation.rerank``), as unsupervised ReID (SpCL, Cluster Contrast) clusters. ``eps`` left at ``None`` is
+  derived from the data: the Jaccard distances from each item to its k1 nearest others are bimodal (the same
+  person's other crops share most of their k-reciprocal neighbours, anyone else few), and Otsu's threshold of
+  the pooled distances finds the valley between the two modes.
+- ``hdbscan``: scikit-learn's HDBSCAN on L2-normalised Euclidean features: no radius at all, clusters of varying
+  density; ``min_cluster_size`` is the one parameter.
+
+No parameter is ever fitted to identities: the number of people and the radius come from the features themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from reidkit.clustering.constraints import Nodes
+from reidkit.clustering.graph import jaccard_graph, resolve_graph, squared_distances_to
+from reidkit.clustering.types import UNCLUSTERED, ClusterOptions
+from reidkit.errors import ConfigError
+from reidkit.registry import Registry
+
+
+@dataclass(frozen=True)
+class NodeClusters:
+    """A method's answer for the nodes: labels (-1 = noise), confidences in [0, 1], and the parameters it used."""
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    params: dict[str, Any]
+
+
+ClusterMethod = Callable[[Nodes, ClusterOptions], NodeClusters]
+CLUSTER_METHODS: Registry[ClusterMethod] = Registry("clustering method", ConfigError)
+
+# Otsu's threshold over this many histogram bins of Jaccard distances in [0, 1].
+_BINS = 200
+# When no two items' k-reciprocal sets meet there is nothing to derive from, and nothing to cluster either.
+_NO_NEIGHBOURS_EPS = 0.5
+
+
+def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    from sklearn.cluster import DBSCAN
+
+    graph_kind = resolve_graph(options.graph, len(nodes))
+    jaccard = jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed)
+    graph = _without_pairs(jaccard, nodes.conflicts)
+    eps = float(options.eps) if options.eps is not None else derive_eps(graph, options.k1)
+    if not 0.0 < eps < 1.0:
+        raise ConfigError(f"eps {eps} must lie in (0, 1): Jaccard distances do")
+    model = DBSCAN(eps=eps, min_samples=options.min_samples, metric="precomputed")
+    labels = model.fit_predict(graph, sample_weight=nodes.sizes.astype(np.float64))
+    confidence = _dbscan_confidence(graph, labels, model.core_sample_indices_, eps)
+    params = {
+        "k1": options.k1,
+        "k2": options.k2,
+        "eps": round(eps, 4),
+        "eps_source": "given" if options.eps is not None else "derived (Otsu valley of k1-nearest distances)",
+        "min_samples": options.min_samples,
+        "graph": graph_kind,
+    }
+    return NodeClusters(labels.astype(np.int64), confidence, params)
+
+
+def _hdbscan(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    from sklearn.cluster import HDBSCAN
+
+    graph_kind = resolve_graph(options.graph, len(nodes))
+    size = max(2, min(options.min_cluster_size, len(nodes)))
+    model = HDBSCAN(min_cluster_size=size, metric="precomputed" if graph_kind == "dense" else "euclidean", copy=False)
+    if graph_kind == "dense":
+        data = np.sqrt(squared_distances_to(nodes.features, nodes.features)).astype(np.float64)
+        data = np.minimum(data, data.T)  # float32 products are not exactly symmetric; HDBSCAN checks
+        np.fill_diagonal(data, 0.0)
+        # Cannot-link pairs as far apart as unit vectors can be; the split afterwards catches what links through others.
+        data[nodes.conflicts[:, 0], nodes.conflicts[:, 1]] = data[nodes.conflicts[:, 1], nodes.conflicts[:, 0]] = 2.0
+    else:
+        data = nodes.features
+    labels = model.fit_predict(data)
+    params = {"min_cluster_size": size, "metric": "euclidean (L2-normalised)", "graph": graph_kind}
+    return NodeClusters(labels.astype(np.int64), model.probabilities_.astype(np.float32), params)
+
+
+CLUSTER_METHODS.add("dbscan-jaccard", _dbscan_jaccard, "DBSCAN over k-reciprocal Jaccard distances; eps from the data")
+CLUSTER_METHODS.add("hdbscan", _hdbscan, "scikit-learn HDBSCAN on L2-normalised Euclidean features")
+
+
+def derive_eps(graph: sparse.csr_array, k: int) -> float:
+    """DBSCAN's radius from the data: Otsu's threshold of the pooled Jaccard distances from each item to its ``k``
+    nearest other items (those stored in ``graph``; fewer where fewer meet it)."""
+    nearest: list[np.ndarray] = []
+    for row in range(graph.shape[0]):
+        lo, hi = graph.indptr[row], graph.indptr[row + 1]
+        others = graph.data[lo:hi][graph.indices[lo:hi] != row]
+        nearest.append(others if others.size <= k else np.partition(others, k - 1)[:k])
+    pooled = np.concatenate(nearest) if nearest else np.zeros(0)
+    if pooled.size == 0:
+        return _NO_NEIGHBOURS_EPS
+    return otsu_threshold(pooled)
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """The cut in [0, 1] that maximises the between-class variance of ``values`` (Otsu 1979), at a bin edge."""
+    counts, edges = np.histogram(np.clip(values, 0.0, 1.0), bins=_BINS, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)[:-1]
+    weight_high = counts.sum() - weight_low
+    mass_low = np.cumsum(counts * centres)[:-1]
+    mean_low = mass_low / np.maximum(weight_low, 1)
+    mean_high = (np.sum(counts * centres) - mass_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[1:-1][int(np.argmax(between))])
+
+
+def _without_pairs(graph: sparse.csr_array, pairs: np.ndarray) -> sparse.csr_array:
+    """``graph`` with the entries of ``pairs`` (both orders) dropped: those items are no neighbours at any radius."""
+    if pairs.size == 0:
+        return graph
+    n = graph.shape[0]
+    coo = graph.tocoo()
+    banned = np.concatenate([pairs[:, 0] * n + pairs[:, 1], pairs[:, 1] * n + pairs[:, 0]])
+    keep = ~np.isin(coo.row.astype(np.int64) * n + coo.col, banned)
+    return sparse.csr_array((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=graph.shape)
+
+
+def _dbscan_confidence(graph: sparse.csr_array, labels: np.ndarray, cores: np.ndarray, eps: float) -> np.ndarray:
+    """1 for a core item; for a border item 1 - d / eps, d its distance to the nearest core item of its cluster
+    (how deep inside the radius it sits); 0 for noise."""
+    confidence = np.zeros(labels.size, dtype=np.float32)
+    is_core = np.zeros(labels.size, dtype=bool)
+    is_core[cores] = True
+    confidence[is_core] = 1.0
+    for row in np.flatnonzero(~is_core & (labels != UNCLUSTERED)):
+        lo, hi = graph.indptr[row], graph.indptr[row + 1]
+        cols, values = graph.indices[lo:hi], graph.data[lo:hi]
+        near = values[is_core[cols] & (labels[cols] == labels[row])]
+        confidence[row] = max(0.0, 1.0 - float(near.min()) / eps) if near.size else 0.0
+    return confidence

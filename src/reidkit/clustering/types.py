@@ -1,0 +1,65 @@
+"""What clustering takes and gives: the options (a method name and its few parameters) and the result per item.
+
+The number of people is never an option: it comes out of the data. Parameters left at ``None`` are derived from
+the features being clustered (``reidkit.clustering.methods``), and the result's ``params`` records the values used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# The method ``cluster_features`` uses when none is named; docs/clustering.md gives the measurement behind it.
+DEFAULT_METHOD = "dbscan-jaccard"
+UNCLUSTERED = -1
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """How to cluster.
+
+    - ``method``: a name in ``CLUSTER_METHODS`` (``dbscan-jaccard`` or ``hdbscan``);
+    - ``k1``, ``k2``: the k-reciprocal neighbourhood and query-expansion sizes of the Jaccard distance;
+    - ``eps``: DBSCAN's radius in Jaccard distance; ``None`` derives it from the features' own distances;
+    - ``min_samples``: DBSCAN's core-point count (items, must-link groups counting with their size);
+    - ``min_cluster_size``: HDBSCAN's smallest cluster;
+    - ``camera_norm``: subtract each camera's mean feature before clustering (needs cameras);
+    - ``graph``: ``dense`` (N x N distances, exact), ``knn`` (FAISS k-NN graph and sparse Jaccard, for large N) or
+      ``auto`` (dense up to ``DENSE_LIMIT`` items);
+    - ``seed``: the random sample the k-NN graph estimates each item's farthest distance from.
+    """
+
+    method: str = DEFAULT_METHOD
+    k1: int = 20
+    k2: int = 6
+    eps: float | None = None
+    min_samples: int = 2
+    min_cluster_size: int = 2
+    camera_norm: bool = False
+    graph: str = "auto"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """``labels[i]`` is item i's cluster (0, 1, ... in order of first appearance; ``UNCLUSTERED`` = -1 for an item
+    that joins nobody) and ``confidence[i]`` in [0, 1] how firmly it belongs there (0 when unclustered);
+    ``params`` holds the method and every parameter it ran with, derived ones included, as JSON-ready values."""
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_clusters(self) -> int:
+        return int(np.unique(self.labels[self.labels != UNCLUSTERED]).size)
+
+    @property
+    def num_unclustered(self) -> int:
+        return int(np.count_nonzero(self.labels == UNCLUSTERED))
+
+    def members(self) -> dict[int, np.ndarray]:
+        """Item indices of each cluster, by cluster label (unclustered items left out)."""
+        return {int(c): np.flatnonzero(self.labels == c) for c in np.unique(self.labels) if c != UNCLUSTERED}

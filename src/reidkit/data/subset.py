@@ -1,0 +1,25 @@
+"""Smaller test splits with the same protocol: for quick runs, figures and tests on a real benchmark."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from reidkit.data.types import ReidDataset
+
+
+def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_ids: int | None) -> ReidDataset:
+    """Keep the first ``max_train_ids`` train identities and ``max_test_ids`` query identities (in pid order).
+
+    For quick runs and tests: the test subset keeps every gallery crop of the chosen identities plus the gallery's
+    distractors, so the protocol is unchanged, only smaller.
+    """
+    train, query, gallery = dataset.train, dataset.query, dataset.gallery
+    if max_train_ids is not None:
+        keep = set(sorted({r.pid for r in train})[:max_train_ids])
+        train = [r for r in train if r.pid in keep]
+    if max_test_ids is not None:
+        keep = set(sorted({r.pid for r in query})[:max_test_ids])
+        query = [r for r in query if r.pid in keep]
+        gallery = [r for r in gallery if r.pid in keep or r.pid == 0]
+    multi_query = [r for r in dataset.multi_query if r.pid in {q.pid for q in query}]
+    return replace(dataset, train=train, query=query, gallery=gallery, multi_query=multi_query)

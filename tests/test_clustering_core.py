@@ -1,0 +1,171 @@
+"""The clustering core on features: methods, derived parameters, constraints, camera normalisation, scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reidkit.clustering import (
+    CLUSTER_METHODS,
+    UNCLUSTERED,
+    ClusterOptions,
+    camera_normalise,
+    cluster_features,
+    score_clusters,
+)
+from reidkit.clustering.metrics import cross_camera_rate, pairwise_scores
+from reidkit.errors import ConfigError, ReidkitError
+
+
+def _blobs(num_ids: int = 30, per_id: int = 8, dim: int = 32, noise: float = 0.5, seed: int = 0):
+    """Identity centres plus noise, half of each identity's items from camera 0 and half from camera 1, each camera
+    shifting all its items alike (what per-camera normalisation is for)."""
+    rng = np.random.default_rng(seed)
+    pids = np.repeat(np.arange(num_ids), per_id)
+    cams = np.tile(np.arange(per_id) % 2, num_ids)
+    centres = rng.standard_normal((num_ids, dim))
+    shift = rng.standard_normal((2, dim)) * 0.6
+    features = centres[pids] + noise * rng.standard_normal((pids.size, dim)) + shift[cams]
+    return features.astype(np.float32), pids, cams
+
+
+@pytest.mark.parametrize("method", CLUSTER_METHODS.names())
+def test_every_method_beats_the_trivial_clusterings(method: str) -> None:
+    features, pids, cams = _blobs()
+    result = cluster_features(features, ClusterOptions(method=method), cameras=cams.tolist())
+    scores = score_clusters(result.labels, pids, cams)
+    singletons = score_clusters(np.arange(pids.size), pids, cams)
+    one_cluster = score_clusters(np.zeros(pids.size, dtype=np.int64), pids, cams)
+    assert scores.f1 > max(singletons.f1, one_cluster.f1) + 0.5
+    assert scores.nmi > singletons.nmi and scores.ari > 0.5
+    assert result.labels.shape == pids.shape and result.confidence.dtype == np.float32
+    assert np.all((result.confidence >= 0) & (result.confidence <= 1))
+    assert np.all(result.confidence[result.labels == UNCLUSTERED] == 0)
+    assert result.params["method"] == method
+
+
+def test_labels_are_numbered_by_first_appearance() -> None:
+    features, _, _ = _blobs(num_ids=6)
+    labels = cluster_features(features).labels
+    seen = [int(x) for x in dict.fromkeys(labels.tolist()) if x != UNCLUSTERED]
+    assert seen == list(range(len(seen)))
+
+
+def test_one_item_or_one_track_alone() -> None:
+    one = cluster_features(np.ones((1, 4), np.float32))
+    assert one.labels.tolist() == [UNCLUSTERED] and one.confidence.tolist() == [0.0]
+    track = cluster_features(np.ones((3, 4), np.float32), groups=["t", "t", "t"])
+    assert track.labels.tolist() == [0, 0, 0] and track.num_clusters == 1
+
+
+def test_eps_is_derived_from_the_data_and_recorded() -> None:
+    features, _, _ = _blobs()
+    derived = cluster_features(features)
+    assert derived.params["eps_source"].startswith("derived") and 0 < derived.params["eps"] < 1
+    given = cluster_features(features, ClusterOptions(eps=0.5))
+    assert given.params["eps"] == 0.5 and given.params["eps_source"] == "given"
+
+
+def test_must_link_groups_end_in_one_cluster() -> None:
+    features, pids, _ = _blobs(num_ids=10)
+    # Tie items of different identities together: the constraint must win over the features.
+    groups: list[object] = [None] * pids.size
+    groups[0] = groups[20] = groups[40] = "track-a"
+    groups[5] = groups[77] = "track-b"
+    for method in CLUSTER_METHODS.names():
+        labels = cluster_features(features, ClusterOptions(method=method), groups=groups).labels
+        assert labels[0] == labels[20] == labels[40] != UNCLUSTERED
+        assert labels[5] == labels[77] != UNCLUSTERED
+
+
+def test_a_lone_track_is_a_person_even_when_no_one_else_is_near() -> None:
+    features, _, _ = _blobs(num_ids=10)
+    far = np.random.default_rng(9).standard_normal((2, features.shape[1])).astype(np.float32) * 10
+    far[1] = far[0] * 1.01
+    data = np.concatenate([features, far])
+    groups = [None] * features.shape[0] + ["lone", "lone"]
+    labels = cluster_features(data, groups=groups).labels
+    assert labels[-1] == labels[-2] != UNCLUSTERED
+
+
+def test_cannot_link_pairs_never_share_a_cluster() -> None:
+    features, pids, _ = _blobs(num_ids=10, per_id=6)
+    # Two items of each identity claimed to be in one frame: the clustering must split them.
+    frames: list[object] = [None] * pids.size
+    for pid in range(10):
+        a, b = np.flatnonzero(pids == pid)[:2]
+        frames[a] = frames[b] = f"frame-{pid}"
+    for method in CLUSTER_METHODS.names():
+        plain = cluster_features(features, ClusterOptions(method=method)).labels
+        result = cluster_features(features, ClusterOptions(method=method), frames=frames)
+        together_before = sum(plain[a] == plain[b] != UNCLUSTERED for a, b in _frame_pairs(frames))
+        assert together_before > 0  # without the constraint these pairs do cluster together
+        for a, b in _frame_pairs(frames):
+            assert result.labels[a] == UNCLUSTERED or result.labels[a] != result.labels[b]
+        assert result.params["cannot_link_pairs"] == 10
+
+
+def _frame_pairs(frames: list[object]) -> list[tuple[int, int]]:
+    by_frame: dict[object, list[int]] = {}
+    for i, frame in enumerate(frames):
+        if frame is not None:
+            by_frame.setdefault(frame, []).append(i)
+    return [(items[0], items[1]) for items in by_frame.values()]
+
+
+def test_a_track_seen_twice_in_one_frame_is_refused() -> None:
+    features, _, _ = _blobs(num_ids=3)
+    groups = [None] * features.shape[0]
+    frames = [None] * features.shape[0]
+    groups[0] = groups[1] = "t"
+    frames[0] = frames[1] = "f"
+    with pytest.raises(ConfigError, match="items 0 and 1 are in one must-link group"):
+        cluster_features(features, groups=groups, frames=frames)
+
+
+def test_camera_normalisation_removes_each_cameras_mean() -> None:
+    features, _, cams = _blobs()
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    normalised, applied = camera_normalise(unit, cams.tolist())
+    assert applied and np.allclose(np.linalg.norm(normalised, axis=1), 1, atol=1e-5)
+    gap_before = np.linalg.norm(unit[cams == 0].mean(0) - unit[cams == 1].mean(0))
+    gap_after = np.linalg.norm(normalised[cams == 0].mean(0) - normalised[cams == 1].mean(0))
+    assert gap_after < gap_before / 5
+    same, applied = camera_normalise(unit, [0] * unit.shape[0])
+    assert not applied and same is unit
+    result = cluster_features(features, ClusterOptions(camera_norm=True), cameras=cams.tolist())
+    assert result.params["camera_norm"] is True
+
+
+def test_the_knn_graph_agrees_with_the_dense_one() -> None:
+    features, pids, _ = _blobs(num_ids=20)
+    dense = cluster_features(features, ClusterOptions(graph="dense", eps=0.5))
+    knn = cluster_features(features, ClusterOptions(graph="knn", eps=0.5))
+    assert score_clusters(knn.labels, dense.labels).ari > 0.95
+
+
+def test_pairwise_scores_and_cross_camera_rate_by_hand() -> None:
+    pids = np.array([0, 0, 0, 1, 1, 2])
+    labels = np.array([5, 5, 7, 7, 7, 8])
+    precision, recall, f1 = pairwise_scores(labels, pids)
+    # Pairs put together: (0,1) right; (2,3), (2,4), (3,4) of which (3,4) right -> 2 of 4; 4 true pairs, 2 found.
+    assert (precision, recall) == (0.5, 0.5) and f1 == 0.5
+    camids = np.array([0, 0, 1, 0, 1, 0])
+    # Identity 0: camera 0 majority 5, camera 1 majority 7 -> miss; identity 1: 7 and 7 -> hit; 2 has one camera.
+    assert cross_camera_rate(labels, pids, camids) == 0.5
+    scores = score_clusters(np.array([-1, -1, 0, 0, 1, 1]), pids, camids)
+    assert scores.unclustered == pytest.approx(1 / 3) and scores.num_clusters == 2
+
+
+def test_bad_input_is_one_line() -> None:
+    features, _, _ = _blobs(num_ids=3)
+    with pytest.raises(ConfigError, match="unknown clustering method 'kmeans'"):
+        cluster_features(features, ClusterOptions(method="kmeans"))
+    with pytest.raises(ConfigError, match="nothing to cluster"):
+        cluster_features(np.zeros((0, 8), np.float32))
+    with pytest.raises(ConfigError, match="groups has 2 entries"):
+        cluster_features(features, groups=["a", "b"])
+    with pytest.raises(ReidkitError, match="NaN or infinity"):
+        cluster_features(np.full((4, 3), np.nan, np.float32))
+    with pytest.raises(ConfigError, match="graph 'huge'"):
+        cluster_features(features, ClusterOptions(graph="huge"))
