@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,9 +53,7 @@ class IngestFlags:
     force: Annotated[bool, typer.Option("--force", help="replace an earlier ingest of the same frames")] = False
     device: DeviceOption = "cpu"
     batch_size: Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")] = 64
-    embed_backend: Annotated[
-        str, typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed: fastest), torch or openvino")
-    ] = "auto"
+    embed_backend: EmbedBackendOption = "auto"
     chunk_frames: Annotated[
         int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
     ] = 20

@@ -31,6 +31,7 @@ def _register_stages() -> None:
         cluster_cmd,
         demo_cmd,
         eval_cmd,
+        export_cmd,
         ingest_many_cmd,
         list_cmd,
         people_cmd,
@@ -45,6 +46,7 @@ def _register_stages() -> None:
     for stage in (
         eval_cmd,
         train_cmd,
+        export_cmd,
         adapt_cmd,
         demo_cmd,
         video_cmd,

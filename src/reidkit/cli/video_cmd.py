@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.cli.ingest_options import (
     CheckpointOption,
     DetectorOption,
@@ -112,6 +113,7 @@ def search(
     checkpoint: CheckpointOption = None,
     detector: DetectorOption = None,
     device: DeviceOption = "cpu",
+    embed_backend: EmbedBackendOption = "torch",  # one query crop: a runtime's compile costs more than it saves
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
     from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
@@ -157,7 +159,7 @@ def search(
             parsed_box = parse_box(box) if box else None
             device = str(resolve_device(device, "--device"))
             crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
-            choice = choose_model(checkpoint, model, device=device)
+            choice = choose_model(checkpoint, model, device=device, backend=embed_backend)
             store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
             feature = normalise_rows(choice.extractor([crop.image]))[0]
             query_image = crop.image
