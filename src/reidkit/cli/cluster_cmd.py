@@ -15,7 +15,7 @@ import typer
 from reidkit.errors import ConfigError
 
 # reidkit.clustering.types.TRAIN_SPLIT_EPS, restated: importing the clustering stage loads SciPy for --help.
-TRAIN_SPLIT_EPS = 0.35
+TRAIN_SPLIT_EPS = 0.3
 
 if TYPE_CHECKING:
     from reidkit.clustering import ClusterOptions
