@@ -82,7 +82,7 @@ def test_the_result_folder_holds_what_the_issue_promises(crop_folder: Path, tmp_
     for item in payload["items"]:
         assert set(item) == {"path", "box", "cluster", "confidence"} and item["box"] is None
         assert item["cluster"] >= UNCLUSTERED and 0.0 <= item["confidence"] <= 1.0
-    assert payload["params"]["method"] == "dbscan-jaccard" and 0 < payload["params"]["eps"] < 1
+    assert payload["params"]["method"] == "dbscan-jaccard" and payload["params"]["eps"] == 0.3
     clusters = {item["cluster"] for item in payload["items"]} - {UNCLUSTERED}
     assert len(clusters) == report.people >= 1
     for cluster in clusters:
@@ -143,6 +143,7 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no images" in error_line(reidkit("cluster", empty, "--crops", "--out", tmp_path / "o"))
+    assert "--eps 'wide'" in error_line(reidkit("cluster", empty, "--eps", "wide", "--out", tmp_path / "o"))
     assert "unknown clustering method 'kmeans'" in error_line(
         reidkit("cluster", empty, "--method", "kmeans", "--out", tmp_path / "o")
     )

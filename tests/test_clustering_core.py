@@ -60,7 +60,7 @@ def test_one_item_or_one_track_alone() -> None:
 
 def test_eps_is_derived_from_the_data_and_recorded() -> None:
     features, _, _ = _blobs()
-    derived = cluster_features(features)
+    derived = cluster_features(features, ClusterOptions(eps=None))
     assert derived.params["eps_source"].startswith("derived") and 0 < derived.params["eps"] < 1
     given = cluster_features(features, ClusterOptions(eps=0.5))
     assert given.params["eps"] == 0.5 and given.params["eps_source"] == "given"

@@ -14,6 +14,9 @@ import typer
 
 from reidkit.errors import ConfigError
 
+# reidkit.clustering.types.TRAIN_SPLIT_EPS, restated: importing the clustering stage loads SciPy for --help.
+TRAIN_SPLIT_EPS = 0.3
+
 if TYPE_CHECKING:
     from reidkit.clustering import ClusterOptions
 
@@ -39,8 +42,8 @@ def cluster(
     ] = None,
     method: Annotated[str, typer.Option("--method", help="dbscan-jaccard (default) or hdbscan")] = "dbscan-jaccard",
     eps: Annotated[
-        float | None, typer.Option("--eps", help="DBSCAN radius in Jaccard distance (default: derived from the data)")
-    ] = None,
+        str, typer.Option("--eps", help="DBSCAN radius in Jaccard distance, or 'auto': derived from the features")
+    ] = str(TRAIN_SPLIT_EPS),
     min_samples: Annotated[int, typer.Option("--min-samples", help="DBSCAN core-point count")] = 2,
     min_cluster_size: Annotated[int, typer.Option("--min-cluster-size", help="HDBSCAN's smallest cluster")] = 2,
     k1: Annotated[int, typer.Option("--k1", help="k-reciprocal neighbourhood size")] = 20,
@@ -72,12 +75,16 @@ def cluster(
 
 
 def _cluster_options(
-    method: str, eps: float | None, min_samples: int, min_cluster_size: int, k1: int, k2: int
+    method: str, eps_text: str, min_samples: int, min_cluster_size: int, k1: int, k2: int
 ) -> ClusterOptions:
     """The clustering options, every value checked here so that a typo fails before a model loads."""
     from reidkit.clustering import CLUSTER_METHODS, ClusterOptions
 
     CLUSTER_METHODS.get(method)
+    try:
+        eps = None if eps_text == "auto" else float(eps_text)
+    except ValueError:
+        raise ConfigError(f"--eps {eps_text!r}: give a number in (0, 1) or 'auto'") from None
     if eps is not None and not 0.0 < eps < 1.0:
         raise ConfigError(f"--eps {eps}: a Jaccard distance radius lies in (0, 1)")
     for name, value in (("--min-samples", min_samples), ("--min-cluster-size", min_cluster_size),
