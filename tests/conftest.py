@@ -83,6 +83,12 @@ def bench_search_scale() -> ModuleType:
     return _load_benchmark("bench_search_scale")
 
 
+@pytest.fixture(scope="session")
+def bench_clustering() -> ModuleType:
+    """``benchmarks/bench_clustering.py``: run in-process at toy size."""
+    return _load_benchmark("bench_clustering")
+
+
 def write_jpeg(path: Path, size: tuple[int, int] = (16, 32), seed: int = 0) -> Path:
     """A real (noisy, so it does not compress to nothing) JPEG crop of ``size`` = (width, height)."""
     import numpy as np
@@ -172,6 +178,34 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, sha
     with Store.open(root, writable=True, create=True) as store:
         report = ingest_video(store, probe_video(vtest_video), options, model.extractor, detector, model.source)
     assert report.detections > 30 and report.tracks >= 3
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_camera_store(tmp_path_factory: pytest.TempPathFactory, small_store: Path, vtest_video: Path,
+                     shared_dir: Path) -> Path:
+    """The small store plus camera ``cam2``: frames 60-100 of the shared video (every 2nd), dated so that they run
+    at 09:00:00-09:00:04, the same wall-clock seconds as cam1's first frames. The walkers of cam1 reappear in cam2
+    (the video goes on), so a person holds tracks of both cameras at the same time: a move no person can make, which
+    identity trajectories must leave out. Not clustered; read-only for the tests that use it (copy it to write)."""
+    import shutil
+    from datetime import datetime
+
+    from reidkit.search.ingest import IngestOptions, ingest_video
+    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.search.store import Store
+    from reidkit.video import probe_video
+
+    root = tmp_path_factory.mktemp("two-camera-store") / "store"
+    shutil.copytree(small_store, root)
+    detector_xml = shared_dir / "models" / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
+    detector = choose_detector(None, openvino_model=detector_xml)
+    model = choose_model("imagenet", None)
+    options = IngestOptions("cam2", datetime(2024, 5, 1, 8, 59, 54), every_n=2, start_frame=60, end_frame=100,
+                            progress=False)
+    with Store.open(root, writable=True) as store:
+        report = ingest_video(store, probe_video(vtest_video), options, model.extractor, detector, model.source)
+    assert report.tracks >= 3
     return root
 
 

@@ -29,6 +29,7 @@ LAYERS = {
     "video": 5,
     "search": 6,
     "viz": 7,
+    "album": 7,
     "training": 8,
     "demos": 9,
     "service": 9,

@@ -11,7 +11,8 @@ import pytest
 
 REIDKIT = shutil.which("reidkit") or str(Path(sys.executable).with_name("reidkit"))
 COMMANDS = (
-    "eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "purge", "serve", "token", "list"
+    "eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "cluster", "people", "purge",
+    "serve", "token", "list",
 )
 
 
@@ -60,7 +61,10 @@ def test_list_shows_every_registry_and_the_shipped_recipes() -> None:
             current = sections.setdefault(line.rstrip(":"), [])
         else:
             current.append(line.split()[0])
-    assert list(sections) == ["models", "backbones", "datasets", "detectors", "backends", "indexes", "recipes"]
+    assert list(sections) == [
+        "models", "backbones", "datasets", "detectors", "backends", "indexes", "clustering", "recipes"
+    ]
+    assert sections["clustering"] == ["dbscan-jaccard", "hdbscan"]
     assert sections["models"] == list(MODELS.names())
     assert sections["recipes"] == recipe_names() and "demo_cpu" in sections["recipes"]
     one = run("list", "detectors")

@@ -232,6 +232,10 @@ def test_demo_video_finds_the_walker_across_the_cut(vtest_video: Path, shared_di
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert summary["walkers_across_cut"] >= 1 and summary["true_tracks"]
     assert summary["tracks_scored"] == summary["tracks"] - 1  # the photo's own track is left out
+    assert summary["people"] >= 1 and "trajectory of the query's person" in first.stdout
+    identity = summary["trajectory_from_identity"]  # the demo scores it against the walker's known tracks
+    assert len(identity["confidence"]) == identity["visits"] and None not in identity["confidence"]
+    assert summary["trajectory_from_hits"]["visits"] >= 1 and set(summary["trajectory_from_hits"]["confidence"]) == {None}
     ingest_line = r"cam-a: frames 0-\d+: \d+ frames, \d+ crops, \d+ tracks in [\d.]+ s \([\d.]+ processed frames/s"
     assert re.search(ingest_line, first.stdout), first.stdout
     hits = json.loads((tmp_path / "out" / "result.json").read_text())["hits"]

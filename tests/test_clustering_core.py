@@ -51,9 +51,16 @@ def test_labels_are_numbered_by_first_appearance() -> None:
     assert seen == list(range(len(seen)))
 
 
+def test_one_item_or_one_track_alone() -> None:
+    one = cluster_features(np.ones((1, 4), np.float32))
+    assert one.labels.tolist() == [UNCLUSTERED] and one.confidence.tolist() == [0.0]
+    track = cluster_features(np.ones((3, 4), np.float32), groups=["t", "t", "t"])
+    assert track.labels.tolist() == [0, 0, 0] and track.num_clusters == 1
+
+
 def test_eps_is_derived_from_the_data_and_recorded() -> None:
     features, _, _ = _blobs()
-    derived = cluster_features(features)
+    derived = cluster_features(features, ClusterOptions(eps=None))
     assert derived.params["eps_source"].startswith("derived") and 0 < derived.params["eps"] < 1
     given = cluster_features(features, ClusterOptions(eps=0.5))
     assert given.params["eps"] == 0.5 and given.params["eps_source"] == "given"

@@ -138,7 +138,7 @@ def test_openvino_backend_matches_torch_and_shares_the_model_id(
 
 
 def test_unknown_or_misplaced_backends_are_refused(extractor: FeatureExtractor) -> None:
-    with pytest.raises(ModelError, match="unknown embedding backend 'onnx'; choose one of torch, openvino"):
+    with pytest.raises(ModelError, match="unknown embedding backend 'onnx'; choose one of torch, openvino, onnx"):
         FeatureExtractor(extractor.model, card=extractor.card, backend="onnx")  # type: ignore[arg-type]
     with pytest.raises(ModelError, match="backend openvino runs on the CPU"):
         FeatureExtractor(extractor.model, card=extractor.card, device="cuda", backend="openvino")

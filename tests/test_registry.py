@@ -35,7 +35,7 @@ def test_each_stage_registers_what_it_builds() -> None:
     assert BACKBONES.names() == ("resnet50", "mobilenetv2")
     assert set(DATASETS.names()) == {"market1501", "cuhk03", "cuhk03_shared", "dukemtmc", "msmt17", "folder", "csv"}
     assert set(DETECTORS.names()) == {"openvino", "hog", "torchvision"}
-    assert EMBEDDING_BACKENDS.names() == ("torch", "openvino")
+    assert EMBEDDING_BACKENDS.names() == ("torch", "openvino", "onnxruntime")
     assert VECTOR_INDEXES.names() == ("faiss", "milvus")
     for registry in (MODELS, BACKBONES, DATASETS, DETECTORS, EMBEDDING_BACKENDS, VECTOR_INDEXES):
         assert all(entry.summary for entry in registry.entries()), registry.kind

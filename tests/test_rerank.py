@@ -133,3 +133,23 @@ def test_sparse_jaccard_from_the_exact_neighbour_graph_keeps_the_close_pairs() -
 def test_jaccard_refuses_a_matrix_that_is_not_square() -> None:
     with pytest.raises(ReidkitError, match="square"):
         jaccard_distance(np.zeros((3, 4)))
+
+
+def test_sparse_jaccard_keeps_each_rows_nearest_and_stays_symmetric() -> None:
+    features = np.random.default_rng(8).standard_normal((150, 8)).astype(np.float32)
+    dist = compute_distance_matrix(features, features)
+    ranked = np.argsort(dist, axis=1, kind="stable")[:, :11]
+    args = (ranked, lambda r, c: dist[r, c], np.square(dist).max(axis=1), 10, 3)
+    full = sparse_jaccard_distance(*args)
+    kept = sparse_jaccard_distance(*args, per_row=4)
+    stored = np.zeros((150, 150), dtype=bool)
+    coo = kept.tocoo()
+    stored[coo.row, coo.col] = True
+    assert np.array_equal(stored, stored.T) and stored.diagonal().all()
+    dense_full, dense_kept = full.toarray(), kept.toarray()
+    for row in range(150):
+        lo, hi = full.indptr[row], full.indptr[row + 1]
+        nearest = full.indices[lo:hi][np.argsort(full.data[lo:hi], kind="stable")[:4]]
+        assert stored[row, nearest].all()
+        np.testing.assert_allclose(dense_kept[row, nearest], dense_full[row, nearest], atol=1e-6)
+    assert kept.nnz < full.nnz / 2

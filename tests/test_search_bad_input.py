@@ -25,6 +25,7 @@ from reidkit.search.paths import refuse_inside_store, stored_file
 from reidkit.search.query import load_query_image, parse_box, query_crop
 from reidkit.search.results import Hit, SearchResult
 from reidkit.search.rows import NewDetection, normalise_rows
+from reidkit.search.schema import SCHEMA_VERSION
 from reidkit.search.search import SearchFilters, check_search_options, search_store
 from reidkit.search.store import DB_NAME, Store
 from reidkit.search.trajectory import build_trajectory
@@ -108,8 +109,9 @@ def test_no_output_is_written_into_the_store(store_root: Path, tmp_path: Path) -
 
 
 def test_a_reader_writes_nothing_and_reads_an_older_store_as_it_is(store_root: Path) -> None:
-    with Store.open(store_root, writable=True) as store:  # make it a version-1 store (no frame digests)
-        store.db.execute("DROP TABLE frame_digests")
+    with Store.open(store_root, writable=True) as store:  # make it a version-1 store (no frame digests, no people)
+        for table in ("frame_digests", "track_people", "people", "clustering"):
+            store.db.execute(f"DROP TABLE {table}")
         store.db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     before = _files(store_root)
     with Store.open(store_root) as store:
@@ -118,7 +120,7 @@ def test_a_reader_writes_nothing_and_reads_an_older_store_as_it_is(store_root: P
         assert len(search_store(store, _query(store), top_k=2).hits) == 2
     assert _files(store_root) == before  # no journal switch, no migration, no write of any kind
     with Store.open(store_root, writable=True) as store:  # a writer upgrades it
-        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
         assert store.frame_digests(1) == {}
 
 

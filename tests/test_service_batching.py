@@ -124,4 +124,4 @@ def test_concurrent_searches_through_a_real_server_are_batched_and_each_answered
 def test_serve_refuses_an_unknown_embedding_backend(tmp_path: Path) -> None:
     done = subprocess.run([str(REIDKIT), "serve", "--db", tmp_path, "--embed-backend", "onnx"], capture_output=True,
                           text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr == "error: --embed-backend 'onnx': use auto, torch, openvino\n"
+    assert done.returncode == 2 and done.stderr == "error: --embed-backend 'onnx': use auto, torch, openvino, onnxruntime\n"

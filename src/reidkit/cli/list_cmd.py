@@ -22,6 +22,7 @@ class Kind(str, Enum):
     detectors = "detectors"
     backends = "backends"
     indexes = "indexes"
+    clustering = "clustering"
     recipes = "recipes"
 
 
@@ -33,7 +34,8 @@ def register(app: typer.Typer) -> None:
 def list_choices(
     kind: Annotated[Kind | None, typer.Argument(help="what to list (default: everything)")] = None,
 ) -> None:
-    """List the models, backbones, datasets, detectors, embedding backends, vector indexes and recipes by name."""
+    """List what can be chosen by name: models, backbones, datasets, detectors, embedding backends, vector indexes,
+    clustering methods and recipes."""
     for chosen in [kind] if kind is not None else list(Kind):
         rows = _recipes() if chosen is Kind.recipes else _registered(*_REGISTRIES[chosen])
         typer.echo(f"{chosen.value}:")
@@ -50,6 +52,7 @@ _REGISTRIES = {
     Kind.detectors: ("reidkit.video.detectors", "DETECTORS"),
     Kind.backends: ("reidkit.inference.backends", "EMBEDDING_BACKENDS"),
     Kind.indexes: ("reidkit.search.vectors", "VECTOR_INDEXES"),
+    Kind.clustering: ("reidkit.clustering.methods", "CLUSTER_METHODS"),
 }
 
 

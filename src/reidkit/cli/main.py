@@ -28,9 +28,13 @@ def _root() -> None:
 def _register_stages() -> None:
     from reidkit.cli import (
         adapt_cmd,
+        cluster_cmd,
         demo_cmd,
         eval_cmd,
+        export_cmd,
+        ingest_many_cmd,
         list_cmd,
+        people_cmd,
         reindex_cmd,
         retention_cmd,
         service_cmd,
@@ -43,9 +47,13 @@ def _register_stages() -> None:
     for stage in (
         eval_cmd,
         train_cmd,
+        export_cmd,
         adapt_cmd,
         demo_cmd,
         video_cmd,
+        ingest_many_cmd,
+        cluster_cmd,
+        people_cmd,
         viz_cmd,
         service_cmd,
         retention_cmd,

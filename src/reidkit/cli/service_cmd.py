@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError
 
 DbOption = Annotated[Path, typer.Option("--db", help="store folder (its service.sqlite holds tokens and the audit log)")]
@@ -35,10 +36,7 @@ def serve(
         str | None, typer.Option("--checkpoint", help="the store's ReID model, if it moved since ingest")
     ] = None,
     device: Annotated[str, typer.Option("--device", help="torch device for the ReID model")] = "cpu",
-    embed_backend: Annotated[
-        str,
-        typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed: fastest), torch or openvino"),
-    ] = "auto",
+    embed_backend: EmbedBackendOption = "auto",
 ) -> None:
     """Serve person search over HTTP (API under /api/v1; OpenAPI at /api/v1/openapi.json)."""
     import socket

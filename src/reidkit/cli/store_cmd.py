@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reidkit.cli.video_cmd import MilvusUriOption
+from reidkit.cli.ingest_options import MilvusUriOption
 
 store_app = typer.Typer(help="Look after a person-search store (move it between vector indexes).", no_args_is_help=True)
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError, ReidkitError
-
 
 
 def register(app: typer.Typer) -> None:
@@ -103,23 +103,29 @@ def test(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
+    embed_backend: EmbedBackendOption = "torch",
 ) -> None:
     """Rank-1/5/10, mAP and mINP of a checkpoint (or an ImageNet-only model) on a dataset's test split."""
     from reidkit.data import load_dataset
     from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
     from reidkit.inference.device import resolve_device
+    from reidkit.search.model_choice import resolve_backend
 
     if metric not in ("euclidean", "cosine"):
         raise ConfigError(f"--metric {metric!r}: use euclidean or cosine")
     if (checkpoint is None) == (not imagenet_only):
         raise ConfigError("pass exactly one of --checkpoint CKPT or --imagenet-only")
     torch_device = resolve_device(device, "--device")
+    backend = resolve_backend(embed_backend, str(torch_device))
     if checkpoint is not None:
-        extractor = FeatureExtractor(checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers)
+        extractor = FeatureExtractor(
+            checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers, backend=backend
+        )
     else:
         net, card = untrained_model(model, backbone, height, width)
         extractor = FeatureExtractor(
-            net, device=torch_device, batch_size=batch_size, flip=flip, card=card, workers=workers
+            net, device=torch_device, batch_size=batch_size, flip=flip, card=card, workers=workers, backend=backend,
+            frozen=True,
         )
     run = evaluate_on_dataset(
         extractor, load_dataset(dataset, root), metric=metric, rerank=rerank, multi_query=multi_query
@@ -136,17 +142,21 @@ def extract(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
+    embed_backend: EmbedBackendOption = "torch",
 ) -> None:
     """Features for images; pids/camids come from Market-style names (0002_c1s1_...) where present, else -1."""
     from reidkit.evaluation import save_features
     from reidkit.inference import FeatureExtractor
     from reidkit.inference.device import resolve_device
+    from reidkit.search.model_choice import resolve_backend
 
     from reidkit.data.image_files import labels_from_name
 
     paths = expand_images(images)
+    torch_device = resolve_device(device, "--device")
     extractor = FeatureExtractor(
-        checkpoint, device=resolve_device(device, "--device"), batch_size=batch_size, flip=flip, workers=workers
+        checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers,
+        backend=resolve_backend(embed_backend, str(torch_device)),
     )
     features = extractor(paths)
     labels = [labels_from_name(p.name) for p in paths]

@@ -12,25 +12,15 @@ from typing import Annotated
 
 import typer
 
+from reidkit.cli.options import EmbedBackendOption
+from reidkit.cli.ingest_options import (
+    CheckpointOption,
+    DetectorOption,
+    DeviceOption,
+    IngestFlags,
+    shared_ingest_options,
+)
 from reidkit.errors import ConfigError, StoreError
-DetectorOption = Annotated[
-    str | None,
-    typer.Option("--detector", help="hog, openvino or torchvision (default: openvino if its model is found, else hog)"),
-]
-CheckpointOption = Annotated[
-    str | None,
-    typer.Option(
-        "--checkpoint",
-        help="ReID checkpoint, or 'imagenet' for untrained MGN-MobileNetV2 (default: the store's model, else "
-        "runs/demo/mgn_demo.pt, else imagenet)",
-    ),
-]
-DeviceOption = Annotated[str, typer.Option("--device", help="torch device for the ReID model, e.g. cpu or cuda")]
-MilvusUriOption = Annotated[
-    str | None,
-    typer.Option("--milvus-uri", help="Milvus server for a Milvus store, e.g. http://HOST:19530 (default: an "
-                 "embedded milvus-lite database inside the store folder)"),
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +30,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo-video")(demo_video)
 
 
+@shared_ingest_options
 def ingest(
     video: Annotated[str, typer.Argument(help="video file (or a URL FFmpeg opens)")],
     camera: Annotated[str, typer.Option("--camera", help="camera name, shown in results and usable as a filter")],
@@ -47,63 +38,31 @@ def ingest(
     start_time: Annotated[
         str | None, typer.Option("--start-time", help="wall-clock time of the video's first frame, ISO 8601")
     ] = None,
-    detector: DetectorOption = None,
-    every: Annotated[int, typer.Option("--every", help="process every n-th frame")] = 1,
-    start_frame: Annotated[int, typer.Option("--start-frame", help="first frame to process")] = 0,
-    end_frame: Annotated[int | None, typer.Option("--end-frame", help="stop before this frame")] = None,
-    checkpoint: CheckpointOption = None,
-    force: Annotated[bool, typer.Option("--force", help="replace an earlier ingest of the same frames")] = False,
-    device: DeviceOption = "cpu",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")] = 64,
-    embed_backend: Annotated[
-        str,
-        typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed: fastest), torch or openvino"),
-    ] = "auto",
-    chunk_frames: Annotated[
-        int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")
-    ] = 20,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
-    index: Annotated[
-        str | None,
-        typer.Option("--index", help="vector index of a NEW store: faiss (default) or milvus; a store keeps its own"),
-    ] = None,
-    milvus_uri: MilvusUriOption = None,
+    *,
+    flags: IngestFlags,
 ) -> None:
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
     from reidkit.inference.device import resolve_device
-    from reidkit.search.backend_choice import check_choice
-    from reidkit.search.ingest import IngestOptions, check_options, ingest_video, plan_ingest
+    from reidkit.search.ingest import check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
     from reidkit.search.store import Store
-    from reidkit.search.rows import parse_time
     from reidkit.video import probe_video
 
-    if batch_size < 1:
-        raise ConfigError("--batch-size must be a positive integer")
-    options = IngestOptions(
-        camera=camera.strip(),
-        start_time=parse_time(start_time, "--start-time") if start_time else None,
-        every_n=every,
-        start_frame=start_frame,
-        end_frame=end_frame,
-        force=force,
-        chunk_frames=chunk_frames,
-        progress=not quiet,
-    )
     # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
-    check_options(options)
-    check_choice(index, milvus_uri)
-    device = str(resolve_device(device, "--device"))
+    options = flags.options(camera, start_time)
+    device = str(resolve_device(flags.device, "--device"))
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)
     created = not db.exists()
     try:
-        with Store.open(db, writable=True, create=True, index=index, milvus_uri=milvus_uri) as store:
+        with Store.open(db, writable=True, create=True, index=flags.index, milvus_uri=flags.milvus_uri) as store:
             plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
-            choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)
+            choice = choose_model(
+                flags.checkpoint, store.model, device=device, batch_size=flags.batch_size, backend=flags.embed_backend
+            )
             if choice.warning:
                 typer.echo(f"warning: {choice.warning}", err=True)
-            built = choose_detector(detector, device)
+            built = choose_detector(flags.detector, device)
             report = ingest_video(store, info, options, choice.extractor, built, choice.source)
             summary = store.summary()
     except BaseException:
@@ -154,9 +113,10 @@ def search(
     checkpoint: CheckpointOption = None,
     detector: DetectorOption = None,
     device: DeviceOption = "cpu",
+    embed_backend: EmbedBackendOption = "torch",  # one query crop: a runtime's compile costs more than it saves
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
     from reidkit.search.paths import refuse_inside_store
     from reidkit.search.results import QueryDescription, result_json
     from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
@@ -199,12 +159,14 @@ def search(
             parsed_box = parse_box(box) if box else None
             device = str(resolve_device(device, "--device"))
             crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
-            choice = choose_model(checkpoint, model, device=device)
+            choice = choose_model(checkpoint, model, device=device, backend=embed_backend)
             store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
             feature = normalise_rows(choice.extractor([crop.image]))[0]
             query_image = crop.image
             description = QueryDescription(crop.kind, str(query), box=crop.box)
-        result = search_store(store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score)
+        result = search_store(
+            store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score, query_track=track
+        )
         if html is not None:
             from reidkit.viz.search_page import write_search_page
 
@@ -219,7 +181,7 @@ def search(
         label = description.source if track is not None else f"{description.kind} {description.source}"
         typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
         typer.echo(hits_table(result.hits, store.root))
-        typer.echo("\ntrajectory (hits in time order; one row per stay in a camera):")
+        typer.echo("\n" + trajectory_heading(result))
         typer.echo(trajectory_table(result.trajectory))
         for note in result.notes:
             typer.echo(f"note: {note}")
@@ -242,12 +204,12 @@ def demo_video(
 
     if every < 1:
         raise ConfigError("--every must be a positive integer")
-    from reidkit.cli.search_report import hits_table, trajectory_table
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
 
     found = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
     typer.echo(f"\nquery: {found.query_label}")
     typer.echo(hits_table(found.search.hits, found.store_root))
-    typer.echo("\ntrajectory:")
+    typer.echo("\n" + trajectory_heading(found.search))
     typer.echo(trajectory_table(found.search.trajectory))
     typer.echo(f"\n{found.verdict}")
     typer.echo(json.dumps(found.summary))

@@ -9,11 +9,12 @@ measures a clustering against known identities. NumPy, SciPy, scikit-learn and F
 from reidkit.clustering.cluster import camera_normalise, cluster_features
 from reidkit.clustering.methods import CLUSTER_METHODS, derive_eps
 from reidkit.clustering.metrics import ClusterScores, score_clusters
-from reidkit.clustering.types import DEFAULT_METHOD, UNCLUSTERED, ClusterOptions, ClusterResult
+from reidkit.clustering.types import DEFAULT_METHOD, TRAIN_SPLIT_EPS, UNCLUSTERED, ClusterOptions, ClusterResult
 
 __all__ = [
     "CLUSTER_METHODS",
     "DEFAULT_METHOD",
+    "TRAIN_SPLIT_EPS",
     "UNCLUSTERED",
     "ClusterOptions",
     "ClusterResult",

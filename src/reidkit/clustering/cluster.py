@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from reidkit.clustering.constraints import build_nodes, normalise_rows, split_conflicts
-from reidkit.clustering.methods import CLUSTER_METHODS
+from reidkit.clustering.methods import CLUSTER_METHODS, NodeClusters
 from reidkit.clustering.types import UNCLUSTERED, ClusterOptions, ClusterResult
 from reidkit.errors import ConfigError
 from reidkit.evaluation.arrays import as_features
@@ -44,7 +44,7 @@ def cluster_features(
     if options.camera_norm and cameras is not None:
         matrix, normalised = camera_normalise(matrix, cameras)
     nodes = build_nodes(matrix, groups, frames)
-    found = method(nodes, options)
+    found = method(nodes, options) if len(nodes) > 1 else _alone(len(nodes))
     labels = found.labels.copy()
     next_label = int(labels.max(initial=-1)) + 1
     for node in np.flatnonzero((labels == UNCLUSTERED) & (nodes.sizes > 1)):
@@ -75,6 +75,11 @@ def camera_normalise(features: np.ndarray, cameras: Sequence[Hashable]) -> tuple
     np.add.at(sums, index, features)
     means = sums / np.bincount(index, minlength=keys.size)[:, None]
     return normalise_rows((features - means[index]).astype(np.float32)), True
+
+
+def _alone(count: int) -> NodeClusters:
+    """One node has nobody to be clustered with: unclustered (a multi-item node still becomes a person below)."""
+    return NodeClusters(np.full(count, UNCLUSTERED, dtype=np.int64), np.ones(count, dtype=np.float32), {})
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:

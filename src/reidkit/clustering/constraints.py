@@ -83,7 +83,9 @@ def _conflicts(
     if frames is None:
         return np.zeros((0, 2), dtype=np.int64)
     if len(frames) != item_node.size:
-        raise ConfigError(f"frames has {len(frames)} entries for {item_node.size} items: give one key (or None) per item")
+        raise ConfigError(
+            f"frames has {len(frames)} entries for {item_node.size} items: give one key (or None) per item"
+        )
     by_frame: dict[Hashable, list[int]] = {}
     for i, frame in enumerate(frames):
         if frame is not None:

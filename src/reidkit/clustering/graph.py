@@ -47,7 +47,8 @@ def jaccard_graph(features: np.ndarray, k1: int, k2: int, graph: str, seed: int 
         ranked = knn_graph(features, max(k1 + 1, k2))
         sample = np.random.default_rng(seed).choice(n, size=min(n, _FAR_SAMPLE), replace=False)
         far = np.square(squared_distances_to(features, features[sample])).max(axis=1)
-        found = sparse_jaccard_distance(ranked, lambda r, c: pair_distances(features, r, c), far, k1, k2)
+        # Each item keeps its k1 nearest in Jaccard distance (and whoever keeps it): memory N x k1, not N x 2-hop.
+        found = sparse_jaccard_distance(ranked, lambda r, c: pair_distances(features, r, c), far, k1, k2, per_row=k1)
         found.setdiag(0.0)
     np.maximum(found.data, 0.0, out=found.data)
     return found

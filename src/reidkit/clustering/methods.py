@@ -2,9 +2,9 @@
 
 - ``dbscan-jaccard``: DBSCAN over k-reciprocal Jaccard distances (the re-ranking distance among one set of items,
   ``evaluation.rerank``), as unsupervised ReID (SpCL, Cluster Contrast) clusters. ``eps`` left at ``None`` is
-  derived from the data: DBSCAN's own heuristic (Ester et al. 1996) reads the radius off the distribution of each
-  point's distance to its (min_samples - 1)-th neighbour; here the valley of that distribution is found by Otsu's
-  threshold, which splits items that have a close match (same person) from those that have none.
+  derived from the data: the Jaccard distances from each item to its k1 nearest others are bimodal (the same
+  person's other crops share most of their k-reciprocal neighbours, anyone else few), and Otsu's threshold of
+  the pooled distances finds the valley between the two modes.
 - ``hdbscan``: scikit-learn's HDBSCAN on L2-normalised Euclidean features: no radius at all, clusters of varying
   density; ``min_cluster_size`` is the one parameter.
 
@@ -41,29 +41,36 @@ CLUSTER_METHODS: Registry[ClusterMethod] = Registry("clustering method", ConfigE
 
 # Otsu's threshold over this many histogram bins of Jaccard distances in [0, 1].
 _BINS = 200
+# When no two items' k-reciprocal sets meet there is nothing to derive from, and nothing to cluster either.
+_NO_NEIGHBOURS_EPS = 0.5
 
 
 def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
     from sklearn.cluster import DBSCAN
 
     graph_kind = resolve_graph(options.graph, len(nodes))
-    graph = _without_pairs(jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed), nodes.conflicts)
-    eps = float(options.eps) if options.eps is not None else derive_eps(graph, options.min_samples)
+    jaccard = jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed)
+    graph = _without_pairs(jaccard, nodes.conflicts)
+    eps = float(options.eps) if options.eps is not None else derive_eps(graph, options.k1)
     if not 0.0 < eps < 1.0:
         raise ConfigError(f"eps {eps} must lie in (0, 1): Jaccard distances do")
     model = DBSCAN(eps=eps, min_samples=options.min_samples, metric="precomputed")
     labels = model.fit_predict(graph, sample_weight=nodes.sizes.astype(np.float64))
     confidence = _dbscan_confidence(graph, labels, model.core_sample_indices_, eps)
-    params = {"k1": options.k1, "k2": options.k2, "eps": round(eps, 4), "eps_source": "given" if options.eps is not
-              None else "derived (Otsu valley of k-distances)", "min_samples": options.min_samples, "graph": graph_kind}
+    params = {
+        "k1": options.k1,
+        "k2": options.k2,
+        "eps": round(eps, 4),
+        "eps_source": "given" if options.eps is not None else "derived (Otsu valley of k1-nearest distances)",
+        "min_samples": options.min_samples,
+        "graph": graph_kind,
+    }
     return NodeClusters(labels.astype(np.int64), confidence, params)
 
 
 def _hdbscan(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
     from sklearn.cluster import HDBSCAN
 
-    if len(nodes) < 2:
-        return NodeClusters(np.full(len(nodes), UNCLUSTERED), np.zeros(len(nodes), np.float32), {})
     graph_kind = resolve_graph(options.graph, len(nodes))
     size = max(2, min(options.min_cluster_size, len(nodes)))
     model = HDBSCAN(min_cluster_size=size, metric="precomputed" if graph_kind == "dense" else "euclidean", copy=False)
@@ -84,17 +91,18 @@ CLUSTER_METHODS.add("dbscan-jaccard", _dbscan_jaccard, "DBSCAN over k-reciprocal
 CLUSTER_METHODS.add("hdbscan", _hdbscan, "scikit-learn HDBSCAN on L2-normalised Euclidean features")
 
 
-def derive_eps(graph: sparse.csr_array, min_samples: int) -> float:
-    """DBSCAN's radius from the data: Otsu's threshold of each item's distance to its (min_samples - 1)-th nearest
-    other item (1 for an item whose k-reciprocal set meets nobody's). Items with a match sit low, loners at 1."""
-    k = max(1, min_samples - 1)
-    kth = np.ones(graph.shape[0], dtype=np.float64)
+def derive_eps(graph: sparse.csr_array, k: int) -> float:
+    """DBSCAN's radius from the data: Otsu's threshold of the pooled Jaccard distances from each item to its ``k``
+    nearest other items (those stored in ``graph``; fewer where fewer meet it)."""
+    nearest: list[np.ndarray] = []
     for row in range(graph.shape[0]):
         lo, hi = graph.indptr[row], graph.indptr[row + 1]
         others = graph.data[lo:hi][graph.indices[lo:hi] != row]
-        if others.size >= k:
-            kth[row] = np.partition(others, k - 1)[k - 1]
-    return otsu_threshold(kth)
+        nearest.append(others if others.size <= k else np.partition(others, k - 1)[:k])
+    pooled = np.concatenate(nearest) if nearest else np.zeros(0)
+    if pooled.size == 0:
+        return _NO_NEIGHBOURS_EPS
+    return otsu_threshold(pooled)
 
 
 def otsu_threshold(values: np.ndarray) -> float:

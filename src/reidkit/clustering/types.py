@@ -14,6 +14,10 @@ import numpy as np
 # The method ``cluster_features`` uses when none is named; docs/clustering.md gives the measurement behind it.
 DEFAULT_METHOD = "dbscan-jaccard"
 UNCLUSTERED = -1
+# DBSCAN's default radius: the eps with the best pairwise F1 on the shared CUHK03 benchmark's TRAINING identities
+# (demo MGN-MobileNetV2, benchmarks/RESULTS.md "Clustering"); the radius derived from the features themselves
+# (eps=None, Otsu) was looser and scored lower on the test identities, though right on synthetic blobs.
+TRAIN_SPLIT_EPS = 0.3
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,8 @@ class ClusterOptions:
 
     - ``method``: a name in ``CLUSTER_METHODS`` (``dbscan-jaccard`` or ``hdbscan``);
     - ``k1``, ``k2``: the k-reciprocal neighbourhood and query-expansion sizes of the Jaccard distance;
-    - ``eps``: DBSCAN's radius in Jaccard distance; ``None`` derives it from the features' own distances;
+    - ``eps``: DBSCAN's radius in Jaccard distance (default: fitted on the benchmark's training split); ``None``
+      derives it from the features' own distances;
     - ``min_samples``: DBSCAN's core-point count (items, must-link groups counting with their size);
     - ``min_cluster_size``: HDBSCAN's smallest cluster;
     - ``camera_norm``: subtract each camera's mean feature before clustering (needs cameras);
@@ -34,7 +39,7 @@ class ClusterOptions:
     method: str = DEFAULT_METHOD
     k1: int = 20
     k2: int = 6
-    eps: float | None = None
+    eps: float | None = TRAIN_SPLIT_EPS
     min_samples: int = 2
     min_cluster_size: int = 2
     camera_norm: bool = False

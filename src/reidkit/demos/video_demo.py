@@ -28,12 +28,14 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from reidkit.errors import DatasetError
+from reidkit.search.grouping import group_store
 from reidkit.search.ingest import IngestOptions, ingest_video
 from reidkit.search.model_choice import choose_detector, choose_model
 from reidkit.search.query import load_query_image
-from reidkit.search.results import QueryDescription, SearchResult, result_json
+from reidkit.search.results import QueryDescription, SearchResult, Visit, result_json
 from reidkit.search.search import search_store, track_query
 from reidkit.search.store import Store
+from reidkit.search.trajectory import build_trajectory
 from reidkit.search.rows import DetectionRow, normalise_rows
 from reidkit.video import Detector
 from reidkit.video.bytetrack import iou_matrix
@@ -119,6 +121,9 @@ def run_demo_video(
         ingest_s = time.monotonic() - started
 
         video_a, video_b = (store.video(v) for v in video_ids)
+        grouped = group_store(store)  # who is who, so that trajectories are built from identities
+        echo(f"clustered {grouped.tracks} tracks into {grouped.people} people ({grouped.cross_camera} seen by both "
+             f"cameras) in {grouped.seconds:.1f} s")
         walkers = walkers_across_cut(store, video_a.id, video_b.id, detector)
         if not walkers:
             raise DatasetError(f"no walker could be followed across frame {cut} of {video}; try a smaller --every")
@@ -133,7 +138,9 @@ def run_demo_video(
         rank = _first_rank(result, walker.tracks_b)
         reranked = search_store(store, feature, TOP_K, rerank=True, exclude_track=query_track)
         rank_reranked = _first_rank(reranked, walker.tracks_b)
-        by_track = search_store(store, track_query(store, query_track), TOP_K, exclude_track=query_track)
+        by_track = search_store(
+            store, track_query(store, query_track), TOP_K, exclude_track=query_track, query_track=query_track
+        )
         rank_by_track = _first_rank(by_track, walker.tracks_b)
         true_b = ", ".join(str(t) for t in sorted(walker.tracks_b))
 
@@ -149,10 +156,17 @@ def run_demo_video(
         payload = result_json(result, description, store.root, choice.extractor.model_id)
         (out / "result.json").write_text(json.dumps(payload, indent=2))
         summary = store.summary()
+    hers = set(walker.tracks_a) | set(walker.tracks_b)
+    before = trajectory_check(build_trajectory(result.hits), hers)
+    after = trajectory_check(result.trajectory, hers)
+    by_track_before = trajectory_check(build_trajectory(by_track.hits), hers)
+    by_track_after = trajectory_check(by_track.trajectory, hers)
     verdict = (
         f"the walker's {CAMERAS[1]} track ranks {rank or f'below {TOP_K}'} of {result.candidates} tracks for "
         f"the photo ({rank_reranked or f'below {TOP_K}'} with --rerank), {rank_by_track or f'below {TOP_K}'} "
-        f"for `reidkit search --track {query_track}`; wrote {html}"
+        f"for `reidkit search --track {query_track}`; the photo's trajectory: {before['visits']} visits from the "
+        f"top {TOP_K} hits ({before['visits_not_hers']} not hers) -> {after['visits']} from identity "
+        f"({after['visits_not_hers']} not hers); wrote {html}"
     )
     numbers = {
         "video": str(video),
@@ -172,6 +186,12 @@ def run_demo_video(
         "rank_by_track": rank_by_track,
         "top_k": TOP_K,
         "tracks_scored": result.candidates,
+        "people": grouped.people,
+        "query_person": result.person_id,
+        "trajectory_from_hits": before,
+        "trajectory_from_identity": after,
+        "by_track_trajectory_from_hits": by_track_before,
+        "by_track_trajectory_from_identity": by_track_after,
         "html": str(html),
         "ingest_s": round(ingest_s, 1),
         "seconds": round(time.monotonic() - started, 1),
@@ -207,6 +227,20 @@ def walkers_across_cut(store: Store, video_a: int, video_b: int, detector: Detec
                 walk = matched.setdefault(followed[i].track_id, ({}, {}))[0 if side == video_a else 1]
                 walk[stored[j].track_id] = walk.get(stored[j].track_id, 0) + 1
     return [Walker(sides[0], sides[1]) for sides in matched.values() if sides[0] and sides[1]]
+
+
+def trajectory_check(visits: list[Visit], hers: set[int]) -> dict[str, Any]:
+    """How many visits and tracks of a trajectory are the walker's (``hers``: her tracks named by the tracker run
+    across the cut, which knows only the ten seconds either side of it); a visit is not hers when it holds a track
+    that is not (visits merge a camera's sightings less than a minute apart, so one wrong track spoils one)."""
+    tracks = [track for visit in visits for track in visit.track_ids]
+    return {
+        "visits": len(visits),
+        "visits_not_hers": sum(not hers.issuperset(visit.track_ids) for visit in visits),
+        "tracks": len(tracks),
+        "tracks_not_hers": sorted(t for t in tracks if t not in hers),
+        "confidence": [None if v.confidence is None else round(v.confidence, 3) for v in visits],
+    }
 
 
 def _query_crop(store: Store, track_id: int, before_frame: int) -> DetectionRow:

@@ -77,8 +77,9 @@ def jaccard_distance(dist: Any, k1: int = 20, k2: int = 6) -> np.ndarray:
     weights = _k_reciprocal_weights(single, k1, k2)
     out = np.empty((single.num_all, single.num_all), dtype=np.float32)
 
-    def keep(start: int, stop: int, jaccard: np.ndarray) -> None:
-        out[start:stop] = jaccard
+    def keep(start: int, stop: int, rows: np.ndarray, cols: np.ndarray, jaccard: np.ndarray) -> None:
+        out[start:stop] = 1.0
+        out[rows + start, cols] = jaccard
 
     _jaccard_blocks(weights, single.num_all, 0, keep)
     return out
@@ -96,16 +97,18 @@ def sparse_jaccard_distance(
     k1: int = 20,
     k2: int = 6,
     cutoff: float = 1.0,
+    per_row: int | None = None,
 ) -> sparse.csr_array:
     """Jaccard distances among one set of N items from a k-nearest-neighbour graph instead of an N x N matrix.
 
     ``ranked`` (N, >= max(k1 + 1, k2)) lists each item's nearest items (itself first), ``pair_distance(rows,
     cols)`` gives the squared Euclidean distances of index pairs, and ``row_max`` each item's largest squared
     distance to anyone (an estimate will do: it only scales the weights). Only pairs whose k-reciprocal sets meet
-    can be closer than 1, so only they are stored, those at most ``cutoff`` (as explicit entries, zeros included:
-    scikit-learn's DBSCAN reads a sparse precomputed matrix's stored entries as the candidate neighbours).
-    Memory grows with N x neighbours instead of N^2; the sets are those of ``jaccard_distance`` whenever
-    ``ranked`` holds the true nearest neighbours, the weights differ only by the estimated ``row_max``.
+    can be closer than 1, so only they are stored, those at most ``cutoff`` and, with ``per_row``, only each row's
+    ``per_row`` smallest (then made symmetric: a pair kept by either row is kept by both). Entries are explicit,
+    zeros included: scikit-learn's DBSCAN reads a sparse precomputed matrix's stored entries as the candidates.
+    Time and memory grow with N x (neighbourhood size)^2, not N^2; the sets are those of ``jaccard_distance``
+    whenever ``ranked`` holds the true nearest neighbours, the weights differ only by the estimated ``row_max``.
     """
     k1, k2 = _check_neighbours(k1, k2)
     graph = _NeighbourGraph(np.asarray(ranked, dtype=np.int64), pair_distance, np.asarray(row_max, np.float32))
@@ -114,13 +117,26 @@ def sparse_jaccard_distance(
     blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # one append per block: atomic across the threads
     limit = min(float(cutoff), np.nextafter(np.float32(1), np.float32(0)))
 
-    def keep(start: int, stop: int, jaccard: np.ndarray) -> None:
-        r, c = np.nonzero(jaccard <= limit)
-        blocks.append((r + start, c, jaccard[r, c]))
+    def keep(start: int, stop: int, rows: np.ndarray, cols: np.ndarray, jaccard: np.ndarray) -> None:
+        close = jaccard <= limit
+        rows, cols, jaccard = rows[close], cols[close], jaccard[close]
+        if per_row is not None:
+            order = np.lexsort((jaccard, rows))
+            rows, cols, jaccard = rows[order], cols[order], jaccard[order]
+            first = np.searchsorted(rows, rows, side="left")
+            nearest = np.arange(rows.size) - first < per_row
+            rows, cols, jaccard = rows[nearest], cols[nearest], jaccard[nearest]
+        blocks.append((rows + start, cols, jaccard))
 
     _jaccard_blocks(weights, n, 0, keep)
     rows, cols, values = (np.concatenate(part) for part in zip(*blocks, strict=True))
-    return sparse.csr_array((values.astype(np.float32), (rows, cols)), shape=(n, n))
+    if per_row is None:
+        return sparse.csr_array((values.astype(np.float32), (rows, cols)), shape=(n, n))
+    # Symmetric again: a pair kept by one of its rows is stored in both (Jaccard is symmetric).
+    keys = np.concatenate([rows * n + cols, cols * n + rows])
+    unique, first = np.unique(keys, return_index=True)
+    both = np.concatenate([values, values]).astype(np.float32)[first]
+    return sparse.csr_array((both, (unique // n, unique % n)), shape=(n, n))
 
 
 def _check_neighbours(k1: int, k2: int) -> tuple[int, int]:
@@ -331,7 +347,9 @@ def _combine(weights: sparse.csr_array, joint: _JointDistances, lambda_value: fl
     nq = joint.num_query
     out = np.empty((nq, joint.num_all - nq), dtype=np.float32)
 
-    def mix(start: int, stop: int, jaccard: np.ndarray) -> None:
+    def mix(start: int, stop: int, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
+        jaccard = np.ones((stop - start, out.shape[1]), dtype=np.float32)
+        jaccard[rows, cols] = values
         original = np.square(joint.q_g[start:stop]).astype(np.float32) / joint.row_max[start:stop, None]
         out[start:stop] = jaccard * (1 - lambda_value) + original * lambda_value
 
@@ -343,14 +361,16 @@ def _jaccard_blocks(
     weights: sparse.csr_array,
     num_rows: int,
     first_target: int,
-    consume: Callable[[int, int, np.ndarray], None],
+    consume: Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], None],
 ) -> None:
-    """Jaccard distances of V's rows ``:num_rows`` against its rows ``first_target:``, handed to ``consume(start,
-    stop, block)`` one block of rows at a time, blocks on several threads.
+    """Jaccard distances of V's rows ``:num_rows`` against its rows ``first_target:``, one block of rows at a time on
+    several threads: ``consume(start, stop, rows, cols, values)`` gets the pairs whose sets meet (row within the
+    block, target column); every other pair is at distance 1.
 
     Jaccard's shared mass sum_k min(V[i, k], V[j, k]) is a join of row i's non-zeros with the target rows'
     non-zeros of the same column k. Row-indexing the transposed target part of V by row i's columns lists those
-    pairs in C; np.add.at then accumulates them per (i, j) in float32 and in increasing k, exactly like the reference.
+    pairs in C; np.add.at then accumulates them per (i, j) in float32 and in increasing k, exactly like the
+    reference. The pairs are numbered compactly (np.unique), so the work grows with the pairs, not with N^2.
     """
     num_targets = weights.shape[0] - first_target
     by_column = sparse.csr_array(weights[first_target:].T)
@@ -362,14 +382,10 @@ def _jaccard_blocks(
         holders = by_column[columns]
         fan_out = np.diff(holders.indptr)
         row_offset = np.repeat(np.arange(stop - start) * num_targets, np.diff(weights.indptr[start : stop + 1]))
-        shared = np.zeros((stop - start) * num_targets, dtype=np.float32)
-        np.add.at(
-            shared,
-            np.repeat(row_offset, fan_out) + holders.indices,
-            np.minimum(np.repeat(values, fan_out), holders.data),
-        )
-        shared = shared.reshape(stop - start, num_targets)
-        consume(start, stop, 1 - shared / (2.0 - shared))
+        pairs, slot = np.unique(np.repeat(row_offset, fan_out) + holders.indices, return_inverse=True)
+        shared = np.zeros(pairs.size, dtype=np.float32)
+        np.add.at(shared, slot, np.minimum(np.repeat(values, fan_out), holders.data))
+        consume(start, stop, pairs // num_targets, pairs % num_targets, 1 - shared / (2.0 - shared))
 
     with ThreadPoolExecutor(max_workers=worker_count()) as pool:
         list(pool.map(fill, range(0, num_rows, _JACCARD_BLOCK)))
@@ -389,7 +405,9 @@ class _NeighbourGraph:
 
     def nearest(self, k: int) -> np.ndarray:
         if self.ranked.shape[1] < min(k, self.num_all):
-            raise ReidkitError(f"the neighbour graph lists {self.ranked.shape[1]} items per row; k-reciprocal sets need {k}")
+            raise ReidkitError(
+                f"the neighbour graph lists {self.ranked.shape[1]} items per row; k-reciprocal sets need {k}"
+            )
         return self.ranked[:, :k]
 
     def entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Embedding backends: what runs a ReID network on a preprocessed batch, chosen by name.
 
-A backend turns (model, input size, device, cache key) into a *runner*, a function from an NCHW float batch to the
+A backend turns (model, model card, device, cache key) into a *runner*, a function from an NCHW float batch to the
 feature rows. The cache key is a function giving the model id (hashing the weights costs a fraction of a second, so
 only backends that cache a compiled model call it), or None for a live model whose weights may still change. Every backend must give the same features as PyTorch to 1e-4, because features made by different
 backends share the model id and are compared with each other in a store.
@@ -16,7 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from reidkit.errors import ModelError
+from reidkit.inference.onnx_runtime import run_session, session_for_cpu
 from reidkit.inference.openvino_runtime import compile_for_cpu
+from reidkit.models.model_file import ModelCard
 from reidkit.registry import Registry
 
 Runner = Callable[[Tensor], Tensor]
@@ -24,7 +26,7 @@ Runner = Callable[[Tensor], Tensor]
 
 class RunnerFactory(Protocol):
     def __call__(
-        self, model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None
+        self, model: nn.Module, card: ModelCard, device: torch.device, cache_key: Callable[[], str] | None
     ) -> Runner: ...
 
 
@@ -37,21 +39,38 @@ class EmbeddingBackend:
     snapshots_weights: bool
 
 
-def _torch_runner(model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None) -> Runner:
+def _torch_runner(
+    model: nn.Module, card: ModelCard, device: torch.device, cache_key: Callable[[], str] | None
+) -> Runner:
     return lambda batch: model(batch.contiguous(memory_format=torch.channels_last))
 
 
-def _openvino_runner(
-    model: nn.Module, input_size: tuple[int, int], device: torch.device, cache_key: Callable[[], str] | None
-) -> Runner:
+def _require_cpu(name: str, device: torch.device) -> None:
     if device.type != "cpu":
-        raise ModelError(f"backend openvino runs on the CPU; got device {device}")
-    compiled = compile_for_cpu(model, input_size, cache_key=None if cache_key is None else cache_key())
+        raise ModelError(f"backend {name} runs on the CPU; got device {device} (use --embed-backend torch)")
+
+
+def _openvino_runner(
+    model: nn.Module, card: ModelCard, device: torch.device, cache_key: Callable[[], str] | None
+) -> Runner:
+    _require_cpu("openvino", device)
+    compiled = compile_for_cpu(model, card.input_size, cache_key=None if cache_key is None else cache_key())
     return lambda batch: torch.from_numpy(compiled(batch.numpy())[0])
+
+
+def _onnxruntime_runner(
+    model: nn.Module, card: ModelCard, device: torch.device, cache_key: Callable[[], str] | None
+) -> Runner:
+    _require_cpu("onnxruntime", device)
+    session = session_for_cpu(model, card, cache_key=None if cache_key is None else cache_key())
+    return lambda batch: run_session(session, batch)
 
 
 EMBEDDING_BACKENDS: Registry[EmbeddingBackend] = Registry("embedding backend", ModelError)
 EMBEDDING_BACKENDS.add("torch", EmbeddingBackend(_torch_runner, False), "PyTorch, channels_last; CPU or CUDA")
 EMBEDDING_BACKENDS.add(
-    "openvino", EmbeddingBackend(_openvino_runner, True), "OpenVINO runtime, float32 on the CPU; the fastest CPU path"
+    "openvino", EmbeddingBackend(_openvino_runner, True), "OpenVINO runtime, float32 on the CPU"
+)
+EMBEDDING_BACKENDS.add(
+    "onnxruntime", EmbeddingBackend(_onnxruntime_runner, True), "ONNX Runtime, float32 on the CPU, from the ONNX export"
 )

@@ -75,7 +75,7 @@ class FeatureExtractor:
             self.model, self.card = load_model(path)
             self.model.to(memory_format=torch.channels_last)
         key = None if self._live else (lambda: self.model_id)
-        self._run = self._backend.make_runner(self.model, self.card.input_size, self.device, key)  # checks the device
+        self._run = self._backend.make_runner(self.model, self.card, self.device, key)  # checks the device
         self._run_id = self.model_id if self._live and self._backend.snapshots_weights else None
         self.model.to(self.device)
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
@@ -145,7 +145,7 @@ class FeatureExtractor:
         must stay valid for their model id."""
         current = self.model_id
         if current != self._run_id:
-            self._run = self._backend.make_runner(self.model, self.card.input_size, self.device, None)
+            self._run = self._backend.make_runner(self.model, self.card, self.device, None)
             self._run_id = current
 
     def _forward(self, batch: Tensor) -> Tensor:

@@ -3,8 +3,7 @@
 On x86 cores OpenVINO runs the ReID networks clearly faster than PyTorch eager with channels_last (figures:
 benchmarks/RESULTS.md, Inference on CPU), which is what lets video ingest keep up with a camera. The conversion
 traces the module with an example input; the batch dimension is left free so one compilation serves any batch size.
-This is also the first half of an ONNX / OpenVINO IR export: ``openvino.save_model`` writes the converted model as
-it is.
+``save_ir`` writes the same conversion as a standalone OpenVINO IR file (``reidkit export --format openvino``).
 
 Conversion costs seconds per command (tracing MGN), so a checkpoint's converted model is kept as OpenVINO IR under
 ``$REIDKIT_CACHE_DIR`` (default ``~/.cache/reidkit``), keyed by its model id and the OpenVINO version: the next
@@ -33,18 +32,23 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "reidkit")
 
 
-def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: str | None = None) -> Any:
-    """``model`` (in eval mode) compiled for the CPU, any batch size, all cores per call.
-
-    With a ``cache_key`` (a model id: same key, same weights and graph) the converted model is read from, or
-    written to, the cache; without one (a live model that may still be training) it is converted every time.
-    """
+def _openvino() -> Any:
     try:
         import openvino
     except ImportError as exc:
         raise ModelError(
             f"backend openvino needs the openvino runtime ({exc}); pip install 'reidkit[openvino]'"
         ) from exc
+    return openvino
+
+
+def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: str | None = None) -> Any:
+    """``model`` (in eval mode) compiled for the CPU, any batch size, all cores per call.
+
+    With a ``cache_key`` (a model id: same key, same weights and graph) the converted model is read from, or
+    written to, the cache; without one (a live model that may still be training) it is converted every time.
+    """
+    openvino = _openvino()
     core = openvino.Core()
     folder = None
     if cache_key is not None:
@@ -58,6 +62,38 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: st
     # float32 inference: on CPUs with AMX / AVX-512 BF16 OpenVINO otherwise defaults to bf16, whose features drift
     # ~1e-3 from PyTorch's, and OpenVINO-made gallery features must stay comparable with PyTorch-made queries.
     return core.compile_model(cached, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+
+
+def save_ir(
+    model: nn.Module,
+    input_size: tuple[int, int],
+    xml: Path,
+    metadata: dict[str, str],
+    *,
+    fp16: bool,
+    dynamic_batch: bool,
+) -> tuple[Path, Path]:
+    """Convert ``model`` and write ``xml`` + its ``.bin``, with ``metadata`` as ``rt_info`` ``reidkit/<key>``.
+
+    ``fp16``: weights stored as float16 (``compress_to_fp16``), decompressed to float32 when compiled.
+    ``dynamic_batch``: any batch size, else 1. Both files are written in a temporary folder beside ``xml`` and
+    renamed into place, the ``.bin`` first, so an ``.xml`` that can be read always has its weights.
+    """
+    openvino = _openvino()
+    converted = _convert(openvino, model, input_size)
+    if not dynamic_batch:
+        converted.reshape([1, 3, *input_size])
+    for key, value in metadata.items():
+        converted.set_rt_info(value, ["reidkit", key])
+    staging = Path(tempfile.mkdtemp(prefix=f".{xml.stem}-", dir=xml.parent))
+    try:
+        openvino.save_model(converted, str(staging / "model.xml"), compress_to_fp16=fp16)
+        bin_path = xml.with_suffix(".bin")
+        os.replace(staging / "model.bin", bin_path)
+        os.replace(staging / "model.xml", xml)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return xml, bin_path
 
 
 def _convert(openvino: Any, model: nn.Module, input_size: tuple[int, int]) -> Any:

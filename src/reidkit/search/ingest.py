@@ -18,6 +18,7 @@ Options are checked (``check_options``) before anything is created, so a refused
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import threading
@@ -25,7 +26,7 @@ import time
 import unicodedata
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from PIL import Image
 
 from reidkit.errors import ConfigError, StoreError, VideoError
 from reidkit.search.store import Store
-from reidkit.search.rows import NewDetection, VideoRecord, normalise_rows
+from reidkit.search.rows import ModelInfo, NewDetection, VideoRecord, normalise_rows
 from reidkit.video import (
     ByteTracker,
     Detector,
@@ -128,19 +129,11 @@ def ingest_video(
     ``on_commit(video, last_frame)`` is called once the video row is claimed (``last_frame`` -1 when nothing is
     committed yet) and after every committed chunk: how a caller (the service's ingest jobs) reports progress."""
     started = time.perf_counter()
-    plan = plan_ingest(store, info, options)
-    store.require_model(extractor.model_id, extractor.feature_dim, model_source)
-    grown_from = plan.resume.path if plan.grown and plan.resume is not None else None
-    video = _claim_video(store, info, plan, options, detector.name)
-    report = IngestReport(
-        video.id, video.camera, info.path, replaced=[v.id for v in plan.replace], grown_from=grown_from
-    )
-    if video.last_committed_frame >= 0:
-        report.resumed_after = video.last_committed_frame
-    report.orphan_crops_removed = store.remove_orphan_crops(video)
+    model = ModelInfo(extractor.model_id, extractor.feature_dim, model_source)
+    video, report = begin_ingest(store, info, options, model, detector.name)
     if on_commit is not None:
         on_commit(video, video.last_committed_frame)
-    first = video.start_frame if video.last_committed_frame < 0 else video.last_committed_frame + video.every_n
+    first = next_frame(video)
     if first < video.end_frame:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TruncatedVideoWarning)
@@ -150,6 +143,30 @@ def ingest_video(
     store.save_indexes()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def begin_ingest(
+    store: Store, info: VideoInfo, options: IngestOptions, model: ModelInfo, detector: str
+) -> tuple[VideoRecord, IngestReport]:
+    """Plan, adopt ``model``, and claim the video row (a new one, or the interrupted run to resume, whose
+    uncommitted crop files are swept): everything before the first frame is decoded, shared with the distributed
+    ingest's driver (``search.distributed_ingest``)."""
+    plan = plan_ingest(store, info, options)
+    store.require_model(model.model_id, model.feature_dim, model.source)
+    grown_from = plan.resume.path if plan.grown and plan.resume is not None else None
+    video = _claim_video(store, info, plan, options, detector)
+    report = IngestReport(
+        video.id, video.camera, info.path, replaced=[v.id for v in plan.replace], grown_from=grown_from
+    )
+    if video.last_committed_frame >= 0:
+        report.resumed_after = video.last_committed_frame
+    report.orphan_crops_removed = store.remove_orphan_crops(video)
+    return video, report
+
+
+def next_frame(video: VideoRecord) -> int:
+    """The first frame of ``video`` still to ingest: its start, or the next grid frame after the last commit."""
+    return video.start_frame if video.last_committed_frame < 0 else video.last_committed_frame + video.every_n
 
 
 @dataclass(frozen=True)
@@ -321,8 +338,7 @@ def _run(
     report: IngestReport,
     on_commit: Callable[[VideoRecord, int], None] | None,
 ) -> None:
-    """Decode and detect chunks in a background thread; here, track each chunk in order, embed it and commit it."""
-    tracker = ByteTracker(frame_rate=video.fps)
+    """Commit every chunk ``process_chunks`` makes of the video from frame ``first`` on, one transaction each."""
     track_rows: dict[int, int] = {}
     last_save = time.monotonic()
     end = None if video.end_frame >= OPEN_END else video.end_frame
@@ -332,22 +348,56 @@ def _run(
         _drop_if_empty(store, video.id)  # the file went away since it was probed
         raise
     try:
-        for chunk, detected in _in_background(_detected_chunks(frames, detector, options.chunk_frames, report)):
-            with report.timing("track"):
-                pending = _track(chunk, detected, tracker, video.id)
-                digests = {frame.index: frame_digest(frame.image) for frame in chunk}
-            _commit(store, video.id, pending, chunk[-1].index, track_rows, digests, extractor, options, report)
-            report.frames += len(chunk)
-            if on_commit is not None:
-                on_commit(video, chunk[-1].index)
-            if time.monotonic() - last_save >= options.save_every_s:
-                store.save_indexes()
-                last_save = time.monotonic()
+        chunks = process_chunks(frames, video.id, video.fps, options.chunk_frames, extractor, detector, report)
+        with closing(chunks):  # a failed commit stops the decoding thread at once
+            for chunk in chunks:
+                _commit(store, video.id, chunk, track_rows, options, report)
+                report.frames += chunk.frames
+                if on_commit is not None:
+                    on_commit(video, chunk.last_frame)
+                if time.monotonic() - last_save >= options.save_every_s:
+                    store.save_indexes()
+                    last_save = time.monotonic()
     except VideoError:
         # Raised only when no frame at all decoded in [first, end): for a fresh ingest the video is unusable; for a
         # resume, the last commit already reached the real end of a video whose length was unknown or estimated.
         if _drop_if_empty(store, video.id):
             raise
+
+
+@dataclass
+class ProcessedChunk:
+    """A chunk of frames detected, tracked and embedded, ready to be written: ``detections`` (features filled in)
+    with their ``crops`` (RGB arrays, in the same order), and every frame's pixel digest."""
+
+    frames: int
+    last_frame: int
+    detections: list[NewDetection]
+    crops: list[np.ndarray]
+    digests: dict[int, str]
+
+
+def process_chunks(
+    frames: Iterable[Frame],
+    video_id: int,
+    fps: float,
+    chunk_frames: int,
+    extractor: Embedder,
+    detector: Detector,
+    report: IngestReport,
+) -> Generator[ProcessedChunk, None, None]:
+    """Decode and detect chunks in a background thread; here, track each chunk in order (one tracker for all of
+    ``frames``) and embed it. Writing is the caller's: ``_run`` commits each chunk, a distributed worker
+    (``search.segments``) hands its segment's chunks to the one writer."""
+    tracker = ByteTracker(frame_rate=fps)
+    for chunk, detected in _in_background(_detected_chunks(frames, detector, chunk_frames, report)):
+        with report.timing("track"):
+            pending = _track(chunk, detected, tracker, video_id)
+            digests = {frame.index: frame_digest(frame.image) for frame in chunk}
+        with report.timing("embed"):
+            features = normalise_rows(extractor([crop for _, crop in pending])) if pending else []
+        detections = [replace(detection, feature=feature) for (detection, _), feature in zip(pending, features)]
+        yield ProcessedChunk(len(chunk), chunk[-1].index, detections, [crop for _, crop in pending], digests)
 
 
 def _detected_chunks(
@@ -452,36 +502,36 @@ def _track(
 def _commit(
     store: Store,
     video_id: int,
-    pending: list[tuple[NewDetection, np.ndarray]],
-    last_frame: int,
+    chunk: ProcessedChunk,
     track_rows: dict[int, int],
-    digests: dict[int, str],
-    extractor: Embedder,
     options: IngestOptions,
     report: IngestReport,
 ) -> None:
-    """Embed the chunk's crops, write their JPEGs, then commit the chunk (files first: see the module docstring)."""
-    with report.timing("embed"):
-        features = normalise_rows(extractor([crop for _, crop in pending])) if pending else []
+    """Write the chunk's JPEGs, then commit the chunk (files first: see the module docstring)."""
     with report.timing("write"):
         folder = store.crop_folder(video_id)
-        rows = []
-        for (detection, crop), feature in zip(pending, features):
-            _write_jpeg(store.root / detection.crop_path, crop, options.jpeg_quality, folder)
-            rows.append(replace(detection, feature=feature))
+        for detection, crop in zip(chunk.detections, chunk.crops):
+            write_crop(store.root / detection.crop_path, encode_jpeg(crop, options.jpeg_quality), folder)
         known = len(track_rows)
-        store.commit_chunk(video_id, rows, last_frame, track_rows, digests)
-    report.detections += len(rows)
+        store.commit_chunk(video_id, chunk.detections, chunk.last_frame, track_rows, chunk.digests)
+    report.detections += len(chunk.detections)
     report.tracks += len(track_rows) - known
 
 
-def _write_jpeg(path: Path, crop: np.ndarray, quality: int, folder: Path) -> None:
+def encode_jpeg(crop: np.ndarray, quality: int) -> bytes:
+    """A crop as JPEG bytes: what a crop file holds, and what a distributed worker sends to the writer."""
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def write_crop(path: Path, data: bytes, folder: Path) -> None:
     """Write to a hidden temporary, fsync, rename: a crop file is either whole or absent."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(temporary, "wb") as handle:
-            Image.fromarray(crop).save(handle, format="JPEG", quality=quality)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

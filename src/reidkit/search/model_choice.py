@@ -26,6 +26,14 @@ DEFAULT_CHECKPOINT = Path("runs") / "demo" / "mgn_demo.pt"
 IMAGENET = "imagenet"
 # The MobileNetV2 recipes' input (recipes cuhk03_shared_*_mobilenetv2): a third cheaper on CPU than 384x128.
 _IMAGENET_INPUT = (256, 128)
+# ``--embed-backend auto`` on the CPU: the first of these runtimes that is installed, fastest first for the model
+# ingest uses by default (MGN-MobileNetV2; benchmarks/RESULTS.md, "Runtimes": PyTorch eager vs ONNX Runtime vs
+# OpenVINO); PyTorch eager when neither is, with NO_RUNTIME_WARNING.
+AUTO_CPU_BACKENDS = ("openvino", "onnxruntime")
+NO_RUNTIME_WARNING = (
+    "neither OpenVINO nor ONNX Runtime is installed: embedding with PyTorch eager, several times slower on a CPU; "
+    "pip install 'reidkit[openvino]' or 'reidkit[onnx]'"
+)
 UNTRAINED_WARNING = (
     "no trained ReID checkpoint (runs/demo/mgn_demo.pt is absent): embedding with MGN-MobileNetV2 on ImageNet "
     "weights only, which is untrained for re-identification; run `make demo` or pass --checkpoint for real matches"
@@ -51,41 +59,47 @@ def choose_model(
 ) -> ModelChoice:
     """The extractor for ``checkpoint`` (a path or ``imagenet``), defaulting as the module docstring says.
 
-    ``backend``: ``torch``, ``openvino``, or ``auto`` (OpenVINO on the CPU when the runtime is installed, the
-    fastest CPU choice; PyTorch otherwise). ``device`` (``--device``) is checked first: an unknown one, or CUDA on a
+    ``backend``: a name of ``EMBEDDING_BACKENDS``, or ``auto`` (``resolve_backend``; a CPU without either fast
+    runtime says so in the warning). ``device`` (``--device``) is checked first: an unknown one, or CUDA on a
     machine without it, is a ``ConfigError`` naming the option.
     """
     from reidkit.inference import FeatureExtractor, untrained_model
     from reidkit.inference.device import resolve_device
 
     device = str(resolve_device(device, "--device"))
+    slow = backend == "auto" and device == "cpu" and resolve_backend(backend, device) == "torch"
     backend = resolve_backend(backend, device)
-
-    fallback = False
-    if checkpoint is not None:
-        source = str(checkpoint)
-    elif held is not None:
-        source = held.source
-        if source != IMAGENET and not Path(source).is_file():
-            raise StoreError(
-                f"the store's features were made by {source}, which no longer exists; pass --checkpoint with that "
-                "model's new path (features of another model cannot be mixed in)"
-            )
-    elif DEFAULT_CHECKPOINT.is_file():
-        source = str(DEFAULT_CHECKPOINT)
-    else:
-        source, fallback = IMAGENET, True
+    source, fallback = model_source(checkpoint, held)
     if source == IMAGENET:
         model, card = untrained_model("mgn", "mobilenetv2", *_IMAGENET_INPUT, pretrained=IMAGENET)
         extractor = FeatureExtractor(
             model, device=device, batch_size=batch_size, card=card, progress=False, backend=backend, frozen=True
         )
-        return ModelChoice(extractor, IMAGENET, UNTRAINED_WARNING if fallback else None)
+        warnings = [UNTRAINED_WARNING if fallback else None, NO_RUNTIME_WARNING if slow else None]
+        return ModelChoice(extractor, IMAGENET, "; ".join(w for w in warnings if w) or None)
     path = Path(source).expanduser().resolve()
     if not path.is_file():
         raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or --checkpoint imagenet)")
     extractor = FeatureExtractor(path, device=device, batch_size=batch_size, progress=False, backend=backend)
-    return ModelChoice(extractor, str(path), None)
+    return ModelChoice(extractor, str(path), NO_RUNTIME_WARNING if slow else None)
+
+
+def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> tuple[str, bool]:
+    """Which model ``choose_model`` loads, without loading it: ``(source, fallback)``, ``fallback`` being True when
+    nothing named a model and the untrained ImageNet one is used. A distributed ingest decides this once, on the
+    driver, and sends the answer to its workers."""
+    if checkpoint is not None:
+        return str(checkpoint), False
+    if held is not None:
+        if held.source != IMAGENET and not Path(held.source).is_file():
+            raise StoreError(
+                f"the store's features were made by {held.source}, which no longer exists; pass --checkpoint with "
+                "that model's new path (features of another model cannot be mixed in)"
+            )
+        return held.source, False
+    if DEFAULT_CHECKPOINT.is_file():
+        return str(DEFAULT_CHECKPOINT), False
+    return IMAGENET, True
 
 
 def resolve_backend(backend: str, device: str) -> str:
@@ -93,7 +107,8 @@ def resolve_backend(backend: str, device: str) -> str:
     from reidkit.inference.backends import EMBEDDING_BACKENDS
 
     if backend == "auto":
-        return "openvino" if device == "cpu" and importlib.util.find_spec("openvino") is not None else "torch"
+        installed = [name for name in AUTO_CPU_BACKENDS if importlib.util.find_spec(name) is not None]
+        return installed[0] if device == "cpu" and installed else "torch"
     if backend not in EMBEDDING_BACKENDS:
         raise ConfigError(f"--embed-backend {backend!r}: use auto, {', '.join(EMBEDDING_BACKENDS)}")
     return backend
@@ -101,17 +116,28 @@ def resolve_backend(backend: str, device: str) -> str:
 
 def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:
     """The named detector, or the default: OpenVINO when its model is found (fast on CPU), else HOG."""
-    from reidkit.video import build_detector, default_openvino_model
+    from reidkit.video import build_detector
+
+    name, model_path = detector_source(name, openvino_model)
+    # --device names a torch device: only the torchvision detector runs on it (OpenVINO and HOG use the CPU).
+    return build_detector(name, model_path=model_path, device=device if name == "torchvision" else "cpu")
+
+
+def detector_source(name: str | None, openvino_model: Path | None = None) -> tuple[str, Path | None]:
+    """``(detector name, OpenVINO model path or None)`` that ``choose_detector`` builds, without building it: the
+    default is OpenVINO when its model is found, else HOG. The path is absolute (a distributed ingest's workers may
+    run in other folders)."""
+    from reidkit.video import default_openvino_model
 
     if name is None:
         if openvino_model is not None and openvino_model.is_file():
             name = "openvino"
         else:
             try:
-                default_openvino_model()
+                openvino_model = default_openvino_model()
                 name = "openvino"
             except ModelError:
                 name = "hog"
-    model_path = openvino_model if name == "openvino" and openvino_model is not None else None
-    # --device names a torch device: only the torchvision detector runs on it (OpenVINO and HOG use the CPU).
-    return build_detector(name, model_path=model_path, device=device if name == "torchvision" else "cpu")
+    if name != "openvino":
+        return name, None
+    return name, Path(openvino_model or default_openvino_model()).resolve()

@@ -23,6 +23,8 @@ class Hit:
     track_score: float
     best: DetectionRow
     rerank_distance: float | None = None
+    person_id: int | None = None  # the person the store's clustering put the track with (None: not clustered)
+    person_confidence: float | None = None
 
 
 @dataclass
@@ -32,6 +34,8 @@ class SearchResult:
     candidates: int  # tracks scored before the top-k cut
     reranked: bool
     notes: list[str] = field(default_factory=list)
+    person_id: int | None = None  # the query's person, when the trajectory was built from identities
+    identity: bool = False  # True: the trajectory is the query's person's (else: the hits in time order)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Visit:
     crops: int
     best_score: float
     track_ids: tuple[int, ...]
+    confidence: float | None = None  # how sure that this stay is the query's person (identity trajectories)
 
     @property
     def duration_s(self) -> float:
@@ -81,8 +86,10 @@ def result_json(result: SearchResult, query: QueryDescription, store_root: Path,
         "model_id": model_id,
         "candidates": result.candidates,
         "reranked": result.reranked,
+        "person_id": result.person_id,
+        "trajectory_from": "identity" if result.identity else "hits",
         "hits": [_hit_json(hit, store_root) for hit in result.hits],
-        "trajectory": [_visit_json(visit) for visit in result.trajectory],
+        "trajectory": [visit_json(visit) for visit in result.trajectory],
         "notes": result.notes,
     }
 
@@ -112,10 +119,12 @@ def _hit_json(hit: Hit, store_root: Path) -> dict[str, Any]:
         "first_time_s": round(track.first_time_s, 3),
         "last_time_s": round(track.last_time_s, 3),
         "num_crops": track.num_crops,
+        "person_id": hit.person_id,
+        "person_confidence": None if hit.person_confidence is None else round(hit.person_confidence, 4),
     }
 
 
-def _visit_json(visit: Visit) -> dict[str, Any]:
+def visit_json(visit: Visit) -> dict[str, Any]:
     return {
         "camera": visit.camera,
         "video_id": visit.video_id,
@@ -128,4 +137,5 @@ def _visit_json(visit: Visit) -> dict[str, Any]:
         "crops": visit.crops,
         "best_score": round(visit.best_score, 5),
         "track_ids": list(visit.track_ids),
+        "confidence": None if visit.confidence is None else round(visit.confidence, 4),
     }

@@ -202,3 +202,11 @@ def track_row(row: Sequence[object]) -> TrackRow:
         last_seen=wall_time(row[7], last_s),
         num_crops=int(row[8]),  # type: ignore[arg-type]
     )
+
+
+def track_time_key(track: TrackRow) -> tuple[int, float, float]:
+    """Sorts tracks in time order: wall-clock first sighting where known; tracks of videos without a start time
+    come after every timed one, by video and time into it."""
+    if track.first_seen is not None:
+        return (0, epoch_seconds(track.first_seen), 0.0)
+    return (1, float(track.video_id), track.first_time_s)

@@ -19,8 +19,8 @@ from urllib.parse import quote
 from reidkit.errors import StoreError
 
 DB_NAME = "reidkit.sqlite"
-SCHEMA_VERSION = "2"
-READABLE_VERSIONS = ("1", "2")
+SCHEMA_VERSION = "3"
+READABLE_VERSIONS = ("1", "2", "3")
 
 # Added in version 2: how a recording that grew (a copy ingested while still being written) is recognised.
 _FRAME_DIGESTS = """
@@ -30,6 +30,29 @@ CREATE TABLE frame_digests (
     digest TEXT NOT NULL,                  -- reidkit.video.frame_digest of that frame's RGB pixels
     PRIMARY KEY (video_id, frame_index)
 );
+"""
+# Added in version 3: who is who, the store's tracks grouped into people by `reidkit cluster --db` (search/people.py).
+# One clustering at a time: a re-run replaces all three tables' rows in one transaction. A track ingested after the
+# clustering has no row in track_people until the next run; a deleted track takes its row with it (CASCADE).
+_PEOPLE = """
+CREATE TABLE clustering (
+    id INTEGER PRIMARY KEY CHECK (id = 1),  -- at most one row: the clustering the people rows belong to
+    model_id TEXT NOT NULL,                -- the features it grouped (the store's model when it ran)
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,                  -- JSON: every parameter used, with how it was derived from the data
+    created_at TEXT NOT NULL,
+    commit_seq INTEGER NOT NULL            -- the store commit it saw: later commits hold tracks it never grouped
+);
+CREATE TABLE people (
+    id INTEGER PRIMARY KEY,                -- 1..N, numbered by first sighting
+    confidence REAL NOT NULL               -- the mean of its tracks' confidences
+);
+CREATE TABLE track_people (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    confidence REAL NOT NULL               -- in [0, 1]: how sure the clustering is that the track is this person
+);
+CREATE INDEX track_people_person ON track_people(person_id);
 """
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,9 +106,9 @@ CREATE TABLE detections (
 CREATE INDEX detections_track ON detections(track_id);
 CREATE INDEX detections_video_frame ON detections(video_id, frame_index);
 CREATE INDEX detections_seq ON detections(seq);
-""" + _FRAME_DIGESTS
+""" + _FRAME_DIGESTS + _PEOPLE
 # From a version to the next: the SQL that upgrades a store a writer opens (readers read older versions as they are).
-MIGRATIONS = {"1": _FRAME_DIGESTS}
+MIGRATIONS = {"1": _FRAME_DIGESTS, "2": _PEOPLE}
 
 
 def connect(path: Path, writable: bool = True) -> sqlite3.Connection:

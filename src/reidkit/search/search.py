@@ -24,13 +24,17 @@ nothing; a hit whose crop file is gone from the store is kept, with a note namin
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from reidkit.errors import ConfigError, StoreError
 from reidkit.search.filters import SearchFilters
 from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
-from reidkit.search.rows import DetectionRow, TrackRow, epoch_seconds
+from reidkit.search.rows import epoch_seconds
+from reidkit.search.scoring import score_tracks
+from reidkit.search.identity import identity_trajectory
+from reidkit.search.people import memberships, unclustered_tracks
 from reidkit.search.results import Hit, SearchResult
 from reidkit.search.trajectory import build_trajectory
 
@@ -66,8 +70,13 @@ def search_store(
     rerank: bool = False,
     exclude_track: int | None = None,
     min_score: float = 0.0,
+    query_track: int | None = None,
 ) -> SearchResult:
-    """The ``top_k`` tracks closest to the L2-normalised ``query`` feature that pass ``filters``."""
+    """The ``top_k`` tracks closest to the L2-normalised ``query`` feature that pass ``filters``. ``query_track``:
+    the stored track the query feature is (a ``--track`` search), whose person is the query's person.
+
+    The trajectory is built from identities (``identity.identity_trajectory``) when the store has been clustered
+    (``reidkit cluster --db``); else it is the hits scoring at least ``min_score``, in time order."""
     check_search_options(store, filters, top_k, min_score)
     crop_index, track_index = store.index(CROP_INDEX), store.index(TRACK_INDEX)
     if crop_index.count == 0:
@@ -89,7 +98,7 @@ def search_store(
             break
         depth *= 4  # filters removed most of the shortlist: look deeper
 
-    scored = _score(store, query[0], candidates, filters)
+    scored = score_tracks(store, query[0], candidates, filters)
     scored.sort(key=lambda item: -item[1])
     notes = []
     if filters.after or filters.before:
@@ -111,13 +120,34 @@ def search_store(
         for hit in hits
         if not store.crop_file(hit.best).is_file()
     ]
+    hits = _with_people(store, hits)
+    identity = identity_trajectory(store, query[0], hits, filters, query_track, exclude_track, min_score)
+    if identity is not None:
+        notes += identity.notes
+        unplaced = unclustered_tracks(store)
+        if unplaced:
+            notes.append(f"{unplaced} track(s) ingested after the last `reidkit cluster --db` belong to no person yet")
     return SearchResult(
         hits=hits,
-        trajectory=build_trajectory([h for h in hits if h.score >= min_score]),
+        trajectory=(
+            build_trajectory([h for h in hits if h.score >= min_score]) if identity is None else identity.visits
+        ),
         candidates=len(scored),
         reranked=bool(reranked_distances),
         notes=notes,
+        person_id=None if identity is None else identity.person_id,
+        identity=identity is not None,
     )
+
+
+def _with_people(store: Store, hits: list[Hit]) -> list[Hit]:
+    """The hits with the person each track belongs to (as the store's clustering placed it)."""
+    placed = memberships(store, [hit.track.id for hit in hits])
+    return [
+        replace(hit, person_id=placed[hit.track.id].person_id, person_confidence=placed[hit.track.id].confidence)
+        if hit.track.id in placed else hit
+        for hit in hits
+    ]
 
 
 def track_query(store: Store, track_id: int) -> np.ndarray:
@@ -140,28 +170,6 @@ def _candidates(
     found |= set(store.tracks(track_ids))
     found.discard(exclude_track if exclude_track is not None else -1)
     return found
-
-
-def _score(
-    store: Store, query: np.ndarray, candidates: set[int], filters: SearchFilters
-) -> list[tuple[int, float, float, DetectionRow]]:
-    """``(track id, best crop score, track score, best crop)`` from the exact stored features; tracks with no crop
-    passing the filters drop out."""
-    if not candidates:
-        return []
-    track_ids, track_vectors = store.track_vectors(np.array(sorted(candidates), dtype=np.int64))
-    track_scores = dict(zip(track_ids.tolist(), (track_vectors @ query).tolist()))
-    det_ids, owners, features = store.track_detection_features(track_ids)
-    crop_scores = features @ query
-    rows = store.detections(det_ids)
-    best: dict[int, tuple[float, DetectionRow]] = {}
-    for det_id, owner, crop_score in zip(det_ids.tolist(), owners.tolist(), crop_scores.tolist()):
-        row = rows.get(det_id)
-        if row is None or not filters.admits(row):
-            continue
-        if owner not in best or crop_score > best[owner][0]:
-            best[owner] = (crop_score, row)
-    return [(t, best[t][0], track_scores[t], best[t][1]) for t in best]
 
 
 def _rerank(store: Store, query: np.ndarray, track_ids: list[int]) -> dict[int, float]:

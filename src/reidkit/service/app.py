@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reidkit.errors import ReidkitError
 from reidkit.service import page
 from reidkit.service.limits import ApiError
-from reidkit.service.routers import admin, media, meta, search, videos
+from reidkit.service.routers import admin, media, meta, people, search, videos
 from reidkit.service.services import API, Services
 from reidkit.service.settings import ServiceSettings
 
@@ -57,7 +57,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = state
-    for router in (meta.router, search.router, media.router, admin.router, videos.router, page.router):
+    for router in (meta.router, search.router, media.router, people.router, admin.router, videos.router, page.router):
         app.include_router(router)
     _add_error_handlers(app, state)
     app.add_middleware(_BodyLimit, image_bytes=state.settings.max_image_bytes,

@@ -3,7 +3,7 @@ and the fuzz test read, and FastAPI checks every response against them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -67,6 +67,9 @@ class HitModel(BaseModel):
     crop_url: str
     frame_url: str
     track_url: str
+    person_id: int | None = Field(description="the person the store's clustering put the track with")
+    person_confidence: float | None
+    person_url: str | None
 
 
 class VisitModel(BaseModel):
@@ -81,6 +84,7 @@ class VisitModel(BaseModel):
     crops: int
     best_score: float
     track_ids: list[int]
+    confidence: float | None = Field(description="how sure the stay is the person's (identity trajectories)")
 
 
 class SearchResponse(BaseModel):
@@ -88,6 +92,8 @@ class SearchResponse(BaseModel):
     model_id: str
     candidates: int
     reranked: bool
+    person_id: int | None = Field(description="the query's person, when the trajectory is built from identities")
+    trajectory_from: Literal["identity", "hits"]
     hits: list[HitModel]
     trajectory: list[VisitModel]
     notes: list[str]
@@ -118,6 +124,41 @@ class TrackCrop(BaseModel):
 class TrackResponse(BaseModel):
     track: TrackInfo
     detections: list[TrackCrop]
+
+
+class PersonSummary(BaseModel):
+    id: int
+    confidence: float
+    tracks: int
+    cameras: list[str]
+    first_seen: str | None
+    last_seen: str | None
+    person_url: str
+
+
+class ClusteringModel(BaseModel):
+    model_id: str
+    method: str
+    params: dict[str, Any]
+    created_at: str
+    unclustered_tracks: int = Field(description="tracks ingested since the clustering ran: in no person yet")
+
+
+class PeopleResponse(BaseModel):
+    clustering: ClusteringModel | None = Field(description="null: the store has not been clustered")
+    people: list[PersonSummary]
+
+
+class PersonTrack(TrackInfo):
+    confidence: float
+    track_url: str
+
+
+class PersonResponse(BaseModel):
+    person: PersonSummary
+    tracks: list[PersonTrack]
+    trajectory: list[VisitModel]
+    notes: list[str]
 
 
 class CameraModel(BaseModel):

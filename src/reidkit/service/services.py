@@ -60,7 +60,7 @@ class Embedder:
     """The store's ReID model, loaded once, and the query detector, built on first need.
 
     ``settings.embed_backend``: ``auto`` (OpenVINO on the CPU when installed, as ``reidkit ingest``; its features
-    equal PyTorch's to 1e-4 and it embeds a crop about 3x faster), ``torch`` or ``openvino``.
+    equal PyTorch's to 1e-4 and it embeds a crop about 3x faster), ``torch``, ``openvino`` or ``onnxruntime``.
     """
 
     def __init__(self, settings: ServiceSettings) -> None:

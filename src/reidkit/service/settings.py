@@ -16,8 +16,8 @@ class ServiceSettings:
     ``requests_per_minute``: per token, over a sliding minute; ``max_top_k``: hits one search may return.
     ``checkpoint``: the ReID model when the store's own cannot be found where it was (as ``reidkit search``).
     ``embed_backend``: what runs the ReID model on query crops: ``auto`` (OpenVINO on the CPU when installed, about
-    3x faster per crop than PyTorch, features equal to 1e-4), ``torch`` (exactly what ``reidkit search`` runs) or
-    ``openvino``.
+    3x faster per crop than PyTorch, features equal to 1e-4; else ONNX Runtime), ``torch`` (exactly what ``reidkit
+    search --embed-backend torch`` runs), ``openvino`` or ``onnxruntime`` (docs/export.md).
     """
 
     max_image_bytes: int = 20 * 1024 * 1024

@@ -60,7 +60,7 @@ def write_search_page(
         "<h2>Best matches, one per track (score: its best crop's cosine with the query; "
         "track: its mean feature's)</h2>"
         f"<div class='hits'>{hits_html or '<p>no match</p>'}</div>"
-        f"<h2>Trajectory</h2>{_trajectory_table(result.trajectory)}{_timeline_svg(result.trajectory)}"
+        f"<h2>Trajectory{_whose(result)}</h2>{_trajectory_table(result.trajectory)}{_timeline_svg(result.trajectory)}"
         "</body></html>"
     )
     path = Path(path)
@@ -82,8 +82,15 @@ def _hit_card(hit: Hit, store_root: Path) -> str:
     return (
         f"<div class='hit{' top' if hit.rank == 1 else ''}'>{image}<br><b>#{hit.rank}</b> score {hit.score:.3f}"
         f"<br>track {hit.track_score:.3f}{rerank}<br>{html.escape(best.camera)} · track {hit.track.id}"
-        f"<br>{html.escape(format_time(best.wall_time, best.time_s))}</div>"
+        f"<br>{html.escape(format_time(best.wall_time, best.time_s))}"
+        f"{'' if hit.person_id is None else f'<br>person {hit.person_id}'}</div>"
     )
+
+
+def _whose(result: SearchResult) -> str:
+    if not result.identity:
+        return " (the hits in time order)"
+    return " of the query's person" + ("" if result.person_id is None else f" (person {result.person_id})")
 
 
 def _trajectory_table(visits: list[Visit]) -> str:
@@ -92,12 +99,13 @@ def _trajectory_table(visits: list[Visit]) -> str:
     rows = "".join(
         f"<tr><td>{i}</td><td>{html.escape(v.camera)}</td><td>{format_time(v.first_seen, v.first_time_s)}</td>"
         f"<td>{format_time(v.last_seen, v.last_time_s)}</td><td>{v.duration_s:.1f} s</td><td>{v.sightings}</td>"
-        f"<td>{v.crops}</td><td>{v.best_score:.3f}</td></tr>"
+        f"<td>{v.crops}</td><td>{v.best_score:.3f}</td><td>{'-' if v.confidence is None else f'{v.confidence:.2f}'}</td>"
+        "</tr>"
         for i, v in enumerate(visits, start=1)
     )
     return (
         "<table><tr><th>#</th><th>camera</th><th>first seen</th><th>last seen</th><th>duration</th>"
-        f"<th>sightings</th><th>crops</th><th>best score</th></tr>{rows}</table>"
+        f"<th>sightings</th><th>crops</th><th>best score</th><th>sure</th></tr>{rows}</table>"
     )
 
 

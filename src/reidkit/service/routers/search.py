@@ -55,7 +55,7 @@ def search_photo(
     crop = query_crop(pixels, f"image {name!r}", parsed_box, state.embedder.detector())
     feature = state.embedder.embed(held, state.reader, crop.image)
     description = QueryDescription(crop.kind, name, box=crop.box)
-    result = state.reader.call(lambda store: _search(store, feature, top_k, filters, rerank, None))
+    result = state.reader.call(lambda store: _search(store, feature, top_k, filters, rerank, None, None))
     target = f"image {name!r} ({crop.kind}{'' if crop.box is None else ' ' + box_text(crop.box)}){_text(filters)}"
     audit.record(state.root, caller, "search", f"{target} top_k={top_k}{' rerank' if rerank else ''}",
                  len(result.hits))
@@ -81,7 +81,7 @@ def search_track(
         assert store is not None
         if not store.tracks([track_id]):
             raise ApiError(404, "not_found", f"no track {track_id}; take a track id from an earlier search")
-        return held, _search(store, track_query(store, track_id), top_k, filters, rerank, track_id)
+        return held, _search(store, track_query(store, track_id), top_k, filters, rerank, track_id, track_id)
 
     held, result = state.reader.call(run)
     audit.record(state.root, caller, "search.track", f"track {track_id}{_text(filters)} top_k={top_k}"
@@ -97,6 +97,7 @@ def api_result(state: Services, result: SearchResult, query: QueryDescription, m
     for hit in payload["hits"]:
         del hit["crop"]
         hit.update(links(hit["detection_id"], hit["track_id"]))
+        hit["person_url"] = None if hit["person_id"] is None else f"{API}/people/{hit['person_id']}"
     payload["notes"] = [state.scrub(note) for note in payload["notes"]]
     return payload
 
@@ -137,7 +138,13 @@ def _checked(store: Store | None, filters: SearchFilters, top_k: int) -> ModelIn
 
 
 def _search(
-    store: Store | None, feature: np.ndarray, top_k: int, filters: SearchFilters, rerank: bool, exclude: int | None
+    store: Store | None,
+    feature: np.ndarray,
+    top_k: int,
+    filters: SearchFilters,
+    rerank: bool,
+    exclude: int | None,
+    query_track: int | None,
 ) -> SearchResult:
     assert store is not None
-    return search_store(store, feature, top_k, filters, rerank, exclude_track=exclude)
+    return search_store(store, feature, top_k, filters, rerank, exclude_track=exclude, query_track=query_track)

@@ -280,6 +280,7 @@ async function showHits(hits) {
     image.alt = "crop of hit " + hit.rank;
     card.append(image, line("rank", "#" + hit.rank + "  score " + hit.score.toFixed(3)),
                 line("camera", hit.camera), line("time", when(hit.time, hit.time_s)));
+    if (hit.person_id !== null && hit.person_id !== undefined) card.append(line("person", "person " + hit.person_id));
     card.addEventListener("click", () => openFrame(hit));
     grid.append(card);
     try {
@@ -342,7 +343,9 @@ function showTimeline(visits) {
                               width: Math.max(4, ((end(visit) - start(visit)) / span) * plot) });
     bar.append(svg("title", {}, visit.camera + ": " + when(visit.first_seen, visit.first_time_s) + " to " +
                    when(visit.last_seen, visit.last_time_s) + ", " + visit.sightings + " sightings, best score " +
-                   visit.best_score.toFixed(3)));
+                   visit.best_score.toFixed(3) +
+                   (visit.confidence === null || visit.confidence === undefined ? "" :
+                    ", sure " + visit.confidence.toFixed(2))));
     chart.append(bar);
   });
   const axisY = top + cameras.length * rowHeight + 16;

@@ -1,0 +1,115 @@
+"""``reidkit cluster``: who is who among the people of photos or person crops (docs/clustering.md).
+
+One command, one function per source of people: ``_cluster_photos`` for files and folders; the clustering options
+are parsed once (``_cluster_options``) for every source. The work lives in ``reidkit.album`` and
+``reidkit.clustering``, imported inside the command so that ``reidkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from reidkit.errors import ConfigError
+
+# reidkit.clustering.types.TRAIN_SPLIT_EPS, restated: importing the clustering stage loads SciPy for --help.
+TRAIN_SPLIT_EPS = 0.3
+
+if TYPE_CHECKING:
+    from reidkit.clustering import ClusterOptions
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``cluster`` to the ``reidkit`` app."""
+    app.command("cluster")(cluster)
+
+
+def cluster(
+    photos: Annotated[
+        list[Path] | None, typer.Argument(help="photos, person crops (--crops), or folders of them", show_default=False)
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="result folder (clusters.json, people/, contact sheet)")] = Path(
+        "clusters"
+    ),
+    crops: Annotated[bool, typer.Option("--crops", help="each image is one person's crop (no detector)")] = False,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint", help="ReID model file, or 'imagenet' (default: runs/demo/mgn_demo.pt, else imagenet)"
+        ),
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="dbscan-jaccard (default) or hdbscan")] = "dbscan-jaccard",
+    eps: Annotated[
+        str, typer.Option("--eps", help="DBSCAN radius in Jaccard distance, or 'auto': derived from the features")
+    ] = str(TRAIN_SPLIT_EPS),
+    min_samples: Annotated[int, typer.Option("--min-samples", help="DBSCAN core-point count")] = 2,
+    min_cluster_size: Annotated[int, typer.Option("--min-cluster-size", help="HDBSCAN's smallest cluster")] = 2,
+    k1: Annotated[int, typer.Option("--k1", help="k-reciprocal neighbourhood size")] = 20,
+    k2: Annotated[int, typer.Option("--k2", help="query-expansion size")] = 6,
+    detector: Annotated[
+        str | None, typer.Option("--detector", help="openvino, hog or torchvision (default: as ingest)")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="torch device for the ReID model")] = "cpu",
+    flip: Annotated[bool, typer.Option("--flip", help="average each feature with the mirrored crop's")] = False,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="a person-search store (instead of PHOTOS): its tracks grouped into people"),
+    ] = None,
+) -> None:
+    """Group the people of photos (or crops) by identity: links per person, clusters.json, a contact sheet; or,
+    with --db, the tracks of a person-search store (all cameras), stored in it (docs/search.md)."""
+    options = _cluster_options(method, eps, min_samples, min_cluster_size, k1, k2)
+    if db is not None:
+        if photos:
+            raise ConfigError("give either PHOTOS or --db STORE, not both")
+        from reidkit.cli.people_cmd import cluster_store
+
+        cluster_store(db, options)
+        return
+    if not photos:
+        raise ConfigError("no photos given: pass image files or folders (with --crops when each image is one person)")
+    _cluster_photos(photos, out, options, crops=crops, checkpoint=checkpoint, detector=detector, device=device,
+                    flip=flip)
+
+
+def _cluster_options(
+    method: str, eps_text: str, min_samples: int, min_cluster_size: int, k1: int, k2: int
+) -> ClusterOptions:
+    """The clustering options, every value checked here so that a typo fails before a model loads."""
+    from reidkit.clustering import CLUSTER_METHODS, ClusterOptions
+
+    CLUSTER_METHODS.get(method)
+    try:
+        eps = None if eps_text == "auto" else float(eps_text)
+    except ValueError:
+        raise ConfigError(f"--eps {eps_text!r}: give a number in (0, 1) or 'auto'") from None
+    if eps is not None and not 0.0 < eps < 1.0:
+        raise ConfigError(f"--eps {eps}: a Jaccard distance radius lies in (0, 1)")
+    for name, value in (("--min-samples", min_samples), ("--min-cluster-size", min_cluster_size),
+                        ("--k1", k1), ("--k2", k2)):
+        if value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
+    return ClusterOptions(method=method, eps=eps, min_samples=min_samples, min_cluster_size=min_cluster_size,
+                          k1=k1, k2=k2)
+
+
+def _cluster_photos(
+    photos: list[Path], out: Path, options: ClusterOptions, *, crops: bool, checkpoint: str | None,
+    detector: str | None, device: str, flip: bool,
+) -> None:
+    from reidkit.album import AlbumOptions, cluster_album
+
+    album = AlbumOptions(crops=crops, checkpoint=checkpoint, detector=detector, device=device, flip=flip,
+                         cluster=options)
+    report = cluster_album(photos, out, album)
+    if report.warning:
+        typer.echo(f"warning: {report.warning}", err=True)
+    eps = report.params.get("eps")
+    typer.echo(
+        f"{report.people} people among {report.sightings} sightings in {report.images} images "
+        f"({report.unclustered} unclustered); method {report.params['method']}"
+        + (f", eps {eps}" if eps is not None else "")
+        + f" -> {report.out}/clusters.json, {report.out}/people/, {report.out}/contact_sheet.html"
+    )
