@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from reidkit.cli.main import app
 from reidkit.errors import StoreError
 from reidkit.search.evidence import DifferentPeople
-from reidkit.search.grouping import group_store, store_tracks
+from reidkit.search.grouping import group_store
 from reidkit.search.identity import drop_impossible_moves, person_trajectory
 from reidkit.search.people import clustering, memberships, people, person, save_people
 from reidkit.search.rows import epoch_seconds

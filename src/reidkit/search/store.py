@@ -56,7 +56,7 @@ from reidkit.search.rows import (
     video_row,
 )
 from reidkit.search.paths import stored_file
-from reidkit.search.vectors import IndexLocation
+from reidkit.search.vectors import IndexLocation, VectorIndex
 from reidkit.search.schema import (
     DB_NAME,
     MIGRATIONS,

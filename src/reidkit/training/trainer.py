@@ -19,7 +19,7 @@ rounding); resume is bit-exact per rank (each rank's RNG states are in ``last.pt
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
