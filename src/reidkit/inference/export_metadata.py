@@ -1,4 +1,4 @@
-"""What an exported model file says about itself, shared by the ONNX and OpenVINO exports, and the atomic write.
+"""What an exported model file says about itself, shared by the ONNX and OpenVINO exports.
 
 An exported file must be usable with nothing beside it: the runtime that loads it has to know the input size and the
 normalisation to feed it, the feature size it returns, and the model id, the key that says which stored features
@@ -9,9 +9,6 @@ its own are comparable with. The same string fields go into ONNX ``metadata_prop
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from reidkit.models.model_file import ModelCard
 
@@ -30,18 +27,3 @@ def export_metadata(card: ModelCard, model_id: str, feature_dim: int, precision:
         "precision": precision,
         "card": json.dumps(card.to_dict(), sort_keys=True),
     }
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, and rename it over ``path``: a reader sees the old
-    file or the whole new one, never half of it."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; an exported model is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

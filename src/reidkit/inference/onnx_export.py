@@ -28,7 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from reidkit.errors import ModelError
-from reidkit.inference.export_metadata import PREFIX, export_metadata, write_atomic
+from reidkit.atomic_file import write_atomic
+from reidkit.inference.export_metadata import PREFIX, export_metadata
 from reidkit.models.model_file import ModelCard
 
 INPUT_NAME, OUTPUT_NAME = "images", "features"

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from reidkit.errors import ModelError
-from reidkit.inference.export_metadata import PREFIX, write_atomic
+from reidkit.atomic_file import write_atomic
+from reidkit.inference.export_metadata import PREFIX
 from reidkit.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_model
 from reidkit.inference.openvino_runtime import cache_root
 from reidkit.models.model_file import ModelCard, model_id

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from reidkit.atomic_file import write_atomic
 from reidkit.clustering import ClusterOptions, ClusterResult, cluster_features
 from reidkit.config import ExperimentConfig
 from reidkit.data import ImageRecord, ReidDataset
@@ -199,6 +200,4 @@ def pseudo_labels(
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    scratch = path.with_name(path.name + ".tmp")
-    scratch.write_text(json.dumps(payload, indent=1))
-    os.replace(scratch, path)
+    write_atomic(path, json.dumps(payload, indent=1).encode())

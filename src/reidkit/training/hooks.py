@@ -196,10 +196,10 @@ def default_hooks(
 ) -> list[Hook]:
     """What ``reidkit train`` runs: the hooks ``config.train`` asks for, in the order they depend on each other."""
     train = config.train
-    # A dataset without a query split (adaptation to a store's own tracks) has nothing to evaluate on.
-    evaluate = [EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric)]
-    hooks: list[Hook] = [
-        *(evaluate if dataset.query else []),
+    hooks: list[Hook] = []
+    if dataset.query:  # a dataset without a query split (adaptation to a store's own tracks) has nothing to test
+        hooks.append(EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric))
+    hooks += [
         LogMetrics(train.tensorboard, title=f"{config.model.name}/{config.model.backbone}"),
         SaveCheckpoint(),
         KeepBestModel(),
