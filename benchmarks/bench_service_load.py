@@ -7,7 +7,9 @@ threads search with photos (crops taken from the store itself, each client its o
 ``--seconds``, while the operator uploads the clip and polls its ingest job. Reports search latency (p50 / p90 / p99,
 overall and while the ingest ran), requests per second, errors, and whether the job finished with nothing lost: the
 store's counts must have grown by exactly what the job reports. The uploaded video is deleted at the end through
-the API, and the server stopped.
+the API, and the server stopped. The store's model is the training demo's (``runs/demo/mgn_demo.pt``, what
+``reidkit ingest`` itself defaults to) when ``make demo`` has made it, else the ImageNet baseline; ``--checkpoint``
+chooses.
 
     python benchmarks/bench_service_load.py                          # 20 clients, 30 s, 100-frame clip
     python benchmarks/bench_service_load.py --clients 2 --seconds 3 --store-frames 20 --clip-frames 10   # toy
@@ -18,6 +20,7 @@ Prints a table and writes benchmarks/out/service_load.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -39,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = REPO.parent / "shared" / "videos" / "vtest.avi"
 REIDKIT = Path(sys.executable).with_name("reidkit")
 API = "/api/v1"
+DEMO_MODEL = REPO / "runs" / "demo" / "mgn_demo.pt"
 CLIP_START = 200  # the clip's first frame in the video: after the store's frames, so its ingest is new footage
 _JOB_REPORT = re.compile(r"video (\d+): (\d+) frames, (\d+) crops, (\d+) tracks")
 
@@ -50,13 +54,14 @@ def reidkit(*args: object) -> str:
     return done.stdout
 
 
-def base_store(work: Path, video: Path, frames: int) -> Path:
-    """The store of the video's first ``frames`` frames (every 2nd), built once per work folder and size."""
-    store = work / f"base-{frames}"
+def base_store(work: Path, video: Path, frames: int, checkpoint: str) -> Path:
+    """The store of the video's first ``frames`` frames (every 2nd), built once per work folder, size and model."""
+    tag = "imagenet" if checkpoint == "imagenet" else hashlib.sha256(checkpoint.encode()).hexdigest()[:8]
+    store = work / f"base-{frames}-{tag}"
     if not (store / "reidkit.sqlite").is_file():
         shutil.rmtree(store, ignore_errors=True)
         reidkit("ingest", video, "--db", store, "--camera", "cam1", "--start-time", "2024-05-01T09:00:00",
-                "--every", 2, "--end-frame", frames, "--checkpoint", "imagenet")
+                "--every", 2, "--end-frame", frames, "--checkpoint", checkpoint)
     return store
 
 
@@ -164,7 +169,7 @@ def percentiles(seconds: list[float]) -> dict[str, float | None]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    base = base_store(work, args.video, args.store_frames)
+    base = base_store(work, args.video, args.store_frames, args.checkpoint)
     clip = cut_clip(args.video, work / f"clip-{CLIP_START}-{args.clip_frames}.mp4", CLIP_START, args.clip_frames)
     db = work / "run"
     shutil.rmtree(db, ignore_errors=True)
@@ -229,7 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0)),
                     "load_average_start": load_start, "load_average_end": load_end},
-        "clients": args.clients, "seconds": args.seconds, "think_s": args.think_s, "store_frames": args.store_frames,
+        "model": args.checkpoint, "clients": args.clients, "seconds": args.seconds, "think_s": args.think_s, "store_frames": args.store_frames,
         "clip_frames": args.clip_frames, "store_crops": before["detections"],
         "requests": len(results), "ok": len(ok), "errors": len(errors), "error_samples": errors[:5],
         "requests_per_s": round(len(ok) / window, 2) if window > 0 else None,
@@ -251,6 +256,9 @@ def main() -> None:
     parser.add_argument("--store-frames", type=int, default=60, help="frames of the video in the store (every 2nd)")
     parser.add_argument("--clip-frames", type=int, default=100, help="frames of the uploaded clip (all ingested)")
     parser.add_argument("--job-timeout", type=float, default=600.0, help="give up on the job after this long")
+    parser.add_argument("--checkpoint", default=str(DEMO_MODEL) if DEMO_MODEL.is_file() else "imagenet",
+                        help="the store's ReID model (default: the training demo's model when `make demo` has made "
+                        "it, else the untrained ImageNet baseline)")
     parser.add_argument("--work-dir", type=Path, default=REPO / "benchmarks" / "out" / "service_load")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "service_load.json")
     args = parser.parse_args()
@@ -260,7 +268,7 @@ def main() -> None:
 
     lat, during, job = result["latency_ms"], result["latency_during_ingest_ms"], result["job"]
     print(f"\nreidkit serve, {args.clients} clients x {args.seconds:g} s of photo searches (top 10) on a store of "
-          f"{result['store_crops']} crops, one ingest job ({args.clip_frames}-frame clip) running")
+          f"{result['store_crops']} crops, one ingest job ({args.clip_frames}-frame clip) running; model {args.checkpoint}")
     print(f"{'':<22}{'requests':>9}{'req/s':>8}{'errors':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}")
     print(f"{'all searches':<22}{result['requests']:>9}{result['requests_per_s']:>8}{result['errors']:>7}"
           f"{lat['p50']:>8}{lat['p90']:>8}{lat['p99']:>8}{lat['max']:>8}")

@@ -17,7 +17,7 @@ from reidkit.models import build_model
 from reidkit.models.model_file import load_checkpoint, save_checkpoint
 from reidkit.training.gpu_batches import ERASE_SCALE, BatchAugment
 from reidkit.training.optim import lr_factor
-from reidkit.training.runtime import resolve_amp, resolve_device
+from reidkit.training.runtime import cpu_bf16_fallback, cpu_has_native_bf16, resolve_amp, resolve_device
 from reidkit.data.subset import subset_identities
 from reidkit.training.trainer import Trainer
 
@@ -222,12 +222,13 @@ def test_cosine_schedule_decays_to_zero_at_its_epoch_and_is_read_mid_epoch() -> 
     assert [lr_factor(warm, e) for e in range(3)] == pytest.approx([0.1, 0.8536, 0.1464], abs=1e-4)
 
 
-def test_cpu_refuses_autocast_and_missing_cuda() -> None:
+def test_cpu_autocasts_only_native_bf16_and_refuses_missing_cuda() -> None:
     cpu = torch.device("cpu")
     assert resolve_amp("auto", cpu) is None and resolve_amp("none", cpu) is None
-    for mode in ("bf16", "fp16"):
-        with pytest.raises(ConfigError, match="CUDA"):
-            resolve_amp(mode, cpu)
+    assert resolve_amp("bf16", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert cpu_bf16_fallback("bf16", cpu) is not cpu_has_native_bf16()
+    with pytest.raises(ConfigError, match="CUDA"):
+        resolve_amp("fp16", cpu)
     if not torch.cuda.is_available():
         assert resolve_device("auto") == cpu
         with pytest.raises(ConfigError, match="no CUDA"):

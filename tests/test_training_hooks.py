@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -17,7 +18,15 @@ from reidkit.inference import FeatureExtractor
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models.model_file import load_checkpoint
 from reidkit.training.distributed import World
-from reidkit.training.hooks import EvaluateWhenDue, Hook, KeepBestModel, LogMetrics, SaveCheckpoint, TimeBudget
+from reidkit.training.hooks import (
+    EvaluateWhenDue,
+    FitScheduleToBudget,
+    Hook,
+    KeepBestModel,
+    LogMetrics,
+    SaveCheckpoint,
+    TimeBudget,
+)
 from reidkit.training.loop import TrainLoop
 from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.step import TrainStep
@@ -39,14 +48,14 @@ def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
 
 def make_loop(
     out: Path, hooks: Sequence[Hook], epochs: int = 2, steps: int = 1, is_main_process: bool = True,
-    echo: list[str] | None = None,
+    echo: list[str] | None = None, overrides: Sequence[str] = (),
 ) -> TrainLoop:
     """``steps`` steps per epoch of a freshly initialised (always the same) MGN-MobileNetV2, writing to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     config = apply_overrides(
         ExperimentConfig(),
         [f"train.output_dir={out}", f"train.epochs={epochs}", "train.progress=false", "train.log_every=1",
-         "optim.name=adam", "optim.milestones=[]"],
+         "optim.name=adam", "optim.milestones=[]", *overrides],
     )
     model, card = scratch_mgn(IDS, SIZE)
     optimizer = build_optimizer(model, config.optim, torch.device("cpu"))
@@ -175,7 +184,7 @@ def test_save_checkpoint_writes_a_checkpoint_that_resumes_bit_for_bit(tmp_path: 
     assert files == ["last.pt"]  # no temporary file left behind
     payload = load_checkpoint(tmp_path / "cut" / "last.pt")
     assert payload["epoch"] == 1 and len(payload["history"]) == 1
-    assert set(payload["training_state"]) == {"optimizer", "scheduler", "scaler", "rng", "stopped_early"}
+    assert set(payload["training_state"]) == {"optimizer", "scheduler", "scaler", "rng", "stopped_early", "fitted_epochs"}
 
     resumed = make_loop(tmp_path / "cut", [SaveCheckpoint()], epochs=2)
     resumed.resume_from(payload)
@@ -231,6 +240,69 @@ def test_time_budget_stops_after_the_step_that_crosses_it(tmp_path: Path) -> Non
     unlimited = make_loop(tmp_path / "unlimited", [TimeBudget(1e6)], epochs=2)
     unlimited.run()
     assert len(unlimited.history) == 2 and not unlimited.stop_requested
+
+
+class SlowFirstEpoch(Hook):
+    """The first epoch's last step takes ``seconds`` more than it did: the fit hook's clock start moves back."""
+
+    def __init__(self, fit: FitScheduleToBudget, seconds: float) -> None:
+        self.fit, self.seconds = fit, seconds
+
+    def after_step(self, loop: TrainLoop) -> None:
+        if loop.epoch == 0:
+            self.fit.started -= self.seconds
+
+
+def test_fit_schedule_to_budget_shortens_the_run_and_its_cosine(tmp_path: Path) -> None:
+    cosine = ["optim.cosine_epochs=4", "optim.lr=0.001"]
+    fit = FitScheduleToBudget(600.0)
+    lines: list[str] = []
+    loop = make_loop(tmp_path / "fit", [SlowFirstEpoch(fit, 230.0), fit, SaveCheckpoint()], epochs=4, echo=lines,
+                     overrides=cosine)
+    loop.run()
+    assert len(loop.history) == 2 and loop.epochs == 2 and not loop.stop_requested
+    assert lines[1].startswith("time budget: 2 of 4 epochs fit in 600s at 23")
+    # epoch 1 ran at the first epoch's rate of a 4-epoch cosine, epoch 2 at the second epoch's of a 2-epoch one
+    assert loop.history[0]["lr"] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 0.5 / 4)))
+    assert loop.history[1]["lr"] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 1.5 / 2)))
+    assert load_checkpoint(tmp_path / "fit" / "last.pt")["training_state"]["fitted_epochs"] == 2
+
+    roomy = FitScheduleToBudget(600.0)
+    unchanged = make_loop(tmp_path / "roomy", [roomy], epochs=3, overrides=cosine)
+    unchanged.run()
+    assert len(unchanged.history) == 3 and unchanged.fitted_epochs is None
+
+
+def test_a_fitted_run_resumes_with_its_fit(tmp_path: Path) -> None:
+    cosine = ["optim.cosine_epochs=4"]
+
+    def hooks() -> list[Hook]:
+        fit = FitScheduleToBudget(600.0)
+        return [SlowFirstEpoch(fit, 180.0), fit, SaveCheckpoint()]  # 600 s // ~181 s = 3 epochs
+
+    straight = make_loop(tmp_path / "straight", hooks(), epochs=4, overrides=cosine)
+    straight.run()
+    assert len(straight.history) == 3
+    cut = make_loop(tmp_path / "cut", [*hooks(), StopAfter(2)], epochs=4, overrides=cosine)
+    cut.run()
+    payload = load_checkpoint(tmp_path / "cut" / "last.pt")
+    resumed = make_loop(tmp_path / "cut", hooks(), epochs=4, overrides=cosine)
+    resumed.resume_from(payload)
+    assert resumed.epochs == 3
+    resumed.run()
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]["state_dict"]
+    b = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]["state_dict"]
+    assert all(torch.equal(tensor, b[key]) for key, tensor in a.items())
+    assert [row["lr"] for row in straight.history] == [row["lr"] for row in resumed.history]
+
+
+class StopAfter(Hook):
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        if loop.epoch + 1 == self.epochs:
+            loop.request_stop()
 
 
 def test_log_metrics_writes_csv_tensorboard_summary_and_curves(tmp_path: Path) -> None:

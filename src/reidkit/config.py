@@ -115,8 +115,13 @@ class OptimConfig:
 class TrainConfig:
     """The loop itself. ``max_train_seconds`` bounds wall-clock time: training stops after the step that crosses it.
 
-    ``amp="auto"`` means bf16 autocast on a CUDA device that supports it and full precision everywhere else;
-    autocast is refused on CPU, where bf16 is emulated and several times slower.
+    ``amp="auto"`` means bf16 autocast on a CUDA device that supports it and full precision everywhere else.
+    ``amp="bf16"`` on a CPU autocasts only where the CPU has native bf16 (AMX / AVX512-BF16) and falls back to full
+    precision, saying so, where it would be emulated and slower; fp16 is refused on a CPU.
+
+    ``fit_schedule_to_budget`` (with ``max_train_seconds``): after the first epoch, if the planned epochs cannot
+    finish within the budget at the measured pace, the run is shortened to the epochs that fit and the learning-rate
+    cosine ends with them, so that a slower machine still ends at a low rate instead of being cut off mid-schedule.
 
     ``eval_backend: openvino`` computes the evaluation's features with the OpenVINO runtime, about twice as fast
     as PyTorch on a small CPU and equal to 1e-4; it applies on the CPU only (a GPU evaluates with PyTorch).
@@ -134,6 +139,7 @@ class TrainConfig:
     device: str = "auto"
     output_dir: str = "runs/experiment"
     max_train_seconds: float | None = None
+    fit_schedule_to_budget: bool = False
     log_every: int = 20
     eval_metric: Literal["euclidean", "cosine"] = "euclidean"
     eval_flip: bool = False

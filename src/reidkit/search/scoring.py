@@ -14,19 +14,27 @@ def score_tracks(
     store: Store, query: np.ndarray, candidates: set[int], filters: SearchFilters
 ) -> list[tuple[int, float, float, DetectionRow]]:
     """``(track id, best crop score, track score, best crop)`` from the exact stored features; tracks with no crop
-    passing the filters drop out."""
+    passing the filters drop out.
+
+    Without filters only each track's best crop is read as a row (a search reads the features of every crop of its
+    candidate tracks, thousands in a busy store, but needs one row per track); with filters every crop's row is
+    read, to check it."""
     if not candidates:
         return []
     track_ids, track_vectors = store.track_vectors(np.array(sorted(candidates), dtype=np.int64))
     track_scores = dict(zip(track_ids.tolist(), (track_vectors @ query).tolist()))
     det_ids, owners, features = store.track_detection_features(track_ids)
     crop_scores = features @ query
-    rows = store.detections(det_ids)
-    best: dict[int, tuple[float, DetectionRow]] = {}
-    for det_id, owner, crop_score in zip(det_ids.tolist(), owners.tolist(), crop_scores.tolist()):
-        row = rows.get(det_id)
-        if row is None or not filters.admits(row):
-            continue
-        if owner not in best or crop_score > best[owner][0]:
-            best[owner] = (crop_score, row)
-    return [(t, best[t][0], track_scores[t], best[t][1]) for t in best]
+    if filters.active:
+        rows = store.detections(det_ids)
+        keep = np.array([det_id in rows and filters.admits(rows[det_id]) for det_id in det_ids.tolist()], dtype=bool)
+        det_ids, owners, crop_scores = det_ids[keep], owners[keep], crop_scores[keep]
+    # each track's best crop: sort by track, then by score, best first; the first row of each track wins
+    order = np.lexsort((-crop_scores, owners))
+    first = order[np.r_[True, owners[order][1:] != owners[order][:-1]]] if len(order) else order
+    best_rows = rows if filters.active else store.detections(det_ids[first])
+    return [
+        (int(owners[i]), float(crop_scores[i]), track_scores[int(owners[i])], best_rows[int(det_ids[i])])
+        for i in first.tolist()
+        if int(det_ids[i]) in best_rows
+    ]

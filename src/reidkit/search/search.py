@@ -166,7 +166,10 @@ def _candidates(
     exclude_track: int | None,
 ) -> set[int]:
     """Track ids behind the shortlisted crops and tracks (ids that resolve to no row are ignored)."""
-    found = {row.track_id for row in store.detections(crop_ids).values() if filters.admits(row)}
+    if filters.active:
+        found = {row.track_id for row in store.detections(crop_ids).values() if filters.admits(row)}
+    else:  # only the track ids are needed: no row objects for the whole shortlist
+        found = store.tracks_of_detections(crop_ids)
     found |= set(store.tracks(track_ids))
     found.discard(exclude_track if exclude_track is not None else -1)
     return found

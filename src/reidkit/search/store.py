@@ -514,19 +514,24 @@ class Store:
 
     def track_detection_features(self, track_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(detection ids, their track ids, features)`` of every crop of the given tracks."""
-        det_ids, owners, vectors = [], [], []
+        det_ids: list[int] = []
+        owners: list[int] = []
+        blobs: list[bytes] = []
         for part, marks in in_batches(track_ids):
             query = f"SELECT id, track_id, feature FROM detections WHERE track_id IN {marks}"
-            for det_id, track_id, blob in self.db.execute(query, part):
+            for det_id, track_id, feature in self.db.execute(query, part):
                 det_ids.append(det_id)
                 owners.append(track_id)
-                vectors.append(np.frombuffer(blob, dtype=np.float32))
-        dim = self.model.feature_dim if self.model else 0
-        return (
-            np.array(det_ids, dtype=np.int64),
-            np.array(owners, dtype=np.int64),
-            np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32),
-        )
+                blobs.append(feature)
+        features = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs else self._none()
+        return np.array(det_ids, dtype=np.int64), np.array(owners, dtype=np.int64), features
+
+    def tracks_of_detections(self, ids: Iterable[int]) -> set[int]:
+        """The track ids the given crops belong to (ids with no row are ignored)."""
+        found: set[int] = set()
+        for part, marks in in_batches(ids):
+            found.update(row[0] for row in self.db.execute(f"SELECT track_id FROM detections WHERE id IN {marks}", part))
+        return found
 
     def detection_ids(self) -> np.ndarray:
         return self.ids_of("SELECT id FROM detections ORDER BY id", ())
@@ -578,20 +583,18 @@ class Store:
         return np.fromiter((row[0] for row in self.db.execute(sql, params)), dtype=np.int64)
 
     def _rows(self, sql: str, params: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
-        ids, vectors = [], []
-        for row_id, blob in self.db.execute(sql, params):
+        ids, blobs = [], []
+        for row_id, feature in self.db.execute(sql, params):
             ids.append(row_id)
-            vectors.append(np.frombuffer(blob, dtype=np.float32))
-        dim = self.model.feature_dim if self.model else 0
-        return np.array(ids, dtype=np.int64), (np.vstack(vectors) if vectors else np.zeros((0, dim), np.float32))
+            blobs.append(feature)
+        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs else self._none()
+        return np.array(ids, dtype=np.int64), vectors
 
     def _rows_in(self, select: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        all_ids, all_vectors = [], []
-        for part, marks in in_batches(ids):
-            got_ids, got = self._rows(select + f" WHERE id IN {marks} ORDER BY id", part)
-            all_ids.append(got_ids)
-            all_vectors.append(got)
-        dim = self.model.feature_dim if self.model else 0
-        if not all_ids:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
-        return np.concatenate(all_ids), np.vstack(all_vectors)
+        parts = [self._rows(select + f" WHERE id IN {marks} ORDER BY id", part) for part, marks in in_batches(ids)]
+        if not parts:
+            return np.zeros(0, dtype=np.int64), self._none()
+        return np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
+
+    def _none(self) -> np.ndarray:  # no feature rows, as wide as the store's model's (read for empty answers only)
+        return np.zeros((0, self.model.feature_dim if self.model else 0), dtype=np.float32)

@@ -9,6 +9,11 @@ indexes must not be searched while rows are added, so every use of the store run
 ``StoreReader.call(fn)`` runs ``fn(store)`` there. Searches are short (milliseconds); the model, the slow part, runs
 outside it.
 
+FAISS searches on that thread use one OpenMP thread: a query is one vector, which FAISS's threads cannot share
+out, yet every search woke them and they spun beside the model's forward passes (a fifth of the server's CPU under
+the load benchmark, benchmarks/RESULTS.md). ``omp_set_num_threads`` sets the calling thread's own OpenMP setting, so
+ingest and index builds elsewhere keep their threads.
+
 A store folder with no store yet (a server started before the first ingest) reads as empty until one appears.
 """
 
@@ -29,7 +34,9 @@ class StoreReader:
         self.root = Path(root)
         self._store: Store | None = None
         self._seen = -1
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reidkit-store")
+        self._thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="reidkit-store", initializer=_one_faiss_thread
+        )
 
     def call(self, fn: Callable[[Store | None], T]) -> T:
         """``fn(store)`` on the store's thread, with the store as of the latest commit (None: no store yet)."""
@@ -59,3 +66,9 @@ class StoreReader:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _one_faiss_thread() -> None:
+    import faiss
+
+    faiss.omp_set_num_threads(1)

@@ -22,7 +22,7 @@ from reidkit.config import ExperimentConfig
 from reidkit.data import ReidDataset
 from reidkit.inference import FeatureExtractor, evaluate_on_dataset
 from reidkit.models.model_file import save_checkpoint
-from reidkit.training.distributed import ShardedExtractor, any_rank
+from reidkit.training.distributed import ShardedExtractor, any_rank, gather_objects
 from reidkit.training.metrics_log import MetricsLog
 
 if TYPE_CHECKING:
@@ -191,12 +191,44 @@ class TimeBudget(Hook):
             loop.echo(f"time budget of {self.seconds:g}s reached during epoch {loop.epoch + 1}")
 
 
+class FitScheduleToBudget(Hook):
+    """After the first epoch of a fresh run, shortens it to the epochs that fit in ``seconds`` at that epoch's pace
+    (``TrainLoop.shorten``: the cosine then ends with the last epoch that fits).
+
+    A run cut off by ``TimeBudget`` mid-cosine ends at a high learning rate, so on a slower machine the same recipe
+    gives a worse model; fitting the schedule instead keeps the run's shape and spends the budget on fewer, complete
+    epochs. The first epoch's time includes its set-up, so the estimate errs towards fewer epochs; ``TimeBudget``
+    stays in force as the hard stop. Every process takes the smallest fit of any rank, so all stop together.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+
+    def before_train(self, loop: TrainLoop) -> None:
+        self.started = time.monotonic()
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        if loop.epoch != 0 or loop.is_last_epoch:  # decided once, on the first epoch of a fresh run
+            return
+        epoch_s = time.monotonic() - self.started
+        fit = min(gather_objects(max(1, int(self.seconds // epoch_s))))
+        if fit < loop.epochs:
+            loop.echo(
+                f"time budget: {fit} of {loop.epochs} epochs fit in {self.seconds:g}s at {epoch_s:.0f}s an epoch; "
+                f"the run and its learning-rate schedule now end after epoch {fit}"
+            )
+            loop.shorten(fit)
+
+
 def default_hooks(
     config: ExperimentConfig, extractor: FeatureExtractor | ShardedExtractor, dataset: ReidDataset
 ) -> list[Hook]:
     """What ``reidkit train`` runs: the hooks ``config.train`` asks for, in the order they depend on each other."""
     train = config.train
     hooks: list[Hook] = []
+    if train.fit_schedule_to_budget and train.max_train_seconds is not None:
+        hooks.append(FitScheduleToBudget(train.max_train_seconds))  # first: the others see the epoch as the last
     if dataset.query:  # a dataset without a query split (adaptation to a store's own tracks) has nothing to test
         hooks.append(EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric))
     hooks += [

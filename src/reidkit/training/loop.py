@@ -11,8 +11,10 @@ epoch's hooks all ranks wait for each other (so rank 0's files are written befor
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from reidkit.models.model_file import ModelCard, model_payload, unwrap
 from reidkit.training.batches import BatchSource
 from reidkit.training.distributed import World, barrier, gather_objects
 from reidkit.training.hooks import Hook
+from reidkit.training.optim import lr_factor
 from reidkit.training.resume_state import capture_rng_state, restore_rng_state
 from reidkit.training.step import TrainStep
 
@@ -65,6 +68,7 @@ class TrainLoop:
         self.final_eval: EvalRun | None = None
         self.window: dict[str, float] | None = None
         self.global_step = 0
+        self.fitted_epochs: int | None = None  # set by ``shorten`` (the time budget's fit), kept in the checkpoint
         self.stop_requested = self.finished = False
         self._payload: tuple[int, dict[str, Any]] | None = None
         self._rng_states: list[dict[str, Any]] = []  # every rank's, taken when the epoch's steps ended
@@ -75,7 +79,8 @@ class TrainLoop:
 
     @property
     def epochs(self) -> int:
-        return self.config.train.epochs
+        """The run's length: ``train.epochs``, or fewer after ``shorten``."""
+        return self.fitted_epochs or self.config.train.epochs
 
     @property
     def is_last_epoch(self) -> bool:
@@ -85,13 +90,28 @@ class TrainLoop:
     def request_stop(self) -> None:
         self.stop_requested = True
 
+    def shorten(self, epochs: int) -> None:
+        """End the run after ``epochs`` epochs, with a cosine schedule ending there too (a milestone schedule is
+        left as it is). Rates from the next epoch on follow the shorter schedule; the choice is saved with the
+        training state, so a resumed run keeps it."""
+        epochs = max(epochs, self.epoch + 1)
+        self.fitted_epochs = epochs if epochs < self.config.train.epochs else None
+        optim = self.config.optim
+        if optim.cosine_epochs:
+            factor = functools.partial(lr_factor, replace(optim, cosine_epochs=min(optim.cosine_epochs, self.epochs)))
+            scheduler = self.scheduler
+            scheduler.lr_lambdas = [factor] * len(scheduler.optimizer.param_groups)  # type: ignore[attr-defined]
+            for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+                group["lr"] = base * factor(scheduler.last_epoch)
+
     def run(self) -> None:
         """Train from ``start_epoch``; ``main_process_only`` hooks run only where ``is_main_process``."""
         hooks = [hook for hook in self.hooks if self.is_main_process or not hook.main_process_only]
         try:
             for hook in hooks:
                 hook.before_train(self)
-            for epoch in range(self.start_epoch, self.epochs):
+            epoch = self.start_epoch
+            while epoch < self.epochs:  # not a range: a hook may shorten the run
                 self.epoch = epoch
                 for hook in hooks:
                     hook.before_epoch(self)
@@ -104,6 +124,7 @@ class TrainLoop:
                 barrier()
                 if self.stop_requested:
                     break
+                epoch += 1
             self.finished = True
         finally:
             for hook in hooks:
@@ -128,6 +149,7 @@ class TrainLoop:
                     "scaler": self.step.scaler.state_dict(),
                     "rng": self._rng_states[0] if self._rng_states else capture_rng_state(),
                     "stopped_early": self.stop_requested,
+                    "fitted_epochs": self.fitted_epochs,
                 },
             }
             if self.world.is_distributed:
@@ -153,6 +175,9 @@ class TrainLoop:
         self.step_log = list(payload["step_log"])
         self.metrics = dict(payload["metrics"])
         self.start_epoch = int(payload["epoch"])
+        if state.get("fitted_epochs"):
+            self.epoch = self.start_epoch - 1
+            self.shorten(int(state["fitted_epochs"]))
 
     def _train_epoch(self, hooks: Sequence[Hook]) -> dict[str, Any]:
         """One epoch's steps; returns its history row (mean losses, accuracy, rate, lr)."""

@@ -34,7 +34,7 @@ class TrainStep:
     ) -> None:
         self.model, self.loss_fn, self.optimizer, self.scaler = model, loss_fn, optimizer, scaler
         self.amp_dtype, self.device = amp_dtype, device
-        self.channels_last = channels_last and device.type == "cuda"
+        self.channels_last = channels_last
 
     def __call__(self, images: Tensor, targets: Tensor) -> LossBreakdown:
         images = images.to(self.device, non_blocking=True)
