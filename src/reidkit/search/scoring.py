@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reidkit.search.feature_cache import track_crop_features
 from reidkit.search.filters import SearchFilters
 from reidkit.search.rows import DetectionRow
 from reidkit.search.store import Store
@@ -23,7 +24,7 @@ def score_tracks(
         return []
     track_ids, track_vectors = store.track_vectors(np.array(sorted(candidates), dtype=np.int64))
     track_scores = dict(zip(track_ids.tolist(), (track_vectors @ query).tolist()))
-    det_ids, owners, features = store.track_detection_features(track_ids)
+    det_ids, owners, features = track_crop_features(store, track_ids)
     crop_scores = features @ query
     if filters.active:
         rows = store.detections(det_ids)

@@ -9,6 +9,9 @@ indexes must not be searched while rows are added, so every use of the store run
 ``StoreReader.call(fn)`` runs ``fn(store)`` there. Searches are short (milliseconds); the model, the slow part, runs
 outside it.
 
+The store's crop features are kept in memory between commits (``reidkit.search.feature_cache``): each search
+scores every crop of its candidate tracks, and reading them from SQLite each time was most of this thread's work.
+
 FAISS searches on that thread use one OpenMP thread: a query is one vector, which FAISS's threads cannot share
 out, yet every search woke them and they spun beside the model's forward passes (a fifth of the server's CPU under
 the load benchmark, benchmarks/RESULTS.md). ``omp_set_num_threads`` sets the calling thread's own OpenMP setting, so
@@ -24,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from reidkit.search.feature_cache import keep_track_features
 from reidkit.search.store import DB_NAME, Store
 
 T = TypeVar("T")
@@ -54,6 +58,7 @@ class StoreReader:
             if not (self.root / DB_NAME).is_file():
                 return None
             self._store = Store.open(self.root)
+            keep_track_features(self._store)
             self._seen = self._store.commit_seq
             return self._store
         seq = self._store.commit_seq
