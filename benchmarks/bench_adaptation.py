@@ -52,8 +52,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs-per-round", type=int, default=2)
     parser.add_argument("--method", default="dbscan-jaccard")
     parser.add_argument("--no-camera-norm", action="store_true")
-    parser.add_argument("--fresh-heads", action="store_true",
-                        help="start each round's classifier at random, not from the clusters' centroids")
     parser.add_argument("--quick", action="store_true", help="tiny subsets and one epoch: checks the pipeline only")
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data")
@@ -106,15 +104,12 @@ def main() -> None:
     options = AdaptOptions(
         1 if args.quick else args.rounds,
         1 if args.quick else args.epochs_per_round,
-        not args.fresh_heads,
         ClusterOptions(method=args.method, camera_norm=not args.no_camera_norm),
     )
-    variant = (f"adapt-{options.rounds}x{options.epochs_per_round}-{'fresh' if args.fresh_heads else 'centroids'}"
-               f"{'' if options.cluster.camera_norm else '-nocamnorm'}-{args.method}")
     print("adapting the source-only model to pair 2's unlabelled train crops ...")
     adapted = adapt(
-        replace(target_cfg, train=replace(target_cfg.train, output_dir=str(work / variant))),
-        source, TargetCrops.from_records(target.train), work / variant, work / f"{variant}.pt", options,
+        replace(target_cfg, train=replace(target_cfg.train, output_dir=str(work / "adapt"))),
+        source, TargetCrops.from_records(target.train), work / "adapt", work / "adapted.pt", options,
         echo=lambda line: print(f"  {line}"),
     )
     rows: dict[str, dict[str, Any]] = {
@@ -137,7 +132,6 @@ def main() -> None:
         "quick": args.quick, "rows": rows, "gap_closed": gap,
         "rounds": [{k: v for k, v in vars(r).items()} for r in adapted.rounds],
         "options": {"rounds": options.rounds, "epochs_per_round": options.epochs_per_round,
-                    "centroid_heads": options.centroid_heads,
                     "method": args.method, "camera_norm": not args.no_camera_norm},
         "machine": machine_summary(),
     }

@@ -13,11 +13,8 @@ from reidkit.config import ExperimentConfig, apply_overrides
 from reidkit.data import ReidDataset
 from reidkit.errors import ConfigError
 from reidkit.inference import untrained_model
-from reidkit.models import build_model
 from reidkit.models.model_file import load_checkpoint, load_model, model_payload, save_checkpoint
-from types import SimpleNamespace
-
-from reidkit.training.adaptation import AdaptOptions, ClassifierFromCentroids, TargetCrops, adapt, cluster_centroids
+from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt
 from reidkit.data.subset import subset_identities
 
 
@@ -75,24 +72,3 @@ def test_target_crops_checked(cuhk03_dataset: ReidDataset) -> None:
         TargetCrops([], [])
     with pytest.raises(ConfigError, match="rounds >= 1"):
         AdaptOptions(rounds=0)
-
-
-def test_cluster_centroids_are_unit_means_in_cluster_order() -> None:
-    features = np.array([[2.0, 0.0], [0.0, 3.0], [0.0, 1.0], [4.0, 0.0], [1.0, 1.0]], dtype=np.float32)
-    centroids = cluster_centroids(features, np.array([1, 0, 0, 1, -1]))
-    assert centroids == pytest.approx(np.array([[0.0, 1.0], [1.0, 0.0]]))  # the unclustered row is left out
-    assert cluster_centroids(features, np.full(5, -1)).shape == (0, 2)
-
-
-def test_classifier_starts_from_centroids_only_on_a_fresh_round() -> None:
-    model = build_model("bnneck", num_classes=3, backbone="mobilenetv2", pretrained=None)
-    head = model.test_feature_classifier()
-    centroids = np.eye(3, head.weight.shape[1], dtype=np.float32)
-    ClassifierFromCentroids(centroids).before_train(SimpleNamespace(start_epoch=0, step=SimpleNamespace(model=model)))
-    assert torch.equal(head.weight, torch.from_numpy(centroids))
-    resumed = torch.zeros_like(head.weight)
-    with torch.no_grad():
-        head.weight.copy_(resumed)
-    ClassifierFromCentroids(centroids).before_train(SimpleNamespace(start_epoch=2, step=SimpleNamespace(model=model)))
-    assert torch.equal(head.weight, resumed)  # a resumed round keeps its checkpoint's classifier
-    assert build_model("mgn", num_classes=3, backbone="mobilenetv2", pretrained=None).test_feature_classifier() is None

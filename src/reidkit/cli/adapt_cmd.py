@@ -35,11 +35,6 @@ def adapt(
     camera_norm: Annotated[
         bool, typer.Option("--camera-norm/--no-camera-norm", help="centre each camera's features before clustering")
     ] = True,
-    centroid_heads: Annotated[
-        bool,
-        typer.Option("--centroid-heads/--fresh-heads",
-                     help="start each round's classifier from the clusters' centroids (BNNeck) or at random"),
-    ] = True,
     work_dir: Annotated[
         Path | None, typer.Option("--work-dir", help="rounds' runs, resumable (default: <out>.rounds/)")
     ] = None,
@@ -78,9 +73,7 @@ def adapt(
         dataset = load_dataset(base.data.dataset, Path(base.data.root), **base.data.dataset_options)
         dataset = subset_identities(dataset, base.data.max_train_ids, base.data.max_test_ids)
         target, evaluation = TargetCrops.from_records(dataset.train), (dataset if dataset.query else None)
-    options = AdaptOptions(
-        rounds, epochs_per_round, centroid_heads, ClusterOptions(method=method, camera_norm=camera_norm)
-    )
+    options = AdaptOptions(rounds, epochs_per_round, ClusterOptions(method=method, camera_norm=camera_norm))
     result = run_adaptation(
         base, checkpoint, target, work_dir or out.with_suffix(".rounds"), out, options, evaluation=evaluation,
         echo=typer.echo,

@@ -32,9 +32,6 @@ class BNNeck(ReidModel):
     def backbone_modules(self) -> list[nn.Module]:
         return [self.body]
 
-    def test_feature_classifier(self) -> nn.Linear:
-        return self.classifier  # it reads the post-BN feature, which is the test feature
-
     def forward(self, x: Tensor) -> ReidOutputs | Tensor:
         pre_bn = self.pool(self.body(x)).flatten(1)
         post_bn = self.neck(pre_bn)

@@ -104,11 +104,6 @@ class ReidModel(nn.Module, ABC):
             module.eval()
         return self
 
-    def test_feature_classifier(self) -> nn.Linear | None:
-        """The classifier that reads the test feature itself, or None where no head does (MGN's eight heads read
-        branch features): what an adaptation round can start from its clusters' centroids."""
-        return None
-
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """Trainable parameters split into (backbone, head); together they cover every trainable parameter once."""
         backbone_ids = {id(p) for module in self.backbone_modules() for p in module.parameters()}

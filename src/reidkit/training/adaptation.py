@@ -3,24 +3,20 @@
 Each round extracts the target crops' features with the current model, clusters them into pseudo identities
 (``reidkit.clustering``: k-reciprocal Jaccard DBSCAN, camera-normalised, with the must-link / cannot-link
 constraints the footage gives for free) and trains on those identities for a few epochs with the run's own recipe
-(softmax on heads sized for the clusters, plus the batch-hard triplet), starting from the previous round's
-weights. Where the model's classifier reads the test feature (BNNeck), its rows start as the clusters' centroids
-(``AdaptOptions.centroid_heads``), so the round's first steps already pull each crop towards its own cluster instead
-of through a random head; other models start their heads fresh. Crops that no cluster takes are left out of the round, not forced into the nearest cluster: a wrong
+(softmax on fresh heads sized for the clusters, plus the batch-hard triplet), starting from the previous round's
+weights. Crops that no cluster takes are left out of the round, not forced into the nearest cluster: a wrong
 pseudo label teaches the model a wrong match, a missing one only teaches nothing. As the features improve, the
 clusters do, and the next round trains on cleaner labels.
 
 Nothing here looks at target identities: the clustering's parameters come from the features themselves, and the
 rounds' number and length are fixed in advance. An evaluation split, when given, is only reported.
 
-A round leaves ``round<N>/`` (the Trainer's run, resumable) with ``pseudo_labels.json`` and ``centroids.npy``;
-``done.json`` marks it
+A round leaves ``round<N>/`` (the Trainer's run, resumable) with ``pseudo_labels.json``; ``done.json`` marks it
 complete, so a killed adaptation resumes at the round (and inside it, at the epoch) where it stopped.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Callable, Hashable, Sequence
@@ -29,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from reidkit.atomic_file import write_atomic
 from reidkit.clustering import ClusterOptions, ClusterResult, cluster_features
@@ -37,13 +32,12 @@ from reidkit.config import ExperimentConfig
 from reidkit.data import ImageRecord, ReidDataset
 from reidkit.errors import ConfigError
 from reidkit.inference import FeatureExtractor
-from reidkit.models.model_file import save_weights_only, unwrap
-from reidkit.training.hooks import LAST, Hook
-from reidkit.training.loop import TrainLoop
+from reidkit.models.model_file import save_weights_only
+from reidkit.training.hooks import LAST
 from reidkit.training.runtime import resolve_device
 from reidkit.training.trainer import Trainer
 
-DONE, LABELS, CENTROIDS = "done.json", "pseudo_labels.json", "centroids.npy"
+DONE, LABELS = "done.json", "pseudo_labels.json"
 
 
 @dataclass(frozen=True)
@@ -75,12 +69,10 @@ class TargetCrops:
 
 @dataclass(frozen=True)
 class AdaptOptions:
-    """``rounds`` x ``epochs_per_round`` epochs over the pseudo-labelled crops; ``cluster`` says how to cluster;
-    ``centroid_heads``: start the classifier from the clusters' centroids where the model allows it."""
+    """``rounds`` x ``epochs_per_round`` epochs over the pseudo-labelled crops; ``cluster`` says how to cluster."""
 
     rounds: int = 6
     epochs_per_round: int = 2
-    centroid_heads: bool = True
     cluster: ClusterOptions = field(default_factory=lambda: ClusterOptions(camera_norm=True))
 
     def __post_init__(self) -> None:
@@ -153,17 +145,9 @@ def _run_round(
     if labels_file.is_file():  # a killed round: its pseudo labels were fixed before training started
         saved = json.loads(labels_file.read_text())
         labels, params = np.asarray(saved["labels"]), saved["params"]
-        centroids = np.load(round_dir / CENTROIDS)
     else:
-        features = target_features(model_in, target, base)
-        result = cluster_features(
-            features, options.cluster, cameras=target.cameras, groups=target.groups, frames=target.frames
-        )
+        result = pseudo_labels(model_in, target, options.cluster, base)
         labels, params = result.labels, result.params
-        centroids = cluster_centroids(features, labels)
-        buffer = io.BytesIO()
-        np.save(buffer, centroids)
-        write_atomic(round_dir / CENTROIDS, buffer.getvalue())
         _write_json(labels_file, {"labels": labels.tolist(), "params": params})
     kept = np.flatnonzero(labels >= 0)
     camera_index = {c: i for i, c in enumerate(dict.fromkeys(str(c) for c in target.cameras))}
@@ -191,8 +175,7 @@ def _run_round(
         optim=replace(base.optim, cosine_epochs=epochs if base.optim.cosine_epochs else 0),
         train=replace(base.train, output_dir=str(round_dir), epochs=epochs, eval_every=epochs, seed=base.train.seed + index),
     )
-    hooks = [ClassifierFromCentroids(centroids)] if options.centroid_heads else []
-    trainer = Trainer(config, dataset=dataset, echo=echo, hooks=hooks)
+    trainer = Trainer(config, dataset=dataset, echo=echo)
     run = trainer.fit(resume=(round_dir / LAST).is_file())
     report = RoundReport(index, clusters, len(kept), len(labels) - len(kept), params, dict(run.metrics))
     _write_json(round_dir / DONE, asdict(report))
@@ -203,14 +186,6 @@ def pseudo_labels(
     checkpoint: Path, target: TargetCrops, options: ClusterOptions, base: ExperimentConfig
 ) -> ClusterResult:
     """Cluster the target crops' features under the model ``checkpoint``: the round's pseudo identities."""
-    return cluster_features(
-        target_features(checkpoint, target, base), options, cameras=target.cameras, groups=target.groups,
-        frames=target.frames,
-    )
-
-
-def target_features(checkpoint: Path, target: TargetCrops, base: ExperimentConfig) -> np.ndarray:
-    """The target crops' test features under the model ``checkpoint``."""
     device = resolve_device(base.train.device)
     extractor = FeatureExtractor(
         checkpoint,
@@ -220,32 +195,8 @@ def target_features(checkpoint: Path, target: TargetCrops, base: ExperimentConfi
         progress=base.train.progress,
         backend=base.train.eval_backend if device.type == "cpu" else "torch",
     )
-    return extractor(target.paths, desc="target features")
-
-
-def cluster_centroids(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(clusters, D) unit-length mean of each cluster's L2-normalised features, in cluster order (the order the
-    round's classes take: pseudo identity = cluster + 1, classes by sorted identity)."""
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    clusters = np.unique(labels[labels >= 0])
-    means = np.stack([unit[labels == c].mean(axis=0) for c in clusters]) if len(clusters) else unit[:0]
-    return (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-class ClassifierFromCentroids(Hook):
-    """Sets the classifier on the test feature (``ReidModel.test_feature_classifier``) to the round's cluster
-    centroids before its first step; a resumed round keeps what its checkpoint holds, and a model without such a
-    classifier (MGN) keeps fresh heads."""
-
-    def __init__(self, centroids: np.ndarray) -> None:
-        self.centroids = centroids
-
-    def before_train(self, loop: TrainLoop) -> None:
-        head = unwrap(loop.step.model).test_feature_classifier()
-        if loop.start_epoch or head is None or tuple(head.weight.shape) != self.centroids.shape:
-            return
-        with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(self.centroids))
+    features = extractor(target.paths, desc="target features")
+    return cluster_features(features, options, cameras=target.cameras, groups=target.groups, frames=target.frames)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
