@@ -49,7 +49,7 @@ QUICK = ["data.max_train_ids=40", "data.max_test_ids=30", "train.epochs=1", "opt
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--epochs-per-round", type=int, default=2)
+    parser.add_argument("--epochs-per-round", type=int, default=4)
     parser.add_argument("--method", default="dbscan-jaccard")
     parser.add_argument("--no-camera-norm", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny subsets and one epoch: checks the pipeline only")

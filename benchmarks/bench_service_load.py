@@ -56,7 +56,8 @@ def reidkit(*args: object) -> str:
 
 def base_store(work: Path, video: Path, frames: int, checkpoint: str) -> Path:
     """The store of the video's first ``frames`` frames (every 2nd), built once per work folder, size and model."""
-    tag = "imagenet" if checkpoint == "imagenet" else hashlib.sha256(checkpoint.encode()).hexdigest()[:8]
+    # keyed by the model file's content: `make demo` rewrites the same path with another model
+    tag = "imagenet" if checkpoint == "imagenet" else hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:8]
     store = work / f"base-{frames}-{tag}"
     if not (store / "reidkit.sqlite").is_file():
         shutil.rmtree(store, ignore_errors=True)

@@ -30,7 +30,7 @@ def adapt(
         typer.Argument(help="section.key=value overrides, e.g. \"data.dataset_options={train_pairs: [2]}\""),
     ] = None,
     rounds: Annotated[int, typer.Option("--rounds", help="cluster-then-train rounds")] = 6,
-    epochs_per_round: Annotated[int, typer.Option("--epochs-per-round", help="epochs over each round's clusters")] = 2,
+    epochs_per_round: Annotated[int, typer.Option("--epochs-per-round", help="epochs over each round's clusters")] = 4,
     method: Annotated[str, typer.Option("--method", help="clustering method: dbscan-jaccard or hdbscan")] = "dbscan-jaccard",
     camera_norm: Annotated[
         bool, typer.Option("--camera-norm/--no-camera-norm", help="centre each camera's features before clustering")

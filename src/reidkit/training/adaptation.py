@@ -72,7 +72,7 @@ class AdaptOptions:
     """``rounds`` x ``epochs_per_round`` epochs over the pseudo-labelled crops; ``cluster`` says how to cluster."""
 
     rounds: int = 6
-    epochs_per_round: int = 2
+    epochs_per_round: int = 4  # 6 x 4 epochs: about the images the source and oracle runs see (RESULTS.md)
     cluster: ClusterOptions = field(default_factory=lambda: ClusterOptions(camera_norm=True))
 
     def __post_init__(self) -> None:
