@@ -184,7 +184,11 @@ class Trainer:
             backbone_init=backbone_init,
         )
         model.to(device)
-        if cfg.train.channels_last:  # oneDNN and cuDNN both prefer it (1.12x per CPU step, benchmarks/RESULTS.md)
+        # cuDNN prefers channels_last; on a CPU it is used with native bf16 only, the combination measured (the demo:
+        # 249 against 337 ms a step). In full precision on a CPU it broke the two-process run's equality with one
+        # process (global BatchNorm; benchmarks/RESULTS.md), so float32 CPU runs stay contiguous.
+        channels_last = cfg.train.channels_last and (device.type == "cuda" or amp_dtype == torch.bfloat16)
+        if channels_last:
             model.to(memory_format=torch.channels_last)
         optimizer = build_optimizer(model, cfg.optim, device)
         scheduler = build_scheduler(optimizer, cfg.optim)
@@ -210,7 +214,7 @@ class Trainer:
         step = TrainStep(
             self._wrap_model(model, device),
             GlobalBatchLoss(loss_fn) if world.is_distributed else loss_fn,
-            optimizer, scaler, amp_dtype, device, cfg.train.channels_last,
+            optimizer, scaler, amp_dtype, device, channels_last,
         )
         return TrainLoop(
             cfg,
