@@ -26,14 +26,14 @@ def score_tracks(
     track_scores = dict(zip(track_ids.tolist(), (track_vectors @ query).tolist()))
     det_ids, owners, features = track_crop_features(store, track_ids)
     crop_scores = features @ query
-    if filters.active:
-        rows = store.detections(det_ids)
+    rows = store.detections(det_ids) if filters.active else None
+    if rows is not None:
         keep = np.array([det_id in rows and filters.admits(rows[det_id]) for det_id in det_ids.tolist()], dtype=bool)
         det_ids, owners, crop_scores = det_ids[keep], owners[keep], crop_scores[keep]
     # each track's best crop: sort by track, then by score, best first; the first row of each track wins
     order = np.lexsort((-crop_scores, owners))
     first = order[np.r_[True, owners[order][1:] != owners[order][:-1]]] if len(order) else order
-    best_rows = rows if filters.active else store.detections(det_ids[first])
+    best_rows = rows if rows is not None else store.detections(det_ids[first])
     return [
         (int(owners[i]), float(crop_scores[i]), track_scores[int(owners[i])], best_rows[int(det_ids[i])])
         for i in first.tolist()

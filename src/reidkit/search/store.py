@@ -523,8 +523,7 @@ class Store:
                 det_ids.append(det_id)
                 owners.append(track_id)
                 blobs.append(feature)
-        features = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs else self._none()
-        return np.array(det_ids, dtype=np.int64), np.array(owners, dtype=np.int64), features
+        return np.array(det_ids, dtype=np.int64), np.array(owners, dtype=np.int64), self._stack(blobs)
 
     def tracks_of_detections(self, ids: Iterable[int]) -> set[int]:
         """The track ids the given crops belong to (ids with no row are ignored)."""
@@ -587,14 +586,15 @@ class Store:
         for row_id, feature in self.db.execute(sql, params):
             ids.append(row_id)
             blobs.append(feature)
-        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs else self._none()
-        return np.array(ids, dtype=np.int64), vectors
+        return np.array(ids, dtype=np.int64), self._stack(blobs)
 
     def _rows_in(self, select: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         parts = [self._rows(select + f" WHERE id IN {marks} ORDER BY id", part) for part, marks in in_batches(ids)]
         if not parts:
-            return np.zeros(0, dtype=np.int64), self._none()
+            return np.zeros(0, dtype=np.int64), self._stack([])
         return np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
 
-    def _none(self) -> np.ndarray:  # no feature rows, as wide as the store's model's (read for empty answers only)
+    def _stack(self, blobs: list[bytes]) -> np.ndarray:  # (N, D) copied once; no blobs: (0, D) of the store's model
+        if blobs:
+            return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         return np.zeros((0, self.model.feature_dim if self.model else 0), dtype=np.float32)

@@ -39,7 +39,6 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _one_faiss_thread()
         state.jobs.recover()  # jobs whose worker died with the last server: interrupted, resumable
         held = state.reader.call(lambda store: None if store is None else store.model)
         if held is not None:
@@ -64,15 +63,6 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
                        video_bytes=state.settings.max_video_bytes)
     app.add_middleware(_SecurityHeaders)
     return app
-
-
-def _one_faiss_thread() -> None:
-    """A search asks FAISS about one vector, which gains nothing from OpenMP's threads and, on a busy 2-core
-    server, waited for them: 24 ms per search with two threads, 3 ms with one (the 118-crop test store). Requests
-    run side by side instead. Process-wide, so only the server sets it; ingest jobs run in their own processes."""
-    import faiss
-
-    faiss.omp_set_num_threads(1)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

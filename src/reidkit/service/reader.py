@@ -13,9 +13,11 @@ The store's crop features are kept in memory between commits (``reidkit.search.f
 scores every crop of its candidate tracks, and reading them from SQLite each time was most of this thread's work.
 
 FAISS searches on that thread use one OpenMP thread: a query is one vector, which FAISS's threads cannot share
-out, yet every search woke them and they spun beside the model's forward passes (a fifth of the server's CPU under
-the load benchmark, benchmarks/RESULTS.md). ``omp_set_num_threads`` sets the calling thread's own OpenMP setting, so
-ingest and index builds elsewhere keep their threads.
+out, yet every search woke them (24 ms per search with two threads on a busy 2-core machine, 3 ms with one) and
+they spun beside the model's forward passes (a fifth of the server's CPU under the load benchmark,
+benchmarks/RESULTS.md). ``omp_set_num_threads`` sets the calling thread's own OpenMP setting, so it is set here, on
+the thread that searches (set on the thread that started the server, it never reached this one), and ingest and
+index builds elsewhere keep their threads.
 
 A store folder with no store yet (a server started before the first ingest) reads as empty until one appears.
 """

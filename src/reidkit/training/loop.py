@@ -94,7 +94,7 @@ class TrainLoop:
         """End the run after ``epochs`` epochs, with a cosine schedule ending there too (a milestone schedule is
         left as it is). Rates from the next epoch on follow the shorter schedule; the choice is saved with the
         training state, so a resumed run keeps it."""
-        epochs = max(epochs, self.epoch + 1)
+        epochs = max(epochs, self.start_epoch, self.epoch + 1)  # never below the epochs already run
         self.fitted_epochs = epochs if epochs < self.config.train.epochs else None
         optim = self.config.optim
         if optim.cosine_epochs:
@@ -176,7 +176,6 @@ class TrainLoop:
         self.metrics = dict(payload["metrics"])
         self.start_epoch = int(payload["epoch"])
         if state.get("fitted_epochs"):
-            self.epoch = self.start_epoch - 1
             self.shorten(int(state["fitted_epochs"]))
 
     def _train_epoch(self, hooks: Sequence[Hook]) -> dict[str, Any]:
