@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -87,6 +88,36 @@ def test_one_bad_crop_fails_only_its_own_caller() -> None:
         np.testing.assert_allclose(results[i], rows([images[i]])[0], atol=1e-5)  # type: ignore[arg-type]
 
 
+def test_a_batch_continues_on_the_hand_off_thread_in_one_call_each_caller_getting_its_own_answer() -> None:
+    model, card = scratch_mgn(4, (64, 32))
+    rows = embedding(FeatureExtractor(model, card=card, frozen=True))
+    images = crops(6)
+    store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    batcher: Batcher[str] = Batcher(gather_s=0.5, hand_off=lambda job: store_thread.submit(job, "the store"))
+
+    def then(i: int) -> Callable[[str, np.ndarray], object]:
+        def run(context: str, row: np.ndarray) -> object:
+            if i == 4:
+                raise ValueError("no such camera")
+            return context, threading.current_thread().name, row
+
+        return run
+
+    results = concurrently(lambda i: batcher.embed(rows, images[i], then(i)), len(images))
+    assert batcher.crops == 6 and batcher.hand_offs == batcher.forward_passes < 6
+    assert isinstance(results[4], ValueError) and str(results[4]) == "no such camera"
+    for i in (0, 1, 2, 3, 5):
+        context, thread, row = results[i]  # type: ignore[misc]
+        assert context == "the store" and thread.startswith("store")
+        np.testing.assert_allclose(row, rows([images[i]])[0], atol=1e-5)
+
+    store_thread.shutdown()  # a hand-off that cannot run reaches every caller as an error, never a hang
+    gone = concurrently(lambda i: batcher.embed(rows, images[i], then(i)), 2)
+    assert all(isinstance(error, RuntimeError) and "shutdown" in str(error) for error in gone), gone
+    with pytest.raises(ValueError, match="hand_off"):
+        Batcher().embed(rows, images[0], then(0))
+
+
 @pytest.mark.slow
 def test_concurrent_searches_through_a_real_server_are_batched_and_each_answered_right(
     small_store: Path, serve: Callable[..., str], tmp_path: Path
@@ -119,6 +150,49 @@ def test_concurrent_searches_through_a_real_server_are_batched_and_each_answered
         assert isinstance(other, list) and [hit[:2] for hit in other] == [hit[:2] for hit in one]
         np.testing.assert_allclose([hit[2] for hit in other], [hit[2] for hit in one], atol=1e-5)
     assert len({hits[0][0] for hits in alone}) > 1  # different people asked about: answers are not all the same
+
+
+@pytest.mark.slow
+def test_a_search_after_a_live_reindex_embeds_with_the_new_model(
+    small_store: Path, serve: Callable[..., str], tmp_path: Path
+) -> None:
+    """The server skips checking the store's model before each search (it checks beside the search, on the store
+    thread): a reindex while it runs must still give the next photo search the new model's ranking, not an error."""
+    from typer.testing import CliRunner
+
+    from reidkit.cli.main import app
+    from reidkit.inference import untrained_model
+    from reidkit.models.model_file import model_payload, save_checkpoint
+    from reidkit.search.search import search_store
+
+    root = Path(shutil.copytree(small_store, tmp_path / "store"))
+    model, card = untrained_model("bnneck", "mobilenetv2", 64, 32)  # another model id, 1280-d features
+    new_model = tmp_path / "bnneck.pt"
+    save_checkpoint(new_model, model_payload(model, card))
+    url = serve(root, ServiceSettings(requests_per_minute=10**6, embed_backend="torch"))
+    headers = {"Authorization": f"Bearer {create_token(root, Role.viewer, 'reindex')[1]}"}
+    with Store.open(root) as store:
+        first = int(store.detection_ids()[0])
+        photo = store.crop_file(store.detections([first])[first])
+    with httpx.Client(base_url=url, timeout=120) as client:
+        def search() -> dict[str, object]:
+            found = client.post(f"{API}/search", headers=headers, data={"top_k": "5"},
+                                files={"image": ("q.jpg", photo.read_bytes(), "image/jpeg")})
+            assert found.status_code == 200, found.text
+            return found.json()  # type: ignore[no-any-return]
+
+        before = search()
+        done = CliRunner().invoke(app, ["reindex", "--db", str(root), "--checkpoint", str(new_model),
+                                        "--embed-backend", "torch", "--quiet"])
+        assert done.exit_code == 0, done.output
+        after = search()
+    extractor = FeatureExtractor(new_model, progress=False)
+    assert before["model_id"] != after["model_id"] == extractor.model_id
+    with Store.open(root) as store:
+        expected = search_store(store, normalise_rows(extractor([photo]))[0], top_k=5)
+    assert [hit["track_id"] for hit in after["hits"]] == [hit.track.id for hit in expected.hits]  # type: ignore[index]
+    np.testing.assert_allclose([hit["score"] for hit in after["hits"]], [hit.score for hit in expected.hits],  # type: ignore[index]
+                               atol=1e-4)
 
 
 def test_serve_refuses_an_unknown_embedding_backend(tmp_path: Path) -> None:

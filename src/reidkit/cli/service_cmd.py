@@ -42,6 +42,7 @@ def serve(
     import socket
 
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from reidkit.inference.device import resolve_device
     from reidkit.search.model_choice import resolve_backend
@@ -67,6 +68,9 @@ def serve(
     bound = listener.getsockname()[1]
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}, not loopback: put TLS in front of it", err=True)
+    # One BLAS thread: the server's numpy products are one query against a few thousand crops, too small to share
+    # out, and concurrent requests already keep the cores busy; woken BLAS threads only spun beside the model.
+    threadpool_limits(limits={"openblas": 1})
     server = uvicorn.Server(uvicorn.Config(create_app(db, settings), log_level="info", access_log=False))
     typer.echo(f"reidkit service for {db} on http://{host}:{bound}/api/v1 (Ctrl-C stops it)", err=True)
     server.run(sockets=[listener])

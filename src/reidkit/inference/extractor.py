@@ -128,7 +128,8 @@ class FeatureExtractor:
         show = self.progress and len(images) >= PROGRESS_MIN_IMAGES
         try:
             with torch.inference_mode():
-                for batch, errors in tqdm(loader, desc=desc, unit="batch", disable=not show):
+                # no tqdm at all when nothing is shown: a server embeds a handful of crops per call, many times
+                for batch, errors in tqdm(loader, desc=desc, unit="batch") if show else loader:
                     for error in errors:
                         if error:
                             raise ImageError(error)

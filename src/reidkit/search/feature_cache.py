@@ -24,8 +24,8 @@ DEFAULT_MAX_CROPS = 50_000
 
 
 class TrackFeatureCache:
-    """``features(store, track_ids)`` answers what ``Store.track_detection_features`` would, from memory where it
-    can. Tracks with no stored crop are remembered as empty, so they cost no second read either."""
+    """``scores(store, track_ids, query)`` answers what ``Store.track_detection_features`` and a product with the
+    query would, from memory where it can. Tracks with no stored crop are remembered as empty, so they cost no second read either."""
 
     def __init__(self, max_crops: int = DEFAULT_MAX_CROPS) -> None:
         self.max_crops = max_crops
@@ -33,7 +33,10 @@ class TrackFeatureCache:
         self._crops = 0
         self._seq: int | None = None
 
-    def features(self, store: Store, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def scores(self, store: Store, track_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(detection ids, their track ids, feature . query)`` of every crop of ``track_ids``: each track's rows
+        are scored where they lie, never copied into one matrix first (for a few thousand crops that copy cost
+        more than the products)."""
         seq = store.commit_seq
         if seq != self._seq:
             self._tracks.clear()
@@ -49,25 +52,31 @@ class TrackFeatureCache:
         parts = [self._tracks[t] for t in wanted]
         for track in wanted:
             self._tracks.move_to_end(track)
-        det_ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-        owners = np.repeat(np.array(wanted, dtype=np.int64), [len(p[0]) for p in parts])
-        rows = np.vstack([p[1] for p in parts]) if parts else store.track_detection_features([])[2]
         while self._crops > self.max_crops and len(self._tracks) > len(wanted):
             _, (dropped, _) = self._tracks.popitem(last=False)
             self._crops -= len(dropped)
-        return det_ids, owners, rows
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        det_ids = np.concatenate([p[0] for p in parts])
+        owners = np.repeat(np.array(wanted, dtype=np.int64), [len(p[0]) for p in parts])
+        return det_ids, owners, np.concatenate([rows @ query for _, rows in parts])
 
 
 _CACHES: weakref.WeakKeyDictionary[Store, TrackFeatureCache] = weakref.WeakKeyDictionary()
 
 
 def keep_track_features(store: Store, max_crops: int = DEFAULT_MAX_CROPS) -> None:
-    """Serve ``track_crop_features(store, ...)`` from a ``TrackFeatureCache`` for as long as ``store`` is open."""
+    """Serve ``track_crop_scores(store, ...)`` from a ``TrackFeatureCache`` for as long as ``store`` is open."""
     _CACHES[store] = TrackFeatureCache(max_crops)
 
 
-def track_crop_features(store: Store, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(detection ids, their track ids, features)`` of every crop of the given tracks: from the store's cache
-    when ``keep_track_features`` switched one on, else from SQLite."""
+def track_crop_scores(
+    store: Store, track_ids: np.ndarray, query: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(detection ids, their track ids, feature . query)`` of every crop of the given tracks: from the store's
+    cache when ``keep_track_features`` switched one on, else from SQLite."""
     cache = _CACHES.get(store)
-    return store.track_detection_features(track_ids) if cache is None else cache.features(store, track_ids)
+    if cache is not None:
+        return cache.scores(store, track_ids, query)
+    det_ids, owners, rows = store.track_detection_features(track_ids)
+    return det_ids, owners, rows @ query

@@ -79,7 +79,11 @@ class QueryDescription:
     track_id: int | None = None
 
 
-def result_json(result: SearchResult, query: QueryDescription, store_root: Path, model_id: str) -> dict[str, Any]:
+def result_json(
+    result: SearchResult, query: QueryDescription, store_root: Path, model_id: str, crop_paths: bool = True
+) -> dict[str, Any]:
+    """What ``reidkit search --json`` prints; ``crop_paths=False`` leaves out each hit's crop file (the service
+    links crops by URL instead, and resolving each path through the file system is not free)."""
     return {
         "query": {"kind": query.kind, "source": query.source, "box": query.box, "track_id": query.track_id},
         "store": str(store_root),
@@ -88,7 +92,7 @@ def result_json(result: SearchResult, query: QueryDescription, store_root: Path,
         "reranked": result.reranked,
         "person_id": result.person_id,
         "trajectory_from": "identity" if result.identity else "hits",
-        "hits": [_hit_json(hit, store_root) for hit in result.hits],
+        "hits": [_hit_json(hit, store_root if crop_paths else None) for hit in result.hits],
         "trajectory": [visit_json(visit) for visit in result.trajectory],
         "notes": result.notes,
     }
@@ -98,9 +102,9 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def _hit_json(hit: Hit, store_root: Path) -> dict[str, Any]:
+def _hit_json(hit: Hit, store_root: Path | None) -> dict[str, Any]:
     best, track = hit.best, hit.track
-    return {
+    found = {
         "rank": hit.rank,
         "track_id": track.id,
         "camera": best.camera,
@@ -112,7 +116,6 @@ def _hit_json(hit: Hit, store_root: Path) -> dict[str, Any]:
         "time_s": round(best.time_s, 3),
         "frame_index": best.frame_index,
         "box": [round(v, 1) for v in best.box],
-        "crop": str(stored_file(store_root, best.crop_path)),
         "detection_id": best.id,
         "first_seen": _iso(track.first_seen),
         "last_seen": _iso(track.last_seen),
@@ -122,6 +125,9 @@ def _hit_json(hit: Hit, store_root: Path) -> dict[str, Any]:
         "person_id": hit.person_id,
         "person_confidence": None if hit.person_confidence is None else round(hit.person_confidence, 4),
     }
+    if store_root is not None:
+        found["crop"] = str(stored_file(store_root, best.crop_path))
+    return found
 
 
 def visit_json(visit: Visit) -> dict[str, Any]:

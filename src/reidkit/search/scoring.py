@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reidkit.search.feature_cache import track_crop_features
+from reidkit.search.feature_cache import track_crop_scores
 from reidkit.search.filters import SearchFilters
 from reidkit.search.rows import DetectionRow
 from reidkit.search.store import Store
@@ -24,8 +24,7 @@ def score_tracks(
         return []
     track_ids, track_vectors = store.track_vectors(np.array(sorted(candidates), dtype=np.int64))
     track_scores = dict(zip(track_ids.tolist(), (track_vectors @ query).tolist()))
-    det_ids, owners, features = track_crop_features(store, track_ids)
-    crop_scores = features @ query
+    det_ids, owners, crop_scores = track_crop_scores(store, track_ids, query)
     rows = store.detections(det_ids) if filters.active else None
     if rows is not None:
         keep = np.array([det_id in rows and filters.admits(rows[det_id]) for det_id in det_ids.tolist()], dtype=bool)

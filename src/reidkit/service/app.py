@@ -42,7 +42,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
         state.jobs.recover()  # jobs whose worker died with the last server: interrupted, resumable
         held = state.reader.call(lambda store: None if store is None else store.model)
         if held is not None:
-            state.embedder.load(held, state.reader)
+            state.embedder.load(held)
         yield
         state.reader.close()
 

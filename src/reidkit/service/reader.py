@@ -25,7 +25,7 @@ A store folder with no store yet (a server started before the first ingest) read
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,7 +46,11 @@ class StoreReader:
 
     def call(self, fn: Callable[[Store | None], T]) -> T:
         """``fn(store)`` on the store's thread, with the store as of the latest commit (None: no store yet)."""
-        return self._thread.submit(self._run, fn).result()
+        return self.post(fn).result()
+
+    def post(self, fn: Callable[[Store | None], T]) -> Future[T]:
+        """``call`` without waiting: ``fn(store)`` is queued for the store's thread and its Future returned."""
+        return self._thread.submit(self._run, fn)
 
     def close(self) -> None:
         self._thread.submit(self._close).result()

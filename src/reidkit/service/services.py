@@ -4,7 +4,7 @@ that turns a request's bearer token into a ``Caller`` of at least a given role.
 The ReID model is loaded once (at start-up when the store already has one) and shared. Concurrent searches' query
 crops are embedded together, one forward pass per batch on one worker thread (``batching.Batcher``): on a CPU server
 each pass already uses every core, so passes side by side only make each slower, and a batch of N costs less than
-N passes. The query detector (a whole frame without a box) runs one frame at a time under its own lock: not
+N passes; the batch's searches then go to the store's thread together, in one call. The query detector (a whole frame without a box) runs one frame at a time under its own lock: not
 every detector backend promises to be thread-safe, and such queries are rare, so they never hold up the crops.
 """
 
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import Depends, Path as PathParam, Request
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from reidkit.search.store import Store
     from reidkit.video import Detector
 
+T = TypeVar("T")
 API = "/api/v1"
 # Row ids in a URL: SQLite's INTEGER is 64-bit, so a larger number is refused (422) before it reaches a query.
 SQLITE_MAX_ID = 2**63 - 1
@@ -47,7 +48,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "no token, or an unknown or revoked one"),
         (403, "the token's role may not do this"),
         (404, "no such item"),
-        (409, "the store holds no person crops yet"),
+        (409, "the store or a job is not in a state that allows this now (the message says why)"),
         (413, "an upload or image over the limits"),
         (415, "an upload that is not what it should be, judged by its content"),
         (422, "a field of the wrong type or out of range"),
@@ -61,18 +62,21 @@ class Embedder:
 
     ``settings.embed_backend``: ``auto`` (OpenVINO on the CPU when installed, as ``reidkit ingest``; its features
     equal PyTorch's to 1e-4 and it embeds a crop about 3x faster), ``torch``, ``openvino`` or ``onnxruntime``.
+    ``held`` is the store's model as last checked: a search that finds the store's model moved on (a reindex while
+    the server runs) calls ``forget`` so that the next one checks and loads again.
     """
 
-    def __init__(self, settings: ServiceSettings) -> None:
-        self.settings = settings
-        self.batcher = Batcher()
+    def __init__(self, settings: ServiceSettings, reader: StoreReader) -> None:
+        self.settings, self.reader = settings, reader
+        self.batcher: Batcher[Store | None] = Batcher(hand_off=reader.post)
+        self.held: ModelInfo | None = None
         self._choice: ModelChoice | None = None
         self._rows: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None
         self._detector: Detector | None = None
         self._load_lock = threading.Lock()
         self._detect_lock = threading.Lock()
 
-    def load(self, held: ModelInfo, reader: StoreReader) -> ModelChoice:
+    def load(self, held: ModelInfo) -> ModelChoice:
         """The model whose features the store holds (as ``reidkit search`` picks it), checked against the store."""
         from reidkit.search.model_choice import choose_model
 
@@ -81,17 +85,23 @@ class Embedder:
                 choice = choose_model(self.settings.checkpoint, held, device=self.settings.device,
                                       backend=self.settings.embed_backend)
                 extractor = choice.extractor
-                reader.call(lambda store: _require(store, extractor.model_id, extractor.feature_dim, choice.source))
+                self.reader.call(lambda store: _require(store, extractor.model_id, extractor.feature_dim,
+                                                        choice.source))
                 self._choice = choice
                 # One function per model: the batcher puts crops for the same function in one pass.
                 self._rows = lambda crops: normalise_rows(extractor(crops))
+            self.held = held
             return self._choice
 
-    def embed(self, held: ModelInfo, reader: StoreReader, crop: np.ndarray) -> np.ndarray:
-        """``crop``'s unit-length feature, computed in one batch with the other requests' crops waiting now."""
-        self.load(held, reader)
+    def forget(self) -> None:
+        self.held = None
+
+    def embed_then(self, held: ModelInfo, crop: np.ndarray, then: Callable[[Store | None, np.ndarray], T]) -> T:
+        """``then(store, feature)`` on the store's thread, ``feature`` being ``crop``'s unit-length feature computed
+        in one batch with the other requests' crops waiting now (``batching.Batcher``)."""
+        self.load(held)
         assert self._rows is not None
-        return self.batcher.embed(self._rows, crop)
+        return self.batcher.embed(self._rows, crop, then)  # type: ignore[no-any-return]
 
     def detector(self) -> Callable[[], Detector]:
         """A factory for ``search.query.query_crop``: the detector is only built when a frame without a box
@@ -138,13 +148,14 @@ class Services:
 
     @classmethod
     def create(cls, root: Path, settings: ServiceSettings) -> Services:
+        reader = StoreReader(root)
         return cls(
             root=Path(root),
             settings=settings,
-            reader=StoreReader(root),
+            reader=reader,
             tokens=TokenVerifier(root),
             limiter=RateLimiter(settings.requests_per_minute),
-            embedder=Embedder(settings),
+            embedder=Embedder(settings, reader),
             jobs=JobRunner(root, settings.checkpoint),
         )
 

@@ -51,11 +51,21 @@ def search_photo(
     name = image.filename or "upload"
     pixels = decode_image(read_upload(image.file, state.settings.max_image_bytes, "image"),
                           state.settings.max_image_pixels)
-    held = state.reader.call(lambda store: _checked(store, filters, top_k))
+    # The store's model as last checked; the store and the filters are checked again on the store's thread, right
+    # before the search. Should the model have changed meanwhile (a reindex), the crop is embedded again with it.
+    held = state.embedder.held or state.reader.call(lambda store: _checked(store, filters, top_k))
     crop = query_crop(pixels, f"image {name!r}", parsed_box, state.embedder.detector())
-    feature = state.embedder.embed(held, state.reader, crop.image)
+    for _ in range(3):
+        try:
+            result = state.embedder.embed_then(
+                held, crop.image, lambda store, feature: _search_photo(store, feature, held, top_k, filters, rerank))
+            break
+        except _ModelChanged:
+            state.embedder.forget()
+            held = state.reader.call(lambda store: _checked(store, filters, top_k))
+    else:
+        raise ApiError(409, "model_changed", "the store's model kept changing during this search; send it again")
     description = QueryDescription(crop.kind, name, box=crop.box)
-    result = state.reader.call(lambda store: _search(store, feature, top_k, filters, rerank, None, None))
     target = f"image {name!r} ({crop.kind}{'' if crop.box is None else ' ' + box_text(crop.box)}){_text(filters)}"
     audit.record(state.root, caller, "search", f"{target} top_k={top_k}{' rerank' if rerank else ''}",
                  len(result.hits))
@@ -92,10 +102,9 @@ def search_track(
 
 def api_result(state: Services, result: SearchResult, query: QueryDescription, model_id: str) -> dict[str, Any]:
     """``result_json`` (what ``reidkit search --json`` prints) with links instead of the server's file paths."""
-    payload = result_json(result, query, state.root, model_id)
+    payload = result_json(result, query, state.root, model_id, crop_paths=False)
     del payload["store"]
     for hit in payload["hits"]:
-        del hit["crop"]
         hit.update(links(hit["detection_id"], hit["track_id"]))
         hit["person_url"] = None if hit["person_id"] is None else f"{API}/people/{hit['person_id']}"
     payload["notes"] = [state.scrub(note) for note in payload["notes"]]
@@ -135,6 +144,17 @@ def _checked(store: Store | None, filters: SearchFilters, top_k: int) -> ModelIn
         raise ApiError(409, "empty_store", "the store holds no person crops yet; ingest a video with people in it")
     check_search_options(store, filters, top_k)
     return model
+
+
+class _ModelChanged(Exception):
+    """The store's model is not the one the query was embedded with."""
+
+
+def _search_photo(store: Store | None, feature: np.ndarray, held: ModelInfo, top_k: int, filters: SearchFilters,
+                  rerank: bool) -> SearchResult:
+    if _checked(store, filters, top_k).model_id != held.model_id:
+        raise _ModelChanged
+    return _search(store, feature, top_k, filters, rerank, None, None)
 
 
 def _search(
