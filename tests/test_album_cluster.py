@@ -53,7 +53,7 @@ def test_real_crops_cluster_better_than_the_trivial_answers(subset, imagenet_fea
     cams = np.array([r.camid for r in subset])
     singletons = score_clusters(np.arange(pids.size), pids, cams)
     one = score_clusters(np.zeros(pids.size, dtype=np.int64), pids, cams)
-    for method in ("dbscan-jaccard", "hdbscan"):
+    for method in ("agglomerative-jaccard", "dbscan-jaccard", "hdbscan"):
         result = cluster_features(imagenet_features, ClusterOptions(method=method), cameras=cams.tolist())
         scores = score_clusters(result.labels, pids, cams)
         assert scores.f1 > max(singletons.f1, one.f1) + 0.1, (method, scores)
@@ -82,7 +82,7 @@ def test_the_result_folder_holds_what_the_issue_promises(crop_folder: Path, tmp_
     for item in payload["items"]:
         assert set(item) == {"path", "box", "cluster", "confidence"} and item["box"] is None
         assert item["cluster"] >= UNCLUSTERED and 0.0 <= item["confidence"] <= 1.0
-    assert payload["params"]["method"] == "dbscan-jaccard" and payload["params"]["eps"] == 0.3
+    assert payload["params"]["method"] == "agglomerative-jaccard" and payload["params"]["linkage_cut"] == 0.65
     clusters = {item["cluster"] for item in payload["items"]} - {UNCLUSTERED}
     assert len(clusters) == report.people >= 1
     for cluster in clusters:

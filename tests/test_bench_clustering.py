@@ -17,7 +17,7 @@ def test_the_table_compares_every_setting_on_a_features_file(bench_clustering, t
     out = tmp_path / "clustering.json"
     report = bench_clustering.main(["--features", str(path), "--knn", "--out", str(out)])
     rows = {row["setting"]: row for row in json.loads(out.read_text())["rows"]}
-    assert set(rows) == {s.name for s in bench_clustering.settings()} | {"dbscan-jaccard eps=derived knn-graph"}
+    assert set(rows) == {s.name for s in bench_clustering.settings()} | {"agglomerative-jaccard knn-graph"}
     assert report["items"] == 400 and "hdbscan" in capsys.readouterr().out
     for row in rows.values():
         assert 0 <= row["f1"] <= 1 and row["num_clusters"] > 1 and row["seconds"] > 0

@@ -64,7 +64,7 @@ def test_list_shows_every_registry_and_the_shipped_recipes() -> None:
     assert list(sections) == [
         "models", "backbones", "datasets", "detectors", "backends", "indexes", "clustering", "recipes"
     ]
-    assert sections["clustering"] == ["dbscan-jaccard", "hdbscan"]
+    assert sections["clustering"] == ["dbscan-jaccard", "agglomerative-jaccard", "hdbscan"]
     assert sections["models"] == list(MODELS.names())
     assert sections["recipes"] == recipe_names() and "demo_cpu" in sections["recipes"]
     one = run("list", "detectors")

@@ -60,9 +60,9 @@ def test_one_item_or_one_track_alone() -> None:
 
 def test_eps_is_derived_from_the_data_and_recorded() -> None:
     features, _, _ = _blobs()
-    derived = cluster_features(features, ClusterOptions(eps=None))
+    derived = cluster_features(features, ClusterOptions(method="dbscan-jaccard", eps=None))
     assert derived.params["eps_source"].startswith("derived") and 0 < derived.params["eps"] < 1
-    given = cluster_features(features, ClusterOptions(eps=0.5))
+    given = cluster_features(features, ClusterOptions(method="dbscan-jaccard", eps=0.5))
     assert given.params["eps"] == 0.5 and given.params["eps_source"] == "given"
 
 
@@ -137,11 +137,37 @@ def test_camera_normalisation_removes_each_cameras_mean() -> None:
     assert result.params["camera_norm"] is True
 
 
-def test_the_knn_graph_agrees_with_the_dense_one() -> None:
+@pytest.mark.parametrize("method", ["dbscan-jaccard", "agglomerative-jaccard"])
+def test_the_knn_graph_agrees_with_the_dense_one(method: str) -> None:
     features, pids, _ = _blobs(num_ids=20)
-    dense = cluster_features(features, ClusterOptions(graph="dense", eps=0.5))
-    knn = cluster_features(features, ClusterOptions(graph="knn", eps=0.5))
+    dense = cluster_features(features, ClusterOptions(method=method, graph="dense", eps=0.5))
+    knn = cluster_features(features, ClusterOptions(method=method, graph="knn", eps=0.5))
     assert score_clusters(knn.labels, dense.labels).ari > 0.95
+
+
+def test_average_linkage_per_neighbourhood_equals_it_over_all_pairs() -> None:
+    """A merge needs a pair within the cut, so clustering each component of the pairs within the cut alone (pairs
+    whose k-reciprocal sets never meet at distance 1) must give what one linkage over the whole matrix gives."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    from reidkit.evaluation.rerank import jaccard_distance_features
+
+    features, pids, _ = _blobs(num_ids=24, noise=0.8, seed=3)
+    islands = np.random.default_rng(4).standard_normal((4, features.shape[1])).astype(np.float32) * 20
+    features = features + islands[pids // 6]  # four far-apart groups of six people: four neighbourhoods
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    options = ClusterOptions(method="agglomerative-jaccard", linkage_cut=0.6)
+    result = cluster_features(features, options)
+    assert 1 < result.params["largest_component"] < pids.size  # several neighbourhoods: the split is exercised
+    jaccard = jaccard_distance_features(unit, options.k1, options.k2).astype(np.float64)
+    jaccard = np.clip(np.maximum(np.minimum(jaccard, jaccard.T), 0.0), 0.0, 1.0)
+    np.fill_diagonal(jaccard, 0.0)
+    whole = fcluster(linkage(squareform(jaccard, checks=False), "average"), 0.6, criterion="distance")
+    sizes = np.bincount(whole)
+    expected = np.where(sizes[whole] >= 2, whole, -1 - np.arange(pids.size))  # a singleton is a person of its own
+    assert np.array_equal(result.labels == UNCLUSTERED, sizes[whole] < 2)
+    assert score_clusters(result.labels, expected).ari == 1.0  # score_clusters counts each unclustered item alone
 
 
 def test_pairwise_scores_and_cross_camera_rate_by_hand() -> None:
@@ -167,5 +193,18 @@ def test_bad_input_is_one_line() -> None:
         cluster_features(features, groups=["a", "b"])
     with pytest.raises(ReidkitError, match="NaN or infinity"):
         cluster_features(np.full((4, 3), np.nan, np.float32))
+    with pytest.raises(ConfigError, match="linkage cut 1.5 must lie in"):
+        cluster_features(features, ClusterOptions(method="agglomerative-jaccard", linkage_cut=1.5))
     with pytest.raises(ConfigError, match="graph 'huge'"):
         cluster_features(features, ClusterOptions(graph="huge"))
+
+
+def test_the_command_line_restates_the_cores_defaults() -> None:
+    """``reidkit cluster`` restates the defaults (importing the core for --help would load SciPy)."""
+    from reidkit.cli import cluster_cmd
+    from reidkit.clustering import types
+
+    assert cluster_cmd.DEFAULT_METHOD == types.DEFAULT_METHOD == ClusterOptions().method
+    assert cluster_cmd.TRAIN_SPLIT_K1 == types.TRAIN_SPLIT_K1 == ClusterOptions().k1
+    assert cluster_cmd.TRAIN_SPLIT_EPS == types.TRAIN_SPLIT_EPS == ClusterOptions().eps
+    assert cluster_cmd.TRAIN_SPLIT_LINKAGE_CUT == types.TRAIN_SPLIT_LINKAGE_CUT == ClusterOptions().linkage_cut

@@ -51,7 +51,6 @@ def adapt(
     """
     if out.suffix != ".pt":
         raise ConfigError(f"--out {out}: give a .pt file name for the adapted model")
-    from reidkit.clustering import ClusterOptions
     from reidkit.config import apply_overrides, config_from_dict, load_config
     from reidkit.models.model_file import load_checkpoint
 
@@ -62,7 +61,7 @@ def adapt(
         if "config" not in payload:
             raise ConfigError(f"{checkpoint}: records no training config; pass --config with the round's recipe")
         base = apply_overrides(config_from_dict(payload["config"], str(checkpoint)), overrides or [])
-    from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt as run_adaptation
+    from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt as run_adaptation, adaptation_clustering
 
     if db is not None:
         target, evaluation = _store_target(db), None
@@ -73,7 +72,7 @@ def adapt(
         dataset = load_dataset(base.data.dataset, Path(base.data.root), **base.data.dataset_options)
         dataset = subset_identities(dataset, base.data.max_train_ids, base.data.max_test_ids)
         target, evaluation = TargetCrops.from_records(dataset.train), (dataset if dataset.query else None)
-    options = AdaptOptions(rounds, epochs_per_round, ClusterOptions(method=method, camera_norm=camera_norm))
+    options = AdaptOptions(rounds, epochs_per_round, adaptation_clustering(method, camera_norm))
     result = run_adaptation(
         base, checkpoint, target, work_dir or out.with_suffix(".rounds"), out, options, evaluation=evaluation,
         echo=typer.echo,

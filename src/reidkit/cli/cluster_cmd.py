@@ -14,8 +14,12 @@ import typer
 
 from reidkit.errors import ConfigError
 
-# reidkit.clustering.types.TRAIN_SPLIT_EPS, restated: importing the clustering stage loads SciPy for --help.
-TRAIN_SPLIT_EPS = 0.3
+# reidkit.clustering.types' defaults, restated (tests/test_clustering_core.py holds them equal): importing the
+# clustering stage loads SciPy for --help.
+DEFAULT_METHOD = "agglomerative-jaccard"
+TRAIN_SPLIT_K1 = 10
+TRAIN_SPLIT_EPS = 0.4
+TRAIN_SPLIT_LINKAGE_CUT = 0.65
 
 if TYPE_CHECKING:
     from reidkit.clustering import ClusterOptions
@@ -40,13 +44,18 @@ def cluster(
             "--checkpoint", help="ReID model file, or 'imagenet' (default: runs/demo/mgn_demo.pt, else imagenet)"
         ),
     ] = None,
-    method: Annotated[str, typer.Option("--method", help="dbscan-jaccard (default) or hdbscan")] = "dbscan-jaccard",
+    method: Annotated[
+        str, typer.Option("--method", help="agglomerative-jaccard (default), dbscan-jaccard or hdbscan")
+    ] = DEFAULT_METHOD,
     eps: Annotated[
         str, typer.Option("--eps", help="DBSCAN radius in Jaccard distance, or 'auto': derived from the features")
     ] = str(TRAIN_SPLIT_EPS),
+    linkage_cut: Annotated[
+        float, typer.Option("--linkage-cut", help="average-linkage distance where agglomerative-jaccard stops merging")
+    ] = TRAIN_SPLIT_LINKAGE_CUT,
     min_samples: Annotated[int, typer.Option("--min-samples", help="DBSCAN core-point count")] = 2,
     min_cluster_size: Annotated[int, typer.Option("--min-cluster-size", help="HDBSCAN's smallest cluster")] = 2,
-    k1: Annotated[int, typer.Option("--k1", help="k-reciprocal neighbourhood size")] = 20,
+    k1: Annotated[int, typer.Option("--k1", help="k-reciprocal neighbourhood size")] = TRAIN_SPLIT_K1,
     k2: Annotated[int, typer.Option("--k2", help="query-expansion size")] = 6,
     detector: Annotated[
         str | None, typer.Option("--detector", help="openvino, hog or torchvision (default: as ingest)")
@@ -60,7 +69,7 @@ def cluster(
 ) -> None:
     """Group the people of photos (or crops) by identity: links per person, clusters.json, a contact sheet; or,
     with --db, the tracks of a person-search store (all cameras), stored in it (docs/search.md)."""
-    options = _cluster_options(method, eps, min_samples, min_cluster_size, k1, k2)
+    options = _cluster_options(method, eps, linkage_cut, min_samples, min_cluster_size, k1, k2)
     if db is not None:
         if photos:
             raise ConfigError("give either PHOTOS or --db STORE, not both")
@@ -75,7 +84,7 @@ def cluster(
 
 
 def _cluster_options(
-    method: str, eps_text: str, min_samples: int, min_cluster_size: int, k1: int, k2: int
+    method: str, eps_text: str, linkage_cut: float, min_samples: int, min_cluster_size: int, k1: int, k2: int
 ) -> ClusterOptions:
     """The clustering options, every value checked here so that a typo fails before a model loads."""
     from reidkit.clustering import CLUSTER_METHODS, ClusterOptions
@@ -87,12 +96,14 @@ def _cluster_options(
         raise ConfigError(f"--eps {eps_text!r}: give a number in (0, 1) or 'auto'") from None
     if eps is not None and not 0.0 < eps < 1.0:
         raise ConfigError(f"--eps {eps}: a Jaccard distance radius lies in (0, 1)")
+    if not 0.0 < linkage_cut < 1.0:
+        raise ConfigError(f"--linkage-cut {linkage_cut}: a Jaccard distance lies in (0, 1)")
     for name, value in (("--min-samples", min_samples), ("--min-cluster-size", min_cluster_size),
                         ("--k1", k1), ("--k2", k2)):
         if value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
-    return ClusterOptions(method=method, eps=eps, min_samples=min_samples, min_cluster_size=min_cluster_size,
-                          k1=k1, k2=k2)
+    return ClusterOptions(method=method, eps=eps, linkage_cut=linkage_cut, min_samples=min_samples,
+                          min_cluster_size=min_cluster_size, k1=k1, k2=k2)
 
 
 def _cluster_photos(
@@ -106,10 +117,9 @@ def _cluster_photos(
     report = cluster_album(photos, out, album)
     if report.warning:
         typer.echo(f"warning: {report.warning}", err=True)
-    eps = report.params.get("eps")
+    radius = next((f", {key} {report.params[key]}" for key in ("eps", "linkage_cut") if key in report.params), "")
     typer.echo(
         f"{report.people} people among {report.sightings} sightings in {report.images} images "
-        f"({report.unclustered} unclustered); method {report.params['method']}"
-        + (f", eps {eps}" if eps is not None else "")
+        f"({report.unclustered} unclustered); method {report.params['method']}{radius}"
         + f" -> {report.out}/clusters.json, {report.out}/people/, {report.out}/contact_sheet.html"
     )

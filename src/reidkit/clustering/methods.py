@@ -5,6 +5,13 @@
   derived from the data: the Jaccard distances from each item to its k1 nearest others are bimodal (the same
   person's other crops share most of their k-reciprocal neighbours, anyone else few), and Otsu's threshold of
   the pooled distances finds the valley between the two modes.
+- ``agglomerative-jaccard``: average-linkage agglomerative clustering (SciPy) over the same Jaccard distances:
+  clusters merge while the mean distance between all their members stays within ``linkage_cut``. DBSCAN joins two
+  groups through a single close pair, so one look-alike chains two people (and, at a wider radius, dozens); the
+  mean over all pairs does not. A merge needs a mean within the cut, hence at least one pair within it, so every
+  cluster lies inside one connected component of the graph of pairs within the cut: each component is clustered
+  on its own (over all its pairs' distances, those never met at 1), exactly as one linkage over the N x N matrix
+  would, and memory grows with the largest component, not with N^2.
 - ``hdbscan``: scikit-learn's HDBSCAN on L2-normalised Euclidean features: no radius at all, clusters of varying
   density; ``min_cluster_size`` is the one parameter.
 
@@ -43,6 +50,8 @@ CLUSTER_METHODS: Registry[ClusterMethod] = Registry("clustering method", ConfigE
 _BINS = 200
 # When no two items' k-reciprocal sets meet there is nothing to derive from, and nothing to cluster either.
 _NO_NEIGHBOURS_EPS = 0.5
+# Average linkage holds a dense distance matrix of one component: 20,000 items are 1.6 GB.
+_MAX_COMPONENT = 20_000
 
 
 def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
@@ -68,6 +77,59 @@ def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
     return NodeClusters(labels.astype(np.int64), confidence, params)
 
 
+def _agglomerative_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import squareform
+
+    cut = float(options.linkage_cut)
+    if not 0.0 < cut < 1.0:
+        raise ConfigError(f"linkage cut {cut} must lie in (0, 1): Jaccard distances do")
+    graph_kind = resolve_graph(options.graph, len(nodes))
+    jaccard = _without_pairs(jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed),
+                             nodes.conflicts)
+    # As similarities (1 - d) a missing entry reads as "never met" (d = 1); either item's view of a pair counts.
+    similarity = sparse.csr_array((1.0 - jaccard.data, jaccard.indices, jaccard.indptr), shape=jaccard.shape)
+    similarity = similarity.maximum(similarity.T).tocsr()
+    similarity.eliminate_zeros()
+    # Two groups merge only when their mean distance is within the cut, so some pair of them is: the components of
+    # the pairs within the cut (a hair wider, for rounding) each hold whole clusters, and are clustered alone.
+    close = similarity.copy()
+    close.data = (close.data > 1.0 - cut - 1e-6).astype(np.float32)
+    close.eliminate_zeros()
+    count, component = connected_components(close, directed=False)
+    labels = np.full(len(nodes), UNCLUSTERED, dtype=np.int64)
+    confidence = np.zeros(len(nodes), dtype=np.float32)
+    members = np.argsort(component, kind="stable")
+    bounds = np.searchsorted(component[members], np.arange(count + 1))
+    largest = int(np.diff(bounds).max(initial=0))
+    if largest > _MAX_COMPONENT:
+        raise ConfigError(
+            f"{largest} items are linked within the linkage cut {cut}, too many for average linkage (at most "
+            f"{_MAX_COMPONENT}); use a smaller --linkage-cut or --method dbscan-jaccard"
+        )
+    next_label = 0
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        if stop - start < 2:
+            continue
+        idx = members[start:stop]
+        distance = 1.0 - similarity[idx][:, idx].toarray()
+        np.fill_diagonal(distance, 0.0)
+        np.clip(distance, 0.0, 1.0, out=distance)
+        flat = fcluster(linkage(squareform(distance, checks=False), method="average"), cut, criterion="distance")
+        sizes = np.bincount(flat)
+        for cluster in np.flatnonzero(sizes >= 2):
+            inside = flat == cluster
+            labels[idx[inside]] = next_label
+            next_label += 1
+            block = distance[np.ix_(inside, inside)]
+            # 1 - the mean distance to the cluster's other members: how well each one sits in its cluster
+            confidence[idx[inside]] = 1.0 - block.sum(axis=1) / (int(inside.sum()) - 1)
+    params = {"k1": options.k1, "k2": options.k2, "linkage": "average", "linkage_cut": round(cut, 4),
+              "graph": graph_kind, "largest_component": largest}
+    return NodeClusters(labels, confidence, params)
+
+
 def _hdbscan(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
     from sklearn.cluster import HDBSCAN
 
@@ -88,6 +150,8 @@ def _hdbscan(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
 
 
 CLUSTER_METHODS.add("dbscan-jaccard", _dbscan_jaccard, "DBSCAN over k-reciprocal Jaccard distances; eps from the data")
+CLUSTER_METHODS.add("agglomerative-jaccard", _agglomerative_jaccard,
+                    "average linkage over k-reciprocal Jaccard distances, per connected neighbourhood")
 CLUSTER_METHODS.add("hdbscan", _hdbscan, "scikit-learn HDBSCAN on L2-normalised Euclidean features")
 
 

@@ -12,23 +12,27 @@ from typing import Any
 import numpy as np
 
 # The method ``cluster_features`` uses when none is named; docs/clustering.md gives the measurement behind it.
-DEFAULT_METHOD = "dbscan-jaccard"
+DEFAULT_METHOD = "agglomerative-jaccard"
 UNCLUSTERED = -1
-# DBSCAN's default radius: the eps with the best pairwise F1 on the shared CUHK03 benchmark's TRAINING identities
-# (demo MGN-MobileNetV2, benchmarks/RESULTS.md "Clustering"); the radius derived from the features themselves
-# (eps=None, Otsu) was looser and scored lower on the test identities, though right on synthetic blobs.
-TRAIN_SPLIT_EPS = 0.3
+# The defaults are the best pairwise F1 on the shared CUHK03 benchmark's TRAINING identities (demo MGN-MobileNetV2,
+# benchmarks/RESULTS.md "Clustering"): k1 10 for both Jaccard methods, DBSCAN's radius 0.4 and average linkage's
+# cut 0.65 there. eps=None derives DBSCAN's radius from the features themselves instead (Otsu).
+TRAIN_SPLIT_K1 = 10
+TRAIN_SPLIT_EPS = 0.4
+TRAIN_SPLIT_LINKAGE_CUT = 0.65
 
 
 @dataclass(frozen=True)
 class ClusterOptions:
     """How to cluster.
 
-    - ``method``: a name in ``CLUSTER_METHODS`` (``dbscan-jaccard`` or ``hdbscan``);
+    - ``method``: a name in ``CLUSTER_METHODS`` (``agglomerative-jaccard``, ``dbscan-jaccard`` or ``hdbscan``);
     - ``k1``, ``k2``: the k-reciprocal neighbourhood and query-expansion sizes of the Jaccard distance;
     - ``eps``: DBSCAN's radius in Jaccard distance (default: fitted on the benchmark's training split); ``None``
       derives it from the features' own distances;
     - ``min_samples``: DBSCAN's core-point count (items, must-link groups counting with their size);
+    - ``linkage_cut``: the average-linkage distance at which ``agglomerative-jaccard`` stops merging (default:
+      fitted on the benchmark's training split);
     - ``min_cluster_size``: HDBSCAN's smallest cluster;
     - ``camera_norm``: subtract each camera's mean feature before clustering (needs cameras);
     - ``graph``: ``dense`` (N x N distances, exact), ``knn`` (FAISS k-NN graph and sparse Jaccard, for large N) or
@@ -37,10 +41,11 @@ class ClusterOptions:
     """
 
     method: str = DEFAULT_METHOD
-    k1: int = 20
+    k1: int = TRAIN_SPLIT_K1
     k2: int = 6
     eps: float | None = TRAIN_SPLIT_EPS
     min_samples: int = 2
+    linkage_cut: float = TRAIN_SPLIT_LINKAGE_CUT
     min_cluster_size: int = 2
     camera_norm: bool = False
     graph: str = "auto"

@@ -8,7 +8,8 @@ What the footage tells for free goes in as constraints, not as tuning:
 * each camera's features are centred on their own mean before clustering (the core's camera normalisation:
   lighting and viewpoint shift a whole camera's features alike).
 
-Every parameter is derived from the store's own features (the core's eps; the cannot-link pairs' similarity
+No parameter is fitted to this store's people: the core's radius is its default (fitted on a benchmark's training
+identities) or derived from the features; the rest comes from the store's own data (the cannot-link pairs' similarity
 distributions, ``evidence.DifferentPeople``: of hit scores, for the hit threshold of identity trajectories; of
 camera-normalised track features, for membership confidences) and saved with the result, with the model id, in one
 transaction (``people.save_people``).
@@ -148,7 +149,7 @@ def membership_confidence(
 
 def group_store(store: Store, options: ClusterOptions | None = None) -> GroupingReport:
     """Cluster the store's tracks into people and save them (replacing any earlier clustering). ``options``: the
-    core's (default: its default method, parameters derived from the data); per-camera normalisation is always on."""
+    core's (default: its default method and parameters); per-camera normalisation is always on."""
     options = replace(options or ClusterOptions(), camera_norm=True)
     started = time.monotonic()
     if store.model is None or store.count_rows("tracks") == 0:

@@ -67,13 +67,19 @@ class TargetCrops:
         return cls([r.path for r in records], [r.camid for r in records])
 
 
+def adaptation_clustering(method: str = "dbscan-jaccard", camera_norm: bool = True) -> ClusterOptions:
+    """The pseudo-labels' clustering as the adaptation was measured with it (docs/adaptation.md): DBSCAN over
+    Jaccard distances, k1 20, eps 0.3, cameras normalised; the clustering core's later defaults do not move it."""
+    return ClusterOptions(method=method, k1=20, eps=0.3, camera_norm=camera_norm)
+
+
 @dataclass(frozen=True)
 class AdaptOptions:
     """``rounds`` x ``epochs_per_round`` epochs over the pseudo-labelled crops; ``cluster`` says how to cluster."""
 
     rounds: int = 6
     epochs_per_round: int = 4  # 6 x 4 epochs: about the images the source and oracle runs see (RESULTS.md)
-    cluster: ClusterOptions = field(default_factory=lambda: ClusterOptions(camera_norm=True))
+    cluster: ClusterOptions = field(default_factory=lambda: adaptation_clustering())
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.epochs_per_round < 1:
