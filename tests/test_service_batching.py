@@ -190,9 +190,10 @@ def test_a_search_after_a_live_reindex_embeds_with_the_new_model(
     assert before["model_id"] != after["model_id"] == extractor.model_id
     with Store.open(root) as store:
         expected = search_store(store, normalise_rows(extractor([photo]))[0], top_k=5)
-    assert [hit["track_id"] for hit in after["hits"]] == [hit.track.id for hit in expected.hits]  # type: ignore[index]
-    np.testing.assert_allclose([hit["score"] for hit in after["hits"]], [hit.score for hit in expected.hits],  # type: ignore[index]
-                               atol=1e-4)
+    ranked = [hit["track_id"] for hit in after["hits"]]  # type: ignore[index]
+    assert ranked == [hit.track.id for hit in expected.hits]
+    scores = [hit["score"] for hit in after["hits"]]  # type: ignore[index]
+    np.testing.assert_allclose(scores, [hit.score for hit in expected.hits], atol=1e-4)
 
 
 def test_serve_refuses_an_unknown_embedding_backend(tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ def adapt(
         if "config" not in payload:
             raise ConfigError(f"{checkpoint}: records no training config; pass --config with the round's recipe")
         base = apply_overrides(config_from_dict(payload["config"], str(checkpoint)), overrides or [])
-    from reidkit.training.adaptation import AdaptOptions, TargetCrops, adapt as run_adaptation, adaptation_clustering
+    from reidkit.training.adaptation import AdaptOptions, TargetCrops, adaptation_clustering
+    from reidkit.training.adaptation import adapt as run_adaptation
 
     if db is not None:
         target, evaluation = _store_target(db), None

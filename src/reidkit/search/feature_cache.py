@@ -25,7 +25,8 @@ DEFAULT_MAX_CROPS = 50_000
 
 class TrackFeatureCache:
     """``scores(store, track_ids, query)`` answers what ``Store.track_detection_features`` and a product with the
-    query would, from memory where it can. Tracks with no stored crop are remembered as empty, so they cost no second read either."""
+    query would, from memory where it can. Tracks with no stored crop are remembered as empty, so they cost no
+    second read either."""
 
     def __init__(self, max_crops: int = DEFAULT_MAX_CROPS) -> None:
         self.max_crops = max_crops
@@ -33,7 +34,9 @@ class TrackFeatureCache:
         self._crops = 0
         self._seq: int | None = None
 
-    def scores(self, store: Store, track_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def scores(
+        self, store: Store, track_ids: np.ndarray, query: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(detection ids, their track ids, feature . query)`` of every crop of ``track_ids``: each track's rows
         are scored where they lie, never copied into one matrix first (for a few thousand crops that copy cost
         more than the products)."""

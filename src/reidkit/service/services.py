@@ -4,8 +4,9 @@ that turns a request's bearer token into a ``Caller`` of at least a given role.
 The ReID model is loaded once (at start-up when the store already has one) and shared. Concurrent searches' query
 crops are embedded together, one forward pass per batch on one worker thread (``batching.Batcher``): on a CPU server
 each pass already uses every core, so passes side by side only make each slower, and a batch of N costs less than
-N passes; the batch's searches then go to the store's thread together, in one call. The query detector (a whole frame without a box) runs one frame at a time under its own lock: not
-every detector backend promises to be thread-safe, and such queries are rare, so they never hold up the crops.
+N passes; the batch's searches then go to the store's thread together, in one call. The query detector (a whole
+frame without a box) runs one frame at a time under its own lock: not every detector backend promises to be
+thread-safe, and such queries are rare, so they never hold up the crops.
 """
 
 from __future__ import annotations
