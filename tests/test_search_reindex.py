@@ -19,6 +19,8 @@ from reidkit.cli.main import app
 from reidkit.config import ExperimentConfig, apply_overrides
 from reidkit.inference import FeatureExtractor, untrained_model
 from reidkit.models.model_file import load_model, model_payload, save_checkpoint
+from reidkit.search.grouping import group_store
+from reidkit.search.people import clustering
 from reidkit.search.reindex import side_file
 from reidkit.search.rows import normalise_rows
 from reidkit.search.search import search_store
@@ -63,11 +65,14 @@ def test_reindex_switches_every_feature_to_the_new_model(small_store: Path, new_
     root = copy_store(small_store, tmp_path)
     old_detections, _, old_id = stored(root)
     old_vectors = shutil.copytree(root / "vectors", tmp_path / "old-vectors")
+    with Store.open(root, writable=True) as store:
+        group_store(store)  # people clustered under the old model
     live = Store.open(root)  # a long-lived reader (as the service keeps) open across the reindex
     seen = live.commit_seq
     done = CliRunner().invoke(app, ["reindex", "--db", str(root), "--checkpoint", str(new_model),
                                     "--embed-backend", "torch", "--batch-size", "16", "--quiet"])
     assert done.exit_code == 0, done.output
+    assert f"run `reidkit cluster --db {root}` again" in done.output  # the old model's people went with its features
     extractor = FeatureExtractor(new_model, progress=False)
     with live:
         live.vectors.refresh(seen)  # the reader follows the switch to the other feature size
@@ -76,6 +81,7 @@ def test_reindex_switches_every_feature_to_the_new_model(small_store: Path, new_
         model = store.model
         assert model is not None and model.model_id == extractor.model_id != old_id
         assert model.feature_dim == extractor.feature_dim == 1280 and model.source == str(new_model.resolve())
+        assert clustering(store) is None and store.count_rows("track_people") == 0
         assert f"{len(old_detections)} crops ({len(old_detections)} computed by this run)" in done.output
         rows = store.detections(store.detection_ids())
         ids = sorted(rows)

@@ -28,7 +28,8 @@ def reindex(
     """Re-embed every stored crop with a new model, then switch the store to it in one transaction.
 
     Searches keep using the old model until the switch; a stopped reindex resumes where it stopped when run again.
-    Needs the store's writer lock (no ingest meanwhile); restart a running `reidkit serve` afterwards.
+    Needs the store's writer lock (no ingest meanwhile); a running `reidkit serve` follows the switch. The store's
+    people clustering, made with the old model, is dropped in the same transaction.
     """
     if batch_size < 1:
         raise ConfigError("--batch-size must be a positive integer")
@@ -44,3 +45,6 @@ def reindex(
         f"{report.detections} crops ({report.computed} computed by this run), {report.tracks} tracks, "
         f"{report.seconds:.1f} s"
     )
+    if report.people_dropped:
+        typer.echo(f"its people clustering was made with the old model and is gone: run `reidkit cluster --db {db}` "
+                   "again")

@@ -76,6 +76,16 @@ def clustering(store: Store) -> Clustering | None:
     return Clustering(str(row[0]), str(row[1]), json.loads(row[2]), str(row[3]), int(row[4]))
 
 
+def drop_people(store: Store) -> bool:
+    """Inside a transaction: forget the store's clustering (after a reindex its people, thresholds and confidences
+    describe another model's features); whether there was one."""
+    if clustering(store) is None:
+        return False
+    for table in ("track_people", "people", "clustering"):
+        store.db.execute(f"DELETE FROM {table}")
+    return True
+
+
 def save_people(
     store: Store, method: str, params: Mapping[str, Any], memberships: Mapping[int, tuple[int, float]]
 ) -> Clustering:
@@ -95,9 +105,7 @@ def save_people(
         confidences.setdefault(number[group], []).append(confidence)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     with store.transaction():
-        store.db.execute("DELETE FROM track_people")
-        store.db.execute("DELETE FROM people")
-        store.db.execute("DELETE FROM clustering")
+        drop_people(store)
         store.db.executemany(
             "INSERT INTO people(id, confidence) VALUES (?, ?)",
             [(person, sum(values) / len(values)) for person, values in sorted(confidences.items())],

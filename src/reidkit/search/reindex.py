@@ -34,6 +34,7 @@ from tqdm import tqdm
 from reidkit.errors import StoreError
 from reidkit.search.index_sync import CROP_INDEX, TRACK_INDEX
 from reidkit.search.paths import stored_file
+from reidkit.search.people import drop_people
 from reidkit.search.rows import blob, normalise_rows
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class ReindexReport:
     computed: int  # crops embedded by this run (fewer than ``detections`` when it resumed)
     tracks: int
     seconds: float
+    people_dropped: bool = False  # the store's people clustering, made under the old model, was forgotten
 
 
 def side_file(root: Path, model_id: str) -> Path:
@@ -98,10 +100,11 @@ def reindex_store(
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(_open_side(path, dim)) as side:
         computed = _fill_side(store, side, extractor, batch_size, progress, on_batch)
-        detections, tracks = _switch(store, side, new_id, dim, source)
+        detections, tracks, dropped = _switch(store, side, new_id, dim, source)
     _rebuild_indexes(store, dim)
     path.unlink(missing_ok=True)
-    return ReindexReport(old.model_id, new_id, dim, detections, computed, tracks, time.perf_counter() - started)
+    return ReindexReport(old.model_id, new_id, dim, detections, computed, tracks, time.perf_counter() - started,
+                         dropped)
 
 
 def _open_side(path: Path, dim: int) -> sqlite3.Connection:
@@ -142,8 +145,9 @@ def _fill_side(
     return len(todo)
 
 
-def _switch(store: Store, side: sqlite3.Connection, model_id: str, dim: int, source: str) -> tuple[int, int]:
-    """The one transaction that makes the new features the store's (module doc, step 2)."""
+def _switch(store: Store, side: sqlite3.Connection, model_id: str, dim: int, source: str) -> tuple[int, int, bool]:
+    """The one transaction that makes the new features the store's (module doc, step 2). The people clustering
+    goes with the old features: its thresholds are the old model's scores, so searches would misread new ones."""
     sums: dict[int, np.ndarray] = {}
     with store.transaction():
         seq = store.commit_seq + 1
@@ -165,7 +169,8 @@ def _switch(store: Store, side: sqlite3.Connection, model_id: str, dim: int, sou
                              [(blob(total), seq, track_id) for track_id, total in sums.items()])
         store.set_meta_values({"model_id": model_id, "feature_dim": str(dim), "model_source": source,
                                "commit_seq": str(seq)})
-    return updated, len(sums)
+        dropped = drop_people(store)
+    return updated, len(sums), dropped
 
 
 def _rebuild_indexes(store: Store, dim: int) -> None:
