@@ -31,7 +31,9 @@ def adapt(
     ] = None,
     rounds: Annotated[int, typer.Option("--rounds", help="cluster-then-train rounds")] = 6,
     epochs_per_round: Annotated[int, typer.Option("--epochs-per-round", help="epochs over each round's clusters")] = 4,
-    method: Annotated[str, typer.Option("--method", help="clustering method: dbscan-jaccard or hdbscan")] = "dbscan-jaccard",
+    method: Annotated[
+        str, typer.Option("--method", help="clustering method (`reidkit list clustering`; measured: dbscan-jaccard)")
+    ] = "dbscan-jaccard",
     camera_norm: Annotated[
         bool, typer.Option("--camera-norm/--no-camera-norm", help="centre each camera's features before clustering")
     ] = True,

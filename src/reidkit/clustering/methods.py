@@ -149,9 +149,9 @@ def _hdbscan(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
     return NodeClusters(labels.astype(np.int64), model.probabilities_.astype(np.float32), params)
 
 
-CLUSTER_METHODS.add("dbscan-jaccard", _dbscan_jaccard, "DBSCAN over k-reciprocal Jaccard distances; eps from the data")
+CLUSTER_METHODS.add("dbscan-jaccard", _dbscan_jaccard, "DBSCAN over k-reciprocal Jaccard distances")
 CLUSTER_METHODS.add("agglomerative-jaccard", _agglomerative_jaccard,
-                    "average linkage over k-reciprocal Jaccard distances, per connected neighbourhood")
+                    "average linkage over k-reciprocal Jaccard distances (the default)")
 CLUSTER_METHODS.add("hdbscan", _hdbscan, "scikit-learn HDBSCAN on L2-normalised Euclidean features")
 
 
