@@ -139,10 +139,17 @@ def _text(filters: SearchFilters) -> str:
 
 def _checked(store: Store | None, filters: SearchFilters, top_k: int) -> ModelInfo:
     """The store's model, once the store is known to hold crops and the filters to be answerable."""
+    model = _model(store)
+    assert store is not None
+    check_search_options(store, filters, top_k)
+    return model
+
+
+def _model(store: Store | None) -> ModelInfo:
+    """The store's model, once the store is known to hold crops (else 409)."""
     model = None if store is None else store.model
     if store is None or model is None or store.index(CROP_INDEX).count == 0:
         raise ApiError(409, "empty_store", "the store holds no person crops yet; ingest a video with people in it")
-    check_search_options(store, filters, top_k)
     return model
 
 
@@ -152,9 +159,9 @@ class _ModelChanged(Exception):
 
 def _search_photo(store: Store | None, feature: np.ndarray, held: ModelInfo, top_k: int, filters: SearchFilters,
                   rerank: bool) -> SearchResult:
-    if _checked(store, filters, top_k).model_id != held.model_id:
+    if _model(store).model_id != held.model_id:
         raise _ModelChanged
-    return _search(store, feature, top_k, filters, rerank, None, None)
+    return _search(store, feature, top_k, filters, rerank, None, None)  # search_store checks the filters
 
 
 def _search(
