@@ -61,21 +61,26 @@ def settings(camera_norm_too: bool = True) -> list[Setting]:
     return [s for b in base for s in (b, Setting(b.name + " +camnorm", replace(b.options, camera_norm=True)))]
 
 
-# The radius each Jaccard method is fitted with on the TRAINING identities, and the values swept.
+# The radius each Jaccard method is fitted with on identities that are not reported, and the values swept; each
+# radius with whitening off and at these component counts.
 _FITTED = {"dbscan-jaccard": "eps", "agglomerative-jaccard": "linkage_cut"}
 _SWEEP = np.round(np.arange(0.30, 0.86, 0.05), 2)
+_WHITEN_SWEEP = (0, 256, 512)
 
 
-def fitted_on(train: FeatureSet, method: str, camera_norm: bool) -> tuple[float, list[dict[str, float]]]:
-    """The radius (DBSCAN's eps, average linkage's cut) with the best pairwise F1 on the TRAINING identities (a
-    supervised choice, allowed because the reported identities are others); k1 stays at its default."""
+def fitted_on(train: FeatureSet, method: str, camera_norm: bool) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The radius (DBSCAN's eps, average linkage's cut) and whitening with the best pairwise F1 on identities that
+    are not reported (a supervised choice, allowed because the reported identities are others); k1 stays at its
+    default."""
     sweep = []
-    for value in _SWEEP:
-        options = replace(ClusterOptions(method=method, camera_norm=camera_norm), **{_FITTED[method]: float(value)})
-        labels = cluster_features(train.features, options, cameras=train.camids.tolist()).labels
-        sweep.append({_FITTED[method]: float(value), "f1": score_clusters(labels, train.pids).f1})
+    for whiten in _WHITEN_SWEEP:
+        for value in _SWEEP:
+            chosen = {_FITTED[method]: float(value), "whiten": whiten}
+            options = replace(ClusterOptions(method=method, camera_norm=camera_norm), **chosen)
+            labels = cluster_features(train.features, options, cameras=train.camids.tolist()).labels
+            sweep.append({**chosen, "f1": score_clusters(labels, train.pids).f1})
     best = max(sweep, key=lambda row: row["f1"])
-    return best[_FITTED[method]], sweep
+    return {k: v for k, v in best.items() if k != "f1"}, sweep
 
 
 def test_features(args: argparse.Namespace) -> tuple[FeatureSet, str]:
@@ -83,11 +88,17 @@ def test_features(args: argparse.Namespace) -> tuple[FeatureSet, str]:
     if args.features:
         return load_features(args.features), f"features file {args.features}"
     from reidkit.data import load_dataset, prepare_shared_cuhk03
+    from reidkit.data.subset import held_out_identities
 
     root = prepare_shared_cuhk03(Path(args.shared), Path(args.data_dir))
     dataset = load_dataset("market1501", root)
-    records = dataset.train if args.split == "train" else [*dataset.query, *dataset.gallery]
-    tag = Path(args.checkpoint).stem if args.checkpoint != "imagenet" else "imagenet"
+    if args.split == "held-out":
+        records = held_out_identities(dataset.train, _seen_train_ids(args.checkpoint))
+    else:
+        records = dataset.train if args.split == "train" else [*dataset.query, *dataset.gallery]
+    # The run folder names the model (two runs both write best.pt).
+    path = Path(args.checkpoint)
+    tag = f"{path.parent.name}_{path.stem}" if args.checkpoint != "imagenet" else "imagenet"
     cache = OUT / f"clustering_features_{tag}_{args.split}{'_flip' if args.flip else ''}.npz"
     if cache.is_file() and not args.no_cache:
         return load_features(cache), f"{args.checkpoint} (cached {cache.name})"
@@ -95,6 +106,17 @@ def test_features(args: argparse.Namespace) -> tuple[FeatureSet, str]:
     features = extractor([r.path for r in records], desc=f"{args.split} features")
     save_features(cache, features, [r.pid for r in records], [r.camid for r in records], [r.path for r in records])
     return load_features(cache), args.checkpoint
+
+
+def _seen_train_ids(checkpoint: str) -> int:
+    """How many training identities (the first N in pid order) the model file's run trained on."""
+    from reidkit.models.model_file import load_checkpoint
+
+    seen = load_checkpoint(checkpoint).get("config", {}).get("data", {}).get("max_train_ids")
+    if seen is None:
+        raise SystemExit(f"{checkpoint}: its run trained on every training identity, so none is held out; train "
+                         "one with data.max_train_ids=N for --split held-out")
+    return int(seen)
 
 
 def _extractor(checkpoint: str, flip: bool):  # type: ignore[no-untyped-def]
@@ -139,10 +161,10 @@ def run_settings(features: FeatureSet, chosen: list[Setting]) -> list[dict[str, 
 
 
 def print_table(rows: list[dict[str, object]], identities: int) -> None:
-    print(f"{'setting':<36} {'P':>5} {'R':>5} {'F1':>5} {'NMI':>5} {'ARI':>5} {'clusters':>8} {'noise':>5} "
+    print(f"{'setting':<60} {'P':>5} {'R':>5} {'F1':>5} {'NMI':>5} {'ARI':>5} {'clusters':>8} {'noise':>5} "
           f"{'xcam':>5} {'s':>6} {'cpu s':>6}  (identities: {identities})")
     for r in rows:
-        print(f"{r['setting']:<36} {r['precision']:5.3f} {r['recall']:5.3f} {r['f1']:5.3f} {r['nmi']:5.3f} "
+        print(f"{r['setting']:<60} {r['precision']:5.3f} {r['recall']:5.3f} {r['f1']:5.3f} {r['nmi']:5.3f} "
               f"{r['ari']:5.3f} {r['num_clusters']:8d} {r['unclustered']:5.2f} {r['cross_camera']:5.3f} "
               f"{r['seconds']:6.1f} {r['cpu_seconds']:6.1f}")
 
@@ -181,14 +203,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     source.add_argument("--checkpoint", help="a reidkit model file, or 'imagenet' (MGN-MobileNetV2, ImageNet init)")
     source.add_argument("--features", help="a reidkit .npz features file (features, pids, camids)")
     source.add_argument("--synthetic", type=int, help="cluster this many synthetic features with the k-NN graph")
-    parser.add_argument("--split", choices=("test", "train"), default="test")
+    parser.add_argument("--split", choices=("test", "train", "held-out"), default="test",
+                        help="held-out: the training identities the --checkpoint's run left out "
+                        "(data.max_train_ids), for fitting parameters on a model that never saw them")
     parser.add_argument("--flip", action="store_true", help="average each feature with its mirrored crop's")
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--method", default="dbscan-jaccard", help="the method of the --synthetic run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--knn", action="store_true", help="also run the default setting through the k-NN graph")
-    parser.add_argument("--fit-eps-on", type=Path, help="training-split features file: also run with the radii that "
-                        "scores best on those identities")
+    parser.add_argument("--fit-eps-on", type=Path, help="features file of identities not reported (training or "
+                        "held-out split): also run with the radius and whitening that score best on them")
     parser.add_argument("--shared", default=str(REPO.parent / "shared"))
     parser.add_argument("--data-dir", default=str(REPO / "data"))
     parser.add_argument("--no-cache", action="store_true")
@@ -209,10 +233,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             train = load_features(args.fit_eps_on)
             for method, key in _FITTED.items():
                 for camera_norm in (False, True):
-                    value, sweep = fitted_on(train, method, camera_norm)
-                    fitted[f"{method} camera_norm={camera_norm}"] = {key: value, "sweep": sweep}
-                    name = f"{method} {key}={value} (fitted on train){' +camnorm' if camera_norm else ''}"
-                    options = replace(ClusterOptions(method=method, camera_norm=camera_norm), **{key: value})
+                    best, sweep = fitted_on(train, method, camera_norm)
+                    fitted[f"{method} camera_norm={camera_norm}"] = {**best, "sweep": sweep}
+                    name = (f"{method} {key}={best[key]} whiten={best['whiten']} (fitted)"
+                            f"{' +camnorm' if camera_norm else ''}")
+                    options = replace(ClusterOptions(method=method, camera_norm=camera_norm), **best)
                     chosen.append(Setting(name, options))
         rows = run_settings(features, chosen)
         identities = int(np.unique(features.pids).size)
@@ -222,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print_table(rows, identities)
         report = {"date": stamp, "split": args.split, "model": model, "flip": args.flip, "rank1": top1,
                   "items": len(features),
-                  "identities": identities, "rows": rows, "fitted_on_train": fitted}
+                  "identities": identities, "rows": rows, "fitted_on": str(args.fit_eps_on), "fitted": fitted}
         out = args.out or OUT / f"clustering_{args.split}.json"
     out.write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {out}")

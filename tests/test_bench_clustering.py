@@ -31,3 +31,28 @@ def test_the_synthetic_scale_run_reports_time_and_memory(bench_clustering, tmp_p
     result = json.loads(out.read_text())["synthetic"]
     assert result["items"] == 3000 and result["params"]["graph"] == "knn"
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0 and result["f1"] > 0.3
+
+
+def test_parameters_are_fitted_on_other_identities_with_whitening_swept(bench_clustering, tmp_path: Path) -> None:
+    features, pids = bench_clustering.synthetic(300, 16, 6, seed=2)
+    cams = np.arange(300) % 2
+    test = save_features(tmp_path / "test.npz", features, pids, cams)
+    other, other_pids = bench_clustering.synthetic(300, 16, 6, seed=3)
+    fit = save_features(tmp_path / "fit.npz", other, other_pids, cams)
+    report = bench_clustering.main(["--features", str(test), "--fit-eps-on", str(fit), "--out", str(tmp_path / "o.json")])
+    fitted = report["fitted"]["agglomerative-jaccard camera_norm=False"]
+    assert {row["whiten"] for row in fitted["sweep"]} == set(bench_clustering._WHITEN_SWEEP)
+    best = max(fitted["sweep"], key=lambda row: row["f1"])
+    assert fitted["linkage_cut"] == best["linkage_cut"] and fitted["whiten"] == best["whiten"]
+    names = [row["setting"] for row in report["rows"]]
+    assert f"agglomerative-jaccard linkage_cut={best['linkage_cut']} whiten={best['whiten']} (fitted)" in names
+
+
+def test_the_held_out_split_is_the_identities_a_smaller_run_never_saw(cuhk03_dataset) -> None:
+    from reidkit.data.subset import held_out_identities, subset_identities
+
+    seen = subset_identities(cuhk03_dataset, 5, None).train
+    held_out = held_out_identities(cuhk03_dataset.train, 5)
+    assert len(seen) + len(held_out) == len(cuhk03_dataset.train)
+    assert {r.pid for r in seen}.isdisjoint({r.pid for r in held_out}) and len({r.pid for r in seen}) == 5
+    assert {r.camid for r in held_out} == {r.camid for r in cuhk03_dataset.train}

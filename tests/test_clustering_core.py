@@ -13,6 +13,7 @@ from reidkit.clustering import (
     cluster_features,
     score_clusters,
 )
+from reidkit.clustering.cluster import pca_whiten
 from reidkit.clustering.metrics import cross_camera_rate, pairwise_scores
 from reidkit.errors import ConfigError, ReidkitError
 
@@ -135,6 +136,35 @@ def test_camera_normalisation_removes_each_cameras_mean() -> None:
     assert not applied and same is unit
     result = cluster_features(features, ClusterOptions(camera_norm=True), cameras=cams.tolist())
     assert result.params["camera_norm"] is True
+
+
+def test_whitening_shrinks_what_every_item_varies_along() -> None:
+    """Identities apart in a few directions, every item swinging widely along two others (pose, light): the raw
+    neighbours follow the swing, the whitened ones the identities."""
+    rng = np.random.default_rng(3)
+    pids = np.repeat(np.arange(40), 10)
+    centres = rng.standard_normal((40, 64)) * 0.35
+    swing = rng.standard_normal((pids.size, 2)) @ rng.standard_normal((2, 64)) * 0.8
+    features = (centres[pids] + swing + 0.1 * rng.standard_normal((pids.size, 64)) + 3.0).astype(np.float32)
+    plain = cluster_features(features)
+    whitened = cluster_features(features, ClusterOptions(whiten=32))
+    assert plain.params["whitened_components"] == 0 and whitened.params["whitened_components"] == 32
+    assert score_clusters(whitened.labels, pids).f1 > score_clusters(plain.labels, pids).f1 + 0.2
+
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    out, used = pca_whiten(unit, 32)
+    assert used == 32 and out.shape == (pids.size, 32)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    # Each component's spread shrinks to about its square root: the largest-to-smallest ratio with it.
+    before = np.linalg.svd(unit - unit.mean(0), compute_uv=False)[:32]
+    after = np.linalg.svd(out - out.mean(0), compute_uv=False)
+    assert after[0] / after[31] < (before[0] / before[31]) ** 0.75
+    # Too few items to estimate 32 variances: left as they are, and the result says so.
+    part = unit[:100]
+    few, used = pca_whiten(part, 32)
+    assert used == 0 and few is part
+    with pytest.raises(ConfigError, match="whiten must be a positive number of components"):
+        pca_whiten(unit, -1)
 
 
 @pytest.mark.parametrize("method", ["dbscan-jaccard", "agglomerative-jaccard"])

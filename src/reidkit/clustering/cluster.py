@@ -1,7 +1,8 @@
 """``cluster_features``: who is who among N person features, with what the footage tells for free.
 
 Order of work: L2-normalise; optionally remove each camera's mean feature (a camera's light and angle shift all
-its crops alike, which pulls crops of different people of one camera together); merge must-link groups into
+its crops alike, which pulls crops of different people of one camera together); optionally PCA-whiten the items
+among themselves (directions that every crop varies along, such as pose or light, weigh less); merge must-link groups into
 nodes; run the method on the nodes; give a noise node of several items (a whole track) its own cluster; split
 clusters that hold a cannot-link pair; number the clusters in order of first appearance.
 """
@@ -43,6 +44,9 @@ def cluster_features(
     normalised = False
     if options.camera_norm and cameras is not None:
         matrix, normalised = camera_normalise(matrix, cameras)
+    whitened = 0
+    if options.whiten:
+        matrix, whitened = pca_whiten(matrix, options.whiten)
     nodes = build_nodes(matrix, groups, frames)
     found = method(nodes, options) if len(nodes) > 1 else _alone(len(nodes))
     labels = found.labels.copy()
@@ -57,6 +61,7 @@ def cluster_features(
         "method": options.method,
         **found.params,
         "camera_norm": normalised,
+        "whitened_components": whitened,
         "must_link_groups": int(np.count_nonzero(nodes.sizes > 1)),
         "cannot_link_pairs": int(nodes.conflicts.shape[0]),
         "clusters_split": split,
@@ -75,6 +80,35 @@ def camera_normalise(features: np.ndarray, cameras: Sequence[Hashable]) -> tuple
     np.add.at(sums, index, features)
     means = sums / np.bincount(index, minlength=keys.size)[:, None]
     return normalise_rows((features - means[index]).astype(np.float32)), True
+
+
+# Whitening estimates one variance per kept component from the items themselves: at least this many items per
+# component, or it is skipped (an album of 50 photos is clustered as it is).
+WHITEN_ITEMS_PER_COMPONENT = 4
+# Each component is divided by the square root of its standard deviation (variance ** -0.25), not by the standard
+# deviation itself: full whitening blows up the weakest components, which are mostly noise.
+_WHITEN_POWER = 0.25
+
+
+def pca_whiten(features: np.ndarray, components: int) -> tuple[np.ndarray, int]:
+    """Unit-length rows projected on their ``components`` principal directions, each scaled by its variance **
+    -0.25, re-normalised; and the number of components used (0: too few items, returned unchanged).
+
+    Label-free and fitted on the items being clustered: the features of a ReID model spend much of their length
+    on directions along which every crop varies (pose, light, background); shrinking those lets the directions
+    that tell people apart decide the neighbours.
+    """
+    if components < 1:
+        raise ConfigError(f"whiten must be a positive number of components, got {components}")
+    n, dim = features.shape
+    if n < WHITEN_ITEMS_PER_COMPONENT * components or components > dim:
+        return features, 0
+    centred = features.astype(np.float64) - features.mean(axis=0, dtype=np.float64)
+    _, singular, directions = np.linalg.svd(centred, full_matrices=False)
+    variance = np.square(singular[:components]) / n
+    scale = np.power(np.maximum(variance, 1e-12), -_WHITEN_POWER)
+    projected = (centred @ directions[:components].T) * scale
+    return normalise_rows(projected.astype(np.float32)), components
 
 
 def _alone(count: int) -> NodeClusters:

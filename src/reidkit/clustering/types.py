@@ -35,6 +35,8 @@ class ClusterOptions:
       fitted on the benchmark's training split);
     - ``min_cluster_size``: HDBSCAN's smallest cluster;
     - ``camera_norm``: subtract each camera's mean feature before clustering (needs cameras);
+    - ``whiten``: PCA-whiten the items among themselves to this many components before clustering (0: off;
+      skipped when there are fewer than 4 items per component);
     - ``graph``: ``dense`` (N x N distances, exact), ``knn`` (FAISS k-NN graph and sparse Jaccard, for large N) or
       ``auto`` (dense up to ``DENSE_LIMIT`` items);
     - ``seed``: the random sample the k-NN graph estimates each item's farthest distance from.
@@ -48,6 +50,7 @@ class ClusterOptions:
     linkage_cut: float = TRAIN_SPLIT_LINKAGE_CUT
     min_cluster_size: int = 2
     camera_norm: bool = False
+    whiten: int = 0
     graph: str = "auto"
     seed: int = 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reidkit.data.types import ReidDataset
+from reidkit.data.types import ImageRecord, ReidDataset
 
 
 def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_ids: int | None) -> ReidDataset:
@@ -23,3 +23,11 @@ def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_
         gallery = [r for r in gallery if r.pid in keep or r.pid == 0]
     multi_query = [r for r in dataset.multi_query if r.pid in {q.pid for q in query}]
     return replace(dataset, train=train, query=query, gallery=gallery, multi_query=multi_query)
+
+
+def held_out_identities(train: list[ImageRecord], max_train_ids: int) -> list[ImageRecord]:
+    """The training crops of the identities a run with ``data.max_train_ids=N`` never saw (all but the first N in
+    pid order): a validation split with the benchmark's own cameras and conditions, for choosing anything (a
+    clustering radius, say) without looking at the identities that are reported."""
+    seen = set(sorted({r.pid for r in train})[:max_train_ids])
+    return [r for r in train if r.pid not in seen]
