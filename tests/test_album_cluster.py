@@ -144,6 +144,9 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     empty.mkdir()
     assert "no images" in error_line(reidkit("cluster", empty, "--crops", "--out", tmp_path / "o"))
     assert "--eps 'wide'" in error_line(reidkit("cluster", empty, "--eps", "wide", "--out", tmp_path / "o"))
+    assert "--whiten must be a number of components" in error_line(
+        reidkit("cluster", empty, "--whiten", "-3", "--out", tmp_path / "o")
+    )
     assert "unknown clustering method 'kmeans'" in error_line(
         reidkit("cluster", empty, "--method", "kmeans", "--out", tmp_path / "o")
     )

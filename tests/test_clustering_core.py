@@ -238,3 +238,4 @@ def test_the_command_line_restates_the_cores_defaults() -> None:
     assert cluster_cmd.TRAIN_SPLIT_K1 == types.TRAIN_SPLIT_K1 == ClusterOptions().k1
     assert cluster_cmd.TRAIN_SPLIT_EPS == types.TRAIN_SPLIT_EPS == ClusterOptions().eps
     assert cluster_cmd.TRAIN_SPLIT_LINKAGE_CUT == types.TRAIN_SPLIT_LINKAGE_CUT == ClusterOptions().linkage_cut
+    assert cluster_cmd.DEFAULT_WHITEN == types.DEFAULT_WHITEN == ClusterOptions().whiten

@@ -20,6 +20,7 @@ DEFAULT_METHOD = "agglomerative-jaccard"
 TRAIN_SPLIT_K1 = 10
 TRAIN_SPLIT_EPS = 0.4
 TRAIN_SPLIT_LINKAGE_CUT = 0.65
+DEFAULT_WHITEN = 0
 
 if TYPE_CHECKING:
     from reidkit.clustering import ClusterOptions
@@ -57,6 +58,9 @@ def cluster(
     min_cluster_size: Annotated[int, typer.Option("--min-cluster-size", help="HDBSCAN's smallest cluster")] = 2,
     k1: Annotated[int, typer.Option("--k1", help="k-reciprocal neighbourhood size")] = TRAIN_SPLIT_K1,
     k2: Annotated[int, typer.Option("--k2", help="query-expansion size")] = 6,
+    whiten: Annotated[
+        int, typer.Option("--whiten", help="PCA-whiten the people among themselves to N components (0: off)")
+    ] = DEFAULT_WHITEN,
     detector: Annotated[
         str | None, typer.Option("--detector", help="openvino, hog or torchvision (default: as ingest)")
     ] = None,
@@ -69,7 +73,7 @@ def cluster(
 ) -> None:
     """Group the people of photos (or crops) by identity: links per person, clusters.json, a contact sheet; or,
     with --db, the tracks of a person-search store (all cameras), stored in it (docs/search.md)."""
-    options = _cluster_options(method, eps, linkage_cut, min_samples, min_cluster_size, k1, k2)
+    options = _cluster_options(method, eps, linkage_cut, min_samples, min_cluster_size, k1, k2, whiten)
     if db is not None:
         if photos:
             raise ConfigError("give either PHOTOS or --db STORE, not both")
@@ -84,7 +88,8 @@ def cluster(
 
 
 def _cluster_options(
-    method: str, eps_text: str, linkage_cut: float, min_samples: int, min_cluster_size: int, k1: int, k2: int
+    method: str, eps_text: str, linkage_cut: float, min_samples: int, min_cluster_size: int, k1: int, k2: int,
+    whiten: int,
 ) -> ClusterOptions:
     """The clustering options, every value checked here so that a typo fails before a model loads."""
     from reidkit.clustering import CLUSTER_METHODS, ClusterOptions
@@ -102,8 +107,10 @@ def _cluster_options(
                         ("--k1", k1), ("--k2", k2)):
         if value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
+    if whiten < 0:
+        raise ConfigError(f"--whiten must be a number of components (0: off), got {whiten}")
     return ClusterOptions(method=method, eps=eps, linkage_cut=linkage_cut, min_samples=min_samples,
-                          min_cluster_size=min_cluster_size, k1=k1, k2=k2)
+                          min_cluster_size=min_cluster_size, k1=k1, k2=k2, whiten=whiten)
 
 
 def _cluster_photos(

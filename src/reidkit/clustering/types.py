@@ -20,6 +20,7 @@ UNCLUSTERED = -1
 TRAIN_SPLIT_K1 = 10
 TRAIN_SPLIT_EPS = 0.4
 TRAIN_SPLIT_LINKAGE_CUT = 0.65
+DEFAULT_WHITEN = 0
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ClusterOptions:
     linkage_cut: float = TRAIN_SPLIT_LINKAGE_CUT
     min_cluster_size: int = 2
     camera_norm: bool = False
-    whiten: int = 0
+    whiten: int = DEFAULT_WHITEN
     graph: str = "auto"
     seed: int = 0
 
