@@ -33,7 +33,10 @@ def test_the_synthetic_scale_run_reports_time_and_memory(bench_clustering, tmp_p
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0 and result["f1"] > 0.3
 
 
-def test_parameters_are_fitted_on_other_identities_with_whitening_swept(bench_clustering, tmp_path: Path) -> None:
+def test_parameters_are_fitted_on_other_identities_with_whitening_and_k1_swept(
+    bench_clustering, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bench_clustering, "_SWEEP", np.array([0.4, 0.6]))  # a shorter sweep, the same logic
     features, pids = bench_clustering.synthetic(300, 16, 6, seed=2)
     cams = np.arange(300) % 2
     test = save_features(tmp_path / "test.npz", features, pids, cams)
@@ -42,10 +45,12 @@ def test_parameters_are_fitted_on_other_identities_with_whitening_swept(bench_cl
     report = bench_clustering.main(["--features", str(test), "--fit-eps-on", str(fit), "--out", str(tmp_path / "o.json")])
     fitted = report["fitted"]["agglomerative-jaccard camera_norm=False"]
     assert {row["whiten"] for row in fitted["sweep"]} == set(bench_clustering._WHITEN_SWEEP)
+    assert {row["k1"] for row in fitted["sweep"]} == set(bench_clustering._K1_SWEEP)
     best = max(fitted["sweep"], key=lambda row: row["f1"])
-    assert fitted["linkage_cut"] == best["linkage_cut"] and fitted["whiten"] == best["whiten"]
+    assert all(fitted[key] == best[key] for key in ("linkage_cut", "whiten", "k1"))
     names = [row["setting"] for row in report["rows"]]
-    assert f"agglomerative-jaccard linkage_cut={best['linkage_cut']} whiten={best['whiten']} (fitted)" in names
+    assert (f"agglomerative-jaccard linkage_cut={best['linkage_cut']} k1={best['k1']} whiten={best['whiten']} "
+            "(fitted)") in names
 
 
 def test_the_held_out_split_is_the_identities_a_smaller_run_never_saw(cuhk03_dataset) -> None:
