@@ -9,6 +9,8 @@ here is tuned on these identities: ``--split train`` runs the same table on the 
 where any rule was looked at. Cannot-link (two people in one frame) does not apply: these crops carry no frames.
 
     python benchmarks/bench_clustering.py --checkpoint runs/demo/mgn_demo.pt [--flip] [--split test|train]
+    python benchmarks/bench_clustering.py --checkpoint runs/val/best.pt --split held-out   # ids its run never saw
+    python benchmarks/bench_clustering.py --checkpoint CKPT --fit-eps-on HELD_OUT.npz  # fit radius, k1, whitening
     python benchmarks/bench_clustering.py --features test_features.npz      # a reidkit features file
     python benchmarks/bench_clustering.py --synthetic 100000 [--dim 128] [--method M]   # the k-NN path at scale
 
