@@ -36,7 +36,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from reidkit.clustering import ClusterOptions, cluster_features, score_clusters  # noqa: E402
+from reidkit.clustering import ClusterOptions, camera_normalise, cluster_features, score_clusters  # noqa: E402
+from reidkit.clustering.cluster import pca_whiten  # noqa: E402
+from reidkit.clustering.constraints import normalise_rows  # noqa: E402
 from reidkit.clustering.types import TRAIN_SPLIT_EPS, TRAIN_SPLIT_LINKAGE_CUT  # noqa: E402
 from reidkit.evaluation import FeatureSet, load_features, save_features  # noqa: E402
 
@@ -74,13 +76,21 @@ _K1_SWEEP = (10, 15, 20)
 
 def fitted_on(train: FeatureSet, method: str, camera_norm: bool) -> tuple[dict[str, float], list[dict[str, float]]]:
     """The radius (DBSCAN's eps, average linkage's cut), whitening and k1 with the best pairwise F1 on identities
-    that are not reported (a supervised choice, allowed because the reported identities are others)."""
+    that are not reported (a supervised choice, allowed because the reported identities are others).
+
+    The features are normalised and whitened once per setting of whitening, as ``cluster_features`` would, and
+    clustered as they are for every k1 and radius."""
+    unit = normalise_rows(train.features)
+    if camera_norm:
+        unit, _ = camera_normalise(unit, train.camids.tolist())
     sweep = []
-    for k1, whiten, value in itertools.product(_K1_SWEEP, _WHITEN_SWEEP, _SWEEP):
-        chosen = {"k1": k1, "whiten": whiten, _FITTED[method]: float(value)}
-        options = replace(ClusterOptions(method=method, camera_norm=camera_norm), **chosen)
-        labels = cluster_features(train.features, options, cameras=train.camids.tolist()).labels
-        sweep.append({**chosen, "f1": score_clusters(labels, train.pids).f1})
+    for whiten in _WHITEN_SWEEP:
+        prepared = pca_whiten(unit, whiten)[0] if whiten else unit
+        for k1, value in itertools.product(_K1_SWEEP, _SWEEP):
+            chosen = {"k1": k1, "whiten": whiten, _FITTED[method]: float(value)}
+            options = replace(ClusterOptions(method=method), k1=k1, **{_FITTED[method]: float(value)})
+            labels = cluster_features(prepared, options).labels
+            sweep.append({**chosen, "f1": score_clusters(labels, train.pids).f1})
     best = max(sweep, key=lambda row: row["f1"])
     return {k: v for k, v in best.items() if k != "f1"}, sweep
 
@@ -214,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--knn", action="store_true", help="also run the default setting through the k-NN graph")
     parser.add_argument("--fit-eps-on", type=Path, help="features file of identities not reported (training or "
-                        "held-out split): also run with the radius and whitening that score best on them")
+                        "held-out split): also run with the radius, k1 and whitening that score best on them")
     parser.add_argument("--shared", default=str(REPO.parent / "shared"))
     parser.add_argument("--data-dir", default=str(REPO / "data"))
     parser.add_argument("--no-cache", action="store_true")
@@ -249,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print_table(rows, identities)
         report = {"date": stamp, "split": args.split, "model": model, "flip": args.flip, "rank1": top1,
                   "items": len(features),
-                  "identities": identities, "rows": rows, "fitted_on": str(args.fit_eps_on), "fitted": fitted}
+                  "identities": identities, "rows": rows, "fitted_on": str(args.fit_eps_on) if args.fit_eps_on else None, "fitted": fitted}
         out = args.out or OUT / f"clustering_{args.split}.json"
     out.write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {out}")

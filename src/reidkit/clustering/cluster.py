@@ -2,8 +2,8 @@
 
 Order of work: L2-normalise; optionally remove each camera's mean feature (a camera's light and angle shift all
 its crops alike, which pulls crops of different people of one camera together); optionally PCA-whiten the items
-among themselves (directions that every crop varies along, such as pose or light, weigh less); merge must-link groups into
-nodes; run the method on the nodes; give a noise node of several items (a whole track) its own cluster; split
+among themselves (directions that every crop varies along, such as pose or light, weigh less); merge must-link
+groups into nodes; run the method on the nodes; give a noise node of several items (a whole track) its own cluster; split
 clusters that hold a cannot-link pair; number the clusters in order of first appearance.
 """
 
@@ -92,7 +92,8 @@ _WHITEN_POWER = 0.25
 
 def pca_whiten(features: np.ndarray, components: int) -> tuple[np.ndarray, int]:
     """Unit-length rows projected on their ``components`` principal directions, each scaled by its variance **
-    -0.25, re-normalised; and the number of components used (0: too few items, returned unchanged).
+    -0.25, re-normalised; and the number of components used (0, rows returned unchanged: fewer than
+    ``WHITEN_ITEMS_PER_COMPONENT`` items per component, or more components than dimensions).
 
     Label-free and fitted on the items being clustered: the features of a ReID model spend much of their length
     on directions along which every crop varies (pose, light, background); shrinking those lets the directions
