@@ -15,7 +15,7 @@ def subset_identities(dataset: ReidDataset, max_train_ids: int | None, max_test_
     """
     train, query, gallery = dataset.train, dataset.query, dataset.gallery
     if max_train_ids is not None:
-        keep = set(sorted({r.pid for r in train})[:max_train_ids])
+        keep = _first_identities(train, max_train_ids)
         train = [r for r in train if r.pid in keep]
     if max_test_ids is not None:
         keep = set(sorted({r.pid for r in query})[:max_test_ids])
@@ -29,5 +29,10 @@ def held_out_identities(train: list[ImageRecord], max_train_ids: int) -> list[Im
     """The training crops of the identities a run with ``data.max_train_ids=N`` never saw (all but the first N in
     pid order): a validation split with the benchmark's own cameras and conditions, for choosing anything (a
     clustering radius, say) without looking at the identities that are reported."""
-    seen = set(sorted({r.pid for r in train})[:max_train_ids])
+    seen = _first_identities(train, max_train_ids)
     return [r for r in train if r.pid not in seen]
+
+
+def _first_identities(records: list[ImageRecord], count: int) -> set[int]:
+    """The first ``count`` pids in pid order: one rule for what a smaller run trains on and what it leaves out."""
+    return set(sorted({r.pid for r in records})[:count])
