@@ -4,15 +4,17 @@ per-camera normalisation, in one run; and the k-NN graph path on synthetic featu
 
 The reference in the same run is HDBSCAN on the same L2-normalised features (the issue's baseline, F1 0.55 with an
 off-the-shelf model); DBSCAN-Jaccard is also run at the literature's k1 20 / eps 0.6 and at a derived eps beside
-the defaults, and ``--fit-eps-on TRAIN.npz`` adds each Jaccard method at the radius best on the training split. Nothing
-here is tuned on these identities: ``--split train`` runs the same table on the training identities, which is
-where any rule was looked at. Cannot-link (two people in one frame) does not apply: these crops carry no frames.
+the defaults, and ``--fit-eps-on HELD_OUT.npz`` adds each Jaccard method at the radius, neighbourhood (k1, or
+camera-aware k_intra / k_inter) and whitening best on other identities (held-out or training split). Nothing here
+is tuned on these identities: ``--split train`` and ``--split held-out`` run the same table on identities that are
+not reported, which is where any rule was looked at. Cannot-link (two people in one frame) does not apply: these
+crops carry no frames.
 
     python benchmarks/bench_clustering.py --checkpoint runs/demo/mgn_demo.pt [--flip] [--split test|train]
     python benchmarks/bench_clustering.py --checkpoint runs/val/best.pt --split held-out   # ids its run never saw
-    python benchmarks/bench_clustering.py --checkpoint CKPT --fit-eps-on HELD_OUT.npz  # fit radius, k1, whitening
+    python benchmarks/bench_clustering.py --checkpoint CKPT --fit-eps-on HELD_OUT.npz  # fit radius, sets, whitening
     python benchmarks/bench_clustering.py --features test_features.npz      # a reidkit features file
-    python benchmarks/bench_clustering.py --synthetic 100000 [--dim 128] [--method M]   # the k-NN path at scale
+    python benchmarks/bench_clustering.py --synthetic 100000 [--dim 128] [--method M] [--cameras 8]  # k-NN, at scale
 
 Prints a table and writes benchmarks/out/clustering.json (or clustering_synthetic.json).
 """
@@ -38,7 +40,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from reidkit.clustering import ClusterOptions, camera_normalise, cluster_features, score_clusters  # noqa: E402
 from reidkit.clustering.cluster import pca_whiten  # noqa: E402
-from reidkit.clustering.constraints import normalise_rows  # noqa: E402
+from reidkit.clustering.constraints import build_nodes, normalise_rows  # noqa: E402
+from reidkit.clustering.methods import average_linkage_on_graph, dbscan_on_graph, jaccard_neighbours  # noqa: E402
 from reidkit.clustering.types import TRAIN_SPLIT_EPS, TRAIN_SPLIT_LINKAGE_CUT  # noqa: E402
 from reidkit.evaluation import FeatureSet, load_features, save_features  # noqa: E402
 
@@ -67,32 +70,50 @@ def settings(camera_norm_too: bool = True) -> list[Setting]:
 
 
 # What is fitted on identities that are not reported: each Jaccard method's radius, swept with whitening off and
-# at these component counts, and at these neighbourhood sizes.
+# at these component counts, and at these neighbourhoods: each item's k1 nearest, or camera-aware (its k_intra
+# nearest of its own camera and k_inter of the others).
 _FITTED = {"dbscan-jaccard": "eps", "agglomerative-jaccard": "linkage_cut"}
-_SWEEP = np.round(np.arange(0.30, 0.86, 0.05), 2)
+_SWEEP = np.round(np.arange(0.30, 0.91, 0.05), 2)
 _WHITEN_SWEEP = (0, 256, 512)
 _K1_SWEEP = (10, 15, 20)
+_CAMERA_AWARE_SWEEP = tuple(itertools.product((2, 3, 5), (3, 5, 7, 10)))
+_ON_GRAPH = {"dbscan-jaccard": dbscan_on_graph, "agglomerative-jaccard": average_linkage_on_graph}
 
 
-def fitted_on(train: FeatureSet, method: str, camera_norm: bool) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """The radius (DBSCAN's eps, average linkage's cut), whitening and k1 with the best pairwise F1 on identities
-    that are not reported (a supervised choice, allowed because the reported identities are others).
+def neighbourhoods() -> list[dict[str, object]]:
+    """The swept neighbourhoods, as ClusterOptions fields."""
+    plain: list[dict[str, object]] = [{"camera_aware": False, "k1": k1} for k1 in _K1_SWEEP]
+    return plain + [{"camera_aware": True, "k_intra": a, "k_inter": b} for a, b in _CAMERA_AWARE_SWEEP]
 
-    The features are normalised and whitened once per setting of whitening, as ``cluster_features`` would, and
-    clustered as they are for every k1 and radius."""
+
+def fitted_on(train: FeatureSet, method: str, camera_norm: bool) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """The radius (DBSCAN's eps, average linkage's cut), whitening and neighbourhood with the best pairwise F1 on
+    identities that are not reported (a supervised choice, allowed because the reported identities are others).
+
+    The features are normalised and whitened once per setting of whitening, as ``cluster_features`` would; the
+    Jaccard graph is built once per neighbourhood and clustered at every radius."""
     unit = normalise_rows(train.features)
     if camera_norm:
         unit, _ = camera_normalise(unit, train.camids.tolist())
     sweep = []
     for whiten in _WHITEN_SWEEP:
         prepared = pca_whiten(unit, whiten)[0] if whiten else unit
-        for k1, value in itertools.product(_K1_SWEEP, _SWEEP):
-            chosen = {"k1": k1, "whiten": whiten, _FITTED[method]: float(value)}
-            options = replace(ClusterOptions(method=method), k1=k1, **{_FITTED[method]: float(value)})
-            labels = cluster_features(prepared, options).labels
-            sweep.append({**chosen, "f1": score_clusters(labels, train.pids).f1})
+        nodes = build_nodes(prepared, None, None, train.camids.tolist())
+        for neighbourhood in neighbourhoods():
+            options = replace(ClusterOptions(method=method), **neighbourhood)
+            graph = jaccard_neighbours(nodes, options)
+            for value in _SWEEP:
+                found = _ON_GRAPH[method](graph, nodes, replace(options, **{_FITTED[method]: float(value)}))
+                chosen = {**neighbourhood, "whiten": whiten, _FITTED[method]: float(value)}
+                sweep.append({**chosen, "f1": score_clusters(found.labels, train.pids).f1})
     best = max(sweep, key=lambda row: row["f1"])
     return {k: v for k, v in best.items() if k != "f1"}, sweep
+
+
+def _describe(best: dict[str, object]) -> str:
+    if best["camera_aware"]:
+        return f"camera-aware k_intra={best['k_intra']} k_inter={best['k_inter']}"
+    return f"k1={best['k1']}"
 
 
 def test_features(args: argparse.Namespace) -> tuple[FeatureSet, str]:
@@ -193,10 +214,13 @@ def synthetic(num: int, dim: int, per_identity: int, seed: int) -> tuple[np.ndar
 
 def run_synthetic(args: argparse.Namespace) -> dict[str, object]:
     features, pids = synthetic(args.synthetic, args.dim, 10, args.seed)
+    # Cameras drawn at random per item: the camera-aware sets' extra searches, not their gain, are measured here.
+    cameras = np.random.default_rng(args.seed).integers(0, args.cameras, size=len(pids)) if args.cameras else None
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, cpu = time.perf_counter(), time.process_time()
-    options = ClusterOptions(method=args.method, graph="knn", eps=None)  # DBSCAN as recorded: eps derived
-    result = cluster_features(features, options)
+    options = ClusterOptions(method=args.method, graph="knn", eps=None,  # DBSCAN as recorded: eps derived
+                             camera_aware=cameras is not None)
+    result = cluster_features(features, options, cameras=None if cameras is None else cameras.tolist())
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     scores = score_clusters(result.labels, pids)
@@ -221,10 +245,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--flip", action="store_true", help="average each feature with its mirrored crop's")
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--method", default="dbscan-jaccard", help="the method of the --synthetic run")
+    parser.add_argument("--cameras", type=int, default=0,
+                        help="--synthetic: spread the items over this many cameras and cluster camera-aware")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--knn", action="store_true", help="also run the default setting through the k-NN graph")
     parser.add_argument("--fit-eps-on", type=Path, help="features file of identities not reported (training or "
-                        "held-out split): also run with the radius, k1 and whitening that score best on them")
+                        "held-out split): also run with the radius, neighbourhood and whitening best on them")
     parser.add_argument("--shared", default=str(REPO.parent / "shared"))
     parser.add_argument("--data-dir", default=str(REPO / "data"))
     parser.add_argument("--no-cache", action="store_true")
@@ -247,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 for camera_norm in (False, True):
                     best, sweep = fitted_on(train, method, camera_norm)
                     fitted[f"{method} camera_norm={camera_norm}"] = {**best, "sweep": sweep}
-                    name = (f"{method} {key}={best[key]} k1={best['k1']} whiten={best['whiten']} (fitted)"
+                    name = (f"{method} {key}={best[key]} {_describe(best)} whiten={best['whiten']} (fitted)"
                             f"{' +camnorm' if camera_norm else ''}")
                     options = replace(ClusterOptions(method=method, camera_norm=camera_norm), **best)
                     chosen.append(Setting(name, options))
@@ -259,7 +285,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print_table(rows, identities)
         report = {"date": stamp, "split": args.split, "model": model, "flip": args.flip, "rank1": top1,
                   "items": len(features),
-                  "identities": identities, "rows": rows, "fitted_on": str(args.fit_eps_on) if args.fit_eps_on else None, "fitted": fitted}
+                  "identities": identities, "rows": rows,
+                  "fitted_on": str(args.fit_eps_on) if args.fit_eps_on else None, "fitted": fitted}
         out = args.out or OUT / f"clustering_{args.split}.json"
     out.write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {out}")

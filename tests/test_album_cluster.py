@@ -139,6 +139,30 @@ def test_the_command_end_to_end_on_crops(crop_folder: Path, tmp_path: Path) -> N
     assert "people among" in result.stdout and (tmp_path / "o" / "clusters.json").is_file()
 
 
+def test_camera_aware_on_a_folder_per_camera(subset, tmp_path: Path) -> None:
+    """``--camera-aware`` reads each crop's folder as its camera: crops in cam1/ and cam2/ are clustered with
+    camera-aware neighbourhoods (the params say so); from one folder it warns and uses each one's k1 nearest."""
+    cameras = tmp_path / "by_camera"
+    pids = sorted({r.pid for r in subset})[:8]
+    for record in subset:
+        if record.pid in pids:
+            folder = cameras / f"cam{record.camid}"
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(record.path, folder / Path(record.path).name)
+    assert len(list(cameras.iterdir())) == 2
+    out = tmp_path / "o"
+    result = reidkit("cluster", cameras, "--crops", "--camera-aware", "--k-intra", "2", "--k-inter", "4",
+                     "--out", out, "--checkpoint", "imagenet")
+    assert result.returncode == 0, result.stderr
+    params = json.loads((out / "clusters.json").read_text())["params"]
+    assert (params["camera_aware"], params["k_intra"], params["k_inter"]) == (True, 2, 4) and "k1" not in params
+    one = reidkit("cluster", cameras / "cam1", "--crops", "--camera-aware", "--out", tmp_path / "one",
+                  "--checkpoint", "imagenet")
+    assert one.returncode == 0, one.stderr
+    assert "--camera-aware needs people from two camera folders" in one.stderr
+    assert json.loads((tmp_path / "one" / "clusters.json").read_text())["params"]["camera_aware"] is False
+
+
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -146,6 +170,12 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "--eps 'wide'" in error_line(reidkit("cluster", empty, "--eps", "wide", "--out", tmp_path / "o"))
     assert "--whiten must be a number of components" in error_line(
         reidkit("cluster", empty, "--whiten", "-3", "--out", tmp_path / "o")
+    )
+    assert "--k-inter must be a positive integer" in error_line(
+        reidkit("cluster", empty, "--camera-aware", "--k-inter", "0", "--out", tmp_path / "o")
+    )
+    assert "--camera-aware applies to the Jaccard methods" in error_line(
+        reidkit("cluster", empty, "--camera-aware", "--method", "hdbscan", "--out", tmp_path / "o")
     )
     assert "unknown clustering method 'kmeans'" in error_line(
         reidkit("cluster", empty, "--method", "kmeans", "--out", tmp_path / "o")

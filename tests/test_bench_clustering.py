@@ -31,12 +31,16 @@ def test_the_synthetic_scale_run_reports_time_and_memory(bench_clustering, tmp_p
     result = json.loads(out.read_text())["synthetic"]
     assert result["items"] == 3000 and result["params"]["graph"] == "knn"
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0 and result["f1"] > 0.3
+    bench_clustering.main(["--synthetic", "3000", "--dim", "32", "--cameras", "4", "--out", str(out)])
+    aware = json.loads(out.read_text())["synthetic"]
+    assert aware["params"]["camera_aware"] is True and aware["params"]["graph"] == "knn" and aware["f1"] > 0.3
 
 
-def test_parameters_are_fitted_on_other_identities_with_whitening_and_k1_swept(
+def test_parameters_are_fitted_on_other_identities_with_whitening_and_neighbourhoods_swept(
     bench_clustering, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setattr(bench_clustering, "_SWEEP", np.array([0.4, 0.6]))  # a shorter sweep, the same logic
+    monkeypatch.setattr(bench_clustering, "_CAMERA_AWARE_SWEEP", ((3, 5), (2, 3)))
     features, pids = bench_clustering.synthetic(300, 16, 6, seed=2)
     cams = np.arange(300) % 2
     test = save_features(tmp_path / "test.npz", features, pids, cams)
@@ -45,12 +49,18 @@ def test_parameters_are_fitted_on_other_identities_with_whitening_and_k1_swept(
     report = bench_clustering.main(["--features", str(test), "--fit-eps-on", str(fit), "--out", str(tmp_path / "o.json")])
     fitted = report["fitted"]["agglomerative-jaccard camera_norm=False"]
     assert {row["whiten"] for row in fitted["sweep"]} == set(bench_clustering._WHITEN_SWEEP)
-    assert {row["k1"] for row in fitted["sweep"]} == set(bench_clustering._K1_SWEEP)
+    assert {row["k1"] for row in fitted["sweep"] if not row["camera_aware"]} == set(bench_clustering._K1_SWEEP)
+    assert {(row["k_intra"], row["k_inter"]) for row in fitted["sweep"] if row["camera_aware"]} == {(3, 5), (2, 3)}
+    assert len(fitted["sweep"]) == 3 * (3 + 2) * 2
     best = max(fitted["sweep"], key=lambda row: row["f1"])
-    assert all(fitted[key] == best[key] for key in ("linkage_cut", "whiten", "k1"))
-    names = [row["setting"] for row in report["rows"]]
-    assert (f"agglomerative-jaccard linkage_cut={best['linkage_cut']} k1={best['k1']} whiten={best['whiten']} "
-            "(fitted)") in names
+    assert all(fitted[key] == best[key] for key in best if key != "f1")
+    rows = {row["setting"]: row for row in report["rows"]}
+    name = next(n for n in rows if n.startswith(f"agglomerative-jaccard linkage_cut={best['linkage_cut']} ")
+                and n.endswith("(fitted)"))
+    assert ("camera-aware k_intra=" in name) == best["camera_aware"]
+    # The fitted row ran with what was fitted: the clustering's own params say so.
+    assert rows[name]["params"]["camera_aware"] == best["camera_aware"]
+    assert rows[name]["params"]["linkage_cut"] == best["linkage_cut"]
 
 
 def test_the_held_out_split_is_the_identities_a_smaller_run_never_saw(cuhk03_dataset) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -18,14 +20,15 @@ from reidkit.clustering.metrics import cross_camera_rate, pairwise_scores
 from reidkit.errors import ConfigError, ReidkitError
 
 
-def _blobs(num_ids: int = 30, per_id: int = 8, dim: int = 32, noise: float = 0.5, seed: int = 0):
+def _blobs(num_ids: int = 30, per_id: int = 8, dim: int = 32, noise: float = 0.5, seed: int = 0,
+           camera_shift: float = 0.6):
     """Identity centres plus noise, half of each identity's items from camera 0 and half from camera 1, each camera
     shifting all its items alike (what per-camera normalisation is for)."""
     rng = np.random.default_rng(seed)
     pids = np.repeat(np.arange(num_ids), per_id)
     cams = np.tile(np.arange(per_id) % 2, num_ids)
     centres = rng.standard_normal((num_ids, dim))
-    shift = rng.standard_normal((2, dim)) * 0.6
+    shift = rng.standard_normal((2, dim)) * camera_shift
     features = centres[pids] + noise * rng.standard_normal((pids.size, dim)) + shift[cams]
     return features.astype(np.float32), pids, cams
 
@@ -167,6 +170,44 @@ def test_whitening_shrinks_what_every_item_varies_along() -> None:
         pca_whiten(unit, -1)
 
 
+def test_camera_aware_neighbourhoods_join_a_persons_two_cameras() -> None:
+    """A camera shift that puts every crop's ten nearest in its own camera: plain k-reciprocal sets never cross
+    cameras, camera-aware ones (3 nearest of its own camera, 5 of the other) do."""
+    features, pids, cams = _blobs(camera_shift=1.0)
+    plain = cluster_features(features, cameras=cams.tolist())
+    aware = cluster_features(features, ClusterOptions(camera_aware=True), cameras=cams.tolist())
+    assert plain.params["camera_aware"] is False and "k1" in plain.params
+    assert aware.params["camera_aware"] is True and (aware.params["k_intra"], aware.params["k_inter"]) == (3, 5)
+    assert score_clusters(plain.labels, pids, cams).cross_camera < 0.2
+    scores = score_clusters(aware.labels, pids, cams)
+    assert scores.cross_camera > 0.8 and scores.f1 > 0.9
+    # The k-NN graph ranks the same neighbours (exact FAISS); only the pairs it keeps per item differ.
+    for method in ("agglomerative-jaccard", "dbscan-jaccard"):
+        options = ClusterOptions(method=method, camera_aware=True, eps=0.5)
+        dense = cluster_features(features, replace(options, graph="dense"), cameras=cams.tolist())
+        knn = cluster_features(features, replace(options, graph="knn"), cameras=cams.tolist())
+        assert score_clusters(knn.labels, dense.labels).ari > 0.95
+    # Without cameras, or with one, there is nothing to be aware of: each item's k1 nearest, and the params say so.
+    for cameras in (None, [0] * pids.size):
+        alone = cluster_features(features, ClusterOptions(camera_aware=True), cameras=cameras)
+        assert alone.params["camera_aware"] is False
+        assert np.array_equal(alone.labels, cluster_features(features).labels)
+
+
+def test_camera_aware_sets_with_a_camera_of_fewer_items_than_k() -> None:
+    """A third camera holding one crop per person (fewer than k_intra + 1 items of a person there, and a lone
+    camera of one crop): its rows are padded, and its crops still join their people."""
+    features, pids, cams = _blobs(num_ids=12, camera_shift=1.0)
+    third = np.flatnonzero(np.arange(pids.size) % 8 == 7)  # one crop of each person moves to camera 2
+    cams = cams.copy()
+    cams[third] = 2
+    cams[0] = 3  # a camera with a single crop
+    result = cluster_features(features, ClusterOptions(camera_aware=True), cameras=cams.tolist())
+    assert result.params["camera_aware"] is True
+    assert score_clusters(result.labels, pids, cams).f1 > 0.85
+    assert np.mean(result.labels[third] == result.labels[third - 2]) > 0.8  # its person's camera-1 crop
+
+
 @pytest.mark.parametrize("method", ["dbscan-jaccard", "agglomerative-jaccard"])
 def test_the_knn_graph_agrees_with_the_dense_one(method: str) -> None:
     features, pids, _ = _blobs(num_ids=20)
@@ -239,3 +280,5 @@ def test_the_command_line_restates_the_cores_defaults() -> None:
     assert cluster_cmd.TRAIN_SPLIT_EPS == types.TRAIN_SPLIT_EPS == ClusterOptions().eps
     assert cluster_cmd.TRAIN_SPLIT_LINKAGE_CUT == types.TRAIN_SPLIT_LINKAGE_CUT == ClusterOptions().linkage_cut
     assert cluster_cmd.DEFAULT_WHITEN == types.DEFAULT_WHITEN == ClusterOptions().whiten
+    assert cluster_cmd.HELD_OUT_K_INTRA == types.HELD_OUT_K_INTRA == ClusterOptions().k_intra
+    assert cluster_cmd.HELD_OUT_K_INTER == types.HELD_OUT_K_INTER == ClusterOptions().k_inter

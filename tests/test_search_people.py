@@ -101,6 +101,20 @@ def test_a_rerun_replaces_the_clustering_in_one_transaction(clustered: Path, tmp
         assert group_store(store).people == len(people(store))  # and back, again whole
 
 
+def test_camera_aware_clustering_of_a_store_reads_its_cameras(clustered: Path, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(clustered, root)
+    ran = CliRunner().invoke(app, ["cluster", "--db", str(root), "--camera-aware"])
+    assert ran.exit_code == 0, ran.output
+    with Store.open(root) as store:
+        held = clustering(store)
+        assert held is not None and held.params["camera_aware"] is True
+        assert (held.params["k_intra"], held.params["k_inter"]) == (3, 5)
+        placed = memberships(store, store.track_ids().tolist())
+        assert sorted(placed) == store.track_ids().tolist()
+        assert [(a, b) for a, b in overlapping_pairs(store) if placed[a].person_id == placed[b].person_id] == []
+
+
 def test_an_old_store_is_read_as_unclustered_and_migrated_by_a_writer(two_camera_store: Path, tmp_path: Path) -> None:
     root = tmp_path / "store"
     shutil.copytree(two_camera_store, root)

@@ -71,7 +71,9 @@ def cluster_album(paths: Sequence[Path], out: Path, options: AlbumOptions | None
                 frames.append(sighting.frame)
         if not items:
             raise ConfigError(f"no person found in the {len(files)} photos; pass --crops if they are person crops")
-        result = cluster_features(np.concatenate(features), options.cluster, frames=frames)
+        # A photo's folder is its camera (cam1/, cam2/ ...): only camera-aware neighbourhoods read it.
+        cameras = [str(Path(item.path).parent) for item in items] if options.cluster.camera_aware else None
+        result = cluster_features(np.concatenate(features), options.cluster, frames=frames, cameras=cameras)
         params = {
             "source": "crops" if options.crops else "photos",
             "model": model.source,

@@ -7,6 +7,7 @@ are parsed once (``_cluster_options``) for every source. The work lives in ``rei
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +22,8 @@ TRAIN_SPLIT_K1 = 10
 TRAIN_SPLIT_EPS = 0.4
 TRAIN_SPLIT_LINKAGE_CUT = 0.65
 DEFAULT_WHITEN = 0
+HELD_OUT_K_INTRA = 3
+HELD_OUT_K_INTER = 5
 
 if TYPE_CHECKING:
     from reidkit.clustering import ClusterOptions
@@ -61,6 +64,17 @@ def cluster(
     whiten: Annotated[
         int, typer.Option("--whiten", help="PCA-whiten the people among themselves to N components (0: off)")
     ] = DEFAULT_WHITEN,
+    camera_aware: Annotated[
+        bool,
+        typer.Option("--camera-aware", help="k-reciprocal sets from each camera's own and the other cameras' "
+                     "nearest, apart (cameras: a store's, or each photo's folder)"),
+    ] = False,
+    k_intra: Annotated[int, typer.Option("--k-intra", help="--camera-aware: nearest of its own camera")] = (
+        HELD_OUT_K_INTRA
+    ),
+    k_inter: Annotated[int, typer.Option("--k-inter", help="--camera-aware: nearest of the other cameras")] = (
+        HELD_OUT_K_INTER
+    ),
     detector: Annotated[
         str | None, typer.Option("--detector", help="openvino, hog or torchvision (default: as ingest)")
     ] = None,
@@ -73,7 +87,8 @@ def cluster(
 ) -> None:
     """Group the people of photos (or crops) by identity: links per person, clusters.json, a contact sheet; or,
     with --db, the tracks of a person-search store (all cameras), stored in it (docs/search.md)."""
-    options = _cluster_options(method, eps, linkage_cut, min_samples, min_cluster_size, k1, k2, whiten)
+    options = _cluster_options(method, eps, linkage_cut, min_samples, min_cluster_size, k1, k2, whiten,
+                               (k_intra, k_inter) if camera_aware else None)
     if db is not None:
         if photos:
             raise ConfigError("give either PHOTOS or --db STORE, not both")
@@ -89,9 +104,10 @@ def cluster(
 
 def _cluster_options(
     method: str, eps_text: str, linkage_cut: float, min_samples: int, min_cluster_size: int, k1: int, k2: int,
-    whiten: int,
+    whiten: int, camera_aware: tuple[int, int] | None = None,
 ) -> ClusterOptions:
-    """The clustering options, every value checked here so that a typo fails before a model loads."""
+    """The clustering options, every value checked here so that a typo fails before a model loads;
+    ``camera_aware`` is (k_intra, k_inter) to turn camera-aware neighbourhoods on."""
     from reidkit.clustering import CLUSTER_METHODS, ClusterOptions
 
     CLUSTER_METHODS.get(method)
@@ -104,13 +120,18 @@ def _cluster_options(
     if not 0.0 < linkage_cut < 1.0:
         raise ConfigError(f"--linkage-cut {linkage_cut}: a Jaccard distance lies in (0, 1)")
     for name, value in (("--min-samples", min_samples), ("--min-cluster-size", min_cluster_size),
-                        ("--k1", k1), ("--k2", k2)):
+                        ("--k1", k1), ("--k2", k2), *zip(("--k-intra", "--k-inter"), camera_aware or ())):
         if value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
     if whiten < 0:
         raise ConfigError(f"--whiten must be a number of components (0: off), got {whiten}")
-    return ClusterOptions(method=method, eps=eps, linkage_cut=linkage_cut, min_samples=min_samples,
-                          min_cluster_size=min_cluster_size, k1=k1, k2=k2, whiten=whiten)
+    if camera_aware is not None and method == "hdbscan":
+        raise ConfigError("--camera-aware applies to the Jaccard methods (k-reciprocal neighbourhoods), not hdbscan")
+    options = ClusterOptions(method=method, eps=eps, linkage_cut=linkage_cut, min_samples=min_samples,
+                             min_cluster_size=min_cluster_size, k1=k1, k2=k2, whiten=whiten)
+    if camera_aware is None:
+        return options
+    return replace(options, camera_aware=True, k_intra=camera_aware[0], k_inter=camera_aware[1])
 
 
 def _cluster_photos(
@@ -124,6 +145,9 @@ def _cluster_photos(
     report = cluster_album(photos, out, album)
     if report.warning:
         typer.echo(f"warning: {report.warning}", err=True)
+    if options.camera_aware and not report.params.get("camera_aware"):
+        typer.echo("warning: --camera-aware needs people from two camera folders or more; all came from one, so "
+                   f"each one's {options.k1} nearest were used", err=True)
     radius = next((f", {key} {report.params[key]}" for key in ("eps", "linkage_cut") if key in report.params), "")
     typer.echo(
         f"{report.people} people among {report.sightings} sightings in {report.images} images "

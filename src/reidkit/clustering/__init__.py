@@ -2,8 +2,9 @@
 
 ``cluster_features(features, options, cameras=, groups=, frames=) -> ClusterResult`` with the methods of
 ``CLUSTER_METHODS`` (average linkage and DBSCAN over k-reciprocal Jaccard distances, HDBSCAN), must-link groups
-(one track) and cannot-link keys (one frame), per-camera normalisation, PCA whitening, and a k-NN graph path for
-large N; ``score_clusters`` measures a clustering against known identities. NumPy, SciPy, scikit-learn and FAISS; no torch.
+(one track) and cannot-link keys (one frame), per-camera normalisation, camera-aware k-reciprocal neighbourhoods,
+PCA whitening, and a k-NN graph path for large N; ``score_clusters`` measures a clustering against known
+identities. NumPy, SciPy, scikit-learn and FAISS; no torch.
 """
 
 from reidkit.clustering.cluster import camera_normalise, cluster_features

@@ -21,12 +21,14 @@ from reidkit.errors import ConfigError
 @dataclass(frozen=True)
 class Nodes:
     """Items merged by must-link groups: item i is node ``item_node[i]``; a node has ``sizes`` items and the
-    L2-normalised mean ``features`` of them; ``conflicts`` (P, 2) lists node pairs that may not share a cluster."""
+    L2-normalised mean ``features`` of them; ``conflicts`` (P, 2) lists node pairs that may not share a cluster;
+    ``cameras`` each node's camera code (its first item's camera), or None when cameras are unknown."""
 
     item_node: np.ndarray
     features: np.ndarray
     sizes: np.ndarray
     conflicts: np.ndarray
+    cameras: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sizes.size)
@@ -36,9 +38,11 @@ def build_nodes(
     features: np.ndarray,
     groups: Sequence[Hashable | None] | None,
     frames: Sequence[Hashable | None] | None,
+    cameras: Sequence[Hashable] | None = None,
 ) -> Nodes:
     """Nodes of L2-normalised ``features`` (N, D): items sharing a non-None ``groups`` key become one node; nodes
-    holding items with one non-None ``frames`` key conflict. A group with two items of one frame is refused."""
+    holding items with one non-None ``frames`` key conflict. A group with two items of one frame is refused.
+    ``cameras`` (one per item) gives each node its first item's camera."""
     n = features.shape[0]
     item_node = _group_index(groups, n, "groups")
     count = int(item_node.max()) + 1 if n else 0
@@ -49,7 +53,20 @@ def build_nodes(
         merged = np.zeros((count, features.shape[1]), dtype=np.float64)
         np.add.at(merged, item_node, features)
         merged = normalise_rows(merged.astype(np.float32))
-    return Nodes(item_node, merged, sizes, _conflicts(item_node, frames, groups))
+    return Nodes(item_node, merged, sizes, _conflicts(item_node, frames, groups), _node_cameras(item_node, cameras))
+
+
+def _node_cameras(item_node: np.ndarray, cameras: Sequence[Hashable] | None) -> np.ndarray | None:
+    """(nodes,) camera codes, each node's first item's camera; None without cameras."""
+    if cameras is None:
+        return None
+    if len(cameras) != item_node.size:
+        raise ConfigError(f"cameras has {len(cameras)} entries for {item_node.size} items: give one per item")
+    _, codes = np.unique(np.asarray([str(c) for c in cameras]), return_inverse=True)
+    first = np.full(int(item_node.max(initial=-1)) + 1, -1, dtype=np.int64)
+    for item in range(item_node.size - 1, -1, -1):
+        first[item_node[item]] = codes[item]
+    return first
 
 
 def normalise_rows(features: np.ndarray) -> np.ndarray:

@@ -12,7 +12,11 @@ import numpy as np
 from scipy import sparse
 
 from reidkit.errors import ConfigError
-from reidkit.evaluation.rerank import jaccard_distance_features, sparse_jaccard_distance
+from reidkit.evaluation.rerank import (
+    camera_aware_jaccard_distance,
+    jaccard_distance_features,
+    sparse_jaccard_distance,
+)
 
 # Above this many items ``auto`` switches to the k-NN graph: two N x N float32 matrices (distances, Jaccard) are
 # 1.8 GB here.
@@ -21,6 +25,8 @@ GRAPHS = ("auto", "dense", "knn")
 # How many items estimate each item's farthest distance in the k-NN graph (the weights' scale).
 _FAR_SAMPLE = 1024
 _PAIR_CHUNK = 1 << 18
+# Rows of squared distances computed at once when looking for each item's farthest one.
+_FAR_ROWS = 2048
 
 
 def resolve_graph(graph: str, count: int) -> str:
@@ -52,6 +58,48 @@ def jaccard_graph(features: np.ndarray, k1: int, k2: int, graph: str, seed: int 
         found.setdiag(0.0)
     np.maximum(found.data, 0.0, out=found.data)
     return found
+
+
+def camera_jaccard_graph(
+    features: np.ndarray, cameras: np.ndarray, k_intra: int, k_inter: int, k2: int, graph: str, seed: int = 0
+) -> sparse.csr_array:
+    """``jaccard_graph`` with camera-aware k-reciprocal sets: each item's neighbours are looked up among its own
+    camera's items and among the other cameras' items separately (``cameras``: (N,) camera codes, at least two).
+
+    Both graph kinds rank with exact FAISS searches, one per camera; ``dense`` keeps every pair whose sets meet and
+    scales the weights by each item's true farthest distance, ``knn`` keeps each item's k_intra + k_inter nearest
+    in Jaccard distance and estimates the farthest distance from a sample, as ``jaccard_graph`` does.
+    """
+    n = features.shape[0]
+    same = np.full((n, k_intra + 1), -1, dtype=np.int64)
+    other = np.full((n, k_inter), -1, dtype=np.int64)
+    for camera in np.unique(cameras):
+        inside = np.flatnonzero(cameras == camera)
+        outside = np.flatnonzero(cameras != camera)
+        found = knn_graph(features[inside], k_intra + 1)
+        same[inside, : found.shape[1]] = inside[found]
+        found = _nearest_in(features[outside], features[inside], k_inter)
+        other[inside, : found.shape[1]] = outside[found]
+    ranked = knn_graph(features, max(k2, 1))
+    dense = graph == "dense"
+    reference = features if dense else features[np.random.default_rng(seed).choice(n, min(n, _FAR_SAMPLE), False)]
+    far = np.concatenate([np.square(squared_distances_to(features[start : start + _FAR_ROWS], reference)).max(axis=1)
+                          for start in range(0, n, _FAR_ROWS)])
+    found = camera_aware_jaccard_distance(same, other, ranked, lambda r, c: pair_distances(features, r, c), far,
+                                          k_intra, k_inter, k2, per_row=None if dense else k_intra + k_inter)
+    found.setdiag(0.0)
+    np.maximum(found.data, 0.0, out=found.data)
+    return found
+
+
+def _nearest_in(items: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """(Q, min(k, len(items))) indices into ``items`` of each query's nearest items (exact, FAISS)."""
+    import faiss
+
+    index = faiss.IndexFlatL2(items.shape[1])
+    index.add(np.ascontiguousarray(items, dtype=np.float32))
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, items.shape[0]))
+    return found.astype(np.int64)
 
 
 def knn_graph(features: np.ndarray, k: int) -> np.ndarray:

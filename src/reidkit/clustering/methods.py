@@ -15,6 +15,10 @@
 - ``hdbscan``: scikit-learn's HDBSCAN on L2-normalised Euclidean features: no radius at all, clusters of varying
   density; ``min_cluster_size`` is the one parameter.
 
+Both Jaccard methods read one graph (``jaccard_neighbours``), built over each node's k1 nearest or, with
+``camera_aware``, over its nearest of its own camera and of the others apart; ``dbscan_on_graph`` and
+``average_linkage_on_graph`` cluster a built graph, so a sweep of radii builds it once.
+
 No parameter is ever fitted to identities: the number of people and the radius come from the features themselves.
 """
 
@@ -28,7 +32,7 @@ import numpy as np
 from scipy import sparse
 
 from reidkit.clustering.constraints import Nodes
-from reidkit.clustering.graph import jaccard_graph, resolve_graph, squared_distances_to
+from reidkit.clustering.graph import camera_jaccard_graph, jaccard_graph, resolve_graph, squared_distances_to
 from reidkit.clustering.types import UNCLUSTERED, ClusterOptions
 from reidkit.errors import ConfigError
 from reidkit.registry import Registry
@@ -54,30 +58,53 @@ _NO_NEIGHBOURS_EPS = 0.5
 _MAX_COMPONENT = 20_000
 
 
-def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+@dataclass(frozen=True)
+class JaccardGraph:
+    """The nodes' k-reciprocal Jaccard distances below 1 (cannot-link pairs removed) and the neighbourhood
+    parameters they were built with: what both Jaccard methods cluster, built once for any radius."""
+
+    distances: sparse.csr_array
+    params: dict[str, Any]
+
+
+def jaccard_neighbours(nodes: Nodes, options: ClusterOptions) -> JaccardGraph:
+    """The Jaccard graph of ``nodes``: camera-aware when asked for and the nodes span two cameras or more (each
+    node's k_intra nearest of its own camera and k_inter of the others), else over each node's k1 nearest."""
+    graph_kind = resolve_graph(options.graph, len(nodes))
+    cameras = nodes.cameras
+    if options.camera_aware and cameras is not None and np.unique(cameras).size > 1:
+        found = camera_jaccard_graph(nodes.features, cameras, options.k_intra, options.k_inter, options.k2,
+                                     graph_kind, options.seed)
+        params = {"camera_aware": True, "k_intra": options.k_intra, "k_inter": options.k_inter}
+    else:
+        found = jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed)
+        params = {"camera_aware": False, "k1": options.k1}
+    return JaccardGraph(_without_pairs(found, nodes.conflicts), {**params, "k2": options.k2, "graph": graph_kind})
+
+
+def dbscan_on_graph(jaccard: JaccardGraph, nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    """DBSCAN over a built Jaccard graph at ``options.eps`` (``None``: derived from the graph)."""
     from sklearn.cluster import DBSCAN
 
-    graph_kind = resolve_graph(options.graph, len(nodes))
-    jaccard = jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed)
-    graph = _without_pairs(jaccard, nodes.conflicts)
-    eps = float(options.eps) if options.eps is not None else derive_eps(graph, options.k1)
+    graph = jaccard.distances
+    k = options.k_intra + options.k_inter if jaccard.params["camera_aware"] else options.k1
+    eps = float(options.eps) if options.eps is not None else derive_eps(graph, k)
     if not 0.0 < eps < 1.0:
         raise ConfigError(f"eps {eps} must lie in (0, 1): Jaccard distances do")
     model = DBSCAN(eps=eps, min_samples=options.min_samples, metric="precomputed")
     labels = model.fit_predict(graph, sample_weight=nodes.sizes.astype(np.float64))
     confidence = _dbscan_confidence(graph, labels, model.core_sample_indices_, eps)
     params = {
-        "k1": options.k1,
-        "k2": options.k2,
+        **jaccard.params,
         "eps": round(eps, 4),
         "eps_source": "given" if options.eps is not None else "derived (Otsu valley of k1-nearest distances)",
         "min_samples": options.min_samples,
-        "graph": graph_kind,
     }
     return NodeClusters(labels.astype(np.int64), confidence, params)
 
 
-def _agglomerative_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+def average_linkage_on_graph(built: JaccardGraph, nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    """Average linkage over a built Jaccard graph, cut at ``options.linkage_cut``."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial.distance import squareform
@@ -85,9 +112,7 @@ def _agglomerative_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeCluster
     cut = float(options.linkage_cut)
     if not 0.0 < cut < 1.0:
         raise ConfigError(f"linkage cut {cut} must lie in (0, 1): Jaccard distances do")
-    graph_kind = resolve_graph(options.graph, len(nodes))
-    jaccard = _without_pairs(jaccard_graph(nodes.features, options.k1, options.k2, graph_kind, options.seed),
-                             nodes.conflicts)
+    jaccard = built.distances
     # As similarities (1 - d) a missing entry reads as "never met" (d = 1); either item's view of a pair counts.
     similarity = sparse.csr_array((1.0 - jaccard.data, jaccard.indices, jaccard.indptr), shape=jaccard.shape)
     similarity = similarity.maximum(similarity.T).tocsr()
@@ -125,9 +150,16 @@ def _agglomerative_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeCluster
             block = distance[np.ix_(inside, inside)]
             # 1 - the mean distance to the cluster's other members: how well each one sits in its cluster
             confidence[idx[inside]] = 1.0 - block.sum(axis=1) / (int(inside.sum()) - 1)
-    params = {"k1": options.k1, "k2": options.k2, "linkage": "average", "linkage_cut": round(cut, 4),
-              "graph": graph_kind, "largest_component": largest}
+    params = {**built.params, "linkage": "average", "linkage_cut": round(cut, 4), "largest_component": largest}
     return NodeClusters(labels, confidence, params)
+
+
+def _dbscan_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    return dbscan_on_graph(jaccard_neighbours(nodes, options), nodes, options)
+
+
+def _agglomerative_jaccard(nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    return average_linkage_on_graph(jaccard_neighbours(nodes, options), nodes, options)
 
 
 def _hdbscan(nodes: Nodes, options: ClusterOptions) -> NodeClusters:

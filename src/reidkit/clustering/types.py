@@ -21,6 +21,10 @@ TRAIN_SPLIT_K1 = 10
 TRAIN_SPLIT_EPS = 0.4
 TRAIN_SPLIT_LINKAGE_CUT = 0.65
 DEFAULT_WHITEN = 0
+# Camera-aware neighbourhoods (``camera_aware``): the sizes with the best pairwise F1 on identities no model of the
+# recipe saw (the shared benchmark's held-out training identities, best CPU recipe; benchmarks/RESULTS.md).
+HELD_OUT_K_INTRA = 3
+HELD_OUT_K_INTER = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class ClusterOptions:
       fitted on the benchmark's training split);
     - ``min_cluster_size``: HDBSCAN's smallest cluster;
     - ``camera_norm``: subtract each camera's mean feature before clustering (needs cameras);
+    - ``camera_aware``: build the Jaccard methods' k-reciprocal sets from each item's ``k_intra`` nearest of its
+      own camera and ``k_inter`` nearest of the other cameras instead of its k1 nearest overall (needs cameras,
+      at least two of them; otherwise k1 is used);
     - ``whiten``: PCA-whiten the items among themselves to this many components before clustering (0: off;
       skipped when there are fewer than 4 items per component);
     - ``graph``: ``dense`` (N x N distances, exact), ``knn`` (FAISS k-NN graph and sparse Jaccard, for large N) or
@@ -51,6 +58,9 @@ class ClusterOptions:
     linkage_cut: float = TRAIN_SPLIT_LINKAGE_CUT
     min_cluster_size: int = 2
     camera_norm: bool = False
+    camera_aware: bool = False
+    k_intra: int = HELD_OUT_K_INTRA
+    k_inter: int = HELD_OUT_K_INTER
     whiten: int = DEFAULT_WHITEN
     graph: str = "auto"
     seed: int = 0

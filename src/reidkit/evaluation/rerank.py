@@ -112,8 +112,52 @@ def sparse_jaccard_distance(
     """
     k1, k2 = _check_neighbours(k1, k2)
     graph = _NeighbourGraph(np.asarray(ranked, dtype=np.int64), pair_distance, np.asarray(row_max, np.float32))
-    weights = _k_reciprocal_weights(graph, k1, k2)
-    n = graph.num_all
+    return _sparse_jaccard(_k_reciprocal_weights(graph, k1, k2), cutoff, per_row)
+
+
+def camera_aware_jaccard_distance(
+    same_camera: np.ndarray,
+    other_cameras: np.ndarray,
+    ranked: np.ndarray,
+    pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    row_max: np.ndarray,
+    k_intra: int = 3,
+    k_inter: int = 5,
+    k2: int = 6,
+    cutoff: float = 1.0,
+    per_row: int | None = None,
+) -> sparse.csr_array:
+    """``sparse_jaccard_distance`` with camera-aware k-reciprocal sets (after CA-Jaccard, Chen et al. CVPR 2024).
+
+    A crop's nearest neighbours are mostly crops of its own camera (same light, angle and background), so a person's
+    crops from another camera rarely make its k1 list, and plain k-reciprocal sets seldom span two cameras. Here
+    each item's set is the union of its k-reciprocal neighbours among its own camera's items (``same_camera``,
+    (N, >= k_intra + 1), itself first) and among the other cameras' items (``other_cameras``, (N, >= k_inter)),
+    each with its own k; both expand with their half-size sets as the plain sets do. ``ranked`` (N, >= k2) lists the
+    nearest items over all cameras for the query expansion. Rows may be padded with -1 where a camera has too few
+    items. The weights and the Jaccard join are ``sparse_jaccard_distance``'s.
+    """
+    k_intra, k_inter = _check_neighbours(k_intra, k_inter)
+    _, k2 = _check_neighbours(1, k2)
+    same_camera, other_cameras = np.asarray(same_camera, np.int64), np.asarray(other_cameras, np.int64)
+    graph = _NeighbourGraph(np.asarray(ranked, dtype=np.int64), pair_distance, np.asarray(row_max, np.float32))
+
+    def sets(intra: int, inter: int) -> sparse.csr_array:
+        found = _reciprocal_sets(same_camera[:, : intra + 1]).maximum(_reciprocal_sets(other_cameras[:, :inter]))
+        return sparse.csr_array(found)
+
+    half_intra, half_inter = (int(np.around(k / 2.0)) for k in (k_intra, k_inter))
+    expanded = _expanded_sets(sets(k_intra, k_inter), sets(half_intra, max(half_inter, 1)))
+    weights = _encode(expanded, graph)
+    if k2 != 1:
+        weights = _query_expansion(weights, graph.nearest(k2))
+    return _sparse_jaccard(weights, cutoff, per_row)
+
+
+def _sparse_jaccard(weights: sparse.csr_array, cutoff: float, per_row: int | None) -> sparse.csr_array:
+    """The Jaccard distances among V's rows that are at most ``cutoff`` (below 1), each row's ``per_row`` smallest
+    when given (then symmetric again), as an explicit sparse matrix."""
+    n = weights.shape[0]
     blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # one append per block: atomic across the threads
     limit = min(float(cutoff), np.nextafter(np.float32(1), np.float32(0)))
 
@@ -290,10 +334,14 @@ def _smallest_stable(rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def _neighbour_graph(ranked: np.ndarray) -> sparse.csr_array:
-    """N x N 0/1 matrix with a 1 at (i, j) for each j listed in row i of ``ranked``."""
+    """N x N 0/1 matrix with a 1 at (i, j) for each j listed in row i of ``ranked`` (-1 = no one: padding)."""
     n, k = ranked.shape
-    data = np.ones(n * k, dtype=np.int32)
-    return sparse.csr_array((data, ranked.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    if (ranked >= 0).all():
+        data = np.ones(n * k, dtype=np.int32)
+        return sparse.csr_array((data, ranked.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    rows, slots = np.nonzero(ranked >= 0)
+    data = np.ones(rows.size, dtype=np.int32)
+    return sparse.csr_array((data, (rows, ranked[rows, slots])), shape=(n, n))
 
 
 def _reciprocal_sets(ranked: np.ndarray) -> sparse.csr_array:
