@@ -38,7 +38,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from reidkit.clustering import ClusterOptions, camera_normalise, cluster_features, score_clusters  # noqa: E402
+from reidkit.clustering import (  # noqa: E402
+    HELD_OUT_FIT,
+    ClusterOptions,
+    camera_normalise,
+    cluster_features,
+    score_clusters,
+)
 from reidkit.clustering.cluster import pca_whiten  # noqa: E402
 from reidkit.clustering.constraints import build_nodes, normalise_rows  # noqa: E402
 from reidkit.clustering.methods import average_linkage_on_graph, dbscan_on_graph, jaccard_neighbours  # noqa: E402
@@ -56,13 +62,15 @@ class Setting:
 
 def settings(camera_norm_too: bool = True) -> list[Setting]:
     """The compared settings: the HDBSCAN reference; DBSCAN-Jaccard at the literature's k1 20 / eps 0.6, at a radius
-    derived from the features, and at the default; average linkage at the default; each +/- camera norm."""
+    derived from the features, and at the default; average linkage at the default and at the setting fitted on
+    held-out identities (``HELD_OUT_FIT``); each +/- camera norm."""
     base = [
         Setting("hdbscan", ClusterOptions(method="hdbscan")),
         Setting("dbscan-jaccard k1=20 eps=0.6", ClusterOptions(method="dbscan-jaccard", k1=20, eps=0.6)),
         Setting("dbscan-jaccard eps=derived", ClusterOptions(method="dbscan-jaccard", eps=None)),
         Setting(f"dbscan-jaccard eps={TRAIN_SPLIT_EPS}", ClusterOptions(method="dbscan-jaccard")),
         Setting(f"agglomerative-jaccard cut={TRAIN_SPLIT_LINKAGE_CUT}", ClusterOptions(method="agglomerative-jaccard")),
+        Setting("agglomerative-jaccard camera-aware (HELD_OUT_FIT)", HELD_OUT_FIT),
     ]
     if not camera_norm_too:
         return base
@@ -71,19 +79,21 @@ def settings(camera_norm_too: bool = True) -> list[Setting]:
 
 # What is fitted on identities that are not reported: each Jaccard method's radius, swept with whitening off and
 # at these component counts, and at these neighbourhoods: each item's k1 nearest, or camera-aware (its k_intra
-# nearest of its own camera and k_inter of the others).
+# nearest of its own camera and k_inter of the others), each with these query-expansion sizes k2.
 _FITTED = {"dbscan-jaccard": "eps", "agglomerative-jaccard": "linkage_cut"}
 _SWEEP = np.round(np.arange(0.30, 0.91, 0.05), 2)
 _WHITEN_SWEEP = (0, 256, 512)
 _K1_SWEEP = (10, 15, 20)
 _CAMERA_AWARE_SWEEP = tuple(itertools.product((2, 3, 5), (3, 5, 7, 10)))
+_K2_SWEEP = (3, 6)
 _ON_GRAPH = {"dbscan-jaccard": dbscan_on_graph, "agglomerative-jaccard": average_linkage_on_graph}
 
 
 def neighbourhoods() -> list[dict[str, object]]:
-    """The swept neighbourhoods, as ClusterOptions fields."""
-    plain: list[dict[str, object]] = [{"camera_aware": False, "k1": k1} for k1 in _K1_SWEEP]
-    return plain + [{"camera_aware": True, "k_intra": a, "k_inter": b} for a, b in _CAMERA_AWARE_SWEEP]
+    """The swept neighbourhoods (the k-reciprocal sets and the query expansion's k2), as ClusterOptions fields."""
+    sets: list[dict[str, object]] = [{"camera_aware": False, "k1": k1} for k1 in _K1_SWEEP]
+    sets += [{"camera_aware": True, "k_intra": a, "k_inter": b} for a, b in _CAMERA_AWARE_SWEEP]
+    return [{**found, "k2": k2} for found in sets for k2 in _K2_SWEEP]
 
 
 def fitted_on(train: FeatureSet, method: str, camera_norm: bool) -> tuple[dict[str, object], list[dict[str, object]]]:
@@ -112,8 +122,8 @@ def fitted_on(train: FeatureSet, method: str, camera_norm: bool) -> tuple[dict[s
 
 def _describe(best: dict[str, object]) -> str:
     if best["camera_aware"]:
-        return f"camera-aware k_intra={best['k_intra']} k_inter={best['k_inter']}"
-    return f"k1={best['k1']}"
+        return f"camera-aware k_intra={best['k_intra']} k_inter={best['k_inter']} k2={best['k2']}"
+    return f"k1={best['k1']} k2={best['k2']}"
 
 
 def test_features(args: argparse.Namespace) -> tuple[FeatureSet, str]:

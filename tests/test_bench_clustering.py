@@ -51,7 +51,8 @@ def test_parameters_are_fitted_on_other_identities_with_whitening_and_neighbourh
     assert {row["whiten"] for row in fitted["sweep"]} == set(bench_clustering._WHITEN_SWEEP)
     assert {row["k1"] for row in fitted["sweep"] if not row["camera_aware"]} == set(bench_clustering._K1_SWEEP)
     assert {(row["k_intra"], row["k_inter"]) for row in fitted["sweep"] if row["camera_aware"]} == {(3, 5), (2, 3)}
-    assert len(fitted["sweep"]) == 3 * (3 + 2) * 2
+    assert {row["k2"] for row in fitted["sweep"]} == set(bench_clustering._K2_SWEEP)
+    assert len(fitted["sweep"]) == 3 * (3 + 2) * len(bench_clustering._K2_SWEEP) * 2
     best = max(fitted["sweep"], key=lambda row: row["f1"])
     assert all(fitted[key] == best[key] for key in best if key != "f1")
     rows = {row["setting"]: row for row in report["rows"]}

@@ -10,11 +10,19 @@ identities. NumPy, SciPy, scikit-learn and FAISS; no torch.
 from reidkit.clustering.cluster import camera_normalise, cluster_features
 from reidkit.clustering.methods import CLUSTER_METHODS, derive_eps
 from reidkit.clustering.metrics import ClusterScores, score_clusters
-from reidkit.clustering.types import DEFAULT_METHOD, TRAIN_SPLIT_EPS, UNCLUSTERED, ClusterOptions, ClusterResult
+from reidkit.clustering.types import (
+    DEFAULT_METHOD,
+    HELD_OUT_FIT,
+    TRAIN_SPLIT_EPS,
+    UNCLUSTERED,
+    ClusterOptions,
+    ClusterResult,
+)
 
 __all__ = [
     "CLUSTER_METHODS",
     "DEFAULT_METHOD",
+    "HELD_OUT_FIT",
     "TRAIN_SPLIT_EPS",
     "UNCLUSTERED",
     "ClusterOptions",

@@ -82,12 +82,13 @@ def jaccard_neighbours(nodes: Nodes, options: ClusterOptions) -> JaccardGraph:
     return JaccardGraph(_without_pairs(found, nodes.conflicts), {**params, "k2": options.k2, "graph": graph_kind})
 
 
-def dbscan_on_graph(jaccard: JaccardGraph, nodes: Nodes, options: ClusterOptions) -> NodeClusters:
-    """DBSCAN over a built Jaccard graph at ``options.eps`` (``None``: derived from the graph)."""
+def dbscan_on_graph(built: JaccardGraph, nodes: Nodes, options: ClusterOptions) -> NodeClusters:
+    """DBSCAN over a built Jaccard graph at ``options.eps`` (``None``: derived from the graph, over each item's
+    k1 nearest, or k_intra + k_inter with camera-aware sets)."""
     from sklearn.cluster import DBSCAN
 
-    graph = jaccard.distances
-    k = options.k_intra + options.k_inter if jaccard.params["camera_aware"] else options.k1
+    graph = built.distances
+    k = options.k_intra + options.k_inter if built.params["camera_aware"] else options.k1
     eps = float(options.eps) if options.eps is not None else derive_eps(graph, k)
     if not 0.0 < eps < 1.0:
         raise ConfigError(f"eps {eps} must lie in (0, 1): Jaccard distances do")
@@ -95,9 +96,9 @@ def dbscan_on_graph(jaccard: JaccardGraph, nodes: Nodes, options: ClusterOptions
     labels = model.fit_predict(graph, sample_weight=nodes.sizes.astype(np.float64))
     confidence = _dbscan_confidence(graph, labels, model.core_sample_indices_, eps)
     params = {
-        **jaccard.params,
+        **built.params,
         "eps": round(eps, 4),
-        "eps_source": "given" if options.eps is not None else "derived (Otsu valley of k1-nearest distances)",
+        "eps_source": "given" if options.eps is not None else "derived (Otsu valley of nearest Jaccard distances)",
         "min_samples": options.min_samples,
     }
     return NodeClusters(labels.astype(np.int64), confidence, params)

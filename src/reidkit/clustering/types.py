@@ -87,3 +87,9 @@ class ClusterResult:
     def members(self) -> dict[int, np.ndarray]:
         """Item indices of each cluster, by cluster label (unclustered items left out)."""
         return {int(c): np.flatnonzero(self.labels == c) for c in np.unique(self.labels) if c != UNCLUSTERED}
+
+
+# The whole setting fitted on those held-out identities (average linkage over camera-aware sets, query expansion
+# over 3, whitening to 512 components, cut 0.85): for crops of several cameras and a well-trained model
+# (docs/clustering.md). The camera-blind ``ClusterOptions()`` stays the default: an album's folders are no cameras.
+HELD_OUT_FIT = ClusterOptions(camera_aware=True, k2=3, whiten=512, linkage_cut=0.85)
