@@ -56,17 +56,21 @@ def build_nodes(
     return Nodes(item_node, merged, sizes, _conflicts(item_node, frames, groups), _node_cameras(item_node, cameras))
 
 
+def camera_codes(cameras: Sequence[Hashable], count: int) -> np.ndarray:
+    """(count,) camera codes 0, 1, ... for one camera key per item (keys compared as text); a list of another
+    length is refused in one line."""
+    if len(cameras) != count:
+        raise ConfigError(f"cameras has {len(cameras)} entries for {count} items: give one per item")
+    return np.unique(np.asarray([str(c) for c in cameras]), return_inverse=True)[1].astype(np.int64)
+
+
 def _node_cameras(item_node: np.ndarray, cameras: Sequence[Hashable] | None) -> np.ndarray | None:
     """(nodes,) camera codes, each node's first item's camera; None without cameras."""
     if cameras is None:
         return None
-    if len(cameras) != item_node.size:
-        raise ConfigError(f"cameras has {len(cameras)} entries for {item_node.size} items: give one per item")
-    _, codes = np.unique(np.asarray([str(c) for c in cameras]), return_inverse=True)
-    first = np.full(int(item_node.max(initial=-1)) + 1, -1, dtype=np.int64)
-    for item in range(item_node.size - 1, -1, -1):
-        first[item_node[item]] = codes[item]
-    return first
+    codes = camera_codes(cameras, item_node.size)
+    _, first_item = np.unique(item_node, return_index=True)  # nodes are numbered 0, 1, ... in item order
+    return codes[first_item]
 
 
 def normalise_rows(features: np.ndarray) -> np.ndarray:

@@ -51,8 +51,7 @@ def jaccard_graph(features: np.ndarray, k1: int, k2: int, graph: str, seed: int 
         found = sparse.csr_array((dense[rows, cols], (rows, cols)), shape=(n, n))
     else:
         ranked = knn_graph(features, max(k1 + 1, k2))
-        sample = np.random.default_rng(seed).choice(n, size=min(n, _FAR_SAMPLE), replace=False)
-        far = np.square(squared_distances_to(features, features[sample])).max(axis=1)
+        far = farthest_squared(features, exact=False, seed=seed)
         # Each item keeps its k1 nearest in Jaccard distance (and whoever keeps it): memory N x k1, not N x 2-hop.
         found = sparse_jaccard_distance(ranked, lambda r, c: pair_distances(features, r, c), far, k1, k2, per_row=k1)
         found.setdiag(0.0)
@@ -82,14 +81,22 @@ def camera_jaccard_graph(
         other[inside, : found.shape[1]] = outside[found]
     ranked = knn_graph(features, max(k2, 1))
     dense = graph == "dense"
-    reference = features if dense else features[np.random.default_rng(seed).choice(n, min(n, _FAR_SAMPLE), False)]
-    far = np.concatenate([np.square(squared_distances_to(features[start : start + _FAR_ROWS], reference)).max(axis=1)
-                          for start in range(0, n, _FAR_ROWS)])
+    far = farthest_squared(features, exact=dense, seed=seed)
     found = camera_aware_jaccard_distance(same, other, ranked, lambda r, c: pair_distances(features, r, c), far,
                                           k_intra, k_inter, k2, per_row=None if dense else k_intra + k_inter)
     found.setdiag(0.0)
     np.maximum(found.data, 0.0, out=found.data)
     return found
+
+
+def farthest_squared(features: np.ndarray, exact: bool, seed: int = 0) -> np.ndarray:
+    """(N,) each unit-length row's largest squared distance (the re-ranking weights' scale, squared as the encoding
+    squares its distances) to every row when ``exact``, else to a random sample of ``_FAR_SAMPLE`` rows; computed
+    ``_FAR_ROWS`` rows at a time."""
+    n = features.shape[0]
+    reference = features if exact else features[np.random.default_rng(seed).choice(n, min(n, _FAR_SAMPLE), False)]
+    return np.concatenate([np.square(squared_distances_to(features[start : start + _FAR_ROWS], reference)).max(axis=1)
+                           for start in range(0, n, _FAR_ROWS)])
 
 
 def _nearest_in(items: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
