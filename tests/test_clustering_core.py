@@ -195,8 +195,8 @@ def test_camera_aware_neighbourhoods_join_a_persons_two_cameras() -> None:
 
 
 def test_camera_aware_sets_with_a_camera_of_fewer_items_than_k() -> None:
-    """A third camera holding one crop per person (fewer than k_intra + 1 items of a person there, and a lone
-    camera of one crop): its rows are padded, and its crops still join their people."""
+    """A third camera holding one crop per person, and a fourth holding a single crop, whose own-camera list is
+    padded (fewer items than k_intra + 1): the third camera's crops still join their people."""
     features, pids, cams = _blobs(num_ids=12, camera_shift=1.0)
     third = np.flatnonzero(np.arange(pids.size) % 8 == 7)  # one crop of each person moves to camera 2
     cams = cams.copy()
@@ -268,6 +268,8 @@ def test_bad_input_is_one_line() -> None:
         cluster_features(features, ClusterOptions(method="agglomerative-jaccard", linkage_cut=1.5))
     with pytest.raises(ConfigError, match="graph 'huge'"):
         cluster_features(features, ClusterOptions(graph="huge"))
+    with pytest.raises(ReidkitError, match="k_intra, k_inter and k2 must be positive integers, got k_intra=0"):
+        cluster_features(features, ClusterOptions(camera_aware=True, k_intra=0), cameras=[0, 1] * 12)
 
 
 def test_the_command_line_restates_the_cores_defaults() -> None:

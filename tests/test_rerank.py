@@ -100,7 +100,7 @@ def test_bad_inputs_are_refused() -> None:
         re_ranking(q_g, q_q, broken)
     with pytest.raises(ReidkitError, match="query 0 are all 0"):
         re_ranking(np.zeros_like(q_g), np.zeros_like(q_q), g_g)
-    with pytest.raises(ReidkitError, match="k1 and k2 must be positive integers"):
+    with pytest.raises(ReidkitError, match="k1 and k2 must be positive integers, got k1=0, k2=6"):
         re_ranking(q_g, q_q, g_g, k1=0)
     with pytest.raises(ReidkitError, match="lambda_value must lie in \\[0, 1\\]"):
         re_ranking(q_g, q_q, g_g, lambda_value=1.5)

@@ -7,7 +7,6 @@ are parsed once (``_cluster_options``) for every source. The work lives in ``rei
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -88,7 +87,7 @@ def cluster(
     """Group the people of photos (or crops) by identity: links per person, clusters.json, a contact sheet; or,
     with --db, the tracks of a person-search store (all cameras), stored in it (docs/search.md)."""
     options = _cluster_options(method, eps, linkage_cut, min_samples, min_cluster_size, k1, k2, whiten,
-                               (k_intra, k_inter) if camera_aware else None)
+                               camera_aware, k_intra, k_inter)
     if db is not None:
         if photos:
             raise ConfigError("give either PHOTOS or --db STORE, not both")
@@ -104,10 +103,10 @@ def cluster(
 
 def _cluster_options(
     method: str, eps_text: str, linkage_cut: float, min_samples: int, min_cluster_size: int, k1: int, k2: int,
-    whiten: int, camera_aware: tuple[int, int] | None = None,
+    whiten: int, camera_aware: bool = False, k_intra: int = HELD_OUT_K_INTRA, k_inter: int = HELD_OUT_K_INTER,
 ) -> ClusterOptions:
-    """The clustering options, every value checked here so that a typo fails before a model loads;
-    ``camera_aware`` is (k_intra, k_inter) to turn camera-aware neighbourhoods on."""
+    """The clustering options, every value checked here so that a typo fails before a model loads (k_intra and
+    k_inter only with ``camera_aware``, the only time they are read)."""
     from reidkit.clustering import CLUSTER_METHODS, ClusterOptions
 
     CLUSTER_METHODS.get(method)
@@ -120,18 +119,17 @@ def _cluster_options(
     if not 0.0 < linkage_cut < 1.0:
         raise ConfigError(f"--linkage-cut {linkage_cut}: a Jaccard distance lies in (0, 1)")
     for name, value in (("--min-samples", min_samples), ("--min-cluster-size", min_cluster_size),
-                        ("--k1", k1), ("--k2", k2), *zip(("--k-intra", "--k-inter"), camera_aware or ())):
+                        ("--k1", k1), ("--k2", k2), *((("--k-intra", k_intra), ("--k-inter", k_inter))
+                                                      if camera_aware else ())):
         if value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
     if whiten < 0:
         raise ConfigError(f"--whiten must be a number of components (0: off), got {whiten}")
-    if camera_aware is not None and method == "hdbscan":
+    if camera_aware and method == "hdbscan":
         raise ConfigError("--camera-aware applies to the Jaccard methods (k-reciprocal neighbourhoods), not hdbscan")
-    options = ClusterOptions(method=method, eps=eps, linkage_cut=linkage_cut, min_samples=min_samples,
-                             min_cluster_size=min_cluster_size, k1=k1, k2=k2, whiten=whiten)
-    if camera_aware is None:
-        return options
-    return replace(options, camera_aware=True, k_intra=camera_aware[0], k_inter=camera_aware[1])
+    return ClusterOptions(method=method, eps=eps, linkage_cut=linkage_cut, min_samples=min_samples,
+                          min_cluster_size=min_cluster_size, k1=k1, k2=k2, whiten=whiten, camera_aware=camera_aware,
+                          k_intra=k_intra, k_inter=k_inter)
 
 
 def _cluster_photos(

@@ -107,10 +107,9 @@ def pca_whiten(features: np.ndarray, components: int) -> tuple[np.ndarray, int]:
     # The covariance's eigenvectors are the principal directions: for thousands of items a (D, D) eigh is several
     # times faster than the SVD of the (N, D) items (1.3 s against 7.4 s for 6,740 x 2,048 on one thread, plus
     # under 0.5 s for the covariance).
-    variance, directions = np.linalg.eigh(centred.T @ centred / n)
-    top = np.argsort(variance)[::-1][:components]
-    scale = np.power(np.maximum(variance[top], 1e-12), -_WHITEN_POWER)
-    projected = (centred @ directions[:, top]) * scale
+    variance, directions = np.linalg.eigh(centred.T @ centred / n)  # ascending: the largest come last
+    scale = np.power(np.maximum(variance[::-1][:components], 1e-12), -_WHITEN_POWER)
+    projected = (centred @ directions[:, ::-1][:, :components]) * scale
     return normalise_rows(projected.astype(np.float32)), components
 
 

@@ -59,7 +59,7 @@ def re_ranking(
 ) -> np.ndarray:
     """(Q, G) float32 re-ranked distances: (1 - lambda) x Jaccard of k-reciprocal sets + lambda x original."""
     joint = _JointDistances.from_blocks(q_g_dist, q_q_dist, g_g_dist)
-    k1, k2 = _check_neighbours(k1, k2)
+    k1, k2 = _check_neighbours(k1=k1, k2=k2)
     if not 0.0 <= lambda_value <= 1.0:
         raise ReidkitError(f"lambda_value must lie in [0, 1], got {lambda_value}")
     return _combine(_k_reciprocal_weights(joint, k1, k2), joint, float(lambda_value))
@@ -73,7 +73,7 @@ def jaccard_distance(dist: Any, k1: int = 20, k2: int = 6) -> np.ndarray:
     ``[:Q, Q:]`` of this equals ``re_ranking(q_g, q_q, g_g, k1, k2, 0)`` bit for bit.
     """
     single = _JointDistances.single(dist)
-    k1, k2 = _check_neighbours(k1, k2)
+    k1, k2 = _check_neighbours(k1=k1, k2=k2)
     weights = _k_reciprocal_weights(single, k1, k2)
     out = np.empty((single.num_all, single.num_all), dtype=np.float32)
 
@@ -110,7 +110,7 @@ def sparse_jaccard_distance(
     Time and memory grow with N x (neighbourhood size)^2, not N^2; the sets are those of ``jaccard_distance``
     whenever ``ranked`` holds the true nearest neighbours, the weights differ only by the estimated ``row_max``.
     """
-    k1, k2 = _check_neighbours(k1, k2)
+    k1, k2 = _check_neighbours(k1=k1, k2=k2)
     graph = _NeighbourGraph(np.asarray(ranked, dtype=np.int64), pair_distance, np.asarray(row_max, np.float32))
     return _sparse_jaccard(_k_reciprocal_weights(graph, k1, k2), cutoff, per_row)
 
@@ -137,8 +137,7 @@ def camera_aware_jaccard_distance(
     nearest items over all cameras for the query expansion. Rows may be padded with -1 where a camera has too few
     items. The weights and the Jaccard join are ``sparse_jaccard_distance``'s.
     """
-    k_intra, k_inter = _check_neighbours(k_intra, k_inter)
-    _, k2 = _check_neighbours(1, k2)
+    k_intra, k_inter, k2 = _check_neighbours(k_intra=k_intra, k_inter=k_inter, k2=k2)
     same_camera, other_cameras = np.asarray(same_camera, np.int64), np.asarray(other_cameras, np.int64)
     graph = _NeighbourGraph(np.asarray(ranked, dtype=np.int64), pair_distance, np.asarray(row_max, np.float32))
 
@@ -183,10 +182,15 @@ def _sparse_jaccard(weights: sparse.csr_array, cutoff: float, per_row: int | Non
     return sparse.csr_array((both, (unique // n, unique % n)), shape=(n, n))
 
 
-def _check_neighbours(k1: int, k2: int) -> tuple[int, int]:
-    if int(k1) != k1 or k1 < 1 or int(k2) != k2 or k2 < 1:
-        raise ReidkitError(f"k1 and k2 must be positive integers, got k1={k1}, k2={k2}")
-    return int(k1), int(k2)
+def _check_neighbours(**sizes: int) -> tuple[int, ...]:
+    """The neighbourhood sizes as ints, in the order given; one line naming them all when one is no positive
+    integer."""
+    if any(int(k) != k or k < 1 for k in sizes.values()):
+        names = list(sizes)
+        listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+        got = ", ".join(f"{name}={k}" for name, k in sizes.items())
+        raise ReidkitError(f"{listed} must be positive integers, got {got}")
+    return tuple(int(k) for k in sizes.values())
 
 
 class _Distances(Protocol):
