@@ -36,8 +36,11 @@ class NamingScheme:
         return int(match["pid"]), int(match["cam"]) - 1
 
 
+# The official release names 24 of its crops ``*.jpg.jpg`` (6 queries, 18 gallery images, e.g.
+# ``1488_c1s6_023021_00.jpg.jpg``) and counts them in its 3,368 / 19,732 totals, so the doubled suffix is part of
+# the naming, not a damaged name to skip.
 MARKET_NAMES = NamingScheme(
-    re.compile(r"(?P<pid>-1|\d{4})_c(?P<cam>\d)s\d_\d{6}_\d{2}\.jpg"), "0002_c1s1_000451_03.jpg"
+    re.compile(r"(?P<pid>-1|\d{4})_c(?P<cam>\d)s\d_\d{6}_\d{2}\.jpg(?:\.jpg)?"), "0002_c1s1_000451_03.jpg"
 )
 
 
