@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
+from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03, prepare_shared_market1501
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +50,15 @@ def cuhk03_root(shared_dir: Path) -> Path:
 def cuhk03_dataset(cuhk03_root: Path) -> ReidDataset:
     """The shared benchmark loaded through the Market-1501 reader."""
     return load_dataset("market1501", cuhk03_root)
+
+
+@pytest.fixture(scope="session")
+def market_root(shared_dir: Path) -> Path:
+    """Market-1501 from the shared tar, unpacked once into the git-ignored ``<repo>/data/``."""
+    tar_path = shared_dir / "datasets" / "market1501.tar"
+    if not tar_path.is_file():
+        pytest.skip(f"shared benchmark {tar_path} is absent")
+    return prepare_shared_market1501(shared_dir, REPO_ROOT / "data")
 
 
 @pytest.fixture(scope="session")

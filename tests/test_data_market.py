@@ -35,6 +35,20 @@ def test_shared_benchmark_labels(cuhk03_dataset):
     assert "767" in ds.summary() and "5340" in ds.summary()
 
 
+def test_market1501_release_counts(market_root):
+    """The official protocol's counts, the release's 24 ``*.jpg.jpg`` crops included (6 queries, 18 gallery files,
+    2 of those junk): 12,936 / 751 train, 3,368 / 750 query, 19,732 gallery files less 3,819 junk."""
+    ds = load_dataset("market1501", market_root)
+    assert (len(ds.train), ds.num_train_pids) == (12936, 751)
+    assert (len(ds.query), len({r.pid for r in ds.query})) == (3368, 750)
+    assert len(ds.gallery) == 19732 - 3819 and sum(r.pid == 0 for r in ds.gallery) == 2798
+    assert {r.pid for r in ds.gallery} - {0} == {r.pid for r in ds.query}
+    assert ds.skipped == [] and {r.camid for r in ds.query + ds.gallery} == set(range(6))
+    doubled = [r.path.name for r in ds.query if r.path.name.endswith(".jpg.jpg")]
+    assert len(doubled) == 6 and "1488_c1s6_023021_00.jpg.jpg" in doubled
+    assert sum(p.name.endswith(".jpg.jpg") for p in (market_root / "bounding_box_test").iterdir()) == 18
+
+
 def test_shared_benchmark_is_unpacked_once(shared_dir, cuhk03_root):
     marker = cuhk03_root / "query"
     before = marker.stat().st_mtime_ns
@@ -177,7 +191,7 @@ def test_prepare_shared_is_idempotent_and_race_safe(tmp_path, jpeg):
 
 
 def test_prepare_shared_without_tar(tmp_path):
-    with pytest.raises(DatasetError, match=r"cuhk03-detected-64x128.tar: shared CUHK03 benchmark not found"):
+    with pytest.raises(DatasetError, match=r"cuhk03-detected-64x128.tar: shared benchmark not found"):
         prepare_shared_cuhk03(tmp_path, tmp_path / "data")
     assert not (tmp_path / "data" / "cuhk03-detected-64x128").exists()
 

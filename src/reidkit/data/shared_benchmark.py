@@ -1,4 +1,5 @@
-"""The project's shared CUHK03 benchmark: a tar in Market-1501 layout that tests, demos and benchmarks unpack once."""
+"""The project's shared benchmarks (CUHK03 in Market-1501 layout, and Market-1501 itself): tars that tests, demos and
+benchmarks unpack once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from reidkit.errors import ConfigError, DatasetError
 
 SHARED_CUHK03_NAME = "cuhk03-detected-64x128"
 SHARED_CUHK03_TAR = Path("datasets") / f"{SHARED_CUHK03_NAME}.tar"
+SHARED_MARKET_NAME = "Market-1501-v15.09.15"
+SHARED_MARKET_TAR = Path("datasets") / "market1501.tar"
 _MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 # ``PPPP_cCsS_NNNNNN_00.jpg``: S is the camera pair the identity was filmed by (1..5).
 _CAMERA_PAIR = re.compile(r"\d{4}_c\ds(?P<pair>\d)_")
@@ -20,18 +23,29 @@ CAMERA_PAIRS = (1, 2, 3, 4, 5)
 
 
 def prepare_shared_cuhk03(shared_dir: Path, data_dir: Path) -> Path:
-    """Unpack ``<shared_dir>/datasets/cuhk03-detected-64x128.tar`` into ``data_dir`` once; return the dataset root.
+    """Unpack ``<shared_dir>/datasets/cuhk03-detected-64x128.tar`` into ``data_dir`` once; return the dataset root."""
+    return _prepare_shared_tar(shared_dir, data_dir, SHARED_CUHK03_TAR, SHARED_CUHK03_NAME)
+
+
+def prepare_shared_market1501(shared_dir: Path, data_dir: Path) -> Path:
+    """Unpack ``<shared_dir>/datasets/market1501.tar`` into ``data_dir`` once; return the dataset root
+    (``<data_dir>/Market-1501-v15.09.15``, the folder the official release unpacks to)."""
+    return _prepare_shared_tar(shared_dir, data_dir, SHARED_MARKET_TAR, SHARED_MARKET_NAME)
+
+
+def _prepare_shared_tar(shared_dir: Path, data_dir: Path, tar_name: Path, top_folder: str) -> Path:
+    """Unpack one of the shared Market-layout tars into ``data_dir`` once.
 
     Safe to call from several processes at once (each unpacks privately, the first rename wins) and cheap after
     the first call, since an existing root is trusted: it can only have appeared complete.
     """
     shared_dir, data_dir = Path(shared_dir), Path(data_dir)
-    root = data_dir / SHARED_CUHK03_NAME
+    root = data_dir / top_folder
     if not root.exists():
-        tar_path = shared_dir / SHARED_CUHK03_TAR
+        tar_path = shared_dir / tar_name
         if not tar_path.is_file():
             raise DatasetError(
-                f"{tar_path}: shared CUHK03 benchmark not found; pass the folder holding datasets/{tar_path.name} "
+                f"{tar_path}: shared benchmark not found; pass the folder holding datasets/{tar_path.name} "
                 "(the project's ../shared)"
             )
 
@@ -41,9 +55,9 @@ def prepare_shared_cuhk03(shared_dir: Path, data_dir: Path) -> Path:
                     archive.extractall(scratch, filter="data")
             except (tarfile.TarError, OSError) as exc:
                 raise DatasetError(f"{tar_path}: cannot unpack ({exc}); check the file is a complete tar") from exc
-            unpacked = scratch / SHARED_CUHK03_NAME
+            unpacked = scratch / top_folder
             if not unpacked.is_dir():
-                raise DatasetError(f"{tar_path}: has no top-level {SHARED_CUHK03_NAME}/ folder; wrong archive?")
+                raise DatasetError(f"{tar_path}: has no top-level {top_folder}/ folder; wrong archive?")
             return unpacked
 
         publish_atomically(root, unpack)
