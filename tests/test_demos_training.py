@@ -1,4 +1,4 @@
-"""``reidkit demo`` end to end, shrunk: a few identities, a 64x32 input and a short time budget."""
+"""``reidkit demo`` end to end, shrunk: a few Market-1501 identities, a 64x32 input and one epoch."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_reduced_demo_reports_both_models_and_draws_its_figures(
-    shared_dir: Path, cuhk03_root: Path, tmp_path: Path
+    shared_dir: Path, market_root: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
-        [REIDKIT, "demo", "--shared", str(shared_dir), "--data-dir", str(cuhk03_root.parent), "--out", str(out),
-         "--subset", "12", "--max-train-seconds", "10", "data.height=64", "data.width=32", "train.progress=false"],
+        [REIDKIT, "demo", "--shared", str(shared_dir), "--data-dir", str(market_root.parent), "--out", str(out),
+         "--subset", "12", "train.epochs=1", "optim.cosine_epochs=1", "data.height=64", "data.width=32",
+         "train.progress=false"],
         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -41,7 +42,9 @@ def test_reduced_demo_reports_both_models_and_draws_its_figures(
     trained, baseline = last["trained"], last["imagenet_only"]
     assert (trained["num_query"], trained["num_gallery"]) == (baseline["num_query"], baseline["num_gallery"])
     assert trained["model_id"] != baseline["model_id"]
-    for figure in ("ranked_lists_trained.png", "ranked_lists_imagenet_only.png", "training_curves.png"):
+    assert trained["dataset"] == "market1501" and trained["num_query"] > 0
+    for figure in ("ranked_lists_trained.png", "ranked_lists_imagenet_only.png", "activation_maps_trained.png",
+                   "training_curves.png"):
         assert (out / figure).stat().st_size > 10_000, figure
     checkpoint = out / "mgn_demo.pt"
     assert trained["checkpoint"] == str(checkpoint)

@@ -13,6 +13,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -76,7 +77,7 @@ def test_the_wheel_runs_the_demo_from_any_folder(shared_dir: Path, tmp_path: Pat
     # The user's command with its defaults (data/ and runs/demo under the current folder), shrunk to seconds.
     demo = _run(
         [venv / "bin" / "reidkit", "demo", "--shared", shared_dir.resolve(), "--subset", "12",
-         "--max-train-seconds", "10", "data.height=64", "data.width=32", "train.progress=false"],
+         "train.epochs=1", "optim.cosine_epochs=1", "data.height=64", "data.width=32", "train.progress=false"],
         cwd=anywhere,
         timeout=600,
     )
@@ -85,9 +86,17 @@ def test_the_wheel_runs_the_demo_from_any_folder(shared_dir: Path, tmp_path: Pat
     assert Path(last["trained"]["root"]).is_relative_to(anywhere / "data")
     out = anywhere / "runs" / "demo"
     for name in ("mgn_demo.pt", "results.json", "ranked_lists_trained.png", "ranked_lists_imagenet_only.png",
-                 "training_curves.png"):
+                 "activation_maps_trained.png", "training_curves.png"):
         assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "results.json").read_text())["trained"] == last["trained"]
     # The run trained with the packaged recipe: its saved config holds the recipe's (non-default) loss settings.
     used, shipped = (yaml.safe_load(path.read_text()) for path in (out / "train" / "config.yaml", recipe))
     assert {key: used["loss"][key] for key in shipped["loss"]} == shipped["loss"]
+
+    # The shipped model is inside the wheel: listed, and the default of a command that embeds, with no checkout.
+    models = _run([venv / "bin" / "reidkit", "list", "models"], cwd=anywhere)
+    assert "*market1501_mgn_mobilenetv2" in models
+    crop = next((anywhere / "data" / "Market-1501-v15.09.15" / "query").glob("*.jpg"))
+    _run([venv / "bin" / "reidkit", "extract", crop, "--out", anywhere / "f.npz", "--device", "cpu"], cwd=anywhere)
+    with np.load(anywhere / "f.npz") as saved:
+        assert saved["features"].shape == (1, 2048) and np.isfinite(saved["features"]).all()

@@ -19,8 +19,12 @@ def register(app: typer.Typer) -> None:
 
 
 def adapt(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="the model to adapt (a reidkit model file)")],
     out: Annotated[Path, typer.Option("--out", help="the adapted model file to write (.pt)")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="the model to adapt: a reidkit model file or a shipped model's name "
+                     "(default: the shipped model)"),
+    ] = None,
     config: Annotated[
         str | None,
         typer.Option("--config", "-c", help="recipe of each round (default: the one the checkpoint was trained with)"),
@@ -55,6 +59,9 @@ def adapt(
         raise ConfigError(f"--out {out}: give a .pt file name for the adapted model")
     from reidkit.config import apply_overrides, config_from_dict, load_config
     from reidkit.models.model_file import load_checkpoint
+    from reidkit.models.zoo import DEFAULT_MODEL
+
+    checkpoint = checkpoint or Path(DEFAULT_MODEL)
 
     if config is not None:
         base = load_config(config, overrides or [])

@@ -44,7 +44,8 @@ def cluster(
     checkpoint: Annotated[
         str | None,
         typer.Option(
-            "--checkpoint", help="ReID model file, or 'imagenet' (default: runs/demo/mgn_demo.pt, else imagenet)"
+            "--checkpoint", help="ReID model file, a shipped model's name, or 'imagenet' (default: the store's model, "
+            "else the shipped market1501_mgn_mobilenetv2)"
         ),
     ] = None,
     method: Annotated[

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reidkit.cli.ingest_options import IngestFlags, shared_ingest_options
-from reidkit.errors import ConfigError, ModelError
+from reidkit.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +47,7 @@ def ingest_many(
     from reidkit.search.distributed_ingest import ClusterOptions, RayWorkers, VideoJob, WorkerSetup, check_jobs
     from reidkit.search.distributed_ingest import ingest_many as run
     from reidkit.search.ingest import check_options
-    from reidkit.search.model_choice import IMAGENET, UNTRAINED_WARNING, detector_source, model_source, resolve_backend
+    from reidkit.search.model_choice import detector_source, model_source, resolve_backend
     from reidkit.search.store import Store
     from reidkit.video import probe_video
 
@@ -71,13 +71,7 @@ def ingest_many(
     created = not db.exists()
     try:
         with Store.open(db, writable=True, create=True, index=flags.index, milvus_uri=flags.milvus_uri) as store:
-            source, fallback = model_source(flags.checkpoint, store.model)
-            if source != IMAGENET:
-                if not Path(source).expanduser().is_file():
-                    raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or imagenet)")
-                source = str(Path(source).expanduser().resolve())
-            if fallback:
-                typer.echo(f"warning: {UNTRAINED_WARNING}", err=True)
+            source = model_source(flags.checkpoint, store.model)
             check_jobs(store, video_jobs)  # a refused second ingest fails here, before Ray starts
             setup = WorkerSetup(source, detector_name, str(detector_model) if detector_model else None, device,
                                 flags.batch_size, backend)

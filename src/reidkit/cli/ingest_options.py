@@ -29,8 +29,8 @@ CheckpointOption = Annotated[
     str | None,
     typer.Option(
         "--checkpoint",
-        help="ReID checkpoint, or 'imagenet' for untrained MGN-MobileNetV2 (default: the store's model, else "
-        "runs/demo/mgn_demo.pt, else imagenet)",
+        help="ReID model file, a shipped model's name (`reidkit list models`), or 'imagenet' for untrained "
+        "MGN-MobileNetV2 (default: the store's model, else the shipped market1501_mgn_mobilenetv2)",
     ),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="torch device for the ReID model, e.g. cpu or cuda")]

@@ -42,6 +42,8 @@ def list_choices(
         width = max(len(name) for name, _ in rows)
         for name, summary in rows:
             typer.echo(f"  {name:<{width}}  {summary}")
+        if chosen is Kind.models:
+            _echo_shipped_models()
 
 
 # Where each kind's registry lives: (module, name), imported only when listed.
@@ -59,6 +61,17 @@ _REGISTRIES = {
 def _registered(module: str, name: str) -> list[tuple[str, str]]:
     registry: Registry[object] = getattr(importlib.import_module(module), name)
     return [(entry.name, entry.summary) for entry in registry.entries()]
+
+
+def _echo_shipped_models() -> None:
+    """The trained models inside the package, usable as ``--checkpoint NAME``; the default is marked."""
+    from reidkit.models.zoo import DEFAULT_MODEL, SHIPPED_MODELS
+
+    typer.echo("trained models shipped with reidkit (--checkpoint NAME; * = the default of every command that embeds):")
+    width = max(len(name) for name in SHIPPED_MODELS.names())
+    for entry in SHIPPED_MODELS.entries():
+        mark = "*" if entry.name == DEFAULT_MODEL else " "
+        typer.echo(f" {mark}{entry.name:<{width}}  {entry.summary}")
 
 
 def _recipes() -> list[tuple[str, str]]:

@@ -14,6 +14,8 @@ import typer
 from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError, ReidkitError
 
+CHECKPOINT_HELP = "a .pt written by reidkit train, or a shipped model's name (default: the shipped model)"
+
 
 def register(app: typer.Typer) -> None:
     """Add ``train``, ``test`` and ``extract`` to the ``reidkit`` app."""
@@ -84,7 +86,7 @@ def launch_torchrun(nproc: int, train_args: list[str]) -> int:
 
 def test(
     root: Annotated[Path, typer.Option("--root", help="dataset folder (e.g. data/market1501)")],
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="a .pt written by reidkit train")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help=CHECKPOINT_HELP)] = None,
     dataset: Annotated[
         str, typer.Option("--dataset", help="dataset reader: market1501, dukemtmc, cuhk03, ...")
     ] = "market1501",
@@ -109,12 +111,15 @@ def test(
     from reidkit.data import load_dataset
     from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
     from reidkit.inference.device import resolve_device
+    from reidkit.models.zoo import DEFAULT_MODEL
     from reidkit.search.model_choice import resolve_backend
 
     if metric not in ("euclidean", "cosine"):
         raise ConfigError(f"--metric {metric!r}: use euclidean or cosine")
-    if (checkpoint is None) == (not imagenet_only):
-        raise ConfigError("pass exactly one of --checkpoint CKPT or --imagenet-only")
+    if checkpoint is not None and imagenet_only:
+        raise ConfigError("pass --checkpoint CKPT or --imagenet-only, not both")
+    if not imagenet_only:
+        checkpoint = checkpoint or Path(DEFAULT_MODEL)
     torch_device = resolve_device(device, "--device")
     backend = resolve_backend(embed_backend, str(torch_device))
     if checkpoint is not None:
@@ -136,8 +141,8 @@ def test(
 
 def extract(
     images: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="a .pt written by reidkit train")],
     out: Annotated[Path, typer.Option("--out", help="output .npz (features, pids, camids, paths)")],
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help=CHECKPOINT_HELP)] = None,
     flip: Annotated[bool, typer.Option("--flip", help="average each feature with its mirrored crop's")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
@@ -147,15 +152,15 @@ def extract(
     """Features for images; pids/camids come from Market-style names (0002_c1s1_...) where present, else -1."""
     from reidkit.evaluation import save_features
     from reidkit.inference import FeatureExtractor
-    from reidkit.inference.device import resolve_device
-    from reidkit.search.model_choice import resolve_backend
-
     from reidkit.data.image_files import labels_from_name
+    from reidkit.inference.device import resolve_device
+    from reidkit.models.zoo import DEFAULT_MODEL
+    from reidkit.search.model_choice import resolve_backend
 
     paths = expand_images(images)
     torch_device = resolve_device(device, "--device")
     extractor = FeatureExtractor(
-        checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers,
+        checkpoint or DEFAULT_MODEL, device=torch_device, batch_size=batch_size, flip=flip, workers=workers,
         backend=resolve_backend(embed_backend, str(torch_device)),
     )
     features = extractor(paths)

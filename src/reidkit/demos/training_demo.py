@@ -1,11 +1,12 @@
-"""The training demo: train MGN on real data for a few minutes on a CPU and show what ReID training buys.
+"""The training demo: train MGN on Market-1501 for a few minutes on a CPU and show what ReID training buys.
 
-It unpacks the project's shared CUHK03 benchmark, fine-tunes MGN on an ImageNet MobileNetV2 (the recipe is the
-packaged ``demo_cpu.yaml``: small input, cached batches, wall-clock budget), then tests it and the same network
-with ImageNet weights only on the full 1,400-query / 5,340-gallery split, under one protocol, and draws the ranked
-lists of queries drawn at random with a fixed seed. ``run_training_demo`` returns
-``{"trained": {...}, "imagenet_only": {...}}`` (each the ``reidkit test --json`` object of that model) with the
-figures' paths; ``reidkit demo`` prints it.
+It unpacks Market-1501 from the project's shared folder, fine-tunes MGN on an ImageNet MobileNetV2 (the recipe is
+the packaged ``demo_cpu.yaml``: small input, cached batches, a fixed number of epochs, so that every machine trains
+the same model, only sooner or later), then tests it and the same network with ImageNet weights only on the full
+3,368-query / 15,913-gallery protocol, and draws the MGN paper's two pictures on Market queries drawn at random
+with a fixed seed: the ranked lists (Fig. 4) and each branch's activation map (Fig. 5). ``run_training_demo``
+returns ``{"trained": {...}, "imagenet_only": {...}}`` (each the ``reidkit test --json`` object of that model) with
+the figures' paths; ``reidkit demo`` prints it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from reidkit.config import ExperimentConfig, apply_overrides, load_config
-from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
+from reidkit.data import ReidDataset, load_dataset, prepare_shared_market1501
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.inference import EvalRun, evaluate_on_dataset, untrained_model
+from reidkit.inference.activation_maps import activation_maps
 from reidkit.models.backbones.mobilenetv2 import SHARED_WEIGHTS, WEIGHTS_ENV
 from reidkit.models.model_file import save_weights_only
 from reidkit.training.runtime import evaluation_extractor, resolve_device
 from reidkit.training.trainer import Trainer
+from reidkit.viz.attention import plot_activation_maps
 from reidkit.viz.ranked_list import plot_ranked_lists, random_queries
 
 FIGURE_QUERIES = 6
@@ -47,7 +50,6 @@ def run_training_demo(
     out: Path,
     recipe_path: Path,
     root: Path | None = None,
-    max_train_seconds: float | None = None,
     subset: int | None = None,
     overrides: list[str] | None = None,
     echo: Callable[[str], Any] = print,
@@ -58,21 +60,17 @@ def run_training_demo(
         raise ConfigError(f"{recipe_path}: demo recipe not found; pass --config PATH or leave it out for demo_cpu")
     if root is None and not (shared / "datasets").is_dir():
         raise DatasetError(
-            f"{shared}: shared folder not found. The demo trains on its datasets/cuhk03-detected-64x128.tar: "
-            "pass --shared DIR. To run it on Market-1501 instead, unpack Market-1501-v15.09.15.zip into "
-            "data/market1501 and run `reidkit demo --root data/market1501` (or train fully with "
-            "`reidkit train --config mgn_market1501 data.root=data/market1501`)"
+            f"{shared}: shared folder not found. The demo trains on its datasets/market1501.tar: pass --shared DIR, "
+            "or unpack Market-1501-v15.09.15.zip yourself and pass --root data/Market-1501-v15.09.15"
         )
     if root is None:
-        root = prepare_shared_cuhk03(shared, data_dir)
+        root = prepare_shared_market1501(shared, data_dir)
     weights = shared / SHARED_WEIGHTS
     if weights.is_file() and WEIGHTS_ENV not in os.environ:
         # build_model finds ImageNet MobileNetV2 weights through this variable when shared/ is not beside the code.
         os.environ[WEIGHTS_ENV] = str(weights.resolve())
 
     extra = list(overrides or [])
-    if max_train_seconds is not None:
-        extra.append(f"train.max_train_seconds={max_train_seconds}")
     if subset is not None:
         extra += [f"data.max_train_ids={subset}", f"data.max_test_ids={subset}"]
     recipe = load_config(recipe_path, [])
@@ -94,38 +92,45 @@ def run_training_demo(
 
     echo("testing the same network with ImageNet weights only (no ReID training)")
     net, card = untrained_model(recipe.model.name, recipe.model.backbone, recipe.data.height, recipe.data.width)
-    device = resolve_device(recipe.train.device)
-    baseline_extractor = evaluation_extractor(net, card, recipe, device)
-    trained_run = result.final_eval
+    baseline_extractor = evaluation_extractor(net, card, recipe, resolve_device(recipe.train.device))
     baseline_run = evaluate_on_dataset(
-        baseline_extractor, _same_split(dataset, trained_run), metric=recipe.train.eval_metric
+        baseline_extractor, _same_split(dataset, result.final_eval), metric=recipe.train.eval_metric
     )
     baseline = {**baseline_run.summary, "checkpoint": None}
-
-    rows = random_queries(len(trained_run.query), FIGURE_QUERIES, FIGURE_SEED)
     steps = sum(row["steps"] for row in result.history)
-    figures = {
-        "ranked_lists": plot_ranked_lists(
-            trained_run.distmat, trained_run.query, trained_run.gallery, rows, out / "ranked_lists_trained.png",
-            title=f"{recipe.model.name}/{recipe.model.backbone} after {steps} steps of ReID training: top-10 "
-            f"(green = same person, red = another; queries drawn with seed {FIGURE_SEED})",
-        ).path,
-        "ranked_lists_imagenet_only": plot_ranked_lists(
-            baseline_run.distmat,
-            baseline_run.query,
-            baseline_run.gallery,
-            rows,
-            out / "ranked_lists_imagenet_only.png",
-            title="the same network with ImageNet weights only: top-10",
-        ).path,
-        "training_curves": Path(shutil.copyfile(result.output_dir / "curves.png", out / "training_curves.png")),
-    }
+    figures = _draw_figures(result.final_eval, baseline_run, demo_checkpoint, recipe, steps, out)
+    figures["training_curves"] = Path(shutil.copyfile(result.output_dir / "curves.png", out / "training_curves.png"))
     figure_paths = {name: str(path) for name, path in figures.items()}
     results = {"trained": trained, "imagenet_only": baseline}
     (out / "results.json").write_text(
         json.dumps({**results, "figures": figure_paths, "recipe": recipe_line, "steps": steps}, indent=2)
     )
     return TrainingDemoResult(trained, baseline, figures, time.monotonic() - started)
+
+
+def _draw_figures(
+    trained: EvalRun, baseline: EvalRun, checkpoint: Path, recipe: ExperimentConfig, steps: int, out: Path
+) -> dict[str, Path]:
+    """The MGN paper's Fig. 4 for both models and Fig. 5 for the trained one, on the same randomly drawn queries."""
+    rows = random_queries(len(trained.query), FIGURE_QUERIES, FIGURE_SEED)
+    figures = {
+        "ranked_lists": plot_ranked_lists(
+            trained.distmat, trained.query, trained.gallery, rows, out / "ranked_lists_trained.png",
+            title=f"{recipe.model.name}/{recipe.model.backbone} after {steps} steps of ReID training: top-10 "
+            f"(green = same person, red = another; queries drawn with seed {FIGURE_SEED})",
+        ).path,
+        "ranked_lists_imagenet_only": plot_ranked_lists(
+            baseline.distmat, baseline.query, baseline.gallery, rows, out / "ranked_lists_imagenet_only.png",
+            title="the same network with ImageNet weights only: top-10",
+        ).path,
+    }
+    queries = [trained.query[row].path for row in rows]
+    figures["activation_maps"] = plot_activation_maps(
+        activation_maps(checkpoint, queries), out / "activation_maps_trained.png",
+        labels=[path.name for path in queries],
+        title=f"{recipe.model.name}/{recipe.model.backbone}: each branch's feature-map energy on the same queries",
+    )
+    return figures
 
 
 def describe_recipe(recipe: ExperimentConfig, path: Path) -> str:

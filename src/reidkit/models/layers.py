@@ -20,9 +20,14 @@ def reduction(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(conv, bn, nn.ReLU(inplace=True))
 
 
-def classifier(in_features: int, num_classes: int, bias: bool = True) -> nn.Linear:
+class IdentityClassifier(nn.Linear):
+    """A linear layer over the training identities. Its own type marks it as training-only: no test feature reads
+    it, so a model file for inference (``model_file.inference_copy``) leaves its weights out."""
+
+
+def classifier(in_features: int, num_classes: int, bias: bool = True) -> IdentityClassifier:
     """The identity classifier that one softmax loss reads."""
-    linear = nn.Linear(in_features, num_classes, bias=bias)
+    linear = IdentityClassifier(in_features, num_classes, bias=bias)
     nn.init.normal_(linear.weight, std=0.001)
     if linear.bias is not None:
         nn.init.zeros_(linear.bias)

@@ -27,6 +27,7 @@ from torch import nn
 
 from reidkit.errors import ModelError
 from reidkit.models.build import build_model
+from reidkit.models.zoo import SHIPPED_MODELS, model_file
 
 CHECKPOINT_FORMAT = "reidkit-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -95,10 +96,14 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a reidkit checkpoint, refusing anything else with a one-line reason."""
-    path = Path(path)
+    """Read a reidkit checkpoint (a path, or a shipped model's name), refusing anything else with a one-line
+    reason."""
+    path = model_file(path)
     if not path.is_file():
-        raise ModelError(f"{path}: checkpoint not found; pass a .pt file written by `reidkit train`")
+        raise ModelError(
+            f"{path}: checkpoint not found; pass a .pt file written by `reidkit train` or a shipped model's name "
+            f"({', '.join(SHIPPED_MODELS.names())})"
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
@@ -122,11 +127,20 @@ def model_payload(model: nn.Module, card: ModelCard) -> dict[str, Any]:
 
 
 def build_from_checkpoint(payload: dict[str, Any], source: str = "checkpoint") -> tuple[nn.Module, ModelCard]:
-    """Rebuild the model of a loaded checkpoint, in eval mode on CPU, without touching any pretrained weights."""
+    """Rebuild the model of a loaded checkpoint, in eval mode on CPU, without touching any pretrained weights.
+
+    An inference copy's half-precision tensors come back as float32, and the identity classifiers it left out are
+    zeros: every process then rebuilds the same weights, so the same ``model_id``.
+    """
     card, state = _card_and_state(payload, source)
     # The weights come from the checkpoint, so the backbone is built bare: no download, no shared-file lookup.
     spec = {**card.spec, "pretrained": None}
     model = build_model(**spec)
+    dropped = payload["model"].get(DROPPED_KEY, [])
+    if dropped:
+        own = model.state_dict()
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        state.update({k: torch.zeros_like(own[k]) for k in dropped if k in own})
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
@@ -168,6 +182,28 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The user model inside a compiled / distributed wrapper (their state dicts prefix the names)."""
     inner = getattr(model, "_orig_mod", model)
     return getattr(inner, "module", inner)
+
+
+# The model section's list of tensors an inference copy left out (identity classifiers).
+DROPPED_KEY = "dropped_training_only"
+
+
+def inference_copy(payload: dict[str, Any]) -> dict[str, Any]:
+    """The smallest model file that gives the same test features: no training state, no identity classifiers (a
+    third of MGN-MobileNetV2's weights on Market-1501), float tensors in float16 (half again), so a trained model
+    can ship inside the package. Its run record (config, metrics, history) stays. How much float16 costs in
+    accuracy is measured where a file is made (benchmarks/RESULTS.md, "The shipped model")."""
+    from reidkit.models.layers import IdentityClassifier
+
+    card, state = _card_and_state(weights_only_copy(payload), "checkpoint")
+    model = build_model(**{**card.spec, "pretrained": None})
+    dropped = sorted(
+        f"{name}.{tensor}" for name, module in model.named_modules() if isinstance(module, IdentityClassifier)
+        for tensor, _ in module.named_parameters(recurse=False)
+    )
+    kept = {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k not in dropped}
+    model_section = {"card": card.to_dict(), "state_dict": kept, DROPPED_KEY: dropped}
+    return {**weights_only_copy(payload), "model": model_section}
 
 
 # Keys a training run adds that only resuming it needs; a weights-only copy leaves them out.

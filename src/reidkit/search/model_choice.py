@@ -1,11 +1,11 @@
 """Which ReID model embeds crops for a store, and which detector finds them: one function each, so ingest,
 search and the demo always agree.
 
-Order: an explicit ``--checkpoint``; else the model the store already holds (so a search needs no flag and never
-mixes models); else the training demo's output ``runs/demo/mgn_demo.pt``; else MGN on MobileNetV2 with ImageNet
-weights only (``--checkpoint imagenet``), which is untrained for re-identification and says so. Its randomly
-initialised heads are seeded (``reidkit.inference.untrained_model``), so every process builds the same weights
-and the same ``model_id``.
+Order: an explicit ``--checkpoint`` (a model file, a shipped model's name, or ``imagenet``); else the model the
+store already holds (so a search needs no flag and never mixes models); else the trained model shipped with the
+package (``reidkit.models.zoo.DEFAULT_MODEL``). ``imagenet`` is MGN on MobileNetV2 with ImageNet weights only,
+untrained for re-identification: a baseline, whose randomly initialised heads are seeded
+(``reidkit.inference.untrained_model``) so that every process builds the same weights and the same ``model_id``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from reidkit.inference import FeatureExtractor
     from reidkit.video import Detector
 
-DEFAULT_CHECKPOINT = Path("runs") / "demo" / "mgn_demo.pt"
 IMAGENET = "imagenet"
 # The MobileNetV2 recipes' input (recipes cuhk03_shared_*_mobilenetv2): a third cheaper on CPU than 384x128.
 _IMAGENET_INPUT = (256, 128)
@@ -34,15 +33,12 @@ NO_RUNTIME_WARNING = (
     "neither OpenVINO nor ONNX Runtime is installed: embedding with PyTorch eager, several times slower on a CPU; "
     "pip install 'reidkit[openvino]' or 'reidkit[onnx]'"
 )
-UNTRAINED_WARNING = (
-    "no trained ReID checkpoint (runs/demo/mgn_demo.pt is absent): embedding with MGN-MobileNetV2 on ImageNet "
-    "weights only, which is untrained for re-identification; run `make demo` or pass --checkpoint for real matches"
-)
 
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """``source`` is what the store records: an absolute checkpoint path or ``imagenet``. (FeatureExtractor is
+    """``source`` is what the store records: an absolute checkpoint path, a shipped model's name or ``imagenet``.
+    (FeatureExtractor is
     imported inside ``choose_model``: torch takes seconds to load and ``reidkit --help`` should not wait.)"""
 
     extractor: FeatureExtractor
@@ -69,37 +65,39 @@ def choose_model(
     device = str(resolve_device(device, "--device"))
     slow = backend == "auto" and device == "cpu" and resolve_backend(backend, device) == "torch"
     backend = resolve_backend(backend, device)
-    source, fallback = model_source(checkpoint, held)
+    source = model_source(checkpoint, held)
+    warning = NO_RUNTIME_WARNING if slow else None
     if source == IMAGENET:
         model, card = untrained_model("mgn", "mobilenetv2", *_IMAGENET_INPUT, pretrained=IMAGENET)
         extractor = FeatureExtractor(
             model, device=device, batch_size=batch_size, card=card, progress=False, backend=backend, frozen=True
         )
-        warnings = [UNTRAINED_WARNING if fallback else None, NO_RUNTIME_WARNING if slow else None]
-        return ModelChoice(extractor, IMAGENET, "; ".join(w for w in warnings if w) or None)
-    path = Path(source).expanduser().resolve()
-    if not path.is_file():
-        raise ModelError(f"checkpoint {source} does not exist; pass --checkpoint PATH (or --checkpoint imagenet)")
-    extractor = FeatureExtractor(path, device=device, batch_size=batch_size, progress=False, backend=backend)
-    return ModelChoice(extractor, str(path), NO_RUNTIME_WARNING if slow else None)
+        return ModelChoice(extractor, IMAGENET, warning)
+    extractor = FeatureExtractor(source, device=device, batch_size=batch_size, progress=False, backend=backend)
+    return ModelChoice(extractor, source, warning)
 
 
-def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> tuple[str, bool]:
-    """Which model ``choose_model`` loads, without loading it: ``(source, fallback)``, ``fallback`` being True when
-    nothing named a model and the untrained ImageNet one is used. A distributed ingest decides this once, on the
-    driver, and sends the answer to its workers."""
-    if checkpoint is not None:
-        return str(checkpoint), False
-    if held is not None:
-        if held.source != IMAGENET and not Path(held.source).is_file():
+def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> str:
+    """Which model ``choose_model`` loads, without loading it: ``imagenet``, a shipped model's name, or a model
+    file's absolute path (checked to exist). A distributed ingest decides this once, on the driver, and sends the
+    answer to its workers."""
+    from reidkit.models.zoo import DEFAULT_MODEL, is_shipped_model
+
+    if checkpoint is None and held is not None:
+        if held.source != IMAGENET and not is_shipped_model(held.source) and not Path(held.source).is_file():
             raise StoreError(
                 f"the store's features were made by {held.source}, which no longer exists; pass --checkpoint with "
                 "that model's new path (features of another model cannot be mixed in)"
             )
-        return held.source, False
-    if DEFAULT_CHECKPOINT.is_file():
-        return str(DEFAULT_CHECKPOINT), False
-    return IMAGENET, True
+        return held.source
+    chosen = str(checkpoint) if checkpoint is not None else DEFAULT_MODEL
+    if chosen == IMAGENET or is_shipped_model(chosen):
+        return chosen
+    path = Path(chosen).expanduser().resolve()
+    if not path.is_file():
+        raise ModelError(f"checkpoint {chosen} does not exist; pass --checkpoint PATH, a shipped model's name "
+                         "(`reidkit list models`) or imagenet")
+    return str(path)
 
 
 def resolve_backend(backend: str, device: str) -> str:
