@@ -168,7 +168,8 @@ def test_a_base_may_be_a_shipped_recipe_by_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("files", "needle", "blamed"),
     [
-        ({"exp.yaml": "base: nowhere\n"}, "base 'nowhere' is neither a file beside it nor a shipped recipe", "exp.yaml"),
+        ({"exp.yaml": "base: nowhere\n"}, "base 'nowhere' is neither a file beside it nor a shipped recipe",
+         "exp.yaml"),
         ({"exp.yaml": "base: a.yaml\n", "a.yaml": "base: exp\n"}, "makes a cycle (exp.yaml -> a.yaml -> exp.yaml)",
          "a.yaml"),
         ({"exp.yaml": "base: exp.yaml\n"}, "makes a cycle", "exp.yaml"),

@@ -7,8 +7,8 @@ files, logging) is skipped on every process but the main one. Evaluation and the
 the first shares its feature extraction out among the ranks, the second must stop them all at the same step.
 
 Order matters where hooks read what others wrote: ``default_hooks`` evaluates first (its metrics land in the
-epoch's history row), then hands the epoch's record to the writers (``LogMetrics``), then checkpoints (the row and metrics go into ``last.pt``), then keeps the best
-model, and reports a spent time budget last.
+epoch's history row), then hands the epoch's record to the writers (``LogMetrics``), then checkpoints (the row and
+metrics go into ``last.pt``), then keeps the best model, and reports a spent time budget last.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ class EvaluateWhenDue(Hook):
     """Evaluates on the dataset's query/gallery split every ``every`` epochs and after the last one.
 
     The metrics go into the epoch's history row and ``loop.metrics`` (which the writers print and log); the whole
-    run into ``loop.final_eval``. It
-    runs on every process: in a multi-process run the trainer passes a ``ShardedExtractor``, so each rank extracts
-    a share of the crops, all get every feature back and score the same numbers (so every rank's history agrees).
+    run into ``loop.final_eval``. It runs on every process: in a multi-process run the trainer passes a
+    ``ShardedExtractor``, so each rank extracts a share of the crops, all get every feature back and score the same
+    numbers (so every rank's history agrees).
     """
 
     def __init__(
@@ -146,7 +146,8 @@ class LogMetrics(Hook):
 
     def after_epoch(self, loop: TrainLoop) -> None:
         row = loop.history[-1]
-        record = EpochRecord(row, loop.history, loop.epochs, loop.metrics if "rank1" in row else None)
+        evaluated = "rank1" in row  # EvaluateWhenDue ran this epoch: its metrics are in the row, its summary in metrics
+        record = EpochRecord(row, loop.history, loop.epochs, loop.metrics if evaluated else None)
         for writer in self.writers:
             writer.write_epoch(record)
 

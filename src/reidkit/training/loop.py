@@ -41,8 +41,9 @@ class TrainLoop:
     Hooks read and write the run's state here: ``epoch`` (0-based, the one running or just run), ``history`` (one
     row per epoch: the epoch's record, which evaluation completes), ``metrics`` / ``final_eval`` (the latest
     evaluation), ``window`` (the ``StepRecord`` of a logging window) and ``global_step`` (in ``after_step``). The loop
-    itself prints nothing per epoch: the ``LogMetrics`` hook hands the records to the writers. A hook ends training with ``request_stop()``: the loop stops after the current step and
-    finishes that epoch (``after_epoch`` hooks included) as the last one.
+    itself prints nothing per epoch: the ``LogMetrics`` hook hands the records to the writers. A hook ends training
+    with ``request_stop()``: the loop stops after the current step and finishes that epoch (``after_epoch`` hooks
+    included) as the last one.
     """
 
     def __init__(

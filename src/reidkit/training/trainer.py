@@ -274,7 +274,7 @@ class Trainer:
         )
         return batches, sampler.num_batches
 
-    def build_loss(self) -> nn.Module:
+    def build_loss(self) -> ReidLoss:
         """``loss.*``: softmax + triplet over the heads' outputs (wrapped to see the global batch when distributed)."""
         cfg = self.config.loss
         return ReidLoss(
