@@ -178,3 +178,11 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
             assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
             assert f"--device={device!r}" in result.stderr and reason in result.stderr
             assert "train.device" not in result.stderr
+
+
+def test_a_recipe_with_a_bad_base_is_one_line_naming_it(tmp_path: Path) -> None:
+    child = tmp_path / "child.yaml"
+    child.write_text("base: no_such_recipe\ntrain:\n  epochs: 1\n")
+    result = run("train", "--config", str(child), check=False)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"{child}: base 'no_such_recipe'" in result.stderr

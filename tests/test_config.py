@@ -139,3 +139,113 @@ def test_paper_recipes_match_the_papers() -> None:
     assert (pcb.optim.name, pcb.optim.lr) == ("sgd", 0.1)
     assert pcb.optim.lr * pcb.optim.backbone_lr_mult == pytest.approx(0.01)
     assert (pcb.train.epochs, pcb.optim.milestones, pcb.loss.triplet) == (60, [40], 0.0)
+
+
+def test_a_recipe_inherits_its_base_and_wins_over_it(tmp_path: Path) -> None:
+    (tmp_path / "family").mkdir()
+    (tmp_path / "family" / "grand.yaml").write_text(
+        "data:\n  height: 256\n  width: 96\nmodel:\n  kwargs: {parts: [2, 3], stride: 2}\ntrain:\n  epochs: 9\n"
+    )
+    (tmp_path / "family" / "parent.yaml").write_text(
+        "base: grand\ndata:\n  width: 128\nmodel:\n  kwargs: {stride: 1}\noptim:\n  milestones: [10, 20]\n"
+    )
+    child = write(tmp_path, "base: family/parent.yaml\ndata:\n  height: 384\noptim:\n  milestones: [5]\n")
+    config = load_config(child, ["train.epochs=3"])
+    assert (config.data.height, config.data.width) == (384, 128)  # each level's keys win over the one below
+    assert config.model.kwargs == {"parts": [2, 3], "stride": 1}  # mappings merge key by key
+    assert config.optim.milestones == [5] and config.train.epochs == 3  # lists are replaced whole; overrides last
+    # The run folder's config.yaml is the whole resolved config, with no base left to look up.
+    save_config(config, tmp_path / "saved.yaml")
+    assert "base" not in (tmp_path / "saved.yaml").read_text() and load_config(tmp_path / "saved.yaml") == config
+
+
+def test_a_base_may_be_a_shipped_recipe_by_name(tmp_path: Path) -> None:
+    child = write(tmp_path, "base: cuhk03_shared_mgn_mobilenetv2\ntrain:\n  output_dir: mine\n")
+    expected = apply_overrides(load_config("cuhk03_shared_mgn_mobilenetv2"), ["train.output_dir=mine"])
+    assert load_config(child) == expected
+
+
+@pytest.mark.parametrize(
+    ("files", "needle", "blamed"),
+    [
+        ({"exp.yaml": "base: nowhere\n"}, "base 'nowhere' is neither a file beside it nor a shipped recipe",
+         "exp.yaml"),
+        ({"exp.yaml": "base: a.yaml\n", "a.yaml": "base: exp\n"}, "makes a cycle (exp.yaml -> a.yaml -> exp.yaml)",
+         "a.yaml"),
+        ({"exp.yaml": "base: exp.yaml\n"}, "makes a cycle", "exp.yaml"),
+        ({"exp.yaml": "base: [a]\n"}, "base must be a recipe name or a path", "exp.yaml"),
+        ({"exp.yaml": "base: a\n", "a.yaml": "train:\n  epochz: 3\n"}, "unknown key 'train.epochz'", "a.yaml"),
+        ({"exp.yaml": "base: a\n", "a.yaml": "train: {epochs: 5\n"}, "not valid YAML", "a.yaml"),
+    ],
+)
+def test_bad_bases_name_the_file_in_one_line(tmp_path: Path, files: dict[str, str], needle: str, blamed: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "exp.yaml")
+    message = str(info.value)
+    assert needle in message and message.startswith(f"{tmp_path / blamed}: ") and "\n" not in message
+
+
+def flat(tree: dict, prefix: str = "") -> dict:
+    """``{"data.height": 256, ...}``; ``model.kwargs`` stays one value (the model's constructor arguments)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "kwargs":
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# How each recipe of the shared CUHK03 family departs from its base, after inheritance: every other resolved value
+# is the base's. The values are those of the recipes before they inherited (each used to spell out everything).
+SHARED_CUHK03_DEPARTURES: dict[str, dict] = {
+    "cuhk03_shared_mgn_mobilenetv2": {"model.backbone": "mobilenetv2"},
+    "cuhk03_shared_bnneck_mobilenetv2": {
+        "model.name": "bnneck", "model.backbone": "mobilenetv2", "model.kwargs": {"last_stride": 1},
+        "loss.triplet_margin": 0.3,
+    },
+    "cuhk03_shared_ide_mobilenetv2": {
+        "model.name": "ide", "model.backbone": "mobilenetv2", "loss.triplet": 0.0, "optim.name": "sgd",
+        "optim.lr": 0.01,
+    },
+    "cuhk03_shared_pcb_mobilenetv2": {
+        "model.name": "pcb", "model.backbone": "mobilenetv2", "model.kwargs": {"stripes": 6, "last_stride": 1},
+        "loss.triplet": 0.0, "optim.name": "sgd", "optim.lr": 0.01,
+    },
+    "cuhk03_shared_trinet_mobilenetv2": {
+        "model.name": "trinet", "model.backbone": "mobilenetv2", "loss.softmax": 0.0, "loss.label_smoothing": 0.0,
+        "loss.soft_margin": True,
+    },
+    "cuhk03_shared_mgn_resnet50_scratch": {
+        "model.pretrained": None, "optim.milestones": [80, 100], "train.epochs": 120,
+    },
+    "cuhk03_shared_mgn_mobilenetv2_cpu": {
+        "data.height": 128, "data.width": 64, "data.ids_per_batch": 8, "data.workers": 0, "data.pad": 5,
+        "model.backbone": "mobilenetv2", "model.freeze_layers": 7, "loss.head_reduction": "mean", "optim.lr": 7e-4,
+        "optim.backbone_lr_mult": 0.5, "optim.milestones": [], "optim.cosine_epochs": 60, "train.eval_every": 60,
+        "train.amp": "bf16", "train.log_every": 10, "train.eval_backend": "openvino",
+    },
+}
+
+
+def test_the_shared_cuhk03_family_resolves_to_its_settings() -> None:
+    base = flat(load_config("cuhk03_shared_base").to_dict())
+    assert {key: base[key] for key in (
+        "data.root", "data.height", "data.width", "data.ids_per_batch", "data.images_per_id", "data.workers",
+        "data.cache_in_memory", "data.pad", "data.random_erasing", "loss.label_smoothing", "loss.triplet_margin",
+        "optim.name", "optim.lr", "optim.weight_decay", "optim.milestones", "train.epochs", "train.eval_every",
+    )} == {
+        "data.root": "data/cuhk03-detected-64x128", "data.height": 256, "data.width": 128, "data.ids_per_batch": 16,
+        "data.images_per_id": 4, "data.workers": 8, "data.cache_in_memory": True, "data.pad": 10,
+        "data.random_erasing": 0.5, "loss.label_smoothing": 0.1, "loss.triplet_margin": 1.2, "optim.name": "adam",
+        "optim.lr": 3.5e-4, "optim.weight_decay": 5e-4, "optim.milestones": [40], "train.epochs": 60,
+        "train.eval_every": 10,
+    }
+    family = sorted(p.stem for p in CONFIGS if p.stem.startswith("cuhk03_shared_") and p.stem != "cuhk03_shared_base")
+    assert family == sorted(SHARED_CUHK03_DEPARTURES)
+    for name, departures in SHARED_CUHK03_DEPARTURES.items():
+        resolved = flat(load_config(name).to_dict())
+        changed = {key: value for key, value in resolved.items() if value != base[key]}
+        assert changed == {**departures, "train.output_dir": f"runs/{name}"}, name

@@ -32,6 +32,15 @@ from reidkit.training.optim import build_optimizer, build_scheduler
 from reidkit.training.step import TrainStep
 from reidkit.data.subset import subset_identities
 from reidkit.training.trainer import Trainer
+from reidkit.training.writers import (
+    ConsoleWriter,
+    EpochRecord,
+    MetricsWriter,
+    RunFilesWriter,
+    RunRecord,
+    StepRecord,
+    TensorBoardWriter,
+)
 
 from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 
@@ -122,7 +131,7 @@ def test_main_process_only_hooks_do_not_run_off_the_main_process(tmp_path: Path)
     make_loop(tmp_path / "worker", [everywhere, main_only], epochs=1, is_main_process=False).run()
     assert everywhere.calls and main_only.calls == []
     # The built-in hooks that write files are main-process-only: a worker process leaves the folder empty.
-    make_loop(tmp_path / "worker2", [SaveCheckpoint(), LogMetrics(tensorboard=False)], is_main_process=False).run()
+    make_loop(tmp_path / "worker2", [SaveCheckpoint(), LogMetrics([RunFilesWriter()])], is_main_process=False).run()
     assert not any((tmp_path / "worker2").iterdir())
     main = Record(main_process_only=True)
     make_loop(tmp_path / "main", [main], epochs=1, is_main_process=True).run()
@@ -134,12 +143,12 @@ def test_after_train_runs_when_training_fails(tmp_path: Path) -> None:
         def after_epoch(self, loop: TrainLoop) -> None:
             raise RuntimeError("disk full")
 
-    record, log = Record(), LogMetrics(tensorboard=True)
-    loop = make_loop(tmp_path, [record, log, Fail()], epochs=2)
+    record, tensorboard = Record(), TensorBoardWriter()
+    loop = make_loop(tmp_path, [record, LogMetrics([RunFilesWriter(), tensorboard]), Fail()], epochs=2)
     with pytest.raises(RuntimeError, match="disk full"):
         loop.run()
     assert record.calls[-1] == ("after_train", 0) and not loop.finished
-    assert log.log is None  # TensorBoard writer closed
+    assert tensorboard.writer is None  # TensorBoard writer closed
     assert (tmp_path / "metrics.csv").is_file() and not (tmp_path / "summary.json").exists()
 
 
@@ -158,13 +167,15 @@ def test_evaluate_when_due_runs_every_n_epochs_and_after_the_last(tmp_path: Path
     lines: list[str] = []
     loop = make_loop(tmp_path / "run", [], epochs=5, echo=lines)
     extractor = FeatureExtractor(loop.step.model, batch_size=8, card=loop.card, progress=False)
-    loop.hooks = [EvaluateWhenDue(extractor, tiny_test_split, every=2)]
+    loop.hooks = [EvaluateWhenDue(extractor, tiny_test_split, every=2), LogMetrics([ConsoleWriter(lines.append)])]
     loop.run()
     evaluated = [row["epoch"] for row in loop.history if "mAP" in row]
     assert evaluated == [2, 4, 5]
     assert loop.final_eval is not None and loop.metrics is loop.final_eval.summary
     assert loop.history[-1]["rank1"] == loop.metrics["rank1"] and loop.metrics["num_query"] == 2
     assert [line.split(":")[0] for line in lines if "mAP" in line] == ["epoch 2", "epoch 4", "epoch 5"]
+    # the console writer: each epoch's losses, then the evaluation of an evaluated epoch
+    assert [line[:14] for line in lines[:3]] == ["epoch 1/5: los", "epoch 2/5: los", "epoch 2: rank1"]
 
 
 def test_evaluate_when_due_evaluates_an_epoch_cut_short_as_the_last(tmp_path: Path, tiny_test_split) -> None:
@@ -261,7 +272,7 @@ def test_fit_schedule_to_budget_shortens_the_run_and_its_cosine(tmp_path: Path) 
                      overrides=cosine)
     loop.run()
     assert len(loop.history) == 2 and loop.epochs == 2 and not loop.stop_requested
-    assert lines[1].startswith("time budget: 2 of 4 epochs fit in 600s at 23")
+    assert lines[0].startswith("time budget: 2 of 4 epochs fit in 600s at 23")
     # epoch 1 ran at the first epoch's rate of a 4-epoch cosine, epoch 2 at the second epoch's of a 2-epoch one
     assert loop.history[0]["lr"] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 0.5 / 4)))
     assert loop.history[1]["lr"] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 1.5 / 2)))
@@ -306,7 +317,8 @@ class StopAfter(Hook):
 
 
 def test_log_metrics_writes_csv_tensorboard_summary_and_curves(tmp_path: Path) -> None:
-    loop = make_loop(tmp_path, [SetMetric([0.1, 0.3]), LogMetrics(tensorboard=True, title="tiny")], epochs=2)
+    loop = make_loop(tmp_path, [SetMetric([0.1, 0.3]), LogMetrics([RunFilesWriter("tiny"), TensorBoardWriter()])],
+                     epochs=2)
     loop.run()
     rows = (tmp_path / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("epoch,steps,lr,loss") and rows[0].endswith(",mAP")
@@ -333,3 +345,80 @@ def test_trainer_runs_extra_hooks_after_evaluation_and_checkpoint(cuhk03_dataset
     result = Trainer(config, dataset=subset_identities(cuhk03_dataset, 4, 2), echo=lambda _: None,
                      hooks=[check]).fit()
     assert check.seen == [(result.metrics["mAP"], 1)]
+
+
+class RecordingWriter(MetricsWriter):
+    """Keeps every record it is handed."""
+
+    def __init__(self) -> None:
+        self.steps: list[StepRecord] = []
+        self.epochs: list[EpochRecord] = []
+        self.runs: list[RunRecord | None] = []
+
+    def write_step(self, record: StepRecord) -> None:
+        self.steps.append(record)
+
+    def write_epoch(self, record: EpochRecord) -> None:
+        self.epochs.append(record)
+
+    def close(self, run: RunRecord | None) -> None:
+        self.runs.append(run)
+
+
+def test_every_writer_is_handed_the_records_the_loop_keeps(tmp_path: Path) -> None:
+    mine, lines = RecordingWriter(), []
+    loop = make_loop(tmp_path, [SetMetric([0.1, 0.3]), LogMetrics([mine, ConsoleWriter(lines.append)])], epochs=2,
+                     steps=2)
+    loop.run()
+    assert [record.global_step for record in mine.steps] == [1, 2, 3, 4]  # log_every=1
+    assert [record.loss_point() for record in mine.steps] == loop.step_log
+    assert [record.row for record in mine.epochs] == loop.history and mine.epochs[-1].history == loop.history
+    assert all(record.evaluation is None for record in mine.epochs)  # SetMetric is not an evaluation
+    assert mine.runs == [RunRecord(loop.history, loop.metrics, loop.step_log)]
+    row = loop.history[-1]
+    assert lines[-1] == (
+        f"epoch 2/2: loss {row['loss']:.4f} (softmax {row['softmax_loss']:.4f}, triplet {row['triplet_loss']:.4f}), "
+        f"{row['images_per_s']:.0f} img/s, lr {row['lr']:.2e}"
+    )
+
+
+def test_a_trainer_subclass_replaces_one_build_step(cuhk03_dataset: ReidDataset, tmp_path: Path) -> None:
+    """fast-reid style: override ``build_optimizer`` and ``build_writers``, keep every other step."""
+
+    class PlainSGDTrainer(Trainer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.optimizers: list[torch.optim.Optimizer] = []
+            self.writer = RecordingWriter()
+
+        def build_optimizer(self, model):
+            optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0123)
+            self.optimizers.append(optimizer)
+            return optimizer
+
+        def build_writers(self):
+            return [*super().build_writers(), self.writer]
+
+    class SeeOptimizer(Hook):
+        def before_train(self, loop: TrainLoop) -> None:
+            self.optimizer = loop.step.optimizer
+
+    config = apply_overrides(
+        ExperimentConfig(),
+        ["data.height=64", "data.width=32", "data.workers=0", "data.ids_per_batch=4", "data.images_per_id=2",
+         "model.backbone=mobilenetv2", "model.pretrained=null", "model.kwargs.part_stride=2", "train.epochs=1",
+         "optim.milestones=[]", f"train.output_dir={tmp_path}", "train.progress=false", "train.tensorboard=false"],
+    )
+    see, lines = SeeOptimizer(), []
+    trainer = PlainSGDTrainer(config, dataset=subset_identities(cuhk03_dataset, 4, 2), echo=lines.append,
+                              hooks=[see])
+    result = trainer.fit()
+    assert len(trainer.optimizers) == 1 and see.optimizer is trainer.optimizers[0]
+    assert result.history[0]["lr"] == 0.0123  # config's optim.lr is 0.01: the run stepped with the override's
+    saved = load_checkpoint(result.last_checkpoint)["training_state"]["optimizer"]
+    assert saved["param_groups"][0]["lr"] == 0.0123 and saved["param_groups"][0]["momentum"] == 0  # not 0.9
+    # The added writer got the records the built-in ones wrote: the same row as metrics.csv, the evaluation printed.
+    (epoch,) = trainer.writer.epochs
+    assert epoch.row == result.history[0] and epoch.evaluation == result.metrics
+    assert any(line.startswith("epoch 1: rank1 ") for line in lines) and (tmp_path / "metrics.csv").is_file()
+    assert trainer.writer.runs == [RunRecord(result.history, result.metrics, trainer.writer.runs[0].step_log)]

@@ -17,12 +17,14 @@ from typing import Any, Literal
 import yaml
 
 from reidkit.errors import ConfigError
-from reidkit.recipes import resolve_recipe
+from reidkit.recipes import SUFFIX as RECIPE_SUFFIX, resolve_recipe, shipped_recipe
 
 AmpMode = Literal["none", "fp16", "bf16", "auto"]
 # The normalisation every torchvision ImageNet backbone was trained with; data.transforms and model cards reuse it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The top-level key of a recipe that names the recipe it inherits from (``read_recipe``).
+BASE_KEY = "base"
 
 
 @dataclass
@@ -164,9 +166,53 @@ class ExperimentConfig:
 
 
 def load_config(path: Path | str, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
-    """Read a YAML experiment file, or a shipped recipe by name (``reidkit.recipes``), and apply
-    ``section.key=value`` overrides (values are parsed as YAML)."""
+    """Read a YAML experiment file, or a shipped recipe by name (``reidkit.recipes``), with the recipes it inherits
+    from (``base:``), and apply ``section.key=value`` overrides (values are parsed as YAML)."""
     path = resolve_recipe(path)
+    config = config_from_dict(read_recipe(path), source=str(path))
+    return apply_overrides(config, overrides)
+
+
+def read_recipe(path: Path) -> dict[str, Any]:
+    """The nested dict of a YAML recipe, with its ``base:`` chain merged in (the file's own keys win).
+
+    ``base`` names a shipped recipe or a file relative to the one that names it. Recipes of one family (the
+    ``cuhk03_shared_*`` benchmark) then state their shared settings once, and each says only how it differs.
+    Mappings merge key by key, every other value (lists included) is replaced whole.
+    """
+    return _read_with_bases(path, chain=())
+
+
+def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    raw = _read_yaml_mapping(path)
+    base = raw.pop(BASE_KEY, None)
+    _build(ExperimentConfig, raw, prefix="", source=str(path))  # each file's own keys and types, named as its own
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: {BASE_KEY} must be a recipe name or a path relative to this file, got {base!r}")
+    base_path = _resolve_base(path, base)
+    chain = (*chain, path.resolve())
+    if base_path.resolve() in chain:
+        names = " -> ".join(p.name for p in (*chain, base_path))
+        raise ConfigError(f"{path}: {BASE_KEY} {base!r} makes a cycle ({names}); one of them must not inherit")
+    return _deep_merge(_read_with_bases(base_path, chain), raw)
+
+
+def _resolve_base(path: Path, base: str) -> Path:
+    """A file beside ``path`` (with or without ``.yaml``), else the shipped recipe of that name."""
+    for candidate in (path.parent / base, path.parent / f"{base}{RECIPE_SUFFIX}"):
+        if candidate.is_file():
+            return candidate
+    shipped = shipped_recipe(base)
+    if shipped is None:
+        raise ConfigError(
+            f"{path}: {BASE_KEY} {base!r} is neither a file beside it nor a shipped recipe (reidkit list recipes)"
+        )
+    return shipped
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -178,8 +224,17 @@ def load_config(path: Path | str, overrides: typing.Sequence[str] = ()) -> Exper
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections (data, model, loss, optim, train)")
-    config = config_from_dict(raw, source=str(path))
-    return apply_overrides(config, overrides)
+    return raw
+
+
+def _deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:

@@ -1,7 +1,7 @@
 """``Registry``: the one way reidkit picks a thing by name (models, backbones, datasets, detectors, ...).
 
 Each stage owns the registry of its own kind and fills it where the things are defined, so adding a model is one
-decorated function in one file. A registry knows its kind and the error family of its stage, so an unknown name
+``add`` line in one file. A registry knows its kind and the error family of its stage, so an unknown name
 always ends in the same one-line message listing what is there; ``reidkit list`` prints the same entries.
 Builders that need a heavy library (torch for the torchvision detector) import it inside themselves, so a
 registry can be listed without loading what its entries would build.
@@ -9,7 +9,7 @@ registry can be listed without loading what its entries would build.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -41,10 +41,6 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = Entry(name, target, summary)
         return target
-
-    def register(self, name: str, summary: str) -> Callable[[T], T]:
-        """Decorator form of ``add``."""
-        return lambda target: self.add(name, target, summary)
 
     def get(self, name: str) -> T:
         """The thing registered as ``name``, or the stage's error naming the choices."""

@@ -57,10 +57,6 @@ class PKSampler(Sampler[int]):
             raise ConfigError(f"PKSampler p={p}, k={k} yields no full batch from {len(unique)} identities; lower p or k")
 
     @property
-    def global_batch_size(self) -> int:
-        return self.p * self.k
-
-    @property
     def batch_size(self) -> int:
         """This rank's share of each global batch: what a ``DataLoader`` on this rank takes per step."""
         return self.p * self.k // self.world_size

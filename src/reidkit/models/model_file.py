@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +70,6 @@ class ModelCard:
 def backbone_init_label(pretrained: str | None) -> str:
     """The ``backbone_init`` string for a ``ModelConfig.pretrained`` value."""
     return "scratch" if pretrained is None else str(pretrained)
-
-
-def spec_dict(model: nn.Module) -> dict[str, Any]:
-    """The model's ``ModelSpec`` as a plain dict (what ``build_model(**spec)`` takes back)."""
-    spec = getattr(model, "spec", None)
-    if spec is None:
-        raise ModelError(f"{type(model).__name__} has no .spec; only reidkit.models models can be checkpointed")
-    return asdict(spec)
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

@@ -26,16 +26,23 @@ def recipe_summary(name: str) -> str:
     return first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
 
 
+def shipped_recipe(name: str) -> Path | None:
+    """The file of the shipped recipe ``name`` (with or without ``.yaml``), or None if there is none."""
+    stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+    shipped = resources.files(__name__) / f"{stem}{SUFFIX}"
+    # setuptools installs packages unzipped, so this is a real file
+    return Path(str(shipped)) if "/" not in stem and shipped.is_file() else None
+
+
 def resolve_recipe(name_or_path: str | Path) -> Path:
     """The file to read for ``--config``: an existing path as given, else the shipped recipe of that name."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    name = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name
     if path.parent == Path(".") or path.parent.name in ("configs", "recipes"):
-        shipped = resources.files(__name__) / f"{name}{SUFFIX}"
-        if shipped.is_file():
-            return Path(str(shipped))  # setuptools installs packages unzipped, so this is a real file
+        shipped = shipped_recipe(path.name)
+        if shipped is not None:
+            return shipped
     raise ConfigError(
         f"{name_or_path}: cannot read config (no such file, and no shipped recipe of that name); "
         f"shipped recipes: {', '.join(recipe_names())}"

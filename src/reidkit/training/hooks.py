@@ -7,15 +7,14 @@ files, logging) is skipped on every process but the main one. Evaluation and the
 the first shares its feature extraction out among the ranks, the second must stop them all at the same step.
 
 Order matters where hooks read what others wrote: ``default_hooks`` evaluates first (its metrics land in the
-epoch's history row), then logs, then checkpoints (the row and metrics go into ``last.pt``), then keeps the best
-model, and reports a spent time budget last.
+epoch's history row), then hands the epoch's record to the writers (``LogMetrics``), then checkpoints (the row and
+metrics go into ``last.pt``), then keeps the best model, and reports a spent time budget last.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from reidkit.config import ExperimentConfig
@@ -23,13 +22,12 @@ from reidkit.data import ReidDataset
 from reidkit.inference import FeatureExtractor, evaluate_on_dataset
 from reidkit.models.model_file import save_checkpoint
 from reidkit.training.distributed import ShardedExtractor, any_rank, gather_objects
-from reidkit.training.metrics_log import MetricsLog
+from reidkit.training.writers import EpochRecord, MetricsWriter, RunRecord
 
 if TYPE_CHECKING:
     from reidkit.training.loop import TrainLoop
 
 LAST, BEST = "last.pt", "best.pt"
-SUMMARY, CURVES = "summary.json", "curves.png"
 EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
@@ -62,9 +60,10 @@ class Hook:
 class EvaluateWhenDue(Hook):
     """Evaluates on the dataset's query/gallery split every ``every`` epochs and after the last one.
 
-    The metrics go into the epoch's history row and ``loop.metrics``; the whole run into ``loop.final_eval``. It
-    runs on every process: in a multi-process run the trainer passes a ``ShardedExtractor``, so each rank extracts
-    a share of the crops, all get every feature back and score the same numbers (so every rank's history agrees).
+    The metrics go into the epoch's history row and ``loop.metrics`` (which the writers print and log); the whole
+    run into ``loop.final_eval``. It runs on every process: in a multi-process run the trainer passes a
+    ``ShardedExtractor``, so each rank extracts a share of the crops, all get every feature back and score the same
+    numbers (so every rank's history agrees).
     """
 
     def __init__(
@@ -82,10 +81,6 @@ class EvaluateWhenDue(Hook):
         run = evaluate_on_dataset(self.extractor, self.dataset, metric=self.metric)
         loop.final_eval, loop.metrics = run, run.summary
         loop.history[-1].update({key: run.summary[key] for key in EVAL_KEYS})
-        loop.echo(
-            f"epoch {loop.epoch + 1}: rank1 {run.summary['rank1']:.2%}  mAP {run.summary['mAP']:.2%}  "
-            f"({run.summary['num_query']} queries, {run.summary['num_gallery']} gallery)"
-        )
 
 
 class SaveCheckpoint(Hook):
@@ -128,40 +123,38 @@ class KeepBestModel(Hook):
 
 
 class LogMetrics(Hook):
-    """``metrics.csv`` and TensorBoard during the run; ``summary.json`` and ``curves.png`` when it completes."""
+    """Hands each logging window's and each epoch's record to ``writers`` (``reidkit.training.writers``).
+
+    The one place records reach writers: after evaluation (so an epoch's record holds its metrics) and before the
+    checkpoint. Main process only, like every writer of files or lines.
+    """
 
     main_process_only = True
 
-    def __init__(self, tensorboard: bool, title: str = "training") -> None:
-        self.tensorboard, self.title = tensorboard, title
-        self.log: MetricsLog | None = None
+    def __init__(self, writers: Sequence[MetricsWriter]) -> None:
+        self.writers = list(writers)
 
     def before_train(self, loop: TrainLoop) -> None:
-        # A resumed run purges TensorBoard events past its checkpoint (those of the killed part's lost epoch).
         resume_step = loop.start_epoch * loop.steps_per_epoch if loop.start_epoch else None
-        self.log = MetricsLog(loop.output_dir, self.tensorboard, resume_step=resume_step)
+        for writer in self.writers:
+            writer.open(loop.output_dir, resume_step)
 
     def after_step(self, loop: TrainLoop) -> None:
-        if self.log is not None and loop.window is not None:
-            self.log.step(loop.global_step, loop.window)
+        if loop.window is not None:
+            for writer in self.writers:
+                writer.write_step(loop.window)
 
     def after_epoch(self, loop: TrainLoop) -> None:
-        if self.log is not None:
-            self.log.epoch(loop.history)
+        row = loop.history[-1]
+        evaluated = "rank1" in row  # EvaluateWhenDue ran this epoch: its metrics are in the row, its summary in metrics
+        record = EpochRecord(row, loop.history, loop.epochs, loop.metrics if evaluated else None)
+        for writer in self.writers:
+            writer.write_epoch(record)
 
     def after_train(self, loop: TrainLoop) -> None:
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-        if not loop.finished:
-            return
-        from reidkit.viz.curves import plot_training_curves  # matplotlib: imported only when a run draws
-
-        summary = json.dumps({"epochs": len(loop.history), "metrics": loop.metrics}, indent=2)
-        tmp = loop.output_dir / f".{SUMMARY}.{os.getpid()}.tmp"
-        tmp.write_text(summary)
-        os.replace(tmp, loop.output_dir / SUMMARY)
-        plot_training_curves(loop.history, loop.output_dir / CURVES, title=self.title, step_log=loop.step_log)
+        run = RunRecord(loop.history, loop.metrics, loop.step_log) if loop.finished else None
+        for writer in self.writers:
+            writer.close(run)
 
 
 class TimeBudget(Hook):
@@ -222,9 +215,13 @@ class FitScheduleToBudget(Hook):
 
 
 def default_hooks(
-    config: ExperimentConfig, extractor: FeatureExtractor | ShardedExtractor, dataset: ReidDataset
+    config: ExperimentConfig,
+    extractor: FeatureExtractor | ShardedExtractor,
+    dataset: ReidDataset,
+    writers: Sequence[MetricsWriter],
 ) -> list[Hook]:
-    """What ``reidkit train`` runs: the hooks ``config.train`` asks for, in the order they depend on each other."""
+    """What ``reidkit train`` runs: the hooks ``config.train`` asks for, in the order they depend on each other,
+    with ``writers`` receiving the run's records."""
     train = config.train
     hooks: list[Hook] = []
     if train.fit_schedule_to_budget and train.max_train_seconds is not None:
@@ -232,7 +229,7 @@ def default_hooks(
     if dataset.query:  # a dataset without a query split (adaptation to a store's own tracks) has nothing to test
         hooks.append(EvaluateWhenDue(extractor, dataset, every=train.eval_every, metric=train.eval_metric))
     hooks += [
-        LogMetrics(train.tensorboard, title=f"{config.model.name}/{config.model.backbone}"),
+        LogMetrics(writers),
         SaveCheckpoint(),
         KeepBestModel(),
     ]

@@ -32,15 +32,18 @@ from reidkit.training.hooks import Hook
 from reidkit.training.optim import lr_factor
 from reidkit.training.resume_state import capture_rng_state, restore_rng_state
 from reidkit.training.step import TrainStep
+from reidkit.training.writers import StepRecord
 
 
 class TrainLoop:
     """Runs epochs ``start_epoch .. config.train.epochs - 1`` of ``step`` over ``batches(epoch)``, calling ``hooks``.
 
     Hooks read and write the run's state here: ``epoch`` (0-based, the one running or just run), ``history`` (one
-    row per epoch), ``metrics`` / ``final_eval`` (the latest evaluation), ``window`` and ``global_step`` (in
-    ``after_step``). A hook ends training with ``request_stop()``: the loop stops after the current step and
-    finishes that epoch (``after_epoch`` hooks included) as the last one.
+    row per epoch: the epoch's record, which evaluation completes), ``metrics`` / ``final_eval`` (the latest
+    evaluation), ``window`` (the ``StepRecord`` of a logging window) and ``global_step`` (in ``after_step``). The loop
+    itself prints nothing per epoch: the ``LogMetrics`` hook hands the records to the writers. A hook ends training
+    with ``request_stop()``: the loop stops after the current step and finishes that epoch (``after_epoch`` hooks
+    included) as the last one.
     """
 
     def __init__(
@@ -66,7 +69,7 @@ class TrainLoop:
         self.step_log: list[dict[str, float]] = []
         self.metrics: dict[str, Any] = {}
         self.final_eval: EvalRun | None = None
-        self.window: dict[str, float] | None = None
+        self.window: StepRecord | None = None
         self.global_step = 0
         self.fitted_epochs: int | None = None  # set by ``shorten`` (the time budget's fit), kept in the checkpoint
         self.stop_requested = self.finished = False
@@ -179,7 +182,7 @@ class TrainLoop:
             self.shorten(int(state["fitted_epochs"]))
 
     def _train_epoch(self, hooks: Sequence[Hook]) -> dict[str, Any]:
-        """One epoch's steps; returns its history row (mean losses, accuracy, rate, lr)."""
+        """One epoch's steps; returns its history row (mean losses, accuracy, pace, lr): the epoch's record."""
         epoch, steps, step, train = self.epoch, self.steps_per_epoch, self.step, self.config.train
         step.model.train()
         lr = step.optimizer.param_groups[-1]["lr"]
@@ -200,19 +203,16 @@ class TrainLoop:
             done_steps += 1
             images_seen += images.shape[0] * self.world.world_size
             self.window = None
+            self.global_step = epoch * steps + done_steps
             if done_steps % train.log_every == 0 or done_steps == steps:
-                rate = images_seen / (time.perf_counter() - epoch_start)
                 total, softmax, triplet = (window / (done_steps - window_start)).tolist()
                 window, window_start = torch.zeros_like(window), done_steps
-                self.step_log.append({
-                    "epoch": epoch + done_steps / steps,
-                    "loss": total,
-                    "softmax_loss": softmax,
-                    "triplet_loss": triplet,
-                })
-                bar.set_postfix(loss=f"{total:.3f}", img_s=f"{rate:.0f}")
-                self.window = {"loss": total, "lr": lr, "images_per_s": rate}
-            self.global_step = epoch * steps + done_steps
+                self.window = StepRecord(
+                    self.global_step, epoch + done_steps / steps, total, softmax, triplet, lr,
+                    images_per_s=images_seen / (time.perf_counter() - epoch_start),
+                )
+                self.step_log.append(self.window.loss_point())
+                bar.set_postfix(loss=f"{total:.3f}", img_s=f"{self.window.images_per_s:.0f}")
             for hook in hooks:
                 hook.after_step(self)
             if self.stop_requested:
@@ -222,10 +222,6 @@ class TrainLoop:
             raise DatasetError("the training set produced no batch; lower data.ids_per_batch / images_per_id")
         seconds = time.perf_counter() - epoch_start
         means = (sums / done_steps).tolist()
-        self.echo(
-            f"epoch {epoch + 1}/{self.epochs}: loss {means[0]:.4f} (softmax {means[1]:.4f}, "
-            f"triplet {means[2]:.4f}), {images_seen / seconds:.0f} img/s, lr {lr:.2e}"
-        )
         return {
             "epoch": epoch + 1,
             "steps": done_steps,

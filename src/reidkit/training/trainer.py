@@ -1,8 +1,10 @@
 """A training run from its config: P x K batches, softmax + triplet loss, periodic Market-1501 evaluation,
 resumable checkpoints.
 
-``Trainer`` builds the pieces (data, model, optimiser, batches, evaluation) and hands them to ``TrainLoop``
-(``loop.py``) with the hooks the config asks for (``hooks.py``); ``fit`` returns what the run did.
+``Trainer`` builds the pieces, one public build step each (``load_dataset``, ``build_model``, ``build_optimizer``,
+``build_scheduler``, ``build_train_batches``, ``build_loss``, ``build_evaluator``, ``build_hooks``,
+``build_writers``; ``build_loop`` calls them in order), and hands them to ``TrainLoop`` (``loop.py``) with the hooks
+the config asks for (``hooks.py``); ``fit`` returns what the run did. A subclass overrides the step it changes.
 
 Reproducibility contract: every epoch's data randomness (which crops form which batch, and every augmentation
 draw) is a pure function of (``train.seed``, epoch), and everything else that evolves (weights, optimiser,
@@ -25,16 +27,18 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
 from reidkit.config import ExperimentConfig, config_from_dict, save_config
 from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_images
 from reidkit.data.subset import subset_identities
 from reidkit.errors import ConfigError, DatasetError
-from reidkit.inference import EvalRun
+from reidkit.inference import EvalRun, FeatureExtractor
 from reidkit.losses import LossWeights, ReidLoss
 from reidkit.models import ReidModel, build_model
 from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint, load_matching_weights
-from reidkit.training.batches import build_batch_source
+from reidkit.training.batches import BatchSource, build_batch_source
 from reidkit.training.distributed import (
     GlobalBatchLoss,
     ShardedExtractor,
@@ -53,6 +57,7 @@ from reidkit.training.runtime import (
     seed_everything,
 )
 from reidkit.training.step import TrainStep
+from reidkit.training.writers import ConsoleWriter, MetricsWriter, RunFilesWriter, TensorBoardWriter
 
 # Keys that may differ between a run and its resumption: they change how long or how verbosely it runs, not what
 # any epoch computes.
@@ -84,7 +89,8 @@ class Trainer:
     """Runs one ``ExperimentConfig``; ``dataset`` may be passed in to skip reading it from ``data.root`` again.
 
     ``hooks`` run after the ones the config asks for (``reidkit.training.hooks.default_hooks``), so they see each
-    epoch evaluated and checkpointed.
+    epoch evaluated and checkpointed. To change one piece of a run, subclass and override its build step (e.g.
+    ``build_optimizer``, or ``build_writers`` to send the records somewhere else too).
     """
 
     def __init__(
@@ -99,6 +105,8 @@ class Trainer:
         self.hooks = list(hooks)
         self._dataset = dataset
         self.world = World()
+        self.device = torch.device("cpu")  # the training device and autocast dtype: set by ``build_loop``
+        self.amp_dtype: torch.dtype | None = None
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train; under torchrun this joins the process group first and leaves it at the end."""
@@ -123,7 +131,7 @@ class Trainer:
         else:  # one voice: the other ranks print nothing and show no progress bars
             self.echo = _silent
             self.config = replace(cfg, train=replace(cfg.train, progress=False))
-        loop = self._build_loop()
+        loop = self.build_loop()
         if payload is not None:
             loop.resume_from(payload)
             self.echo(f"resuming {out / LAST} after epoch {loop.start_epoch}")
@@ -140,11 +148,16 @@ class Trainer:
             is_main_process=self.world.is_main,
         )
 
-    def _build_loop(self) -> TrainLoop:
-        """Data, model, optimiser, batches and evaluation for ``self.config``, wired into a loop with its hooks."""
+    # The build steps, in the order ``build_loop`` calls them. Each is public so that a subclass can replace one
+    # piece of a run (another optimiser, an extra writer) and keep the rest, as in fast-reid's DefaultTrainer. They
+    # run in a fixed order after ``seed_everything``, which is what keeps a run's random draws, and so ``--resume``,
+    # reproducible: an override that draws random numbers changes the run, not its resumability.
+
+    def build_loop(self) -> TrainLoop:
+        """Every build step for ``self.config``, wired into the loop that ``fit`` runs (and resumes)."""
         cfg, world = self.config, self.world
-        device = world.device(resolve_device(cfg.train.device))
-        amp_dtype = resolve_amp(cfg.train.amp, device)
+        self.device = device = world.device(resolve_device(cfg.train.device))
+        self.amp_dtype = resolve_amp(cfg.train.amp, device)
         if cpu_bf16_fallback(cfg.train.amp, device):
             self.echo("train.amp=bf16: this CPU has no native bf16 (AMX / AVX512-BF16); training in full precision")
         if device.type == "cuda":
@@ -152,100 +165,44 @@ class Trainer:
             torch.set_float32_matmul_precision("high")
         seed_everything(cfg.train.seed)
 
-        dataset = self._load_dataset()
+        dataset = self.load_dataset()
         pid_to_label = relabel(dataset.train)
-        labels = [pid_to_label[r.pid] for r in dataset.train]
         self.echo(
             f"training {cfg.model.name}/{cfg.model.backbone} on {dataset.name}: {len(pid_to_label)} ids, "
             f"{len(dataset.train)} images, {cfg.data.height}x{cfg.data.width}, device {device}, "
-            f"amp {amp_dtype or 'none'}"
+            f"amp {self.amp_dtype or 'none'}"
             + (f", {world.world_size} processes" if world.is_distributed else "")
         )
-        model = build_model(
-            cfg.model.name,
-            num_classes=len(pid_to_label),
-            backbone=cfg.model.backbone,
-            pretrained=cfg.model.pretrained,
-            kwargs=cfg.model.kwargs,
-        )
-        backbone_init = backbone_init_label(cfg.model.pretrained)
-        if cfg.model.init_checkpoint:
-            copied, fresh = load_matching_weights(model, cfg.model.init_checkpoint)
-            backbone_init = f"{cfg.model.init_checkpoint} (from {backbone_init})"
-            self.echo(f"started from {cfg.model.init_checkpoint}: {copied} tensors copied, {len(fresh)} fresh")
-        if cfg.train.sync_bn and world.is_distributed:
-            convert_sync_batchnorm(model, device)  # in place, before freezing (which keeps the trunk's modules)
-        model.freeze_trunk(cfg.model.freeze_layers)
-        card = ModelCard(
-            spec=asdict(model.spec),
-            input_size=(cfg.data.height, cfg.data.width),
-            mean=tuple(cfg.data.mean),  # type: ignore[arg-type]
-            std=tuple(cfg.data.std),  # type: ignore[arg-type]
-            backbone_init=backbone_init,
-        )
-        model.to(device)
-        # cuDNN prefers channels_last; on a CPU it is used with native bf16 only, the combination measured (the demo:
-        # 249 against 337 ms a step). In full precision on a CPU it broke the two-process run's equality with one
-        # process (global BatchNorm; benchmarks/RESULTS.md), so float32 CPU runs stay contiguous.
-        channels_last = cfg.train.channels_last and (device.type == "cuda" or amp_dtype == torch.bfloat16)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(model, cfg.optim, device)
-        scheduler = build_scheduler(optimizer, cfg.optim)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        sampler = PKSampler(
-            labels,
-            cfg.data.ids_per_batch,
-            cfg.data.images_per_id,
-            seed=cfg.train.seed,
-            rank=world.rank,
-            world_size=world.world_size,
-        )
-        batches = build_batch_source(
-            cfg.data, cfg.train.seed, dataset.train, pid_to_label, sampler, device, progress=cfg.train.progress
-        )
-        loss_fn = ReidLoss(
-            LossWeights(softmax=cfg.loss.softmax, triplet=cfg.loss.triplet),
-            label_smoothing=cfg.loss.label_smoothing,
-            triplet_margin=None if cfg.loss.soft_margin else cfg.loss.triplet_margin,
-            head_reduction=cfg.loss.head_reduction,
-        )
-        extractor = evaluation_extractor(model, card, cfg, device)
+        model = self.build_model(len(pid_to_label))
+        card = self.build_model_card(model)
+        optimizer = self.build_optimizer(model)
+        scheduler = self.build_scheduler(optimizer)
+        scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        batches, steps_per_epoch = self.build_train_batches(dataset, pid_to_label)
+        loss_fn = self.build_loss()
+        extractor = self.build_evaluator(model, card)
         step = TrainStep(
-            self._wrap_model(model, device),
+            self.wrap_model(model),
             GlobalBatchLoss(loss_fn) if world.is_distributed else loss_fn,
-            optimizer, scaler, amp_dtype, device, channels_last,
+            optimizer, scaler, self.amp_dtype, device, self.channels_last,
         )
-        return TrainLoop(
-            cfg,
-            step,
-            scheduler,
-            batches,
-            sampler.num_batches,
-            card,
-            hooks=[
-                *default_hooks(cfg, ShardedExtractor(extractor, world) if world.is_distributed else extractor, dataset),
-                *self.hooks,
-            ],
-            echo=self.echo,
-            world=world,
+        hooks = self.build_hooks(extractor, dataset)
+        return TrainLoop(cfg, step, scheduler, batches, steps_per_epoch, card, hooks=hooks, echo=self.echo, world=world)
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether the model and its batches use the channels_last memory format on ``self.device``.
+
+        cuDNN prefers channels_last; on a CPU it is used with native bf16 only, the combination measured (the demo:
+        249 against 337 ms a step). In full precision on a CPU it broke the two-process run's equality with one
+        process (global BatchNorm; benchmarks/RESULTS.md), so float32 CPU runs stay contiguous.
+        """
+        return self.config.train.channels_last and (
+            self.device.type == "cuda" or self.amp_dtype == torch.bfloat16
         )
 
-    def _wrap_model(self, model: ReidModel, device: torch.device) -> nn.Module:
-        """The single place the training model is wrapped: ``DistributedDataParallel``, then ``torch.compile``."""
-        wrapped: nn.Module = model
-        if self.world.is_distributed:
-            wrapped = nn.parallel.DistributedDataParallel(
-                model,
-                device_ids=[device] if device.type == "cuda" else None,
-                # Global BatchNorm keeps every rank's statistics equal already; otherwise rank 0's are the model's.
-                forward_sync_buffers=not self.config.train.sync_bn,
-            )
-        if self.config.train.compile:
-            return torch.compile(wrapped)  # type: ignore[return-value]
-        return wrapped
-
-    def _load_dataset(self) -> ReidDataset:
+    def load_dataset(self) -> ReidDataset:
+        """The run's dataset (``data.*``, or the one passed in), cut to ``data.max_*_ids`` and checked."""
         d = self.config.data
         dataset = self._dataset or load_dataset(d.dataset, Path(d.root), **d.dataset_options)
         dataset = subset_identities(dataset, d.max_train_ids, d.max_test_ids)
@@ -255,6 +212,111 @@ class Trainer:
         # here catches missing or non-image files before any time is spent training.
         verify_images(dataset.query + dataset.gallery, mode="header")
         return dataset
+
+    def build_model(self, num_classes: int) -> ReidModel:
+        """``model.*`` with ``num_classes`` classifier outputs, its starting weights and frozen layers, on the
+        training device in the training memory format."""
+        cfg = self.config.model
+        model = build_model(
+            cfg.name, num_classes=num_classes, backbone=cfg.backbone, pretrained=cfg.pretrained, kwargs=cfg.kwargs
+        )
+        if cfg.init_checkpoint:
+            copied, fresh = load_matching_weights(model, cfg.init_checkpoint)
+            self.echo(f"started from {cfg.init_checkpoint}: {copied} tensors copied, {len(fresh)} fresh")
+        if self.config.train.sync_bn and self.world.is_distributed:
+            convert_sync_batchnorm(model, self.device)  # in place, before freezing (which keeps the trunk's modules)
+        model.freeze_trunk(cfg.freeze_layers)
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def build_model_card(self, model: ReidModel) -> ModelCard:
+        """What the checkpoints say about ``model``: how to rebuild it, what it takes in, where it started from."""
+        cfg = self.config
+        backbone_init = backbone_init_label(cfg.model.pretrained)
+        if cfg.model.init_checkpoint:
+            backbone_init = f"{cfg.model.init_checkpoint} (from {backbone_init})"
+        return ModelCard(
+            spec=asdict(model.spec),
+            input_size=(cfg.data.height, cfg.data.width),
+            mean=tuple(cfg.data.mean),  # type: ignore[arg-type]
+            std=tuple(cfg.data.std),  # type: ignore[arg-type]
+            backbone_init=backbone_init,
+        )
+
+    def build_optimizer(self, model: ReidModel) -> Optimizer:
+        """``optim.*``'s optimiser over ``model``'s trainable parameters (``reidkit.training.optim``)."""
+        return build_optimizer(model, self.config.optim, self.device)
+
+    def build_scheduler(self, optimizer: Optimizer) -> LRScheduler:
+        """``optim.*``'s per-epoch learning-rate schedule; stepped once after every epoch, saved in ``last.pt``."""
+        return build_scheduler(optimizer, self.config.optim)
+
+    def build_train_batches(
+        self, dataset: ReidDataset, pid_to_label: dict[int, int]
+    ) -> tuple[BatchSource, int]:
+        """The P x K batches of each epoch (this rank's share of them) and the steps an epoch has.
+
+        Each epoch's batches are a pure function of (``train.seed``, epoch): the first half of the resume contract.
+        """
+        cfg, world = self.config, self.world
+        sampler = PKSampler(
+            [pid_to_label[r.pid] for r in dataset.train],
+            cfg.data.ids_per_batch,
+            cfg.data.images_per_id,
+            seed=cfg.train.seed,
+            rank=world.rank,
+            world_size=world.world_size,
+        )
+        batches = build_batch_source(
+            cfg.data, cfg.train.seed, dataset.train, pid_to_label, sampler, self.device, progress=cfg.train.progress
+        )
+        return batches, sampler.num_batches
+
+    def build_loss(self) -> ReidLoss:
+        """``loss.*``: softmax + triplet over the heads' outputs (wrapped to see the global batch when distributed)."""
+        cfg = self.config.loss
+        return ReidLoss(
+            LossWeights(softmax=cfg.softmax, triplet=cfg.triplet),
+            label_smoothing=cfg.label_smoothing,
+            triplet_margin=None if cfg.soft_margin else cfg.triplet_margin,
+            head_reduction=cfg.head_reduction,
+        )
+
+    def build_evaluator(self, model: ReidModel, card: ModelCard) -> FeatureExtractor | ShardedExtractor:
+        """What evaluation extracts features with: ``model`` itself (no copy), shared out among the ranks."""
+        extractor = evaluation_extractor(model, card, self.config, self.device)
+        return ShardedExtractor(extractor, self.world) if self.world.is_distributed else extractor
+
+    def build_hooks(self, extractor: FeatureExtractor | ShardedExtractor, dataset: ReidDataset) -> list[Hook]:
+        """The hooks ``train.*`` asks for (``default_hooks``, their writers from ``build_writers``), then the
+        ``hooks`` given to the trainer, which therefore see each epoch evaluated, logged and checkpointed."""
+        return [*default_hooks(self.config, extractor, dataset, self.build_writers()), *self.hooks]
+
+    def build_writers(self) -> list[MetricsWriter]:
+        """Where the run's records go: ``metrics.csv`` / ``summary.json`` / ``curves.png``, TensorBoard (if
+        ``train.tensorboard``) and the console (``echo``)."""
+        cfg = self.config
+        writers: list[MetricsWriter] = [RunFilesWriter(title=f"{cfg.model.name}/{cfg.model.backbone}")]
+        if cfg.train.tensorboard:
+            writers.append(TensorBoardWriter())
+        writers.append(ConsoleWriter(self.echo))
+        return writers
+
+    def wrap_model(self, model: ReidModel) -> nn.Module:
+        """The single place the training model is wrapped: ``DistributedDataParallel``, then ``torch.compile``."""
+        wrapped: nn.Module = model
+        if self.world.is_distributed:
+            wrapped = nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=[self.device] if self.device.type == "cuda" else None,
+                # Global BatchNorm keeps every rank's statistics equal already; otherwise rank 0's are the model's.
+                forward_sync_buffers=not self.config.train.sync_bn,
+            )
+        if self.config.train.compile:
+            return torch.compile(wrapped)  # type: ignore[return-value]
+        return wrapped
 
     def _resume_payload(self, out: Path) -> dict[str, Any]:
         path = out / LAST
