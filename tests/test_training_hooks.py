@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -40,6 +41,7 @@ from reidkit.training.writers import (
     RunRecord,
     StepRecord,
     TensorBoardWriter,
+    format_duration,
 )
 
 from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
@@ -380,6 +382,13 @@ def test_every_writer_is_handed_the_records_the_loop_keeps(tmp_path: Path) -> No
         f"epoch 2/2: loss {row['loss']:.4f} (softmax {row['softmax_loss']:.4f}, triplet {row['triplet_loss']:.4f}), "
         f"{row['images_per_s']:.0f} img/s, lr {row['lr']:.2e}"
     )
+    first = [line for line in lines if line.startswith("epoch 1/2:")]
+    assert len(first) == 1 and re.search(r", about (\d+ s|\d+ min \d\d s) left$", first[0]), first
+
+
+def test_durations_read_as_a_person_waits() -> None:
+    assert [format_duration(s) for s in (0, 44.6, 61, 750, 3600, 3930.2)] == [
+        "0 s", "45 s", "1 min 01 s", "12 min 30 s", "1 h 00 min", "1 h 05 min"]
 
 
 def test_a_trainer_subclass_replaces_one_build_step(cuhk03_dataset: ReidDataset, tmp_path: Path) -> None:

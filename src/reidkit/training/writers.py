@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,16 +148,23 @@ class TensorBoardWriter(MetricsWriter):
 
 
 class ConsoleWriter(MetricsWriter):
-    """One line per epoch (losses, pace, rate) through ``echo``, and one more for an epoch that was evaluated."""
+    """One line per epoch (losses, pace, rate, and the time the rest of the run should take at this process's
+    pace so far, evaluations included) through ``echo``, and one more for an epoch that was evaluated."""
 
     def __init__(self, echo: Callable[[str], None] = print) -> None:
         self.echo = echo
+        self._started = time.monotonic()
+        self._epochs_seen = 0
 
     def write_epoch(self, record: EpochRecord) -> None:
         row = record.row
+        self._epochs_seen += 1
+        left = record.epochs - int(row["epoch"])
+        per_epoch = (time.monotonic() - self._started) / self._epochs_seen
+        eta = f", about {format_duration(left * per_epoch)} left" if left > 0 else ""
         self.echo(
             f"epoch {row['epoch']}/{record.epochs}: loss {row['loss']:.4f} (softmax {row['softmax_loss']:.4f}, "
-            f"triplet {row['triplet_loss']:.4f}), {row['images_per_s']:.0f} img/s, lr {row['lr']:.2e}"
+            f"triplet {row['triplet_loss']:.4f}), {row['images_per_s']:.0f} img/s, lr {row['lr']:.2e}{eta}"
         )
         summary = record.evaluation
         if summary is not None:
@@ -164,6 +172,16 @@ class ConsoleWriter(MetricsWriter):
                 f"epoch {row['epoch']}: rank1 {summary['rank1']:.2%}  mAP {summary['mAP']:.2%}  "
                 f"({summary['num_query']} queries, {summary['num_gallery']} gallery)"
             )
+
+
+def format_duration(seconds: float) -> str:
+    """``1 h 05 min``, ``12 min 30 s`` or ``45 s``: how long, at the precision a person waiting wants."""
+    seconds = max(0, round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
 
 
 def write_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
