@@ -29,7 +29,8 @@ CheckpointOption = Annotated[
     str | None,
     typer.Option(
         "--checkpoint",
-        help="ReID checkpoint, or 'imagenet' for untrained MGN-MobileNetV2 (default: the store's model, else "
+        help="ReID checkpoint (.pt, or an .onnx / OpenVINO .xml with its preprocessing in <file>.yaml), or "
+        "'imagenet' for untrained MGN-MobileNetV2 (default: the store's model, else "
         "runs/demo/mgn_demo.pt, else imagenet)",
     ),
 ]

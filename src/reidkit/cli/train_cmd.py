@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reidkit.cli.options import EmbedBackendOption
+from reidkit.cli.options import CHECKPOINT_HELP, EmbedBackendOption
 from reidkit.errors import ConfigError, ReidkitError
 
 
@@ -84,7 +84,7 @@ def launch_torchrun(nproc: int, train_args: list[str]) -> int:
 
 def test(
     root: Annotated[Path, typer.Option("--root", help="dataset folder (e.g. data/market1501)")],
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="a .pt written by reidkit train")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help=CHECKPOINT_HELP)] = None,
     dataset: Annotated[
         str, typer.Option("--dataset", help="dataset reader: market1501, dukemtmc, cuhk03, ...")
     ] = "market1501",
@@ -103,7 +103,7 @@ def test(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
-    embed_backend: EmbedBackendOption = "torch",
+    embed_backend: EmbedBackendOption = None,
 ) -> None:
     """Rank-1/5/10, mAP and mINP of a checkpoint (or an ImageNet-only model) on a dataset's test split."""
     from reidkit.data import load_dataset
@@ -136,13 +136,13 @@ def test(
 
 def extract(
     images: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="a .pt written by reidkit train")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help=CHECKPOINT_HELP)],
     out: Annotated[Path, typer.Option("--out", help="output .npz (features, pids, camids, paths)")],
     flip: Annotated[bool, typer.Option("--flip", help="average each feature with its mirrored crop's")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
-    embed_backend: EmbedBackendOption = "torch",
+    embed_backend: EmbedBackendOption = None,
 ) -> None:
     """Features for images; pids/camids come from Market-style names (0002_c1s1_...) where present, else -1."""
     from reidkit.evaluation import save_features
