@@ -103,6 +103,6 @@ def _first_problem(exc: ValidationError) -> str:
     name = str(error["loc"][0])
     if error["type"] == "extra_forbidden":
         return f"unknown field {name!r} (required: {REQUIRED}; optional: {OPTIONAL})"
-    if error["type"] == "missing":
+    if error["type"] == "missing" and len(error["loc"]) == 1:
         return f"field {name!r} is missing (required: {REQUIRED})"
     return f"field {field}: {error['msg']}, got {error.get('input')!r}"
