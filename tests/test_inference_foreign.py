@@ -8,6 +8,7 @@ BGR pixels on 0-255 with its own mean / std, input ``data`` and output ``embeddi
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +221,39 @@ def test_extract_command_takes_a_foreign_model(tmp_path: Path, crops: list[Path]
     line = error_line(run(["extract", *crops, "--checkpoint", model, "--out", missing, "--device", "cpu"], tmp_path))
     assert f"{model}.yaml" in line and "input_size" in line
     assert not missing.exists()
+
+
+@pytest.mark.slow
+def test_a_store_ingested_with_a_foreign_model_is_searched_with_it(tmp_path: Path, vtest_video: Path) -> None:
+    """Ingest (OpenVINO runs the .onnx: ``--embed-backend auto``) records the file as the store's model; a search
+    with no --checkpoint embeds its query with it (ONNX Runtime), and finds the query's own track first."""
+    from reidkit.search.store import Store
+
+    model = export_foreign(tmp_path / "tiny.onnx")
+    root = tmp_path / "store"
+    ingest = ["ingest", vtest_video, "--camera", "cam1", "--quiet", "--every", "2", "--end-frame", "30",
+              "--start-time", "2024-05-01T09:00:00", "--checkpoint", model]
+    done = run([*ingest, "--db", root], tmp_path)
+    assert done.returncode == 0, done.stderr
+    with Store.open(root) as store:
+        assert store.model is not None
+        assert (store.model.source, store.model.feature_dim) == (str(model.resolve()), 24)
+        assert store.model.model_id == FeatureExtractor(model).model_id
+        (track_id,) = store.db.execute("SELECT id FROM tracks ORDER BY num_crops DESC LIMIT 1").fetchone()
+        crop = root / store.track_detections(track_id)[2].crop_path
+    found = run(["search", crop, "--db", root, "--top-k", "3", "--json"], tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["hits"][0]["track_id"] == track_id
+
+    sidecar = model.with_name("tiny.onnx.yaml")
+    sidecar.write_text(SIDECAR.replace("[10, 20, 30]", "[0, 0, 0]"))  # another preprocessing: another model
+    assert "holds features of model" in error_line(run(["search", crop, "--db", root], tmp_path))
+    for text, expected in ((SIDECAR.replace("embedding", "nope"), "tiny.onnx.yaml: field 'output_name'"),
+                           (None, "tiny.onnx.yaml (required: input_size")):
+        if text is None:
+            sidecar.unlink()
+        else:
+            sidecar.write_text(text)
+        new = tmp_path / "new"
+        assert expected in error_line(run([*ingest, "--db", new], tmp_path))
+        assert not new.exists()
