@@ -207,7 +207,7 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     return line
 
 
-def test_extract_command_takes_a_foreign_model(tmp_path: Path, crops: list[Path]) -> None:
+def test_extract_and_cluster_commands_take_a_foreign_model(tmp_path: Path, crops: list[Path]) -> None:
     from reidkit.evaluation import load_features
 
     model = export_foreign(tmp_path / "tiny.onnx")
@@ -216,6 +216,10 @@ def test_extract_command_takes_a_foreign_model(tmp_path: Path, crops: list[Path]
     assert done.returncode == 0, done.stderr
     assert "5 x 24 features" in done.stdout and FeatureExtractor(model).model_id in done.stdout
     np.testing.assert_allclose(load_features(out).features, reference(crops), atol=1e-4, rtol=0)
+    clustered = run(["cluster", *crops, "--crops", "--checkpoint", model, "--out", tmp_path / "people"], tmp_path)
+    assert clustered.returncode == 0, clustered.stderr
+    result = json.loads((tmp_path / "people" / "clusters.json").read_text())
+    assert result["params"]["model"] == str(model) and len(result["items"]) == 5
     model.with_name("tiny.onnx.yaml").unlink()
     missing = tmp_path / "missing.npz"
     line = error_line(run(["extract", *crops, "--checkpoint", model, "--out", missing, "--device", "cpu"], tmp_path))
