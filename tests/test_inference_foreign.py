@@ -191,10 +191,15 @@ def test_a_reidkit_export_needs_no_sidecar_and_keeps_the_checkpoint_id(tmp_path:
     model, card = scratch_mgn(num_classes=4)
     checkpoint = tmp_path / "mgn.pt"
     save_checkpoint(checkpoint, model_payload(model, card))
-    exported = export_model(checkpoint, "onnx", tmp_path / "mgn.onnx", dynamic_batch=True).files[0]
-    from_pt, from_onnx = FeatureExtractor(checkpoint), FeatureExtractor(exported)
-    assert from_onnx.model_id == from_pt.model_id == model_id(model, card)
-    np.testing.assert_allclose(from_onnx(crops), from_pt(crops), atol=1e-4, rtol=0)
+    from_pt = FeatureExtractor(checkpoint)
+    assert from_pt.model_id == model_id(model, card)
+    expected = from_pt(crops)
+    onnx_file = export_model(checkpoint, "onnx", tmp_path / "mgn.onnx", dynamic_batch=True).files[0]
+    ir_file = export_model(checkpoint, "openvino", tmp_path / "mgn.xml").files[0]  # batch 1: run crop by crop
+    for exported, backend in ((onnx_file, None), (onnx_file, "openvino"), (ir_file, None)):
+        extractor = FeatureExtractor(exported, backend=backend)
+        assert extractor.model_id == from_pt.model_id and extractor.input_size == card.input_size
+        np.testing.assert_allclose(extractor(crops), expected, atol=1e-4, rtol=0)
 
 
 def run(args: list[object], cwd: Path) -> subprocess.CompletedProcess[str]:

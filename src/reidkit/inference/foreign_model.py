@@ -29,9 +29,8 @@ import torch
 from torch import Tensor
 
 from reidkit.errors import ModelError
-from reidkit.inference.export_metadata import PREFIX
 from reidkit.inference.foreign_sidecar import Preprocessing, missing_sidecar, read_sidecar, sidecar_path
-from reidkit.inference.onnx_export import INPUT_NAME, OUTPUT_NAME
+from reidkit.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, read_metadata
 from reidkit.inference.onnx_runtime import cpu_session
 from reidkit.inference.openvino_runtime import compile_f32, openvino_module
 from reidkit.models.model_file import ModelCard
@@ -48,10 +47,16 @@ def is_foreign_model(path: str | Path) -> bool:
 
 @dataclass(frozen=True)
 class Port:
-    """A graph input or output: its names (OpenVINO ports may have several) and shape (None: a free axis)."""
+    """A graph input or output: its position, its names (an OpenVINO port may have several, or none: a reidkit IR
+    export's) and its shape (None: a free axis)."""
 
+    index: int
     names: tuple[str, ...]
     shape: tuple[int | None, ...] | None
+
+    @property
+    def label(self) -> str:
+        return self.names[0] if self.names else f"#{self.index}"
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def load_foreign_model(path: Path, backend: str | None, device: torch.device) ->
     if suffix == ".xml" and not path.with_suffix(".bin").is_file():
         raise ModelError(f"{path}: its weights {path.with_suffix('.bin')} are missing (an IR is an .xml and a .bin)")
     graph = _OrtGraph(path) if runtime == "onnxruntime" else _OvGraph(path)
-    metadata = graph.reidkit_metadata()
+    metadata = read_metadata(path) if suffix == ".onnx" else graph.reidkit_metadata()
     if sidecar_path(path).is_file():
         prep, source, identity = read_sidecar(path), sidecar_path(path), None
     elif metadata:
@@ -83,9 +88,9 @@ def load_foreign_model(path: Path, backend: str | None, device: torch.device) ->
         identity = metadata.get("model_id") if metadata.get("precision") == "fp32" else None
     else:
         raise missing_sidecar(path)
-    input_name, output_name = _check_against_graph(prep, graph, source)
-    fixed_batch = graph.prepare(input_name, prep)
-    run = _runner(graph, input_name, output_name, prep, fixed_batch)
+    port, output = _check_against_graph(prep, graph, source)
+    fixed_batch = graph.prepare(port, prep)
+    run = _runner(graph, port, output, prep, fixed_batch)
     feature_dim = _probe(run, prep, source)
     mean, std = prep.rgb_unit_mean_std()
     card = ModelCard(
@@ -132,7 +137,7 @@ def _pick(ports: list[Port], wanted: str | None, field: str, source: Path, reidk
         named = [port for port in ports if reidkit_name in port.names]
         if len(ports) == 1 or named:
             return (named or ports)[0]
-        names = ", ".join(port.names[0] for port in ports)
+        names = ", ".join(port.label for port in ports)
         raise ModelError(f"{source}: field {field!r} is needed: the model has several ({names})")
     for port in ports:
         if wanted in port.names:
@@ -141,13 +146,13 @@ def _pick(ports: list[Port], wanted: str | None, field: str, source: Path, reidk
     raise ModelError(f"{source}: field {field!r}: the model has no {wanted!r} (it has {names})")
 
 
-def _check_against_graph(prep: Preprocessing, graph: Any, source: Path) -> tuple[str, str]:
-    """The input and output names to use, once the declared layout and input size fit the input's shape."""
+def _check_against_graph(prep: Preprocessing, graph: Any, source: Path) -> tuple[int, int]:
+    """The input and output to use (positions), once the declared layout and input size fit the input's shape."""
     port = _pick(graph.inputs(), prep.input_name, "input_name", source, INPUT_NAME)
     output = _pick(graph.outputs(), prep.output_name, "output_name", source, OUTPUT_NAME)
-    shape, name = port.shape, port.names[0]
+    shape, name = port.shape, port.label
     if shape is None:
-        return name, output.names[0]
+        return port.index, output.index
     if len(shape) != 4:
         raise ModelError(f"{source}: input {name!r} has {len(shape)} axes, not 4 (N, C, H, W): not an image model, "
                          "or field 'input_name' names the wrong input")
@@ -161,14 +166,14 @@ def _check_against_graph(prep: Preprocessing, graph: Any, source: Path) -> tuple
     if any(fixed is not None and fixed != wanted for fixed, wanted in zip((height, width), prep.input_size)):
         raise ModelError(f"{source}: field 'input_size': {prep.input_size[0]}x{prep.input_size[1]} does not fit "
                          f"input {name!r} of shape {_shape_text(shape)} (fixed {_shape_text((height, width))})")
-    return name, output.names[0]
+    return port.index, output.index
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "x".join("?" if dim is None else str(dim) for dim in shape)
 
 
-def _runner(graph: Any, input_name: str, output_name: str, prep: Preprocessing,
+def _runner(graph: Any, port: int, output: int, prep: Preprocessing,
             fixed_batch: int | None) -> Callable[[Tensor], Tensor]:
     """NCHW RGB batch (reidkit's transforms, scaled and normalised already) -> (N, D) float32 feature rows."""
     bgr, nhwc = prep.colour_order == "BGR", prep.layout == "NHWC"
@@ -179,7 +184,7 @@ def _runner(graph: Any, input_name: str, output_name: str, prep: Preprocessing,
         if nhwc:
             batch = batch.permute(0, 2, 3, 1)
         array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
-        out = _in_batches(lambda a: graph.run(input_name, output_name, a), array, fixed_batch)
+        out = _in_batches(lambda a: graph.run(port, output, a), array, fixed_batch)
         return torch.from_numpy(np.ascontiguousarray(out.reshape(len(array), -1), dtype=np.float32))
 
     return run
@@ -253,22 +258,19 @@ class _OrtGraph:
             raise ModelError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {first})") from exc
 
     def inputs(self) -> list[Port]:
-        return [Port((i.name,), _ort_shape(i.shape)) for i in self.session.get_inputs()]
+        return [Port(n, (i.name,), _ort_shape(i.shape)) for n, i in enumerate(self.session.get_inputs())]
 
     def outputs(self) -> list[Port]:
-        return [Port((o.name,), _ort_shape(o.shape)) for o in self.session.get_outputs()]
+        return [Port(n, (o.name,), _ort_shape(o.shape)) for n, o in enumerate(self.session.get_outputs())]
 
-    def reidkit_metadata(self) -> dict[str, str]:
-        found = self.session.get_modelmeta().custom_metadata_map
-        return {key[len(PREFIX) :]: value for key, value in found.items() if key.startswith(PREFIX)}
-
-    def prepare(self, input_name: str, prep: Preprocessing) -> int | None:
+    def prepare(self, port: int, prep: Preprocessing) -> int | None:
         """The fixed batch size, if the input has one (ONNX Runtime cannot free it)."""
-        shape = next(i.shape for i in self.session.get_inputs() if i.name == input_name)
+        shape = self.session.get_inputs()[port].shape
         return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
 
-    def run(self, input_name: str, output_name: str, array: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run([output_name], {input_name: array})[0])
+    def run(self, port: int, output: int, array: np.ndarray) -> np.ndarray:
+        names = self.session.get_inputs()[port].name, self.session.get_outputs()[output].name
+        return np.asarray(self.session.run([names[1]], {names[0]: array})[0])
 
 
 def _ort_shape(shape: Any) -> tuple[int | None, ...] | None:
@@ -291,36 +293,37 @@ class _OvGraph:
         self.compiled: Any = None
 
     def inputs(self) -> list[Port]:
-        return [_ov_port(port) for port in self.model.inputs]
+        return [_ov_port(index, port) for index, port in enumerate(self.model.inputs)]
 
     def outputs(self) -> list[Port]:
-        return [_ov_port(port) for port in self.model.outputs]
+        return [_ov_port(index, port) for index, port in enumerate(self.model.outputs)]
 
     def reidkit_metadata(self) -> dict[str, str]:
+        """An IR's ``reidkit/<field>`` rt_info (``reidkit export --format openvino``); an ONNX file's metadata is
+        read from the file itself, whichever runtime runs it."""
         keys = ("model_id", "input_size", "mean", "std", "feature_dim", "precision")
-        return {key: str(self.model.get_rt_info(["reidkit", key])) for key in keys
+        return {key: self.model.get_rt_info(["reidkit", key]).astype(str) for key in keys
                 if self.model.has_rt_info(["reidkit", key])}
 
-    def prepare(self, input_name: str, prep: Preprocessing) -> int | None:
+    def prepare(self, port: int, prep: Preprocessing) -> int | None:
         """Free the batch axis and fix the image axes to the declared size, then compile; a model that cannot be
         reshaped keeps its fixed batch, which is then returned."""
         height, width = prep.input_size
         dims = [-1, 3, height, width] if prep.layout == "NCHW" else [-1, height, width, 3]
         try:
-            self.model.reshape({input_name: self.openvino.PartialShape(dims)})
+            self.model.reshape({port: self.openvino.PartialShape(dims)})
             fixed = None
         except Exception:  # some graphs hard-code their batch; they then run one chunk at a time
-            first = self.model.input(input_name).get_partial_shape()[0]
+            first = self.model.input(port).get_partial_shape()[0]
             fixed = first.get_length() if first.is_static else None
         self.compiled = compile_f32(self.core, self.model)
         return fixed
 
-    def run(self, input_name: str, output_name: str, array: np.ndarray) -> np.ndarray:
-        return np.asarray(self.compiled({input_name: array})[self.compiled.output(output_name)])
+    def run(self, port: int, output: int, array: np.ndarray) -> np.ndarray:
+        return np.asarray(self.compiled({port: array})[self.compiled.output(output)])
 
 
-def _ov_port(port: Any) -> Port:
+def _ov_port(index: int, port: Any) -> Port:
     shape = port.get_partial_shape()
     dims = None if shape.rank.is_dynamic else tuple(d.get_length() if d.is_static else None for d in shape)
-    names = sorted(port.get_names()) or [port.get_any_name()]
-    return Port(tuple(names), dims)
+    return Port(index, tuple(sorted(port.get_names())), dims)
