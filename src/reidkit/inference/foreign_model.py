@@ -7,8 +7,9 @@ comes from the file's sidecar (``foreign_sidecar``) or, for a file ``reidkit exp
 metadata it carries; the declaration is checked against the graph itself (input / output names, channel axis,
 fixed input size) before anything is embedded, so a wrong sidecar is one line, not a store of useless features.
 
-Runtimes: ONNX Runtime runs ``.onnx`` (its default), OpenVINO runs both ``.onnx`` and ``.xml`` (IR's default), both
-in float32. PyTorch cannot run either, and neither runtime runs here on a GPU.
+Runtimes: ONNX Runtime runs ``.onnx`` (its default, OpenVINO where ONNX Runtime is not installed), OpenVINO runs
+both ``.onnx`` and ``.xml`` (IR's only runtime), both in float32. PyTorch cannot run either, and neither runtime runs
+here on a GPU.
 
 Model id: a hash of the model's bytes (the ``.onnx`` and its external-data files, or the ``.xml`` and ``.bin``)
 and the preprocessing as validated (so a reformatted or commented sidecar keeps the id, a changed value does not).
@@ -19,6 +20,7 @@ A reidkit export without a sidecar keeps the id of the checkpoint it came from w
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +37,13 @@ from reidkit.inference.onnx_runtime import cpu_session
 from reidkit.inference.openvino_runtime import compile_f32, openvino_module
 from reidkit.models.model_file import ModelCard
 
-# Suffix -> the runtime that runs it when no --embed-backend names one.
-NATIVE_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino"}
+# Suffix -> the runtimes that run it, the one used when no --embed-backend names one first.
 RUNTIMES = {".onnx": ("onnxruntime", "openvino"), ".xml": ("openvino",)}
 FOREIGN_BACKBONE_INIT = "another toolkit"
 
 
 def is_foreign_model(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in NATIVE_RUNTIME
+    return Path(path).suffix.lower() in RUNTIMES
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def load_foreign_model(path: Path, backend: str | None, device: torch.device) ->
     if suffix == ".xml" and not path.with_suffix(".bin").is_file():
         raise ModelError(f"{path}: its weights {path.with_suffix('.bin')} are missing (an IR is an .xml and a .bin)")
     graph = _OrtGraph(path) if runtime == "onnxruntime" else _OvGraph(path)
-    metadata = read_metadata(path) if suffix == ".onnx" else graph.reidkit_metadata()
+    metadata = read_metadata(_needs_onnx(path)) if suffix == ".onnx" else graph.reidkit_metadata()
     if sidecar_path(path).is_file():
         prep, source, identity = read_sidecar(path), sidecar_path(path), None
     elif metadata:
@@ -100,14 +101,22 @@ def load_foreign_model(path: Path, backend: str | None, device: torch.device) ->
     return ForeignModel(path, card, run, feature_dim, identity or _model_id(path, prep), runtime)
 
 
+def _needs_onnx(path: Path) -> Path:
+    """``path``, once the onnx package (which reads an ONNX file's metadata and external-data names) is there."""
+    if importlib.util.find_spec("onnx") is None:
+        raise ModelError(f"{path}: reading an ONNX file needs the onnx package; pip install 'reidkit[onnx]'")
+    return path
+
+
 def _runtime(path: Path, backend: str | None, device: torch.device) -> str:
     """The runtime that runs ``path``: ``backend`` when it can, the file's own for None / ``auto``."""
     allowed = RUNTIMES[path.suffix.lower()]
     kind = "an ONNX file" if path.suffix.lower() == ".onnx" else "an OpenVINO IR"
     if device.type != "cpu":
         raise ModelError(f"{path}: {kind} from another toolkit runs on the CPU, not on {device}; pass --device cpu")
-    if backend in (None, "auto"):
-        return NATIVE_RUNTIME[path.suffix.lower()]
+    if backend in (None, "auto"):  # the file's own runtime, else the other one that is installed
+        installed = [name for name in allowed if importlib.util.find_spec(name) is not None]
+        return (installed or allowed)[0]
     if backend not in allowed:
         raise ModelError(
             f"{path}: --embed-backend {backend} cannot run {kind} (PyTorch runs reidkit .pt models only); use "
