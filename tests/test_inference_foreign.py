@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -233,10 +234,16 @@ def test_extract_and_cluster_commands_take_a_foreign_model(tmp_path: Path, crops
 
 
 @pytest.mark.slow
-def test_a_store_ingested_with_a_foreign_model_is_searched_with_it(tmp_path: Path, vtest_video: Path) -> None:
+def test_a_store_ingested_with_a_foreign_model_is_searched_with_it(tmp_path: Path, vtest_video: Path,
+                                                                    serve: Callable[..., str]) -> None:
     """Ingest (OpenVINO runs the .onnx: ``--embed-backend auto``) records the file as the store's model; a search
-    with no --checkpoint embeds its query with it (ONNX Runtime), and finds the query's own track first."""
+    with no --checkpoint embeds its query with it (ONNX Runtime), and so does the service (its default backend,
+    auto): both find the query's own track first."""
+    import httpx
+
     from reidkit.search.store import Store
+    from reidkit.service.access import Role, create_token
+    from reidkit.service.settings import ServiceSettings
 
     model = export_foreign(tmp_path / "tiny.onnx")
     root = tmp_path / "store"
@@ -253,6 +260,13 @@ def test_a_store_ingested_with_a_foreign_model_is_searched_with_it(tmp_path: Pat
     found = run(["search", crop, "--db", root, "--top-k", "3", "--json"], tmp_path)
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["hits"][0]["track_id"] == track_id
+    url = serve(root, ServiceSettings(requests_per_minute=10_000))
+    token = create_token(root, Role.viewer, "viewer")[1]
+    with httpx.Client(base_url=url, timeout=120) as client:
+        served = client.post("/api/v1/search", headers={"Authorization": f"Bearer {token}"}, data={"top_k": "3"},
+                             files={"image": (crop.name, crop.read_bytes(), "image/jpeg")})
+    assert served.status_code == 200, served.text
+    assert served.json()["hits"][0]["track_id"] == track_id
 
     sidecar = model.with_name("tiny.onnx.yaml")
     sidecar.write_text(SIDECAR.replace("[10, 20, 30]", "[0, 0, 0]"))  # another preprocessing: another model
