@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from reidkit.models.zoo import DEFAULT_MODEL
 from reidkit.search.store import DB_NAME, Store
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
@@ -223,14 +224,24 @@ def test_unreadable_and_empty_videos(tmp_path: Path, shared_dir: Path) -> None:
     assert "holds no person crops yet" in nothing
 
 
+# The walker's first camera-B track among the photo search's hits, with the shipped model at every 4th frame
+# (measured: benchmarks/RESULTS.md, "The shipped model on the demo video").
+RANK_AT_MOST = 3
+
+
 def test_demo_video_finds_the_walker_across_the_cut(vtest_video: Path, shared_dir: Path, tmp_path: Path) -> None:
-    """The whole demo through the real command, at every 4th frame to keep it short; the second run reuses the store."""
+    """The whole demo through the real command, at every 4th frame to keep it short, with no --checkpoint: the
+    shipped Market-1501 model embeds, the store records it by name, and it finds the walker near the top; the
+    second run reuses the store."""
     command = ["demo-video", "--shared", shared_dir, "--data-dir", tmp_path / "data", "--out", tmp_path / "out",
-               "--every", "4", "--checkpoint", "imagenet"]
+               "--every", "4"]
     first = reidkit(command, tmp_path)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert summary["walkers_across_cut"] >= 1 and summary["true_tracks"]
+    assert summary["model"] == DEFAULT_MODEL and not summary["untrained_model"] and summary["rank"] <= RANK_AT_MOST
+    with Store.open(tmp_path / "data" / "demo-video-store") as made:
+        assert made.model.source == DEFAULT_MODEL
     assert summary["tracks_scored"] == summary["tracks"] - 1  # the photo's own track is left out
     assert summary["people"] >= 1 and "trajectory of the query's person" in first.stdout
     identity = summary["trajectory_from_identity"]  # the demo scores it against the walker's known tracks

@@ -29,8 +29,9 @@ CheckpointOption = Annotated[
     str | None,
     typer.Option(
         "--checkpoint",
-        help="ReID model file, a shipped model's name (`reidkit list models`), or 'imagenet' for untrained "
-        "MGN-MobileNetV2 (default: the store's model, else the shipped market1501_mgn_mobilenetv2)",
+        help="ReID model: a .pt, a shipped model's name (`reidkit list models`), an .onnx / OpenVINO .xml with "
+        "its preprocessing in <file>.yaml, or 'imagenet' for untrained MGN-MobileNetV2 (default: the store's "
+        "model, else the shipped market1501_mgn_mobilenetv2)",
     ),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="torch device for the ReID model, e.g. cpu or cuda")]

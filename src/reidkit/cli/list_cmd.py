@@ -67,7 +67,7 @@ def _echo_shipped_models() -> None:
     """The trained models inside the package, usable as ``--checkpoint NAME``; the default is marked."""
     from reidkit.models.zoo import DEFAULT_MODEL, SHIPPED_MODELS
 
-    typer.echo("trained models shipped with reidkit (--checkpoint NAME; * = the default of every command that embeds):")
+    typer.echo("trained models (shipped with reidkit, --checkpoint NAME; * = the default of every command that embeds):")
     width = max(len(name) for name in SHIPPED_MODELS.names())
     for entry in SHIPPED_MODELS.entries():
         mark = "*" if entry.name == DEFAULT_MODEL else " "

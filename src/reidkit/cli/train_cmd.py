@@ -11,10 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from reidkit.cli.options import EmbedBackendOption
+from reidkit.cli.options import CHECKPOINT_HELP, EmbedBackendOption
 from reidkit.errors import ConfigError, ReidkitError
-
-CHECKPOINT_HELP = "a .pt written by reidkit train, or a shipped model's name (default: the shipped model)"
 
 
 def register(app: typer.Typer) -> None:
@@ -105,7 +103,7 @@ def test(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
-    embed_backend: EmbedBackendOption = "torch",
+    embed_backend: EmbedBackendOption = None,
 ) -> None:
     """Rank-1/5/10, mAP and mINP of a checkpoint (or an ImageNet-only model) on a dataset's test split."""
     from reidkit.data import load_dataset
@@ -147,7 +145,7 @@ def extract(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
-    embed_backend: EmbedBackendOption = "torch",
+    embed_backend: EmbedBackendOption = None,
 ) -> None:
     """Features for images; pids/camids come from Market-style names (0002_c1s1_...) where present, else -1."""
     from reidkit.evaluation import save_features

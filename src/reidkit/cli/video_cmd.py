@@ -113,7 +113,7 @@ def search(
     checkpoint: CheckpointOption = None,
     detector: DetectorOption = None,
     device: DeviceOption = "cpu",
-    embed_backend: EmbedBackendOption = "torch",  # one query crop: a runtime's compile costs more than it saves
+    embed_backend: EmbedBackendOption = None,  # PyTorch for one query crop (a compile costs more than it saves)
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
     from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table

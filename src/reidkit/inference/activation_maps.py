@@ -27,6 +27,7 @@ from torch import nn
 from reidkit.data import build_transforms
 from reidkit.errors import ModelError
 from reidkit.inference.extractor import ImageInput, to_pil
+from reidkit.inference.foreign_model import is_foreign_model
 from reidkit.models.model_file import ModelCard, load_model
 
 
@@ -61,6 +62,11 @@ def activation_maps(
         if card is None:
             raise ModelError("activation_maps(model) needs card= (input size, mean, std) to preprocess images")
         model = checkpoint_or_model
+    elif is_foreign_model(checkpoint_or_model):
+        raise ModelError(
+            f"{checkpoint_or_model}: activation maps read a reidkit model's branch feature maps in PyTorch; an ONNX / "
+            "OpenVINO file has none to read (pass the .pt it was exported from)"
+        )
     else:
         model, card = load_model(Path(checkpoint_or_model))
     height, width = card.input_size

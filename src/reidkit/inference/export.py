@@ -17,6 +17,7 @@ import torch
 
 from reidkit.errors import ConfigError
 from reidkit.inference.export_metadata import export_metadata
+from reidkit.inference.foreign_model import is_foreign_model
 from reidkit.inference.onnx_export import export_onnx
 from reidkit.inference.openvino_runtime import save_ir
 from reidkit.models.model_file import load_model, model_id
@@ -64,6 +65,9 @@ def export_model(
 ) -> ExportResult:
     """Export the model file ``checkpoint`` as ``fmt`` (``onnx`` or ``openvino``) to ``out``, atomically."""
     out = check_export_options(fmt, Path(out))
+    if is_foreign_model(checkpoint):
+        raise ConfigError(f"--checkpoint {checkpoint}: export converts a reidkit .pt; this is already an ONNX / "
+                          "OpenVINO file, which every command takes as it is")
     model, card = load_model(checkpoint)
     identity = model_id(model, card)
     precision = "fp16" if fp16 else "fp32"

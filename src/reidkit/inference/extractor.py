@@ -9,11 +9,17 @@ a few seconds, then cached by model id so that the next command with the same ch
 CPU it embeds crops clearly faster than PyTorch with channels_last (figures: benchmarks/RESULTS.md, Inference
 on CPU), which is what lets video ingest keep up with the camera.
 Its features match PyTorch's to 1e-4, so they share the model id and mix freely with PyTorch-made queries.
+
+A ``.onnx`` or ``.xml`` path is a model from another toolkit (or a ``reidkit export``): it runs in ONNX Runtime or
+OpenVINO (``foreign_model``), with the preprocessing its sidecar declares expressed as this same pipeline, so every
+command that takes ``--checkpoint`` takes it too. Only what needs the PyTorch module is refused for it (the torch
+backend, a GPU, activation maps).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ from tqdm import tqdm
 from reidkit.data import IMAGENET_MEAN, IMAGENET_STD, build_transforms, read_image
 from reidkit.errors import ImageError, ModelError
 from reidkit.inference.backends import EMBEDDING_BACKENDS
+from reidkit.inference.foreign_model import is_foreign_model, load_foreign_model
 from reidkit.models import build_model
 from reidkit.models.model_file import ModelCard, backbone_init_label, load_model, model_id
 
@@ -44,7 +51,8 @@ class FeatureExtractor:
     layout (faster convolutions on CPU and GPU); a live model is left as its owner keeps it. ``frozen=True`` says a
     model passed in will not change (``choose_model``'s untrained baseline, which nothing trains): it is then treated
     like a checkpoint's, its id hashed once rather than before every call (a tenth of a second for MGN), which a
-    server embedding one query crop at a time would otherwise pay per request.
+    server embedding one query crop at a time would otherwise pay per request. ``backend``: a name of
+    ``EMBEDDING_BACKENDS``; None is PyTorch for a reidkit model and the file's own runtime for an ONNX / IR one.
     """
 
     def __init__(
@@ -57,34 +65,52 @@ class FeatureExtractor:
         card: ModelCard | None = None,
         workers: int = 0,
         progress: bool = True,
-        backend: str = "torch",
+        backend: str | None = None,
         frozen: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
-        self._backend = EMBEDDING_BACKENDS.get(backend)
         self.device = torch.device(device)
         self._live = isinstance(checkpoint_or_model, nn.Module) and not frozen
         self._model_id: str | None = None
+        self._feature_dim: int | None = None
+        self.model: nn.Module | None
+        if not isinstance(checkpoint_or_model, nn.Module) and is_foreign_model(checkpoint_or_model):
+            self._open_foreign(Path(checkpoint_or_model), backend)
+        else:
+            self._open_reidkit(checkpoint_or_model, card, backend or "torch")
+        self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
+        height, width = self.card.input_size
+        self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
+
+    def _open_reidkit(self, checkpoint_or_model: str | Path | nn.Module, card: ModelCard | None, backend: str) -> None:
+        self._backend = EMBEDDING_BACKENDS.get(backend)
         if isinstance(checkpoint_or_model, nn.Module):
             if card is None:
                 raise ModelError("FeatureExtractor(model) needs card= (input size, mean, std) to preprocess images")
             self.model, self.card = checkpoint_or_model, card
         else:
-            path = Path(checkpoint_or_model)
-            self.model, self.card = load_model(path)
+            self.model, self.card = load_model(Path(checkpoint_or_model))
             self.model.to(memory_format=torch.channels_last)
         key = None if self._live else (lambda: self.model_id)
         self._run = self._backend.make_runner(self.model, self.card, self.device, key)  # checks the device
         self._run_id = self.model_id if self._live and self._backend.snapshots_weights else None
         self.model.to(self.device)
-        self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
-        height, width = self.card.input_size
-        self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
+
+    def _open_foreign(self, path: Path, backend: str | None) -> None:
+        """A model from another toolkit (``foreign_model``): its runtime replaces the backend, and there is no
+        nn.Module to move, hash or switch to eval mode; flip averaging works as for any model (it flips the batch)."""
+        if backend not in (None, "auto"):
+            EMBEDDING_BACKENDS.get(backend)  # an unknown name is refused as for any model
+        foreign = load_foreign_model(path, backend, self.device)
+        self.model, self.card, self._run = None, foreign.card, foreign.run
+        self._model_id, self._feature_dim = foreign.model_id, foreign.feature_dim
 
     @property
     def feature_dim(self) -> int:
-        return int(self.model.feature_dim)  # type: ignore[arg-type]
+        if self._feature_dim is not None:
+            return self._feature_dim
+        return int(self.model.feature_dim)  # type: ignore[union-attr, arg-type]
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -98,7 +124,7 @@ class FeatureExtractor:
         for a live model, which may be training between calls.
         """
         if self._model_id is None:
-            current = model_id(self.model, self.card)
+            current = model_id(self.model, self.card)  # type: ignore[arg-type]  # a foreign model's id is set
             if not self._live:
                 self._model_id = current
             return current
@@ -122,22 +148,17 @@ class FeatureExtractor:
         )
         if self._live and self._backend.snapshots_weights:
             self._follow_live_weights()
-        was_training = self.model.training
-        self.model.eval()
         done = 0
         show = self.progress and len(images) >= PROGRESS_MIN_IMAGES
-        try:
-            with torch.inference_mode():
-                # no tqdm at all when nothing is shown: a server embeds a handful of crops per call, many times
-                for batch, errors in tqdm(loader, desc=desc, unit="batch") if show else loader:
-                    for error in errors:
-                        if error:
-                            raise ImageError(error)
-                    out = self._forward(batch.to(self.device, non_blocking=True))
-                    features[done : done + len(out)] = out.float().cpu().numpy()
-                    done += len(out)
-        finally:
-            self.model.train(was_training)
+        with _eval_mode(self.model), torch.inference_mode():
+            # no tqdm at all when nothing is shown: a server embeds a handful of crops per call, many times
+            for batch, errors in tqdm(loader, desc=desc, unit="batch") if show else loader:
+                for error in errors:
+                    if error:
+                        raise ImageError(error)
+                out = self._forward(batch.to(self.device, non_blocking=True))
+                features[done : done + len(out)] = out.float().cpu().numpy()
+                done += len(out)
         return features
 
     def _follow_live_weights(self) -> None:
@@ -154,6 +175,21 @@ class FeatureExtractor:
         if self.flip:
             out = (out + self._run(batch.flip(-1))) / 2
         return out
+
+
+@contextmanager
+def _eval_mode(model: nn.Module | None) -> Iterator[None]:
+    """``model`` in eval mode for the block, then back in the mode its owner left it (a trainer's model is
+    training); a model from another toolkit has no modes."""
+    if model is None:
+        yield
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class _Inputs(Dataset[tuple[Tensor, str]]):

@@ -28,7 +28,7 @@ from reidkit.inference.openvino_runtime import cache_root
 from reidkit.models.model_file import ModelCard, model_id
 
 
-def _onnxruntime() -> Any:
+def onnxruntime_module() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
@@ -49,16 +49,10 @@ def session_for_cpu(model: nn.Module, card: ModelCard, cache_key: str | None = N
     With a ``cache_key`` (the model id) the export is read from, or written to, the cache; without one (a live
     model that may still be training) it is exported every time and kept in memory only.
     """
-    ort = _onnxruntime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     path = None if cache_key is None else cached_export_path(cache_key, card.input_size)
     if path is not None and path.is_file():
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = cpu_session(str(path))
         except Exception:  # a truncated or foreign file: the cache is only a cache, export again
             session = None
         if session is not None and session.get_modelmeta().custom_metadata_map.get(PREFIX + "model_id") == cache_key:
@@ -70,7 +64,19 @@ def session_for_cpu(model: nn.Module, card: ModelCard, cache_key: str | None = N
             write_atomic(path, serialized)
         except OSError:  # a read-only or full cache costs only an export
             pass
-    return ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
+    return cpu_session(serialized)
+
+
+def cpu_session(source: str | bytes) -> Any:
+    """An ``onnxruntime.InferenceSession`` on the CPU for a file path or serialized model, threads as the module
+    docstring says (what a reidkit export and a model from another toolkit both run with)."""
+    ort = onnxruntime_module()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def run_session(session: Any, batch: torch.Tensor) -> torch.Tensor:

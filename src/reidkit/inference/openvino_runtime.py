@@ -32,7 +32,7 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "reidkit")
 
 
-def _openvino() -> Any:
+def openvino_module() -> Any:
     try:
         import openvino
     except ImportError as exc:
@@ -48,7 +48,7 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: st
     With a ``cache_key`` (a model id: same key, same weights and graph) the converted model is read from, or
     written to, the cache; without one (a live model that may still be training) it is converted every time.
     """
-    openvino = _openvino()
+    openvino = openvino_module()
     core = openvino.Core()
     folder = None
     if cache_key is not None:
@@ -59,9 +59,14 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: st
         cached = _convert(openvino, model, input_size)
         if folder is not None:
             _write_cached(openvino, cached, folder)
+    return compile_f32(core, cached)
+
+
+def compile_f32(core: Any, model: Any) -> Any:
+    """``model`` compiled for the CPU in float32 (a reidkit network or a model from another toolkit)."""
     # float32 inference: on CPUs with AMX / AVX-512 BF16 OpenVINO otherwise defaults to bf16, whose features drift
     # ~1e-3 from PyTorch's, and OpenVINO-made gallery features must stay comparable with PyTorch-made queries.
-    return core.compile_model(cached, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+    return core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
 
 
 def save_ir(
@@ -79,7 +84,7 @@ def save_ir(
     ``dynamic_batch``: any batch size, else 1. Both files are written in a temporary folder beside ``xml`` and
     renamed into place, the ``.bin`` first, so an ``.xml`` that can be read always has its weights.
     """
-    openvino = _openvino()
+    openvino = openvino_module()
     converted = _convert(openvino, model, input_size)
     if not dynamic_batch:
         converted.reshape([1, 3, *input_size])

@@ -51,7 +51,7 @@ def choose_model(
     held: ModelInfo | None,
     device: str = "cpu",
     batch_size: int = 64,
-    backend: str = "torch",
+    backend: str | None = None,
 ) -> ModelChoice:
     """The extractor for ``checkpoint`` (a path or ``imagenet``), defaulting as the module docstring says.
 
@@ -100,10 +100,13 @@ def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> str:
     return str(path)
 
 
-def resolve_backend(backend: str, device: str) -> str:
-    """``auto`` made concrete for ``device``; an unknown name is a ``ConfigError`` naming ``--embed-backend``."""
+def resolve_backend(backend: str | None, device: str) -> str | None:
+    """``auto`` made concrete for ``device``; an unknown name is a ``ConfigError`` naming ``--embed-backend``;
+    None (the model's own: PyTorch, or a foreign file's runtime) stays None."""
     from reidkit.inference.backends import EMBEDDING_BACKENDS
 
+    if backend is None:
+        return None
     if backend == "auto":
         installed = [name for name in AUTO_CPU_BACKENDS if importlib.util.find_spec(name) is not None]
         return installed[0] if device == "cpu" and installed else "torch"
