@@ -17,6 +17,14 @@ from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml, whose hash names the virtual environment (a new marker there would
+    # rebuild it).
+    config.addinivalue_line(
+        "markers", "browser: drives Debian's Chromium (make test installs it; make test NO_BROWSER=1 leaves these out)"
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def reidkit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The OpenVINO conversion cache in a temporary folder (per xdist worker), not the user's home; the CLI tests'
