@@ -69,9 +69,8 @@ def ingest_many(
         info = probe_video(video)
         check_options(options, info)
         video_jobs.append(VideoJob(info, options))
-    with discard_on_failure(db), Store.open(
-        db, writable=True, create=True, index=flags.index, milvus_uri=flags.milvus_uri
-    ) as store:
+    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=flags.index,
+                                            milvus_uri=flags.milvus_uri) as store:
         source, fallback = model_source(flags.checkpoint, store.model)
         if source != IMAGENET:
             if not Path(source).expanduser().is_file():

@@ -55,9 +55,8 @@ def ingest(
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)
     # e.g. an unreadable checkpoint: a failed first ingest leaves no empty store behind (the folder's other files stay)
-    with discard_on_failure(db), Store.open(
-        db, writable=True, create=True, index=flags.index, milvus_uri=flags.milvus_uri
-    ) as store:
+    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=flags.index,
+                                            milvus_uri=flags.milvus_uri) as store:
         plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
         choice = choose_model(
             flags.checkpoint, store.model, device=device, batch_size=flags.batch_size, backend=flags.embed_backend
