@@ -223,3 +223,32 @@ def test_a_frozen_model_is_hashed_once_and_its_openvino_conversion_cached(
     assert list((tmp_path / "cache" / "openvino").glob(f"*/{frozen.model_id}-64x32/model.xml"))
     FeatureExtractor(model, card=card, backend="openvino")(images[1])  # live: hashed before each call
     assert len(hashes) >= 3
+
+
+_COUNT_FORKS = """
+import os
+import torch
+from reidkit.inference import openvino_runtime
+
+forks = []
+os.register_at_fork(before=lambda: forks.append(1))
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+openvino_runtime.compile_for_cpu(model, (32, 16))
+print(len(forks))
+"""
+
+
+def test_an_openvino_conversion_forks_no_copy_of_the_process() -> None:
+    """OpenVINO's converter sends usage telemetry by forking the whole process from a thread pool, about 11 times a
+    conversion; a forked child of a killed ingest was found deadlocked for good, holding the store's lock. Importing
+    reidkit turns that off. Run in a fresh interpreter (not CI-marked: the converter skips telemetry under CI=true)."""
+    pytest.importorskip("openvino")
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    run = subprocess.run([sys.executable, "-c", _COUNT_FORKS], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == "0", run.stdout
+
