@@ -252,3 +252,33 @@ def test_an_openvino_conversion_forks_no_copy_of_the_process() -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split()[-1] == "0", run.stdout
 
+
+_SIGNAL_AFTER_TWO_MODELS = """
+import gc, signal, subprocess
+import numpy as np
+from reidkit.inference import FeatureExtractor, untrained_model
+
+model, card = untrained_model("mgn", "mobilenetv2", 64, 32, pretrained=None)
+first = FeatureExtractor(model, card=card, backend="openvino")
+second = FeatureExtractor(model, card=card, backend="openvino")
+first([np.zeros((64, 32, 3), np.uint8)]), second([np.zeros((64, 32, 3), np.uint8)])
+del first
+gc.collect()
+del second  # gone in the order they came
+gc.collect()
+signal.signal(signal.SIGCHLD, lambda *args: None)  # a Python handler, as torch's DataLoader installs one
+print(subprocess.run(["/bin/true"]).returncode)
+"""
+
+
+def test_a_signal_after_two_openvino_models_went_does_not_kill_the_process() -> None:
+    """OpenVINO's CPU plugin swaps the thread's signal stack per Core and, with two Cores dropped in the order they
+    came, leaves it on freed memory: the next handled signal (here SIGCHLD) killed the process with SIGSEGV and no
+    trace (the crashing test worker). reidkit compiles everything on one Core (reidkit.openvino_core)."""
+    pytest.importorskip("openvino")
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_TWO_MODELS], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    assert run.stdout.split()[-1] == "0"
