@@ -2,8 +2,8 @@
 
 Frames are not stored; they are decoded from the ingested video at the hit's frame (``reidkit.video.read_frame``,
 which seeks to the keyframe before it) and checked against the digest the ingest recorded for that frame, so a
-video file replaced since is refused rather than shown with a box around someone else. Viewing a frame or a track is written to the audit log; crops are not
-(a search's grid shows dozens, and the search itself is logged).
+video file replaced since is refused rather than shown with a box around someone else. Viewing a frame or a track
+is written to the audit log; crops are not (a search's grid shows dozens, and the search itself is logged).
 """
 
 from __future__ import annotations
