@@ -10,8 +10,10 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DATA_DIR ?= data
 SHARED ?= ../shared
 PYTEST_ARGS ?=
+# NO_BROWSER=1: leave out the web page's browser tests (pytest marker `browser`) instead of installing Chromium.
+NO_BROWSER ?=
 
-.PHONY: venv demo demo-video test wheel-test bench clean-venv
+.PHONY: venv browser demo demo-video test wheel-test bench clean-venv
 
 # The hash in the path already tracks pyproject.toml, so the stamp needs no prerequisite (a fresh clone's newer
 # mtime must not rebuild a finished environment). A half-built one, without its stamp, is started afresh.
@@ -34,11 +36,21 @@ demo: venv
 demo-video: venv
 	$(VENV)/bin/reidkit demo-video --shared $(SHARED) --data-dir $(DATA_DIR) --out runs/demo-video
 
+# The browser tests drive Debian's Chromium: installed here when missing (root or passwordless sudo), else one line
+# says how. REIDKIT_REQUIRE_BROWSER makes a missing browser a failure there, never a silent skip.
+browser:
+ifeq ($(NO_BROWSER),)
+	@.ci/install-chromium
+else
+	@echo "NO_BROWSER=$(NO_BROWSER): the browser tests (tests/test_service_web.py, marker browser) are left out"
+endif
+
 # Two xdist workers with one math thread each: on two cores this beats one worker whose OpenMP threads fight.
 # The wheel test (a fresh venv that trains the demo) runs after the rest, alone: beside another training test its
 # xdist worker was killed, without a trace, on this project's loaded 2-core machines.
-test: venv
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --ignore=tests/test_packaging.py $(PYTEST_ARGS)
+test: venv browser
+	OMP_NUM_THREADS=1 $(if $(NO_BROWSER),,REIDKIT_REQUIRE_BROWSER=1) $(PY) -m pytest -n 2 \
+		--ignore=tests/test_packaging.py $(if $(NO_BROWSER),-m "not browser") $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory wheel-test
 
 # The wheel in a fresh virtual environment, run from outside the checkout (tests/test_packaging.py).

@@ -17,6 +17,14 @@ from reidkit.data import ReidDataset, load_dataset, prepare_shared_cuhk03, prepa
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml, whose hash names the virtual environment (a new marker there would
+    # rebuild it).
+    config.addinivalue_line(
+        "markers", "browser: drives Debian's Chromium (make test installs it; make test NO_BROWSER=1 leaves these out)"
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def reidkit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The OpenVINO conversion cache in a temporary folder (per xdist worker), not the user's home; the CLI tests'
@@ -253,8 +261,11 @@ def serve() -> Iterator[Callable[..., str]]:
 
 
 # On this project's loaded 2-core machines an xdist worker was, now and then, killed without a trace (no signal
-# handler ran, nothing in the kernel log), each time in another test. A test whose worker died is run once more
-# on a new worker, and the run says so ("R" / "rerun"); a test that fails on its own is never re-run.
+# handler ran, nothing in the kernel log), each time in another test. The cause found: OpenVINO Cores dropped in
+# the order they came left the worker's signal stack on freed memory, so its next handled signal was a silent
+# SIGSEGV; reidkit now keeps one Core per process (reidkit.openvino_core). Until full runs confirm that nothing else
+# kills workers, a test whose worker died is run once more on a new worker, and the run says so ("R" / "rerun"); a
+# test that fails on its own is never re-run.
 _CRASH_RERUNS: dict[str, int] = {}
 
 

@@ -18,6 +18,7 @@ LAYERS = {
     "registry": 1,
     "shared_files": 1,
     "image_open": 1,
+    "openvino_core": 1,
     "atomic_file": 1,
     "recipes": 1,
     "config": 2,

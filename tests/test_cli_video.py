@@ -320,6 +320,22 @@ def test_refused_ingests_leave_no_store_and_no_row_behind(store: Path, vtest_vid
     assert snapshot(existing) == before
 
 
+def test_a_failed_first_ingest_keeps_the_tokens_and_files_beside_it(vtest_video: Path, tmp_path: Path) -> None:
+    """A folder holding the service's tokens (``reidkit token create`` first) and a file of the user's: a first
+    ingest that fails after making its store leaves them, and only them, behind."""
+    db = tmp_path / "shared-folder"
+    made = reidkit(["token", "create", "--db", db, "--role", "admin", "--name", "ops"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    (db / "notes.txt").write_text("the user's notes")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    failed = reidkit(["ingest", vtest_video, "--db", db, "--quiet", "--camera", "c", "--checkpoint", garbage], tmp_path)
+    assert "garbage.pt" in error_line(failed)
+    assert sorted(p.name for p in db.iterdir()) == ["notes.txt", "service.sqlite"]
+    listed = reidkit(["token", "list", "--db", db], tmp_path)
+    assert listed.returncode == 0 and "ops" in listed.stdout, listed.stderr
+
+
 def _read_only(command: list[object], root: Path) -> subprocess.CompletedProcess[str]:
     """Run the command with ``root`` read-only: a read-only bind mount in a private namespace (even root cannot
     write there), or without root, the write permissions taken away."""

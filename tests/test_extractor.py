@@ -223,3 +223,62 @@ def test_a_frozen_model_is_hashed_once_and_its_openvino_conversion_cached(
     assert list((tmp_path / "cache" / "openvino").glob(f"*/{frozen.model_id}-64x32/model.xml"))
     FeatureExtractor(model, card=card, backend="openvino")(images[1])  # live: hashed before each call
     assert len(hashes) >= 3
+
+
+_COUNT_FORKS = """
+import os
+import torch
+from reidkit.inference import openvino_runtime
+
+forks = []
+os.register_at_fork(before=lambda: forks.append(1))
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+openvino_runtime.compile_for_cpu(model, (32, 16))
+print(len(forks))
+"""
+
+
+def test_an_openvino_conversion_forks_no_copy_of_the_process() -> None:
+    """OpenVINO's converter sends usage telemetry by forking the whole process from a thread pool, about 11 times a
+    conversion; a forked child of a killed ingest was found deadlocked for good, holding the store's lock. Importing
+    reidkit turns that off. Run in a fresh interpreter (not CI-marked: the converter skips telemetry under CI=true)."""
+    pytest.importorskip("openvino")
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    run = subprocess.run([sys.executable, "-c", _COUNT_FORKS], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == "0", run.stdout
+
+
+_SIGNAL_AFTER_TWO_MODELS = """
+import gc, signal, subprocess
+import numpy as np
+from reidkit.inference import FeatureExtractor, untrained_model
+
+model, card = untrained_model("mgn", "mobilenetv2", 64, 32, pretrained=None)
+first = FeatureExtractor(model, card=card, backend="openvino")
+second = FeatureExtractor(model, card=card, backend="openvino")
+first([np.zeros((64, 32, 3), np.uint8)]), second([np.zeros((64, 32, 3), np.uint8)])
+del first
+gc.collect()
+del second  # gone in the order they came
+gc.collect()
+signal.signal(signal.SIGCHLD, lambda *args: None)  # a Python handler, as torch's DataLoader installs one
+print(subprocess.run(["/bin/true"]).returncode)
+"""
+
+
+def test_a_signal_after_two_openvino_models_went_does_not_kill_the_process() -> None:
+    """OpenVINO's CPU plugin swaps the thread's signal stack per Core and, with two Cores dropped in the order they
+    came, leaves it on freed memory: the next handled signal (here SIGCHLD) killed the process with SIGSEGV and no
+    trace (the crashing test worker). reidkit compiles everything on one Core (reidkit.openvino_core)."""
+    pytest.importorskip("openvino")
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_TWO_MODELS], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    assert run.stdout.split()[-1] == "0"

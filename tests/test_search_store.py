@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from reidkit.errors import StoreError
+from reidkit.search.paths import discard_on_failure
 from reidkit.search.store import CROP_INDEX, DB_NAME, TRACK_INDEX, Store
 from reidkit.search.rows import NewDetection, normalise_rows
 from reidkit.search.vectors import FaissIndex, IndexLocation, IndexPlan, VectorIndex, plan_index
@@ -203,3 +204,45 @@ def test_index_plan_switches_from_exact_to_ivf_with_size() -> None:
     assert plan_index(1000, 2048).kind == "flat"
     big = plan_index(2_000_000, 2048)
     assert big.kind == "ivf_pq" and big.nlist >= 1024 and 2048 % big.subquantizers == 0
+
+
+def test_a_failed_first_ingest_removes_only_the_store_it_made(tmp_path: Path) -> None:
+    """``reidkit token create`` ran in the new folder while the first ingest into it was running, and the ingest
+    then failed (an unreadable checkpoint): the store's own files go, the tokens and audit log stay. A folder that
+    the run made and that is left empty goes too."""
+    from reidkit.service.access import Role, create_token, list_tokens, verify
+
+    root = tmp_path / "new-store"
+    with pytest.raises(StoreError, match="unreadable checkpoint"):
+        with discard_on_failure(root), Store.open(root, writable=True, create=True):
+            secret = create_token(root, Role.admin, "made during the ingest")[1]
+            raise StoreError("unreadable checkpoint")
+    left = {p.name for p in root.iterdir()}
+    assert "service.sqlite" in left and left <= {"service.sqlite", "service.sqlite-wal", "service.sqlite-shm"}
+    assert [t.name for t in list_tokens(root)] == ["made during the ingest"] and verify(root, secret) is not None
+
+    empty = tmp_path / "made-and-left-empty"
+    with pytest.raises(StoreError), discard_on_failure(empty), Store.open(empty, writable=True, create=True):
+        raise StoreError("unreadable checkpoint")
+    assert not empty.exists()
+
+
+def test_a_failed_first_ingest_into_a_folder_with_other_files_leaves_them(tmp_path: Path) -> None:
+    """The folder already held the user's files, among them a folder named like the store's ``crops``."""
+    root = tmp_path / "mine"
+    (root / "crops").mkdir(parents=True)
+    (root / "crops" / "holiday.jpg").write_bytes(b"the user's photo")
+    (root / "notes.txt").write_text("the user's notes")
+    with pytest.raises(StoreError), discard_on_failure(root), Store.open(root, writable=True, create=True) as store:
+        store.require_model("model-a", DIM, "imagenet")
+        raise StoreError("detector failed")
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == ["crops", "crops/holiday.jpg", "notes.txt"]
+
+
+def test_a_failure_after_the_first_video_keeps_the_store(tmp_path: Path) -> None:
+    """A video row means resumable work: the store stays, to be resumed by the next ingest."""
+    with pytest.raises(StoreError), discard_on_failure(tmp_path / "s"), _new_store(tmp_path / "s") as store:
+        _add_video(store)
+        raise StoreError("killed part-way")
+    with Store.open(tmp_path / "s") as store:
+        assert len(store.videos()) == 1

@@ -9,6 +9,7 @@ own sessionStorage, so its own log-in).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sqlite3
@@ -25,7 +26,7 @@ from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
 from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 API = "/api/v1"
 XSS = "<img src=x onerror=alert(1)>"
 TIMEOUT_MS = 60_000
@@ -35,7 +36,10 @@ TIMEOUT_MS = 60_000
 def browser() -> Iterator[Any]:
     chromium = shutil.which("chromium")
     if chromium is None:
-        pytest.skip("Debian's chromium is not installed (`.ci/run` installs it with apt-get install chromium)")
+        missing = "Debian's chromium is not installed (`make test` installs it: .ci/install-chromium)"
+        if os.environ.get("REIDKIT_REQUIRE_BROWSER"):  # set by `make test`: a browser test never silently skips
+            pytest.fail(missing)
+        pytest.skip(missing)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -53,8 +57,8 @@ class Session:
     """A browser tab on the service, with what it logged: uncaught script errors, console errors (CSP refusals
     among them) and dialogs (an alert() from injected markup would be one)."""
 
-    def __init__(self, browser: Any, url: str, screens: Path) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+    def __init__(self, browser: Any, url: str, screens: Path, viewport: tuple[int, int] = (1280, 900)) -> None:
+        self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
         self.url, self.screens = url, screens
@@ -100,8 +104,8 @@ class Session:
 def session(browser: Any, screens: Path) -> Iterator[Callable[[str], Session]]:
     opened: list[Session] = []
 
-    def make(url: str) -> Session:
-        opened.append(Session(browser, url, screens))
+    def make(url: str, viewport: tuple[int, int] = (1280, 900)) -> Session:
+        opened.append(Session(browser, url, screens, viewport))
         return opened[-1]
 
     yield make
@@ -330,3 +334,79 @@ def test_an_operator_uploads_a_video_and_watches_its_job_finish(
     cameras = page.eval_on_selector_all("#videos tbody tr", "rows => rows.map(r => r.cells[1].textContent)")
     assert sorted(cameras) == ["cam1", "lobby"]
     page.wait_for_selector("#camera option[value=lobby]", state="attached")
+
+
+PHONE = (390, 844)  # an iPhone 12-15 in portrait, in CSS pixels
+LONG_CAMERA = "entrance-north-parking-garage-level-2-camera-07"
+# Elements of the app whose right edge lies past the viewport (what a phone user must scroll sideways to see).
+STICKING_OUT = """() => { const w = document.documentElement.clientWidth;
+  return [...document.querySelectorAll('#app *')].filter((e) => e.getClientRects().length
+    && e.getBoundingClientRect().right > w + 0.5).map((e) => e.id || e.className.baseVal || e.className || e.tagName);
+}"""
+
+
+def test_at_phone_width_the_page_fits_and_shows_only_the_current_query_and_its_hits(
+    small_store: Path, tmp_path: Path, serve: Callable[..., str], session: Callable
+) -> None:
+    """At 390 px: nothing sticks out sideways (a long camera name in the filter included), the timeline's labels
+    are as large as on a desktop, a search that fails clears the hits of the one before, and "More of this track"
+    shows the track as the query instead of the photo searched before."""
+    from PIL import Image, ImageOps
+
+    root = tmp_path / "store"
+    shutil.copytree(small_store, root)
+    with closing(sqlite3.connect(root / "reidkit.sqlite")) as db, db:
+        db.execute("UPDATE cameras SET name = ?", (LONG_CAMERA,))
+    url = serve(root, ServiceSettings(requests_per_minute=10_000))
+    photo = tmp_path / "framed.jpg"  # the crop in a grey frame: another size than any stored crop
+    ImageOps.expand(Image.open(query_crop(root)), border=20, fill=(128, 128, 128)).save(photo, quality=95)
+    empty = tmp_path / "empty-street.jpg"  # a whole frame without anybody: the service answers "no person found"
+    Image.new("RGB", (320, 240), (90, 90, 90)).save(empty)
+
+    token = create_token(root, Role.viewer, "phone")[1]
+    first = api_search(url, token, photo, 10)["hits"][0]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        crop = client.get(first["crop_url"], headers={"Authorization": f"Bearer {token}"})
+    crop_size = list(Image.open(io.BytesIO(crop.content)).size)
+    assert crop_size != list(Image.open(photo).size)
+
+    tab = session(url, PHONE)
+    tab.open()
+    tab.login(token)
+    page = tab.page
+    page.wait_for_selector("#camera option >> nth=1", state="attached")
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector("#query-canvas", state="visible")
+    assert page.evaluate(STICKING_OUT) == []
+    page.click("#search-button")
+    page.wait_for_selector("#search-status:has-text('hits for the photo framed.jpg')")
+    tab.images_loaded("#hits img")
+    tab.shot("11-phone-search")
+    assert page.evaluate(STICKING_OUT) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0]
+    label_heights = page.eval_on_selector_all("#timeline text", "ts => ts.map(t => t.getBoundingClientRect().height)")
+    assert len(label_heights) >= 3 and min(label_heights) >= 12, label_heights  # 13 px and 12 px type, unscaled
+
+    page.set_input_files("#photo", str(empty))
+    page.wait_for_selector("#query-name:has-text('empty-street.jpg')")
+    page.click("#search-button")
+    page.wait_for_selector("#search-status.error")
+    assert "no person found" in page.text_content("#search-status")
+    assert page.locator("#hits .hit").count() == 0 and page.locator("#timeline svg").count() == 0
+    assert page.is_hidden("#hits-title") and page.is_hidden("#timeline-title")
+    tab.shot("12-phone-search-failed")
+
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector("#query-name:has-text('framed.jpg')")
+    page.click("#search-button")
+    page.wait_for_selector("#search-status:has-text('hits for the photo framed.jpg')")
+    tab.images_loaded("#hits img")
+    assert page.eval_on_selector(".hit", "card => Number(card.dataset.trackId)") == first["track_id"]
+    page.click(".hit >> nth=0")
+    tab.images_loaded("#frame-image")
+    page.click("#frame-track")
+    page.wait_for_selector(f"#search-status:has-text('hits for the track {first['track_id']}')")
+    assert page.text_content("#query-name").startswith(f"track {first['track_id']}")
+    assert page.eval_on_selector("#query-canvas", "c => [c.width, c.height]") == crop_size  # not the photo
+    assert page.evaluate(STICKING_OUT) == []
+    tab.shot("13-phone-more-of-this-track")

@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from reidkit.errors import ConfigError, VideoError
-from reidkit.video import TruncatedVideoWarning, frame_digest, iter_frames, probe_video, video_fingerprint
+from reidkit.video import (
+    Frame,
+    TruncatedVideoWarning,
+    frame_digest,
+    iter_frames,
+    probe_video,
+    read_frame,
+    video_fingerprint,
+)
+from reidkit.video.decode import _seek_frame
 
 
 @pytest.fixture()
@@ -118,3 +127,51 @@ def test_times_come_from_pts_in_another_container(tmp_path: Path) -> None:
     brightness = [float(f.image.mean()) for f in frames]
     assert brightness == sorted(brightness) and brightness[-1] - brightness[0] > 150
     assert probe_video(path).fps == pytest.approx(4.0)
+
+
+def _decoder_at(path: Path, index: int) -> Frame | None:
+    """What the seek alone finds for ``index`` (None: it declined, and read_frame would decode from the start)."""
+    with av.open(str(path)) as container:
+        return _seek_frame(container, index)
+
+
+def test_read_frame_seeks_to_the_same_pixels_a_straight_decode_gives(vtest_video: Path) -> None:
+    """Frame 0, a frame before and the keyframes 250 / 750 of the shared video, frames after them and the last."""
+    wanted = [0, 1, 249, 250, 251, 620, 750, 793, 794]
+    straight = {f.index: f for f in iter_frames(vtest_video, progress=False) if f.index in wanted}
+    for index in wanted:
+        frame = read_frame(vtest_video, index)
+        assert frame.index == index and frame.time_s == straight[index].time_s
+        np.testing.assert_array_equal(frame.image, straight[index].image, err_msg=f"frame {index}")
+        if index > 0:  # the seek itself found it: no silent fall-back to the decode from the start
+            sought = _decoder_at(vtest_video, index)
+            assert sought is not None, index
+            np.testing.assert_array_equal(sought.image, straight[index].image, err_msg=f"frame {index}")
+    assert not np.array_equal(read_frame(vtest_video, 250).image, straight[249].image)
+    with pytest.raises(VideoError, match="has only 795 frames"):
+        read_frame(vtest_video, 795)
+
+
+def test_read_frame_of_a_video_that_skips_timestamp_slots_counts_frames_as_iter_frames(
+    vtest_video: Path, tmp_path: Path
+) -> None:
+    """An MP4 whose 4th frame sits in slot 5 (slot 4 skipped, as a camera dropping a frame records it): the frame
+    counted 6th is in slot 7, so a seek by timestamp would return the wrong frame; read_frame must not."""
+    path = tmp_path / "gap.mp4"
+    with av.open(str(vtest_video)) as src, av.open(str(path), "w") as dst:
+        out = dst.add_stream("mpeg4", rate=10)
+        out.width, out.height, out.pix_fmt, out.codec_context.gop_size = 768, 576, "yuv420p", 4
+        for index, frame in enumerate(src.decode(src.streams.video[0])):
+            if index == 20:
+                break
+            rgb = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            rgb.pts, rgb.time_base = index + (index >= 4), Fraction(1, 10)
+            for packet in out.encode(rgb):
+                dst.mux(packet)
+        for packet in out.encode():
+            dst.mux(packet)
+    straight = list(iter_frames(path, progress=False))
+    assert len(straight) == 20 and straight[6].time_s == pytest.approx(0.7)
+    for index in (3, 4, 6, 9, 19):
+        np.testing.assert_array_equal(read_frame(path, index).image, straight[index].image, err_msg=f"frame {index}")
+        assert _decoder_at(path, index) is None

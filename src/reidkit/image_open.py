@@ -5,6 +5,11 @@ crops, search queries, stored crops, video frames through ``probe_video``) is ch
 so that such a file fails in one line naming it. Pillow's own guard only warns below twice its 89-megapixel
 default, far past what any person crop or camera frame needs. This module is torch-free on purpose:
 ``reidkit search`` reads its query before it knows whether a model is needed at all.
+
+Every image is also turned upright here (``upright_rgb``): a phone stores the sensor's pixels and records the turn
+in the EXIF orientation tag, which browsers and photo viewers apply. Read without it, a portrait photo is searched
+lying on its side (the detector finds nobody) and a box drawn on the upright picture in the web page lands on other
+pixels.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from reidkit.errors import ImageError
 
@@ -50,3 +55,11 @@ def open_image(path: Path) -> Image.Image:
         image.close()
         raise ImageError(f"image {path} is {problem}; scale it down (or crop the person) first")
     return image
+
+
+def upright_rgb(image: Image.Image) -> Image.Image:
+    """``image`` decoded as RGB the way viewers show it: its EXIF orientation applied (see the module's note).
+    The one conversion every reader uses, so that the search, the extractor, albums and the service see the same
+    pixels and the same width and height for one file."""
+    upright = ImageOps.exif_transpose(image)
+    return upright if upright.mode == "RGB" else upright.convert("RGB")

@@ -17,7 +17,7 @@ import numpy as np
 
 from reidkit.album.outputs import OutputItem
 from reidkit.errors import ConfigError, ImageError
-from reidkit.image_open import DECODE_ERRORS, open_image
+from reidkit.image_open import DECODE_ERRORS, open_image, upright_rgb
 from reidkit.search.query import MIN_QUERY_SIDE, QUERY_MIN_SCORE
 from reidkit.video import Detector, crop_person
 
@@ -69,7 +69,7 @@ def read_rgb(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB, or ``ImageError`` naming the file when it cannot be read as an image."""
     try:
         with open_image(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(upright_rgb(image))
     except DECODE_ERRORS as exc:
         raise _unreadable(path, exc) from exc
 

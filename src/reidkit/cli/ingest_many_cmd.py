@@ -48,6 +48,7 @@ def ingest_many(
     from reidkit.search.distributed_ingest import ingest_many as run
     from reidkit.search.ingest import check_options
     from reidkit.search.model_choice import detector_source, model_source, resolve_backend
+    from reidkit.search.paths import discard_on_failure
     from reidkit.search.store import Store
     from reidkit.video import probe_video
 
@@ -68,21 +69,16 @@ def ingest_many(
         info = probe_video(video)
         check_options(options, info)
         video_jobs.append(VideoJob(info, options))
-    created = not db.exists()
-    try:
-        with Store.open(db, writable=True, create=True, index=flags.index, milvus_uri=flags.milvus_uri) as store:
-            source = model_source(flags.checkpoint, store.model)
-            check_jobs(store, video_jobs)  # a refused second ingest fails here, before Ray starts
-            setup = WorkerSetup(source, detector_name, str(detector_model) if detector_model else None, device,
-                                flags.batch_size, backend)
-            with RayWorkers(setup, cluster) as ray_workers:
-                report = run(store, video_jobs, ray_workers, segment_seconds, progress=not flags.quiet, echo=typer.echo)
-            start_seconds = ray_workers.start_seconds
-            summary = store.summary()
-    except BaseException:
-        if created:
-            Store.discard_if_unused(db)
-        raise
+    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=flags.index,
+                                            milvus_uri=flags.milvus_uri) as store:
+        source = model_source(flags.checkpoint, store.model)
+        check_jobs(store, video_jobs)  # a refused second ingest fails here, before Ray starts
+        setup = WorkerSetup(source, detector_name, str(detector_model) if detector_model else None, device,
+                            flags.batch_size, backend)
+        with RayWorkers(setup, cluster) as ray_workers:
+            report = run(store, video_jobs, ray_workers, segment_seconds, progress=not flags.quiet, echo=typer.echo)
+        start_seconds = ray_workers.start_seconds
+        summary = store.summary()
     for video in report.videos:
         for line in video.warnings:
             typer.echo(f"warning: {video.path}: {line}", err=True)

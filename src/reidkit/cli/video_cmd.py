@@ -45,6 +45,7 @@ def ingest(
     from reidkit.inference.device import resolve_device
     from reidkit.search.ingest import check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.search.paths import discard_on_failure
     from reidkit.search.store import Store
     from reidkit.video import probe_video
 
@@ -53,22 +54,18 @@ def ingest(
     device = str(resolve_device(flags.device, "--device"))
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)
-    created = not db.exists()
-    try:
-        with Store.open(db, writable=True, create=True, index=flags.index, milvus_uri=flags.milvus_uri) as store:
-            plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
-            choice = choose_model(
-                flags.checkpoint, store.model, device=device, batch_size=flags.batch_size, backend=flags.embed_backend
-            )
-            if choice.warning:
-                typer.echo(f"warning: {choice.warning}", err=True)
-            built = choose_detector(flags.detector, device)
-            report = ingest_video(store, info, options, choice.extractor, built, choice.source)
-            summary = store.summary()
-    except BaseException:
-        if created:
-            Store.discard_if_unused(db)  # e.g. an unreadable checkpoint: leave no empty store folder behind
-        raise
+    # e.g. an unreadable checkpoint: a failed first ingest leaves no empty store behind (the folder's other files stay)
+    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=flags.index,
+                                            milvus_uri=flags.milvus_uri) as store:
+        plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
+        choice = choose_model(
+            flags.checkpoint, store.model, device=device, batch_size=flags.batch_size, backend=flags.embed_backend
+        )
+        if choice.warning:
+            typer.echo(f"warning: {choice.warning}", err=True)
+        built = choose_detector(flags.detector, device)
+        report = ingest_video(store, info, options, choice.extractor, built, choice.source)
+        summary = store.summary()
     for line in report.warnings:
         typer.echo(f"warning: {line}", err=True)
     if report.resumed_after is not None:

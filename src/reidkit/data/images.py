@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from reidkit.data.types import ImageRecord
 from reidkit.errors import ConfigError, ImageError
-from reidkit.image_open import DECODE_ERRORS, open_header, open_image, too_many_pixels
+from reidkit.image_open import DECODE_ERRORS, open_header, open_image, too_many_pixels, upright_rgb
 
 PROGRESS_MIN_IMAGES = 1000
 
@@ -30,7 +30,7 @@ def read_image(path: Path) -> Image.Image:
     than ``reidkit.image_open.MAX_IMAGE_PIXELS`` (checked before decoding)."""
     try:
         with open_image(path) as image:
-            return image.convert("RGB")
+            return upright_rgb(image)
     except DECODE_ERRORS as exc:
         raise ImageError(f"{path}: cannot read image ({_describe(path, exc)}); replace or remove the file") from exc
 

@@ -21,6 +21,7 @@ from reidkit.inference.foreign_model import is_foreign_model
 from reidkit.inference.onnx_export import export_onnx
 from reidkit.inference.openvino_runtime import save_ir
 from reidkit.models.model_file import load_model, model_id
+from reidkit.openvino_core import shared_core
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
 PROBE_BATCH = 2
@@ -97,7 +98,5 @@ def run_exported(path: Path, batch: np.ndarray) -> np.ndarray:
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return np.asarray(session.run(None, {session.get_inputs()[0].name: batch})[0])
-    import openvino
-
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = shared_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return np.asarray(compiled(batch)[0])

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from reidkit.data import IMAGENET_MEAN, IMAGENET_STD, build_transforms, read_image
 from reidkit.errors import ImageError, ModelError
+from reidkit.image_open import upright_rgb
 from reidkit.inference.backends import EMBEDDING_BACKENDS
 from reidkit.inference.foreign_model import is_foreign_model, load_foreign_model
 from reidkit.models import build_model
@@ -215,11 +216,12 @@ class _Inputs(Dataset[tuple[Tensor, str]]):
 
 
 def to_pil(image: ImageInput, index: int = 0) -> Image.Image:
-    """A path, PIL image or HxWx3 uint8 RGB array as an RGB PIL image (``index`` names the input in errors)."""
+    """A path, PIL image or HxWx3 uint8 RGB array as an upright RGB PIL image (``index`` names the input in
+    errors)."""
     if isinstance(image, str | Path):
         return read_image(Path(image))
     if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return upright_rgb(image)  # one opened with Image.open may still carry its EXIF turn
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
             raise ImageError(

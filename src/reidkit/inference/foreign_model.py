@@ -36,6 +36,7 @@ from reidkit.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, read_metadata
 from reidkit.inference.onnx_runtime import cpu_session
 from reidkit.inference.openvino_runtime import compile_f32, openvino_module
 from reidkit.models.model_file import ModelCard
+from reidkit.openvino_core import shared_core
 
 # Suffix -> the runtimes that run it, the one used when no --embed-backend names one first.
 RUNTIMES = {".onnx": ("onnxruntime", "openvino"), ".xml": ("openvino",)}
@@ -293,7 +294,7 @@ class _OvGraph:
 
     def __init__(self, path: Path) -> None:
         self.openvino = openvino_module()
-        self.core = self.openvino.Core()
+        self.core = shared_core()  # never a Core of its own: see reidkit.openvino_core
         try:
             self.model = self.core.read_model(str(path))
         except Exception as exc:  # OpenVINO reports unreadable files as RuntimeError and friends

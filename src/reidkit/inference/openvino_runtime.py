@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from reidkit.errors import ModelError
+from reidkit.openvino_core import shared_core
 
 CACHE_ENV = "REIDKIT_CACHE_DIR"
 
@@ -49,7 +50,7 @@ def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: st
     written to, the cache; without one (a live model that may still be training) it is converted every time.
     """
     openvino = openvino_module()
-    core = openvino.Core()
+    core = shared_core()  # never a Core of its own: see reidkit.openvino_core
     folder = None
     if cache_key is not None:
         version = re.sub(r"[^\w.-]", "_", openvino.__version__)  # e.g. "2026.4.1-22982-e213a147257-releases/2026/4"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from reidkit.errors import ConfigError, ImageError
-from reidkit.image_open import DECODE_ERRORS, open_image
+from reidkit.image_open import DECODE_ERRORS, open_image, upright_rgb
 from reidkit.video import Detector, crop_person
 
 # Detectors report weak boxes too (the tracker feeds on them); a query person must be a confident detection.
@@ -64,7 +64,7 @@ def load_query_image(path: Path) -> np.ndarray:
         raise ImageError(f"query image {path} does not exist; pass a person crop or a frame (JPEG/PNG)")
     try:
         with open_image(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(upright_rgb(image))
     except DECODE_ERRORS as exc:
         raise ImageError(f"query image {path} cannot be read ({exc}); pass a JPEG or PNG person crop or frame") from exc
 

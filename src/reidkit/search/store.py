@@ -28,7 +28,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -128,22 +128,6 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @staticmethod
-    def discard_if_unused(root: Path) -> bool:
-        """Delete the store folder ``root`` when it holds no video (an ingest that created it failed before its
-        first video row); True if it went. Call it only for a folder this run created."""
-        db_path = Path(root) / DB_NAME
-        if db_path.is_file():
-            try:
-                with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as connection:
-                    if connection.execute("SELECT COUNT(*) FROM videos").fetchone()[0]:
-                        return False
-            except sqlite3.OperationalError as exc:
-                if "no such table" not in str(exc):
-                    return False  # cannot tell: keep it
-        shutil.rmtree(root, ignore_errors=True)
-        return True
 
     def _lock(self) -> None:
         try:

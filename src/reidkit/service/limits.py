@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from reidkit.image_open import DECODE_ERRORS
+from reidkit.image_open import DECODE_ERRORS, upright_rgb
 
 # kind -> every (offset, bytes) its file starts with
 _IMAGE_MAGIC = {
@@ -86,7 +86,7 @@ def decode_image(data: bytes, max_pixels: int, field: str = "image") -> np.ndarr
                     f"{field} is {width}x{height} pixels, over the limit of {max_pixels / 1e6:.0f} megapixels; "
                     "scale it down or crop the person",
                 )
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(upright_rgb(image))
     except Image.DecompressionBombError:
         raise ApiError(413, "too_many_pixels", f"{field} declares too many pixels to decode") from None
     except DECODE_ERRORS as exc:

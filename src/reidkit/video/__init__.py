@@ -6,7 +6,14 @@ stage embeds the crops and stores the tracks. See docs/video.md for choosing a d
 
 from reidkit.video.bytetrack import ByteTracker
 from reidkit.video.crops import crop_person, crop_quality
-from reidkit.video.decode import TruncatedVideoWarning, frame_digest, iter_frames, probe_video, video_fingerprint
+from reidkit.video.decode import (
+    TruncatedVideoWarning,
+    frame_digest,
+    iter_frames,
+    probe_video,
+    read_frame,
+    video_fingerprint,
+)
 from reidkit.video.detectors import DETECTORS, build_detector, default_openvino_model
 from reidkit.video.types import Detector, Frame, TrackedBox, VideoInfo
 
@@ -25,5 +32,6 @@ __all__ = [
     "frame_digest",
     "iter_frames",
     "probe_video",
+    "read_frame",
     "video_fingerprint",
 ]

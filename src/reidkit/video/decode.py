@@ -60,6 +60,63 @@ def iter_frames(
     return _frames(container, name, every_n, start_frame, end_frame, progress)
 
 
+def read_frame(source: str | Path, frame_index: int, seek: bool = True) -> Frame:
+    """Frame ``frame_index`` (counted as ``iter_frames`` counts) of a video, found by seeking to the keyframe at or
+    before it and decoding forward: decoding from the start costs time in proportion to the index (about 40 s late
+    in an hour of video), a seek at most one keyframe interval.
+
+    A frame is placed by its timestamp on the stream's frame grid (``start_time + index / fps``); when the stream's
+    timestamps do not place it exactly (no frame rate; a frame count that does not fill the stream's duration slot
+    by slot, as with a variable rate or skipped slots; a timestamp off the grid; the seek landing past the frame)
+    or ``seek`` is False, it is decoded from the start instead. Callers holding a digest of the frame
+    (``frame_digest``) may still check it and retry with ``seek=False``. ``VideoError`` when there is no such frame.
+    """
+    if frame_index < 0:
+        raise ConfigError(f"frame index must be >= 0, got {frame_index}")
+    name = _source_text(source)
+    if seek and frame_index > 0:
+        container = _open(name)
+        try:
+            found = _seek_frame(container, frame_index)
+        except av.error.FFmpegError:
+            found = None  # a failed seek or a damaged GOP: the straight decode below says what is wrong
+        finally:
+            container.close()
+        if found is not None:
+            return found
+    frames = iter_frames(name, 1, frame_index, frame_index + 1, progress=False)
+    try:
+        return next(frames)
+    finally:
+        frames.close()
+
+
+def _seek_frame(container: av.container.InputContainer, frame_index: int) -> Frame | None:
+    """``read_frame``'s seek, or None when the timestamps cannot place the frame exactly."""
+    stream = container.streams.video[0]
+    rate, time_base = stream.base_rate, stream.time_base  # the grid every timestamp falls on (r_frame_rate)
+    if not rate or time_base is None:
+        return None
+    ticks = 1 / (Fraction(rate) * time_base)  # one frame's duration in timestamp units
+    if not stream.frames or stream.duration is None or abs(stream.duration / ticks - stream.frames) > Fraction(1, 2):
+        return None  # frames that do not fill the grid slot by slot (variable rate, gaps): counts and slots differ
+    base = stream.start_time or 0
+    stream.thread_type = "AUTO"
+    container.seek(base + int(frame_index * ticks), stream=stream, backward=True, any_frame=False)
+    for av_frame in container.decode(stream):
+        if av_frame.pts is None:
+            return None
+        position = round((av_frame.pts - base) / ticks)
+        if abs(av_frame.pts - base - position * ticks) > ticks / 4 or position > frame_index:
+            return None  # off the frame grid (rounded timestamps stay well inside), or the seek landed past it
+        if position == frame_index:
+            if av_frame.is_corrupt:
+                return None
+            time_s = float(av_frame.time) - float(base * time_base)  # as iter_frames times it
+            return Frame(index=frame_index, time_s=time_s, image=av_frame.to_ndarray(format="rgb24"))
+    return None
+
+
 def probe_video(source: str | Path) -> VideoInfo:
     """Read the container's metadata, fingerprint the content and digest frame 0 (of a file, not of a URL).
 

@@ -1,9 +1,9 @@
 """What a hit links to: its crop, its whole frame with the box drawn, and its track with every crop.
 
-Frames are not stored; they are decoded from the ingested video at the hit's frame (``reidkit.video.iter_frames``)
-and checked against the digest the ingest recorded for that frame, so a video file replaced since is refused rather
-than shown with a box around someone else. Viewing a frame or a track is written to the audit log; crops are not
-(a search's grid shows dozens, and the search itself is logged).
+Frames are not stored; they are decoded from the ingested video at the hit's frame (``reidkit.video.read_frame``,
+which seeks to the keyframe before it) and checked against the digest the ingest recorded for that frame, so a
+video file replaced since is refused rather than shown with a box around someone else. Viewing a frame or a track
+is written to the audit log; crops are not (a search's grid shows dozens, and the search itself is logged).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _detection(store: Store | None, detection_id: int) -> DetectionRow:
 def _decode(video: VideoRecord, frame_index: int, digest: str | None) -> Any:
     """Frame ``frame_index`` of the stored video as RGB, refused (404) when the file is a stream, gone, unreadable
     or no longer the recording that was ingested."""
-    from reidkit.video import frame_digest, iter_frames
+    from reidkit.video import frame_digest, read_frame
 
     unavailable = f"the frame cannot be shown: the video file of camera {video.camera!r} (video {video.id})"
     if "://" in video.path:
@@ -121,10 +121,10 @@ def _decode(video: VideoRecord, frame_index: int, digest: str | None) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a truncated file's warning: the frame either decodes or it does not
-            frames = iter_frames(FilePath(video.path), 1, frame_index, frame_index + 1, progress=False)
-            image = next(frames).image
-            frames.close()
-    except (ReidkitError, StopIteration):
+            image = read_frame(FilePath(video.path), frame_index).image
+            if digest is not None and frame_digest(image) != digest:  # seeking misplaced it, or the file changed
+                image = read_frame(FilePath(video.path), frame_index, seek=False).image
+    except ReidkitError:
         raise ApiError(404, "frame_unavailable", f"{unavailable} is missing or unreadable") from None
     if digest is not None and frame_digest(image) != digest:
         raise ApiError(404, "frame_unavailable", f"{unavailable} has changed since it was ingested")

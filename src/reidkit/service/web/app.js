@@ -15,8 +15,8 @@ const FINISHED = new Set(["done", "failed", "cancelled", "interrupted"]);
 const POLL_MS = 1000;
 
 const $ = (id) => document.getElementById(id);
-const state = { token: null, role: null, query: null, queryName: null, box: null, image: null, hit: null,
-                job: null, poller: null, auditBefore: null };
+const state = { token: null, role: null, query: null, queryName: null, queryTrack: null, box: null, image: null,
+                hit: null, visits: [], job: null, poller: null, auditBefore: null };
 const blobUrls = { hits: [], frame: [], query: [] };
 
 class ApiFailure extends Error {
@@ -140,7 +140,8 @@ async function loadCameras() {
 
 // ---- the query photo and its box ------------------------------------------------------------------------------
 
-async function setQuery(blob, name) {
+// `track`: the id when the query is a stored track (its crop shown, Search repeats the track search).
+async function setQuery(blob, name, track = null) {
   release("query");
   const image = new Image();
   image.src = URL.createObjectURL(blob);
@@ -151,8 +152,8 @@ async function setQuery(blob, name) {
     say($("search-status"), "That file is not an image this browser can show: " + name, true);
     return;
   }
-  Object.assign(state, { query: blob, queryName: name, image, box: null });
-  $("query-name").textContent = name;
+  Object.assign(state, { query: blob, queryName: name, queryTrack: track, image, box: null });
+  $("query-name").textContent = track === null ? name : name + ": all its crops (one shown)";
   const canvas = $("query-canvas");
   canvas.width = image.naturalWidth;
   canvas.height = image.naturalHeight;
@@ -198,7 +199,7 @@ function setUpBoxDrawing() {
   const canvas = $("query-canvas");
   let start = null;
   canvas.addEventListener("pointerdown", (event) => {
-    if (!state.image) return;
+    if (!state.image || state.queryTrack !== null) return;
     canvas.setPointerCapture(event.pointerId);
     start = imagePoint(event);
   });
@@ -228,6 +229,10 @@ function filterFields(form) {
 }
 
 async function searchPhoto() {
+  if (state.queryTrack !== null) {
+    await searchTrack(state.queryTrack);
+    return;
+  }
   if (!state.query) {
     say($("search-status"), "Choose or drop a photo first.", true);
     return;
@@ -254,6 +259,9 @@ async function runSearch(path, form, what) {
     showTimeline(result.trajectory);
     await showHits(result.hits);
   } catch (error) {
+    // The last search's hits must not stay on screen under this query's error, as if they were its answer.
+    showTimeline([]);
+    await showHits([]);
     report(status, error);
   } finally {
     $("search-button").disabled = false;
@@ -310,7 +318,9 @@ function svg(name, attributes = {}, text = null) {
   return element;
 }
 
+// Drawn at the box's own width in CSS pixels (no viewBox scaling), so that labels keep their size on a phone.
 function showTimeline(visits) {
+  state.visits = visits;
   const box = $("timeline");
   box.replaceChildren();
   $("timeline-title").hidden = visits.length === 0;
@@ -323,17 +333,20 @@ function showTimeline(visits) {
   const t0 = Math.min(...visits.map(start));
   const t1 = Math.max(...visits.map(end));
   const span = Math.max(t1 - t0, 1);
-  const labelWidth = 190, width = 900, rowHeight = 28, top = 8;
+  const width = Math.max(240, Math.min(box.clientWidth, 960));
+  const labelWidth = Math.round(Math.min(190, width * 0.3)), rowHeight = 28, top = 8;
   const plot = width - labelWidth - 20;
-  const height = top + cameras.length * rowHeight + 30;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
+  const narrow = plot < 320;  // no room for both axis times on one line: the last goes on a second
+  const height = top + cameras.length * rowHeight + (narrow ? 48 : 30);
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
                              "aria-label": "timeline of the person's sightings per camera" });
   cameras.forEach((camera, row) => {
     const y = top + row * rowHeight;
     chart.append(svg("rect", { x: labelWidth, y, width: plot, height: rowHeight - 6, class: "lane" }));
     const label = svg("g", { class: "camera-row" });
     label.append(svg("title", {}, camera), svg("text", { x: labelWidth - 8, y: y + rowHeight / 2,
-      class: "camera-label", "text-anchor": "end", "dominant-baseline": "middle" }, shorten(camera, 22)));
+      class: "camera-label", "text-anchor": "end", "dominant-baseline": "middle" },
+      shorten(camera, Math.floor((labelWidth - 8) / 8))));
     chart.append(label);
   });
   visits.forEach((visit) => {
@@ -352,8 +365,8 @@ function showTimeline(visits) {
   const first = visits.reduce((a, b) => (start(a) <= start(b) ? a : b));
   const last = visits.reduce((a, b) => (end(a) >= end(b) ? a : b));
   chart.append(svg("text", { x: labelWidth, y: axisY, class: "axis" }, when(first.first_seen, first.first_time_s)));
-  chart.append(svg("text", { x: labelWidth + plot, y: axisY, class: "axis", "text-anchor": "end" },
-                   when(last.last_seen, last.last_time_s)));
+  chart.append(svg("text", { x: labelWidth + plot, y: narrow ? axisY + 18 : axisY, class: "axis",
+                             "text-anchor": "end" }, when(last.last_seen, last.last_time_s)));
   box.append(chart);
 }
 
@@ -402,6 +415,21 @@ async function queryFromFrame() {
   }
 }
 
+// "More of this track": the track becomes the query, and the query panel shows it (the hit's crop), not the
+// photo of the search before.
+async function queryFromTrack() {
+  const hit = state.hit;
+  closeFrame();
+  showPanel("search-panel");
+  try {
+    await setQuery(await (await api(hit.crop_url.slice(API.length))).blob(), "track " + hit.track_id, hit.track_id);
+  } catch (error) {
+    report($("search-status"), error);
+    return;
+  }
+  await searchTrack(hit.track_id);
+}
+
 function closeFrame() {
   $("frame-view").hidden = true;
   release("frame");
@@ -437,15 +465,15 @@ function start() {
     if (file) setQuery(file, file.name);
   });
   setUpBoxDrawing();
-  window.addEventListener("resize", () => { if (state.image) fitCanvas(); });
+  window.addEventListener("resize", () => {
+    if (state.image) fitCanvas();
+    if (state.visits.length) showTimeline(state.visits);
+  });
   $("clear-box").addEventListener("click", () => { state.box = null; if (state.image) drawQuery(); });
   $("search-form").addEventListener("submit", (event) => { event.preventDefault(); searchPhoto(); });
   $("frame-close").addEventListener("click", closeFrame);
   $("frame-query").addEventListener("click", queryFromFrame);
-  $("frame-track").addEventListener("click", () => {
-    closeFrame();
-    searchTrack(state.hit.track_id);
-  });
+  $("frame-track").addEventListener("click", queryFromTrack);
   $("upload-form").addEventListener("submit", upload);
   $("job-cancel").addEventListener("click", cancelJob);
   $("job-resume").addEventListener("click", resumeJob);

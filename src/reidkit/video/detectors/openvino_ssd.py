@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from reidkit.errors import ConfigError, ModelError, ReidkitError
+from reidkit.openvino_core import shared_core
 from reidkit.shared_files import find_shared_file
 from reidkit.video.detectors.boxes import finish_detections
 from reidkit.video.types import empty_detections
@@ -80,7 +81,7 @@ class OpenVinoSsdDetector:
             raise ConfigError(f"detector color_order must be 'BGR' or 'RGB', got {self.color_order!r}")
         self.model_path = Path(self.model_path).expanduser()
         self._ov = _import_openvino()
-        self._core = self._ov.Core()
+        self._core = shared_core()  # never a Core of its own: see reidkit.openvino_core
         plugin = self.device.split(":")[0].split(".")[0]
         if plugin not in (*self._core.available_devices, *_VIRTUAL_DEVICES):
             raise ConfigError(
