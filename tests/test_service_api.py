@@ -20,7 +20,7 @@ from PIL import Image
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token, verify
 from reidkit.service.limits import image_kind, video_kind
-from reidkit.service.service_db import SERVICE_DB
+from reidkit.service.service_db import SERVICE_DB, connect
 from reidkit.service.settings import ServiceSettings
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
@@ -48,7 +48,13 @@ def jpeg_bytes(size: tuple[int, int] = (64, 128)) -> bytes:
 
 
 def test_token_cli_prints_the_secret_once_and_stores_only_a_salted_hash(tmp_path: Path) -> None:
+    typo = tmp_path / "typo" / "path"
+    refused = token_cli("create", "--db", typo, "--role", "admin")
+    assert refused.returncode == 2 and refused.stderr.startswith(f"error: --db {typo} holds no reidkit store")
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "typo").exists()
+    assert token_cli("list", "--db", typo).returncode == 2 and not (tmp_path / "typo").exists()
     db = tmp_path / "store"
+    connect(db)  # what `reidkit serve` does on a folder no video went into yet
     made = token_cli("create", "--db", db, "--role", "operator", "--name", "ops <b>desk</b>")
     assert made.returncode == 0, made.stderr
     secret = made.stdout.splitlines()[-1]
@@ -98,8 +104,10 @@ def test_every_route_but_health_needs_a_valid_unrevoked_token(empty_service: tup
     url, db = empty_service
     viewer = new_token(db, "viewer", "v1")
     with httpx.Client(base_url=url, timeout=30) as client:
-        health = client.get(f"{API}/health")
-        assert health.status_code == 200 and health.json()["counts"]["videos"] == 0
+        assert client.get(f"{API}/health").json() == {"status": "ok"}  # liveness only, to anyone
+        health = client.get(f"{API}/health", headers=bearer(viewer)).json()
+        assert health["counts"]["videos"] == 0 and health["model_id"] is None and health["version"]
+        assert client.get(f"{API}/health", headers=bearer(viewer + "x")).status_code == 401
         for headers in ({}, bearer("rk_" + "x" * 43), {"Authorization": "Basic dXNlcjpwYXNz"}, bearer(viewer + "x")):
             refused = client.get(f"{API}/cameras", headers=headers)
             assert refused.status_code == 401, headers

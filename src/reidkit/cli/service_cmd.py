@@ -81,12 +81,18 @@ def token_create(
     db: DbOption,
     role: Annotated[str, typer.Option("--role", help="viewer, operator or admin")],
     name: Annotated[str, typer.Option("--name", help="who or what uses it (shown in the audit log)")] = "token",
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="refuse it after this long: days or hours, e.g. 90d or 12h")
+    ] = None,
 ) -> None:
     """Make a token; its secret is printed once, alone on the last line, and stored only as a salted hash."""
-    from reidkit.service.access import Role, create_token
+    from reidkit.service.access import Role, create_token, parse_duration
 
-    info, secret = create_token(db, Role.parse(role), name)
-    typer.echo(f"token {info.id} ({info.name!r}, {info.role.name}) created; keep the secret below, it is not stored")
+    parsed_role, lifetime = Role.parse(role), None if expires is None else parse_duration(expires)
+    info, secret = create_token(_existing_store(db), parsed_role, name, lifetime)
+    until = "" if info.expires_at is None else f", expires {info.expires_at}"
+    typer.echo(f"token {info.id} ({info.name!r}, {info.role.name}{until}) created; keep the secret below, it is not "
+               "stored")
     typer.echo(secret)
 
 
@@ -95,10 +101,11 @@ def token_list(db: DbOption) -> None:
     """List the tokens (never their secrets)."""
     from reidkit.service.access import list_tokens
 
-    typer.echo(f"{'id':>4}  {'role':<8}  {'created':<25}  {'revoked':<25}  name")
-    for token in list_tokens(db):
-        revoked = token.revoked_at or "-"
-        typer.echo(f"{token.id:>4}  {token.role.name:<8}  {token.created_at:<25}  {revoked:<25}  {token.name!r}")
+    typer.echo(f"{'id':>4}  {'role':<8}  {'created':<25}  {'expires':<25}  {'revoked':<25}  name")
+    for token in list_tokens(_existing_store(db)):
+        expires, revoked = token.expires_at or "never", token.revoked_at or "-"
+        typer.echo(f"{token.id:>4}  {token.role.name:<8}  {token.created_at:<25}  {expires:<25}  {revoked:<25}  "
+                   f"{token.name!r}")
 
 
 @token_app.command("revoke")
@@ -106,5 +113,17 @@ def token_revoke(db: DbOption, token_id: Annotated[int, typer.Argument(help="the
     """Revoke a token: the server refuses it from its next request."""
     from reidkit.service.access import revoke_token
 
-    info = revoke_token(db, token_id)
+    info = revoke_token(_existing_store(db), token_id)
     typer.echo(f"token {info.id} ({info.name!r}) revoked at {info.revoked_at}")
+
+
+def _existing_store(db: Path) -> Path:
+    """``db`` when it is a store or a served folder; a mistyped ``--db`` is refused before anything is created there
+    (a token in a folder no server reads would only look like access that works)."""
+    from reidkit.search.schema import DB_NAME
+    from reidkit.service.service_db import SERVICE_DB
+
+    if not ((db / DB_NAME).is_file() or (db / SERVICE_DB).is_file()):
+        raise ConfigError(f"--db {db} holds no reidkit store ({DB_NAME} or {SERVICE_DB}); pass the folder that "
+                          "`reidkit ingest` or `reidkit serve` uses")
+    return db

@@ -38,6 +38,11 @@ def record(db: Path, caller: Caller, action: str, target: str, hits: int | None 
     _insert(connection, caller.token_id, caller.name, caller.role.name, action, target, hits)
 
 
+def record_failure(db: Path, target: str) -> None:
+    """Append a failed authentication (``target``: the request, the client's address and why, never the secret)."""
+    _insert(connect(db), None, "unauthenticated", "none", "auth.failed", target, None)
+
+
 def record_cli(connection: sqlite3.Connection, action: str, target: str) -> None:
     """Append one entry for something done on the command line (tokens), on an open service connection."""
     _insert(connection, None, "cli", "admin", action, target, None)
