@@ -185,9 +185,14 @@ def test_each_upload_limit_is_its_own_4xx(empty_service: tuple[str, Path]) -> No
         for top_k in ("0", "101", "ten"):
             bad = search(jpeg_bytes(), top_k=top_k)
             assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("top_k:"), top_k
-        for field, value in (("box", "1,2,3"), ("after", "yesterday"), ("before", "2024-13-01")):
+        for field, value in (("box", "1,2,3"), ("box", "1,2,nan,4"), ("box", "5,5,1,1"), ("after", "yesterday"),
+                             ("before", "2024-13-01")):
             bad = search(jpeg_bytes(), **{field: value})
-            assert bad.status_code == 400 and field in bad.json()["error"]["message"], field
+            message = bad.json()["error"]["message"]
+            assert bad.status_code == 400 and message.startswith(f"{field} ") and "--" not in message, message
+        garbled = search(b"\xff\xd8\xff" + b"not a jpeg at all" * 20)  # JPEG's first bytes, nothing PIL can open
+        assert garbled.status_code == 400 and garbled.json()["error"]["code"] == "bad_image"
+        assert " object at " not in garbled.json()["error"]["message"]
         missing = client.post(f"{API}/search", headers=headers, data={"top_k": "3"})
         assert missing.status_code == 422 and "image" in missing.json()["error"]["message"]
         assert client.get(f"{API}/crops/5", headers=headers).status_code == 404

@@ -141,6 +141,30 @@ def test_search_by_track_filters_and_refusals(small_store: Path, service: tuple)
     assert codes["order"][0] == 400 and "later than" in codes["order"][1]
     assert codes["track"] == (404, "no track 999999; take a track id from an earlier search")
     assert codes["box"][0] == 400 and "lies outside" in codes["box"][1]
+    assert codes["order"][1].startswith("after ") and "before 2024-05-01" in codes["order"][1]
+    assert not any("--" in message for _, message in codes.values())
+
+
+def test_a_box_partly_outside_the_photo_is_refused_and_a_long_file_name_keeps_the_audit_entry_whole(
+    small_store: Path, service: tuple
+) -> None:
+    url, viewer, _ = service
+    _, crop = longest_track_crop(small_store)
+    name = "n" * 600 + ".jpg"
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for box in ("300,10,330,100", "-5,10,100,100", "10,10,100,241"):
+            partly = client.post(f"{API}/search", headers=viewer, data={"box": box},
+                                 files={"image": ("f.jpg", _frame_jpeg(), "image/jpeg")})
+            message = partly.json()["error"]["message"]
+            assert partly.status_code == 400 and message.startswith("box ") and "inside" in message, box
+        found = client.post(f"{API}/search", headers=viewer, files={"image": (name, crop.read_bytes(), "image/jpeg")},
+                            data={"top_k": "4", "camera": ["cam1", "cam1"], "after": "2024-05-01T09:00:00",
+                                  "before": "2024-05-01T10:00:00", "rerank": "true"})
+        assert found.status_code == 200, found.text
+    entry = next(e for e in audit.read(small_store) if e.action == "search")
+    assert entry.target.startswith(f"image {'n' * 120!r}... (604 characters) (crop)")
+    assert entry.target.endswith(" camera='cam1' after=2024-05-01T09:00:00 before=2024-05-01T10:00:00 top_k=4 rerank")
+    assert entry.hits == len(found.json()["hits"])
 
 
 def _frame_jpeg() -> bytes:

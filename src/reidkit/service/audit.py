@@ -17,7 +17,9 @@ from reidkit.service.service_db import connect
 if TYPE_CHECKING:
     from reidkit.service.access import Caller
 
-MAX_TARGET_CHARS = 500
+# What one entry may hold: room for every filter of a request; names a client chose go in ``quoted``, shortened.
+MAX_TARGET_CHARS = 2000
+MAX_NAME_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,14 @@ class AuditEntry:
     action: str
     target: str
     hits: int | None
+
+
+def quoted(name: str) -> str:
+    """A name a client chose (a file name), quoted and cut to ``MAX_NAME_CHARS`` with its length said, so that an
+    entry keeps every filter after it whatever the client sent."""
+    if len(name) <= MAX_NAME_CHARS:
+        return repr(name)
+    return f"{name[:MAX_NAME_CHARS]!r}... ({len(name)} characters)"
 
 
 def record(db: Path, caller: Caller, action: str, target: str, hits: int | None = None) -> None:
@@ -72,5 +82,5 @@ def _insert(
     connection.execute(
         "INSERT INTO audit(at, token_id, who, role, action, target, hits) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (datetime.now(UTC).isoformat(timespec="milliseconds"), token_id, who, role, action,
-         target[:MAX_TARGET_CHARS], hits),
+         target if len(target) <= MAX_TARGET_CHARS else target[: MAX_TARGET_CHARS - 20] + " ... (cut short)", hits),
     )
