@@ -116,9 +116,9 @@ def test_a_token_made_by_an_older_reidkit_verifies_and_is_rehashed(tmp_path: Pat
     tmp_path.mkdir(exist_ok=True)
     secret, salt = "rk_" + "k" * 43, b"s" * 16
     with closing(sqlite3.connect(tmp_path / SERVICE_DB)) as old:
-        old.execute("CREATE TABLE tokens (id INTEGER PRIMARY KEY AUTOINCREMENT, lookup TEXT NOT NULL UNIQUE, name TEXT "
-                    "NOT NULL, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, iterations INTEGER NOT NULL, "
-                    "created_at TEXT NOT NULL, revoked_at TEXT)")
+        old.execute("CREATE TABLE tokens (id INTEGER PRIMARY KEY AUTOINCREMENT, lookup TEXT NOT NULL UNIQUE, "
+                    "name TEXT NOT NULL, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, "
+                    "iterations INTEGER NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)")
         old.execute("INSERT INTO tokens(lookup, name, role, salt, hash, iterations, created_at) VALUES (?, ?, ?, ?, ?, "
                     "?, ?)", (secret[3:11], "old", "admin", salt,
                               hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, 200_000), 200_000, "2025-01-01"))

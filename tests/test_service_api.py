@@ -78,6 +78,20 @@ def test_token_cli_prints_the_secret_once_and_stores_only_a_salted_hash(tmp_path
     assert actions == ["token.revoke", "token.create"]
 
 
+def test_a_purge_on_the_command_line_is_audited(tmp_path: Path) -> None:
+    from reidkit.search.store import Store
+
+    db = tmp_path / "store"
+    Store.open(db, writable=True, create=True).close()
+    for extra in (["--dry-run"], []):
+        purged = subprocess.run([str(REIDKIT), "purge", "--db", db, "--before", "2024-01-01", *extra],
+                                capture_output=True, text=True, timeout=120)
+        assert purged.returncode == 0, purged.stderr
+    entries = [(e.action, e.who, e.token_id, e.target) for e in audit.read(db)]
+    target = "before 2024-01-01T00:00:00: videos none; 0 tracks, 0 crops"
+    assert entries == [("purge", "cli", None, target), ("purge.dry_run", "cli", None, target)]
+
+
 def test_the_audit_log_refuses_update_and_delete(tmp_path: Path) -> None:
     _, secret = create_token(tmp_path, Role.viewer, "v")
     caller = verify(tmp_path, secret)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from reidkit.service.service_db import connect
 
 if TYPE_CHECKING:
+    from reidkit.search.retention import PurgeReport
     from reidkit.service.access import Caller
 
 # What one entry may hold: room for every filter of a request; names a client chose go in ``quoted``, shortened.
@@ -42,6 +43,18 @@ def quoted(name: str) -> str:
     return f"{name[:MAX_NAME_CHARS]!r}... ({len(name)} characters)"
 
 
+def purge_target(report: PurgeReport, swept: list[str] | None = None) -> str:
+    """A purge's entry, the same from the API and the command line: the moment, the videos, what went with them."""
+    videos = ", ".join(str(video.id) for video in report.videos) or "none"
+    target = f"before {report.before.isoformat()}: videos {videos}; {report.tracks} tracks, {report.detections} crops"
+    return target + swept_text(swept or [])
+
+
+def swept_text(swept: list[str]) -> str:
+    """What an entry adds for the uploaded files a delete or purge swept away (``uploads.sweep``)."""
+    return f"; {len(swept)} uploaded files no video or job needed deleted" if swept else ""
+
+
 def record(db: Path, caller: Caller, action: str, target: str, hits: int | None = None) -> None:
     """Append one entry for a request by ``caller``."""
     connection = connect(db)
@@ -54,7 +67,7 @@ def record_failure(db: Path, target: str) -> None:
 
 
 def record_cli(connection: sqlite3.Connection, action: str, target: str) -> None:
-    """Append one entry for something done on the command line (tokens), on an open service connection."""
+    """Append one entry for something done on the command line (tokens, purges), on an open service connection."""
     _insert(connection, None, "cli", "admin", action, target, None)
 
 

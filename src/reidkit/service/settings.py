@@ -14,7 +14,8 @@ class ServiceSettings:
     ``max_image_bytes``: a query photo's size (a phone photo is 3-8 MB); ``max_video_bytes``: an uploaded video's;
     ``max_image_pixels``: what a photo may declare before it is decoded (decompression bombs);
     ``requests_per_minute``: per token, over a sliding minute; ``failed_auth_per_minute``: failed authentications
-    per client address, over a sliding minute (then 429 without a look at the token); ``max_top_k``: hits one search may return.
+    per client address, over a sliding minute (then 429 without a look at the token); ``max_top_k``: hits one
+    search may return.
     ``checkpoint``: the ReID model when the store's own cannot be found where it was (as ``reidkit search``).
     ``embed_backend``: what runs the ReID model on query crops: ``auto`` (OpenVINO on the CPU when installed, about
     3x faster per crop than PyTorch, features equal to 1e-4; else ONNX Runtime), ``torch`` (exactly what ``reidkit

@@ -71,7 +71,8 @@ def search_photo(
     else:
         raise ApiError(409, "model_changed", "the store's model kept changing during this search; send it again")
     description = QueryDescription(crop.kind, name, box=crop.box)
-    target = f"image {audit.quoted(name)} ({crop.kind}{'' if crop.box is None else ' ' + box_text(crop.box)}){_text(filters)}"
+    box_used = "" if crop.box is None else " " + box_text(crop.box)
+    target = f"image {audit.quoted(name)} ({crop.kind}{box_used}){_text(filters)}"
     audit.record(state.root, caller, "search", f"{target} top_k={top_k}{' rerank' if rerank else ''}",
                  len(result.hits))
     return api_result(state, result, description, held.model_id)

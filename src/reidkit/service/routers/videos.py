@@ -121,7 +121,8 @@ def remove_video(request: Request, caller: Annotated[Caller, Depends(operator)],
         raise ApiError(404, "not_found", f"no video {video_id}")
     deleted, swept = done
     audit.record(state.root, caller, "video.delete", f"video {video_id} (camera {deleted['camera']!r}, "
-                 f"{deleted['file']!r}): {deleted['tracks']} tracks, {deleted['detections']} crops{_swept(swept)}",
+                 f"{deleted['file']!r}): {deleted['tracks']} tracks, {deleted['detections']} crops"
+                 f"{audit.swept_text(swept)}",
                  deleted["detections"])
     return deleted
 
@@ -138,10 +139,8 @@ def purge(request: Request, caller: Annotated[Caller, Depends(admin)], body: Pur
     else:
         report, swept = _writing(state, lambda store: (purge_before(store, moment), _sweep(state, store))) or (
             empty, [])
-    videos = ", ".join(str(video.id) for video in report.videos) or "none"
-    audit.record(state.root, caller, "purge.dry_run" if body.dry_run else "purge",
-                 f"before {moment.isoformat()}: videos {videos}; {report.tracks} tracks, {report.detections} crops"
-                 f"{_swept(swept)}", len(report.videos))
+    audit.record(state.root, caller, "purge.dry_run" if body.dry_run else "purge", audit.purge_target(report, swept),
+                 len(report.videos))
     return report.to_json()
 
 
@@ -149,10 +148,6 @@ def _sweep(state: Services, store: Store) -> list[str]:
     """Delete the uploaded files that no video of ``store`` (open for writing) and no unfinished job needs."""
     videos = [str(path) for (path,) in store.db.execute("SELECT path FROM videos")]
     return sweep(state.root, [*videos, *state.jobs.needed_files()])
-
-
-def _swept(names: list[str]) -> str:
-    return f"; {len(names)} uploaded files no video or job needed deleted" if names else ""
 
 
 def _job_json(state: Services, job: Job) -> dict[str, Any]:
