@@ -53,6 +53,15 @@ def test_uploads_nobody_needs_are_refused_or_deleted(tmp_path: Path, clip: Path,
                            files={"file": ("short clip.mp4", clip.read_bytes(), "video/mp4")})
 
     with httpx.Client(base_url=url, timeout=60) as client:
+        for fields, start in (({"start_frame": "5000"}, "start_frame 5000 is past the end of "),
+                              ({"start_frame": "10", "end_frame": "5"}, "end_frame 5 must be greater than start_frame"),
+                              ({"camera": "lobby\x07"}, "camera 'lobby\\x07' contains control")):
+            refused = client.post(f"{API}/videos", headers=operator, data={"camera": "cam1", **fields},
+                                  files={"file": ("short clip.mp4", clip.read_bytes(), "video/mp4")})
+            message = refused.json()["error"]["message"]
+            assert refused.status_code == 400 and message.startswith(start) and "--" not in message, message
+            assert str(tmp_path) not in message and "/" not in message
+        assert uploads(db) == []
         first = upload()
         assert first.status_code == 202, first.text
         job = read_job(db, first.json()["id"])

@@ -79,7 +79,7 @@ def _add_error_handlers(app: FastAPI, state: Services, routes: list[BaseRoute]) 
         return error_response(exc.status, exc.code, state.scrub(exc.message), exc.headers)
 
     async def reidkit_error(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(400, "bad_request", state.scrub(str(exc)))
+        return error_response(400, "bad_request", state.scrub_paths(str(exc)))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

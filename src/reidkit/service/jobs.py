@@ -263,8 +263,9 @@ class JobRunner:
 
 
 def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) -> IngestOptions:
-    """The ``IngestOptions`` of a job (no progress bar: nobody watches a worker's terminal)."""
-    from reidkit.search.ingest import IngestOptions
+    """The ``IngestOptions`` of a job (no progress bar: nobody watches a worker's terminal), its refusals worded
+    for the API's client: the upload's form fields, and deleting a video where the command line would ``--force``."""
+    from reidkit.search.ingest import IngestOptions, IngestWording
     from reidkit.search.rows import parse_time
 
     return IngestOptions(
@@ -275,6 +276,10 @@ def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) 
         end_frame=options.end_frame,
         chunk_frames=options.chunk_frames,
         progress=False,
+        wording=IngestWording(every="every", chunk_frames="chunk_frames", start_frame="start_frame",
+                              end_frame="end_frame", camera="camera", rerun="upload it again with",
+                              replace="delete that video first to replace it",
+                              start_over="delete that video first to start over"),
     )
 
 

@@ -12,6 +12,7 @@ thread-safe, and such queries are rare, so they never hold up the crops.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ CALLER = "reidkit.caller"  # the ASGI scope's key for the caller ``gate.Gate`` a
 # Row ids in a URL: SQLite's INTEGER is 64-bit, so a larger number is refused (422) before it reaches a query.
 SQLITE_MAX_ID = 2**63 - 1
 ItemId = Annotated[int, PathParam(ge=1, le=SQLITE_MAX_ID)]
+# A POSIX path of at least two parts standing on its own (not inside a URL): group 1 is its last part.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")
 # Every status a route may answer besides 200, documented in the spec (the fuzz test holds the API to it).
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
@@ -172,6 +175,11 @@ class Services:
                            reverse=True):
             text = text.replace(str(Path(root) / UPLOADS) + os.sep, "").replace(root, "the store")
         return text
+
+    def scrub_paths(self, text: str) -> str:
+        """``scrub``, and any other absolute file path cut to its file name: for messages worded for a log or the
+        command line (``reidkit.search``, ingest jobs), which name files wherever they are on the server."""
+        return _ABSOLUTE_PATH.sub(lambda found: found[1], self.scrub(text))
 
 
 _bearer = HTTPBearer(auto_error=False, description="a token made with `reidkit token create`")

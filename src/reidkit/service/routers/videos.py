@@ -153,7 +153,7 @@ def _sweep(state: Services, store: Store) -> list[str]:
 def _job_json(state: Services, job: Job) -> dict[str, Any]:
     """What the API shows of a job: its message without the server's folders (the worker words it for a log)."""
     shown = job.to_json()
-    shown["message"] = state.scrub(shown["message"])
+    shown["message"] = state.scrub_paths(shown["message"])
     return shown
 
 
