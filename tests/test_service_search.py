@@ -186,7 +186,7 @@ def test_the_server_sees_an_ingest_made_while_it_runs(
     url = serve(root)
     headers = {"Authorization": f"Bearer {create_token(root, Role.viewer, 'live')[1]}"}
     with httpx.Client(base_url=url, timeout=120) as client:
-        before = client.get(f"{API}/health").json()["counts"]
+        before = client.get(f"{API}/health", headers=headers).json()["counts"]
         track_id, _ = longest_track_crop(root)
         assert client.post(f"{API}/search/track/{track_id}", headers=headers, data={"camera": "cam2"}).status_code \
             == 400
@@ -197,7 +197,7 @@ def test_the_server_sees_an_ingest_made_while_it_runs(
                                 progress=False)
         with Store.open(root, writable=True) as store:
             ingest_video(store, probe_video(vtest_video), options, model.extractor, detector, model.source)
-        after = client.get(f"{API}/health").json()["counts"]
+        after = client.get(f"{API}/health", headers=headers).json()["counts"]
         assert after["videos"] == before["videos"] + 1 and after["detections"] > before["detections"]
         found = client.post(f"{API}/search/track/{track_id}", headers=headers, data={"camera": "cam2", "top_k": "3"})
         assert found.status_code == 200, found.text
