@@ -144,10 +144,10 @@ def test_tokens_expire(tmp_path: Path, serve: Callable[..., str]) -> None:
     listed = subprocess.run([str(REIDKIT), "token", "list", "--db", db], capture_output=True, text=True, timeout=120)
     expires = list_tokens(db)[0].expires_at
     assert expires is not None and expires[:10] in listed.stdout and "expires" in listed.stdout.splitlines()[0]
-    _, brief = create_token(db, Role.viewer, "brief", timedelta(seconds=1))
+    _, brief = create_token(db, Role.viewer, "brief", timedelta(seconds=2))  # stored to the second: 1-2 s
     with httpx.Client(base_url=url, timeout=30) as client:
         assert client.get(f"{API}/me", headers=bearer(brief)).status_code == 200
-        time.sleep(1.5)
+        time.sleep(2.2)
         refused = client.get(f"{API}/me", headers=bearer(brief))
         assert refused.status_code == 401 and "expired" in refused.json()["error"]["message"]
         assert client.get(f"{API}/me", headers=bearer(made.stdout.splitlines()[-1])).status_code == 200

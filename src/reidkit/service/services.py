@@ -200,9 +200,13 @@ def require(role: Role, optional: bool = False) -> Callable[..., Caller | None]:
         # ``credentials`` only puts the bearer scheme in the OpenAPI spec; the gate has read the header.
         return request.scope.get(CALLER)
 
-    caller.role = role  # type: ignore[attr-defined]
-    caller.optional = optional  # type: ignore[attr-defined]
-    return caller
+    def maybe_caller(request: Request) -> Caller | None:  # no scheme in the spec: the route is public
+        return request.scope.get(CALLER)
+
+    chosen = maybe_caller if optional else caller
+    chosen.role = role  # type: ignore[attr-defined]
+    chosen.optional = optional  # type: ignore[attr-defined]
+    return chosen
 
 
 viewer = require(Role.viewer)
