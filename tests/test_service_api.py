@@ -257,3 +257,6 @@ def test_serve_command_binds_loopback_and_answers(tmp_path: Path) -> None:
     bad_port = subprocess.run([str(REIDKIT), "serve", "--db", tmp_path, "--port", "70000"], capture_output=True,
                               text=True, timeout=60)
     assert bad_port.returncode == 2 and bad_port.stderr.startswith("error: --port 70000")
+    no_tries = subprocess.run([str(REIDKIT), "serve", "--db", tmp_path, "--auth-failures", "0"], capture_output=True,
+                              text=True, timeout=60)
+    assert no_tries.returncode == 2 and no_tries.stderr.startswith("error: --rate-limit, --auth-failures")

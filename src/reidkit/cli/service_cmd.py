@@ -30,6 +30,9 @@ def serve(
     ),
     port: Annotated[int, typer.Option("--port", help="TCP port (0: any free one, printed at start)")] = 8000,
     rate_limit: Annotated[int, typer.Option("--rate-limit", help="requests per token per minute")] = 120,
+    auth_failures: Annotated[
+        int, typer.Option("--auth-failures", help="failed authentications per client address per minute")
+    ] = 20,
     max_image_mb: Annotated[float, typer.Option("--max-image-mb", help="largest query photo, in MB")] = 20.0,
     max_video_mb: Annotated[float, typer.Option("--max-video-mb", help="largest video upload, in MB")] = 4096.0,
     checkpoint: Annotated[
@@ -51,12 +54,13 @@ def serve(
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port} must be from 0 to 65535")
-    if rate_limit < 1 or max_image_mb <= 0 or max_video_mb <= 0:
-        raise ConfigError("--rate-limit, --max-image-mb and --max-video-mb must be positive")
+    if rate_limit < 1 or auth_failures < 1 or max_image_mb <= 0 or max_video_mb <= 0:
+        raise ConfigError("--rate-limit, --auth-failures, --max-image-mb and --max-video-mb must be positive")
     settings = ServiceSettings(
         max_image_bytes=int(max_image_mb * 1e6),
         max_video_bytes=int(max_video_mb * 1e6),
         requests_per_minute=rate_limit,
+        failed_auth_per_minute=auth_failures,
         checkpoint=checkpoint,
         device=device,
         embed_backend=resolve_backend(embed_backend, str(resolve_device(device, "--device"))),  # checked before start
