@@ -51,7 +51,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
         (400, "a field is wrong (the message names it)"),
-        (401, "no token, or an unknown or revoked one"),
+        (401, "no token, or an unknown, revoked or expired one"),
         (403, "the token's role may not do this"),
         (404, "no such item"),
         (409, "the store or a job is not in a state that allows this now (the message says why)"),

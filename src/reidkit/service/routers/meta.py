@@ -23,6 +23,7 @@ router = APIRouter(prefix=API, tags=["store"])
 
 
 @router.get("/health", response_model=Health, response_model_exclude_unset=True,
+            responses={status: ERRORS[status] for status in (401, 429)},  # a wrong token; too many wrong ones
             summary="Liveness; with a token also the version, the store's model and size")
 def health(request: Request, caller: Annotated[Caller | None, Depends(anyone)]) -> dict[str, Any]:
     if caller is None:
