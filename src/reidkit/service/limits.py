@@ -113,22 +113,15 @@ class RateLimiter:
 
     def check(self, key: object) -> None:
         """Count one event for ``key``, refused (429) when the window is already full."""
-        self.refuse_if_full(key)
-        self.add(key)
+        with self._lock:
+            self._refuse_if_full(key)
+            self._seen.setdefault(key, deque()).append(time.monotonic())
 
     def refuse_if_full(self, key: object) -> None:
-        """429 when ``key`` has had ``per_minute`` events in the window; counts nothing."""
-        now = time.monotonic()
+        """429 when ``key`` has had ``per_minute`` events in the window; counts nothing (failed authentications are
+        counted with ``add`` once they have failed, so concurrent tries may overshoot by a few)."""
         with self._lock:
-            seen = self._seen.setdefault(key, deque())
-            while seen and now - seen[0] >= self.window_s:
-                seen.popleft()
-            if len(seen) >= self.per_minute:
-                wait = max(1, int(self.window_s - (now - seen[0])) + 1)
-                raise ApiError(429, "rate_limited", f"more than {self.per_minute} {self.what}; retry in {wait} s",
-                               headers={"Retry-After": str(wait)})
-            if not seen:
-                del self._seen[key]  # keys come and go (addresses): keep only those with events in the window
+            self._refuse_if_full(key)
 
     def add(self, key: object) -> bool:
         """Count one event for ``key``; True when that filled its window (the next one is refused)."""
@@ -136,3 +129,15 @@ class RateLimiter:
             seen = self._seen.setdefault(key, deque())
             seen.append(time.monotonic())
             return len(seen) >= self.per_minute
+
+    def _refuse_if_full(self, key: object) -> None:
+        now = time.monotonic()
+        seen = self._seen.setdefault(key, deque())
+        while seen and now - seen[0] >= self.window_s:
+            seen.popleft()
+        if len(seen) >= self.per_minute:
+            wait = max(1, int(self.window_s - (now - seen[0])) + 1)
+            raise ApiError(429, "rate_limited", f"more than {self.per_minute} {self.what}; retry in {wait} s",
+                           headers={"Retry-After": str(wait)})
+        if not seen:
+            del self._seen[key]  # keys come and go (addresses): keep only those with events in the window
