@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                files={"image": ("q.jpg", photos[0], "image/jpeg")})
             if warm.status_code != 200:
                 raise SystemExit(f"the warm-up search failed: {warm.text}")
-            before = client.get(f"{API}/health").json()["counts"]
+            before = client.get(f"{API}/health", headers=ops).json()["counts"]
             results: list[tuple[float, float, int, str]] = []
             started = time.perf_counter()
             stop_at = started + args.seconds
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for thread in threads:
                 thread.join()
             ended = time.perf_counter()
-            after = client.get(f"{API}/health").json()["counts"]
+            after = client.get(f"{API}/health", headers=ops).json()["counts"]
             if job["status"] in ("queued", "running"):
                 client.delete(f"{API}/jobs/{job['id']}", headers=ops)
             elif job.get("video_id") is not None:

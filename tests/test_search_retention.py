@@ -24,6 +24,8 @@ from reidkit.search.retention import UPLOADS, delete_video, purge_before
 from reidkit.search.search import search_store, track_query
 from reidkit.search.store import DB_NAME, Store
 from reidkit.search.vectors import IndexLocation, load_vector_index
+from reidkit.service import audit
+from reidkit.service.service_db import SERVICE_DB
 from reidkit.video import probe_video
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
@@ -155,11 +157,13 @@ def test_purge_command(built: Path, tmp_path: Path) -> None:
     assert dry.returncode == 0, dry.stderr
     assert "would delete video 1 (camera 'cam1'" in dry.stdout and "would delete video 4" in dry.stdout
     assert "would delete 2 videos" in dry.stdout and "nothing changed" in dry.stdout
-    assert snapshot(root) == before
+    audit_log = root / SERVICE_DB  # the dry run is audited; the store itself is untouched
+    assert {name: digest for name, digest in snapshot(root).items() if name != SERVICE_DB} == before
     done = purge_cli("--db", root, "--before", "2024-05-15T00:00:00Z")
     assert done.returncode == 0, done.stderr
     assert "deleted 2 videos" in done.stdout and "uploaded file deleted" in done.stdout
     assert "[store now: 2 videos" in done.stdout
+    assert [(e.action, e.who) for e in audit.read(audit_log.parent)] == [("purge", "cli"), ("purge.dry_run", "cli")]
     for args, named in (
         (("--db", root, "--before", "last tuesday"), "--before 'last tuesday' is not an ISO 8601 time"),
         (("--db", root, "--before", "2999-01-01"), "is in the future"),

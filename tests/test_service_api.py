@@ -20,7 +20,7 @@ from PIL import Image
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token, verify
 from reidkit.service.limits import image_kind, video_kind
-from reidkit.service.service_db import SERVICE_DB
+from reidkit.service.service_db import SERVICE_DB, connect
 from reidkit.service.settings import ServiceSettings
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
@@ -48,7 +48,13 @@ def jpeg_bytes(size: tuple[int, int] = (64, 128)) -> bytes:
 
 
 def test_token_cli_prints_the_secret_once_and_stores_only_a_salted_hash(tmp_path: Path) -> None:
+    typo = tmp_path / "typo" / "path"
+    refused = token_cli("create", "--db", typo, "--role", "admin")
+    assert refused.returncode == 2 and refused.stderr.startswith(f"error: --db {typo} holds no reidkit store")
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "typo").exists()
+    assert token_cli("list", "--db", typo).returncode == 2 and not (tmp_path / "typo").exists()
     db = tmp_path / "store"
+    connect(db)  # what `reidkit serve` does on a folder no video went into yet
     made = token_cli("create", "--db", db, "--role", "operator", "--name", "ops <b>desk</b>")
     assert made.returncode == 0, made.stderr
     secret = made.stdout.splitlines()[-1]
@@ -70,6 +76,20 @@ def test_token_cli_prints_the_secret_once_and_stores_only_a_salted_hash(tmp_path
     assert bad_role.returncode == 2 and "--role 'root'" in bad_role.stderr and "Traceback" not in bad_role.stderr
     actions = [entry.action for entry in audit.read(db)]
     assert actions == ["token.revoke", "token.create"]
+
+
+def test_a_purge_on_the_command_line_is_audited(tmp_path: Path) -> None:
+    from reidkit.search.store import Store
+
+    db = tmp_path / "store"
+    Store.open(db, writable=True, create=True).close()
+    for extra in (["--dry-run"], []):
+        purged = subprocess.run([str(REIDKIT), "purge", "--db", db, "--before", "2024-01-01", *extra],
+                                capture_output=True, text=True, timeout=120)
+        assert purged.returncode == 0, purged.stderr
+    entries = [(e.action, e.who, e.token_id, e.target) for e in audit.read(db)]
+    target = "before 2024-01-01T00:00:00: videos none; 0 tracks, 0 crops"
+    assert entries == [("purge", "cli", None, target), ("purge.dry_run", "cli", None, target)]
 
 
 def test_the_audit_log_refuses_update_and_delete(tmp_path: Path) -> None:
@@ -98,8 +118,10 @@ def test_every_route_but_health_needs_a_valid_unrevoked_token(empty_service: tup
     url, db = empty_service
     viewer = new_token(db, "viewer", "v1")
     with httpx.Client(base_url=url, timeout=30) as client:
-        health = client.get(f"{API}/health")
-        assert health.status_code == 200 and health.json()["counts"]["videos"] == 0
+        assert client.get(f"{API}/health").json() == {"status": "ok"}  # liveness only, to anyone
+        health = client.get(f"{API}/health", headers=bearer(viewer)).json()
+        assert health["counts"]["videos"] == 0 and health["model_id"] is None and health["version"]
+        assert client.get(f"{API}/health", headers=bearer(viewer + "x")).status_code == 401
         for headers in ({}, bearer("rk_" + "x" * 43), {"Authorization": "Basic dXNlcjpwYXNz"}, bearer(viewer + "x")):
             refused = client.get(f"{API}/cameras", headers=headers)
             assert refused.status_code == 401, headers
@@ -177,9 +199,14 @@ def test_each_upload_limit_is_its_own_4xx(empty_service: tuple[str, Path]) -> No
         for top_k in ("0", "101", "ten"):
             bad = search(jpeg_bytes(), top_k=top_k)
             assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("top_k:"), top_k
-        for field, value in (("box", "1,2,3"), ("after", "yesterday"), ("before", "2024-13-01")):
+        for field, value in (("box", "1,2,3"), ("box", "1,2,nan,4"), ("box", "5,5,1,1"), ("after", "yesterday"),
+                             ("before", "2024-13-01")):
             bad = search(jpeg_bytes(), **{field: value})
-            assert bad.status_code == 400 and field in bad.json()["error"]["message"], field
+            message = bad.json()["error"]["message"]
+            assert bad.status_code == 400 and message.startswith(f"{field} ") and "--" not in message, message
+        garbled = search(b"\xff\xd8\xff" + b"not a jpeg at all" * 20)  # JPEG's first bytes, nothing PIL can open
+        assert garbled.status_code == 400 and garbled.json()["error"]["code"] == "bad_image"
+        assert " object at " not in garbled.json()["error"]["message"]
         missing = client.post(f"{API}/search", headers=headers, data={"top_k": "3"})
         assert missing.status_code == 422 and "image" in missing.json()["error"]["message"]
         assert client.get(f"{API}/crops/5", headers=headers).status_code == 404
@@ -230,3 +257,6 @@ def test_serve_command_binds_loopback_and_answers(tmp_path: Path) -> None:
     bad_port = subprocess.run([str(REIDKIT), "serve", "--db", tmp_path, "--port", "70000"], capture_output=True,
                               text=True, timeout=60)
     assert bad_port.returncode == 2 and bad_port.stderr.startswith("error: --port 70000")
+    no_tries = subprocess.run([str(REIDKIT), "serve", "--db", tmp_path, "--auth-failures", "0"], capture_output=True,
+                              text=True, timeout=60)
+    assert no_tries.returncode == 2 and no_tries.stderr.startswith("error: --rate-limit, --auth-failures")

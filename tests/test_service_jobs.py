@@ -165,9 +165,9 @@ def test_a_refused_submission_creates_nothing(tmp_path: Path, vtest_video: Path)
         (vtest_video, "cam\x1b[31m", None, JobOptions(), ConfigError, "control character"),
         (vtest_video, "   ", None, JobOptions(), ConfigError, "must name the camera"),
         (vtest_video, "cam1", "yesterday", JobOptions(), ConfigError, "start_time 'yesterday' is not an ISO 8601"),
-        (vtest_video, "cam1", None, JobOptions(start_frame=30, end_frame=10), ConfigError, "--end-frame 10"),
+        (vtest_video, "cam1", None, JobOptions(start_frame=30, end_frame=10), ConfigError, "^end_frame 10"),
         (vtest_video, "cam1", None, JobOptions(start_frame=5000), ConfigError, "past the end"),
-        (vtest_video, "cam1", None, JobOptions(every=0), ConfigError, "--every"),
+        (vtest_video, "cam1", None, JobOptions(every=0), ConfigError, "^every and chunk_frames"),
         (not_a_video, "cam1", None, JobOptions(), VideoError, "notes.mp4"),
     ]
     for video, camera, start_time, options, error, message in refused:

@@ -141,6 +141,30 @@ def test_search_by_track_filters_and_refusals(small_store: Path, service: tuple)
     assert codes["order"][0] == 400 and "later than" in codes["order"][1]
     assert codes["track"] == (404, "no track 999999; take a track id from an earlier search")
     assert codes["box"][0] == 400 and "lies outside" in codes["box"][1]
+    assert codes["order"][1].startswith("after ") and "before 2024-05-01" in codes["order"][1]
+    assert not any("--" in message for _, message in codes.values())
+
+
+def test_a_box_partly_outside_the_photo_is_refused_and_a_long_file_name_keeps_the_audit_entry_whole(
+    small_store: Path, service: tuple
+) -> None:
+    url, viewer, _ = service
+    _, crop = longest_track_crop(small_store)
+    name = "n" * 600 + ".jpg"
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for box in ("300,10,330,100", "-5,10,100,100", "10,10,100,241"):
+            partly = client.post(f"{API}/search", headers=viewer, data={"box": box},
+                                 files={"image": ("f.jpg", _frame_jpeg(), "image/jpeg")})
+            message = partly.json()["error"]["message"]
+            assert partly.status_code == 400 and message.startswith("box ") and "inside" in message, box
+        found = client.post(f"{API}/search", headers=viewer, files={"image": (name, crop.read_bytes(), "image/jpeg")},
+                            data={"top_k": "4", "camera": ["cam1", "cam1"], "after": "2024-05-01T09:00:00",
+                                  "before": "2024-05-01T10:00:00", "rerank": "true"})
+        assert found.status_code == 200, found.text
+    entry = next(e for e in audit.read(small_store) if e.action == "search")
+    assert entry.target.startswith(f"image {'n' * 120!r}... (604 characters) (crop)")
+    assert entry.target.endswith(" camera='cam1' after=2024-05-01T09:00:00 before=2024-05-01T10:00:00 top_k=4 rerank")
+    assert entry.hits == len(found.json()["hits"])
 
 
 def _frame_jpeg() -> bytes:
@@ -162,7 +186,7 @@ def test_the_server_sees_an_ingest_made_while_it_runs(
     url = serve(root)
     headers = {"Authorization": f"Bearer {create_token(root, Role.viewer, 'live')[1]}"}
     with httpx.Client(base_url=url, timeout=120) as client:
-        before = client.get(f"{API}/health").json()["counts"]
+        before = client.get(f"{API}/health", headers=headers).json()["counts"]
         track_id, _ = longest_track_crop(root)
         assert client.post(f"{API}/search/track/{track_id}", headers=headers, data={"camera": "cam2"}).status_code \
             == 400
@@ -173,7 +197,7 @@ def test_the_server_sees_an_ingest_made_while_it_runs(
                                 progress=False)
         with Store.open(root, writable=True) as store:
             ingest_video(store, probe_video(vtest_video), options, model.extractor, detector, model.source)
-        after = client.get(f"{API}/health").json()["counts"]
+        after = client.get(f"{API}/health", headers=headers).json()["counts"]
         assert after["videos"] == before["videos"] + 1 and after["detections"] > before["detections"]
         found = client.post(f"{API}/search/track/{track_id}", headers=headers, data={"camera": "cam2", "top_k": "3"})
         assert found.status_code == 200, found.text

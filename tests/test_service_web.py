@@ -136,6 +136,22 @@ def api_search(url: str, token: str, photo: Path, top_k: int) -> dict[str, Any]:
     return found.json()  # type: ignore[no-any-return]
 
 
+def test_the_api_reference_renders_offline_under_the_pages_csp(web: tuple, session: Callable) -> None:
+    """``/api/v1/docs`` draws every route of the spec with scripts from this server only (``Session.close``
+    asserts no script error and no CSP refusal); the browser would have fetched Swagger UI from a CDN before."""
+    url, _ = web
+    tab = session(url)
+    requested: list[str] = []
+    tab.page.on("request", lambda request: requested.append(request.url))
+    assert tab.page.goto(url + API + "/docs").status == 200
+    tab.page.wait_for_selector("#routes h2")
+    headings = tab.page.locator("#routes h2").all_text_contents()
+    assert "POST /api/v1/videos" in headings and "GET /api/v1/health" in headings
+    assert tab.page.locator("#routes td", has_text="camera").count() >= 1
+    assert requested and all(one.startswith(url) for one in requested), requested
+    tab.shot("api-docs")
+
+
 def test_login_refuses_a_wrong_token_and_keeps_the_right_one_for_the_tab(web: tuple, session: Callable) -> None:
     url, tokens = web
     tab = session(url)
@@ -148,7 +164,7 @@ def test_login_refuses_a_wrong_token_and_keeps_the_right_one_for_the_tab(web: tu
 
     tab.login("rk_" + "x" * 43)
     page.wait_for_selector("#login-error:has-text('401')")
-    assert "unknown or has been revoked" in page.text_content("#login-error")
+    assert "unknown, revoked or expired" in page.text_content("#login-error")
     assert page.is_hidden("#app") and page.evaluate("sessionStorage.length") == 0
     tab.shot("02-login-refused")
 

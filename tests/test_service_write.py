@@ -123,7 +123,7 @@ def test_an_upload_is_ingested_while_searches_answer_then_deleted(
                            files={"image": (query.name, query.read_bytes(), "image/jpeg")})
 
     with httpx.Client(base_url=url, timeout=120) as client:
-        before = client.get(f"{API}/health").json()["counts"]
+        before = client.get(f"{API}/health", headers=viewer).json()["counts"]
         accepted = upload(client, operator, clip.read_bytes(), start_time="2024-05-01T10:00:00", every="2",
                           end_frame="20")
         assert accepted.status_code == 202, accepted.text
@@ -144,7 +144,7 @@ def test_an_upload_is_ingested_while_searches_answer_then_deleted(
         assert job["progress"] == {"frames_done": 10, "frames_total": 10, "fraction": 1.0}
         assert while_ingesting >= 1 and max(latencies) < 10, latencies  # the ingest runs in its own process
 
-        after = client.get(f"{API}/health").json()["counts"]
+        after = client.get(f"{API}/health", headers=viewer).json()["counts"]
         video_id = job["video_id"]
         assert after["videos"] == before["videos"] + 1 and after["detections"] > before["detections"]
         shown = next(v for v in client.get(f"{API}/videos", headers=viewer).json()["videos"] if v["id"] == video_id)
@@ -158,7 +158,7 @@ def test_an_upload_is_ingested_while_searches_answer_then_deleted(
         assert deleted.json()["detections"] == after["detections"] - before["detections"]
         assert deleted.json()["file_deleted"] and uploads(root) == []
         assert not (root / "crops" / f"v{video_id:06d}").exists()
-        assert client.get(f"{API}/health").json()["counts"] == before
+        assert client.get(f"{API}/health", headers=viewer).json()["counts"] == before
         hits = search().json()["hits"]
         assert hits and {hit["video_id"] for hit in hits} == {1} and not theirs & {hit["track_id"] for hit in hits}
         gone = client.post(f"{API}/search/track/{min(theirs)}", headers=viewer)
@@ -253,15 +253,15 @@ def test_an_admin_purges_old_footage_and_the_purge_is_audited(
     admin, viewer = bearer(root, Role.admin, "boss"), bearer(root, Role.viewer, "eyes")
     query = longest_track_crop(root).read_bytes()  # before its file is purged
     with httpx.Client(base_url=url, timeout=120) as client:
-        before = client.get(f"{API}/health").json()["counts"]
+        before = client.get(f"{API}/health", headers=viewer).json()["counts"]
         kept = client.post(f"{API}/purge", headers=admin, json={"before": "2024-05-01T09:00:03"})
         assert kept.status_code == 200 and kept.json()["videos"] == []  # the footage runs until 09:00:06
         dry = client.post(f"{API}/purge", headers=admin, json={"before": "2024-06-01", "dry_run": True}).json()
         assert [v["id"] for v in dry["videos"]] == [1] and dry["detections"] == before["detections"]
-        assert client.get(f"{API}/health").json()["counts"] == before
+        assert client.get(f"{API}/health", headers=viewer).json()["counts"] == before
         done = client.post(f"{API}/purge", headers=admin, json={"before": "2024-06-01"})
         assert done.status_code == 200 and done.json()["tracks"] == before["tracks"]
-        assert client.get(f"{API}/health").json()["counts"] == dict.fromkeys(before, 0)
+        assert client.get(f"{API}/health", headers=viewer).json()["counts"] == dict.fromkeys(before, 0)
         empty = client.post(f"{API}/search", headers=viewer, files={"image": ("q.jpg", query, "image/jpeg")})
         assert empty.status_code == 409 and empty.json()["error"]["code"] == "empty_store"
     assert not (root / "crops" / "v000001").exists()

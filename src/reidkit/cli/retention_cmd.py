@@ -1,4 +1,8 @@
-"""``reidkit purge``: delete the footage-derived data of a store that is older than a date (``search.retention``)."""
+"""``reidkit purge``: delete the footage-derived data of a store that is older than a date (``search.retention``).
+
+Written to the store's audit log (``service.audit``, who: ``cli``) as the service's purge is: deleting footage is
+something an auditor must be able to see, whoever did it and however.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +28,15 @@ def purge(
     from reidkit.search.retention import check_moment, purge_before
     from reidkit.search.rows import parse_time
     from reidkit.search.store import Store
+    from reidkit.service.audit import purge_target, record_cli
+    from reidkit.service.service_db import connect
 
     moment = parse_time(before, "--before")
     check_moment(moment)
     with Store.open(db, writable=not dry_run) as store:
         report = purge_before(store, moment, dry_run=dry_run)
         summary = store.summary()
+    record_cli(connect(db), "purge.dry_run" if dry_run else "purge", purge_target(report))
     verb = "would delete" if dry_run else "deleted"
     for video in report.videos:
         uploaded = ", uploaded file deleted" if video.file_deleted else ""

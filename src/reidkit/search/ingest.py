@@ -69,6 +69,21 @@ class Embedder(Protocol):
 
 
 @dataclass(frozen=True)
+class IngestWording:
+    """How refusals name the options and what to do, for the caller who reads them: the command line's flags by
+    default, the HTTP API's form fields and routes from the service (``service.jobs``)."""
+
+    every: str = "--every"
+    chunk_frames: str = "--chunk-frames"
+    start_frame: str = "--start-frame"
+    end_frame: str = "--end-frame"
+    camera: str = "--camera"
+    rerun: str = "rerun with"
+    replace: str = "add --force to replace it"
+    start_over: str = "add --force to start over"
+
+
+@dataclass(frozen=True)
 class IngestOptions:
     camera: str
     start_time: datetime | None = None
@@ -80,6 +95,7 @@ class IngestOptions:
     save_every_s: float = 60.0  # how often the vector indexes are written while ingesting
     jpeg_quality: int = 90
     progress: bool = True
+    wording: IngestWording = IngestWording()
 
 
 @dataclass
@@ -184,26 +200,28 @@ class IngestPlan:
 def check_options(options: IngestOptions, info: VideoInfo | None = None) -> None:
     """Refuse (``ConfigError`` naming the option) what could only make an empty, stuck or unreadable record: a
     negative or empty frame range, a start past the video's end, a camera name that cannot be shown on one line."""
+    words = options.wording
     if options.every_n < 1 or options.chunk_frames < 1:
-        raise ConfigError("--every and --chunk-frames must be positive integers")
-    check_camera_name(options.camera)
+        raise ConfigError(f"{words.every} and {words.chunk_frames} must be positive integers")
+    check_camera_name(options.camera, words.camera)
     start, end = options.start_frame, options.end_frame
     if start < 0:
-        raise ConfigError(f"--start-frame {start} must be 0 or more (frames count from 0)")
+        raise ConfigError(f"{words.start_frame} {start} must be 0 or more (frames count from 0)")
     if end is not None and end <= start:
-        raise ConfigError(f"--end-frame {end} must be greater than --start-frame {start}: the range holds no frame")
+        raise ConfigError(f"{words.end_frame} {end} must be greater than {words.start_frame} {start}: the range "
+                          "holds no frame")
     if info is not None and "://" not in info.path and 0 < info.num_frames <= start:
-        raise ConfigError(f"--start-frame {start} is past the end of {info.path} ({info.num_frames} frames)")
+        raise ConfigError(f"{words.start_frame} {start} is past the end of {info.path} ({info.num_frames} frames)")
 
 
-def check_camera_name(camera: str) -> None:
+def check_camera_name(camera: str, option: str = "--camera") -> None:
     """A camera name is shown in tables, pages and filters: it must be non-empty and on one printable line."""
     if not camera.strip():
-        raise ConfigError("--camera must name the camera, e.g. --camera entrance")
+        raise ConfigError(f"{option} must name the camera, e.g. {option} entrance")
     bad = [c for c in camera if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
     if bad:
         raise ConfigError(
-            f"--camera {camera!r} contains control character(s) {', '.join(repr(c) for c in bad[:3])}; "
+            f"{option} {camera!r} contains control character(s) {', '.join(repr(c) for c in bad[:3])}; "
             "use printable characters only"
         )
 
@@ -220,6 +238,7 @@ def plan_ingest(store: Store, info: VideoInfo, options: IngestOptions) -> Ingest
         v for v in store.videos(info.fingerprint) if v.start_frame < end_frame and options.start_frame < v.end_frame
     ]
     copies = _copies_of_recording(store, info, options.start_frame, end_frame)
+    words = options.wording
     if options.force:
         return IngestPlan(end_frame, None, tuple(overlapping) + tuple(video for video, _ in copies))
     for video in overlapping:
@@ -228,19 +247,19 @@ def plan_ingest(store: Store, info: VideoInfo, options: IngestOptions) -> Ingest
         if video.status == "ingesting" and same_job:
             if video.camera != options.camera:
                 raise StoreError(
-                    f"{info.path} was being ingested as camera {video.camera!r}, not {options.camera!r}; rerun with "
-                    f"--camera {video.camera} to resume, or add --force to start over"
+                    f"{info.path} was being ingested as camera {video.camera!r}, not {options.camera!r}; {words.rerun} "
+                    f"{words.camera} {video.camera} to resume, or {words.start_over}"
                 )
             return IngestPlan(end_frame, video, ())
         if video.status == "ingesting":
             raise StoreError(
-                f"{info.path} was partly ingested (video {video.id}) with --start-frame {video.start_frame} "
-                f"--end-frame {video.end_frame} --every {video.every_n}; rerun with those options to resume, "
-                "or add --force to start over"
+                f"{info.path} was partly ingested (video {video.id}) with {words.start_frame} {video.start_frame} "
+                f"{words.end_frame} {video.end_frame} {words.every} {video.every_n}; {words.rerun} those options to "
+                f"resume, or {words.start_over}"
             )
         raise StoreError(
             f"{info.path} (frames {video.start_frame}-{video.end_frame}) is already in store {store.root} as video "
-            f"{video.id}, camera {video.camera!r}; add --force to replace it"
+            f"{video.id}, camera {video.camera!r}; {words.replace}"
         )
     for video, grown in copies:
         last = video.last_committed_frame
@@ -248,13 +267,13 @@ def plan_ingest(store: Store, info: VideoInfo, options: IngestOptions) -> Ingest
             raise StoreError(
                 f"the frames of {info.path} are already in store {store.root}: it repeats the recording ingested as "
                 f"video {video.id}, camera {video.camera!r} (frames {video.start_frame}-{last} of {video.path}); "
-                "add --force to replace it"
+                f"{words.replace}"
             )
         if (video.camera, video.start_frame, video.every_n) != (options.camera, options.start_frame, options.every_n):
             raise StoreError(
                 f"{info.path} continues the recording ingested as video {video.id} (camera {video.camera!r}, frames "
-                f"{video.start_frame}-{last} of {video.path}); rerun with --camera {video.camera} --start-frame "
-                f"{video.start_frame} --every {video.every_n} to resume it, or add --force to replace it"
+                f"{video.start_frame}-{last} of {video.path}); {words.rerun} {words.camera} {video.camera} "
+                f"{words.start_frame} {video.start_frame} {words.every} {video.every_n} to resume it, or {words.replace}"
             )
         return IngestPlan(end_frame, video, (), grown=True)
     return IngestPlan(end_frame, None, ())

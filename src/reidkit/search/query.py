@@ -4,7 +4,8 @@ A person crop is taller than wide; a camera frame is wider than tall. So an imag
 is treated as a frame: with ``--box`` the box is cut out of it, without one the detector must find exactly one
 person in it (none or several is an error that says what to do). A portrait image is used as the crop itself.
 A crop under ``MIN_QUERY_SIDE`` pixels on a side holds no person to speak of, and is refused rather than answered
-with confident-looking scores.
+with confident-looking scores. Messages name the box as the caller knows it: ``--box`` on the command line, the
+``box`` field over HTTP (``option``, ``box_option``).
 """
 
 from __future__ import annotations
@@ -35,19 +36,19 @@ class QueryCrop:
     box: tuple[float, float, float, float] | None
 
 
-def parse_box(text: str) -> tuple[float, float, float, float]:
+def parse_box(text: str, option: str = "--box") -> tuple[float, float, float, float]:
     """``x0,y0,x1,y1`` in pixels (finite numbers), x0 < x1 and y0 < y1."""
     parts = text.replace(" ", "").split(",")
     try:
         x0, y0, x1, y1 = (float(p) for p in parts)
     except ValueError:
         raise ConfigError(
-            f"--box {text!r} must be four numbers x0,y0,x1,y1 (pixels), e.g. --box 120,40,180,200"
+            f"{option} {text!r} must be four numbers x0,y0,x1,y1 (pixels), e.g. {option} 120,40,180,200"
         ) from None
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise ConfigError(f"--box {text!r} must be four finite numbers (pixels), e.g. --box 120,40,180,200")
+        raise ConfigError(f"{option} {text!r} must be four finite numbers (pixels), e.g. {option} 120,40,180,200")
     if not (x0 < x1 and y0 < y1):
-        raise ConfigError(f"--box {text!r} needs x0 < x1 and y0 < y1")
+        raise ConfigError(f"{option} {text!r} needs x0 < x1 and y0 < y1")
     return x0, y0, x1, y1
 
 
@@ -79,15 +80,16 @@ def query_crop(
     source: str,
     box: tuple[float, float, float, float] | None,
     detector: Callable[[], Detector],
+    box_option: str = "--box",
 ) -> QueryCrop:
-    """The person crop to search with; ``detector`` is only built when a frame without ``--box`` needs it."""
+    """The person crop to search with; ``detector`` is only built when a frame without a box needs it."""
     height, width = image.shape[:2]
     if box is not None:
         x0, y0, x1, y1 = box
         if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-            raise ConfigError(f"--box {box} lies outside {source} ({width}x{height} pixels)")
+            raise ConfigError(f"{box_option} {box} lies outside {source} ({width}x{height} pixels)")
         crop = crop_person(image, box)
-        _check_size(crop, f"--box {box} in {source}")
+        _check_size(crop, f"{box_option} {box} in {source}")
         return QueryCrop(crop, "frame+box", box)
     _check_size(image, f"query image {source}")
     if not looks_like_frame(image):
@@ -97,12 +99,12 @@ def query_crop(
     if len(found) == 0:
         raise ImageError(
             f"no person found in {source} ({width}x{height}, treated as a whole frame since it is not taller than "
-            "wide); pass a person crop, or --box x0,y0,x1,y1 around the person"
+            f"wide); pass a person crop, or {box_option} x0,y0,x1,y1 around the person"
         )
     if len(found) > 1:
         boxes = "; ".join(",".join(f"{v:.0f}" for v in row[:4]) for row in found[:5])
         raise ImageError(
-            f"{len(found)} people found in {source}; pick one with --box x0,y0,x1,y1 (detected: {boxes})"
+            f"{len(found)} people found in {source}; pick one with {box_option} x0,y0,x1,y1 (detected: {boxes})"
         )
     chosen = tuple(float(v) for v in found[0][:4])
     crop = crop_person(image, chosen)  # type: ignore[arg-type]

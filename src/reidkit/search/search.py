@@ -18,7 +18,8 @@ over their pooled track features.
 
 Options that could only give an empty answer (a camera the store never saw, ``--after`` later than ``--before``, a
 score threshold that is not a number in [-1, 1]) are refused by ``check_search_options`` rather than answered with
-nothing; a hit whose crop file is gone from the store is kept, with a note naming the file.
+nothing; a hit whose crop file is gone from the store is kept, with a note naming the file. Its messages name each
+option as the caller knows it (``names``): the command line's flags (``CLI_OPTIONS``), or the HTTP API's fields.
 """
 
 from __future__ import annotations
@@ -39,26 +40,32 @@ from reidkit.search.results import Hit, SearchResult
 from reidkit.search.trajectory import build_trajectory
 
 _MIN_SHORTLIST = 200
+CLI_OPTIONS = {"top_k": "--top-k", "min_score": "--min-score", "after": "--after", "before": "--before",
+               "camera": "--camera"}
+FIELD_NAMES = {option: option for option in CLI_OPTIONS}  # the HTTP API's form fields
 
 
-def check_search_options(store: Store, filters: SearchFilters, top_k: int = 20, min_score: float = 0.0) -> None:
-    """Refuse, naming the option, what can only answer nothing: see the module docstring."""
+def check_search_options(
+    store: Store, filters: SearchFilters, top_k: int = 20, min_score: float = 0.0, names: dict[str, str] = CLI_OPTIONS
+) -> None:
+    """Refuse, naming the option (as ``names`` calls it), what can only answer nothing: see the module docstring."""
     if top_k < 1:
-        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+        raise ConfigError(f"{names['top_k']} must be at least 1, got {top_k}")
     if not (math.isfinite(min_score) and -1.0 <= min_score <= 1.0):
-        raise ConfigError(f"--min-score {min_score} must be a number from -1 to 1 (scores are cosine similarities)")
+        raise ConfigError(f"{names['min_score']} {min_score} must be a number from -1 to 1 (scores are cosine "
+                          "similarities)")
     if filters.after is not None and filters.before is not None:
         if epoch_seconds(filters.after) > epoch_seconds(filters.before):
             raise ConfigError(
-                f"--after {filters.after.isoformat()} is later than --before {filters.before.isoformat()}: no time "
-                "lies between them"
+                f"{names['after']} {filters.after.isoformat()} is later than {names['before']} "
+                f"{filters.before.isoformat()}: no time lies between them"
             )
     known = store.cameras()
     unknown = [name for name in filters.cameras if name not in known]
     if unknown:
         raise ConfigError(
-            f"--camera {', '.join(map(repr, unknown))}: no such camera in store {store.root}; its cameras are "
-            f"{', '.join(map(repr, known)) or 'none yet'}"
+            f"{names['camera']} {', '.join(map(repr, unknown))}: no such camera in store {store.root}; its cameras "
+            f"are {', '.join(map(repr, known)) or 'none yet'}"
         )
 
 
@@ -71,13 +78,14 @@ def search_store(
     exclude_track: int | None = None,
     min_score: float = 0.0,
     query_track: int | None = None,
+    names: dict[str, str] = CLI_OPTIONS,
 ) -> SearchResult:
     """The ``top_k`` tracks closest to the L2-normalised ``query`` feature that pass ``filters``. ``query_track``:
     the stored track the query feature is (a ``--track`` search), whose person is the query's person.
 
     The trajectory is built from identities (``identity.identity_trajectory``) when the store has been clustered
     (``reidkit cluster --db``); else it is the hits scoring at least ``min_score``, in time order."""
-    check_search_options(store, filters, top_k, min_score)
+    check_search_options(store, filters, top_k, min_score, names)
     crop_index, track_index = store.index(CROP_INDEX), store.index(TRACK_INDEX)
     if crop_index.count == 0:
         raise StoreError(f"store {store.root} holds no person crops yet; ingest a video with people in it first")

@@ -3,8 +3,10 @@
 Every error is ``{"error": {"code": ..., "message": ...}}`` with a 4xx status: ``ApiError`` carries its own, a
 ``ReidkitError`` from the search code (a bad box, an unknown camera, an unreadable query) is a 400, FastAPI's own
 validation a 422, an unknown route a 404. A 500 is a bug; it is logged with its traceback and answered without one.
-Request bodies are capped before they are read (``Content-Length``, or counted as they stream in), so a client
-cannot fill the disk with a multipart upload the size checks would only see afterwards.
+Before a request reaches a route, ``gate.Gate`` checks who is asking (token, rate limits, role) from its headers,
+and then its body is capped before it is read (``Content-Length``, or counted as it streams in): neither a stranger
+nor a client with a token can fill the disk with a multipart upload that the checks would only see afterwards.
+A 405 lists in ``Allow`` every method the path takes, from all the routes that share it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reidkit.errors import ReidkitError
 from reidkit.service import page
-from reidkit.service.limits import ApiError
+from reidkit.service.gate import Gate
+from reidkit.service.limits import ApiError, error_response
 from reidkit.service.routers import admin, media, meta, people, search, videos
 from reidkit.service.services import API, Services
 from reidkit.service.settings import ServiceSettings
@@ -51,31 +55,31 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
         version=_version(),
         description="Search stored video for a person. Every route but /health needs `Authorization: Bearer <token>`.",
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        docs_url=None,  # page.py serves its own, without a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
     app.state.services = state
-    for router in (meta.router, search.router, media.router, people.router, admin.router, videos.router, page.router):
+    routers = (meta.router, search.router, media.router, people.router, admin.router, videos.router, page.router)
+    for router in routers:
         app.include_router(router)
-    _add_error_handlers(app, state)
+    # The routes as declared, in the order the app tries them (FastAPI's own list nests them in private wrappers).
+    routes = [route for router in routers for route in router.routes]
+    _add_error_handlers(app, state, routes)
     app.add_middleware(_BodyLimit, image_bytes=state.settings.max_image_bytes,
                        video_bytes=state.settings.max_video_bytes)
+    app.add_middleware(Gate, routes=routes, services=state)  # outside the body limit: who asks, first
     app.add_middleware(_SecurityHeaders)
     return app
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-def _add_error_handlers(app: FastAPI, state: Services) -> None:
+def _add_error_handlers(app: FastAPI, state: Services, routes: list[BaseRoute]) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return error_response(exc.status, exc.code, state.scrub(exc.message), exc.headers)
 
     async def reidkit_error(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(400, "bad_request", state.scrub(str(exc)))
+        return error_response(400, "bad_request", state.scrub_paths(str(exc)))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -87,7 +91,10 @@ def _add_error_handlers(app: FastAPI, state: Services) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette names only the methods of the first route with this path
+            headers = {**(headers or {}), "Allow": ", ".join(_methods(routes, request))}
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
@@ -98,6 +105,15 @@ def _add_error_handlers(app: FastAPI, state: Services) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, bug)
+
+
+def _methods(routes: list[BaseRoute], request: Request) -> list[str]:
+    """Every method some route takes at this request's path."""
+    found: set[str] = set()
+    for route in routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            found |= getattr(route, "methods", None) or set()
+    return sorted(found)
 
 
 class _TooLarge(Exception):

@@ -4,6 +4,8 @@ It runs the very code path of ``reidkit ingest`` (probe, plan, ``choose_model`` 
 ``search.ingest_video``), writes its progress into the job's row a few times a second at most, ends the job ``done``
 or ``failed`` with a one-line message, and then starts the next queued job (``jobs.start_next``), so a queue drains
 even when no server is polling. Started by ``jobs.JobRunner`` only; a bug's traceback goes to the job's log file.
+A job that fails before storing any frame deletes its uploaded file: nothing refers to that footage any more, and
+surveillance video must not linger in a folder nobody looks at (a job that stored frames keeps it, to resume).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from reidkit.errors import ReidkitError
 from reidkit.search.ingest import OPEN_END
 from reidkit.search.rows import VideoRecord
 from reidkit.service.jobs import Job, ingest_options_of, read_job, set_job, start_next
+from reidkit.service.uploads import uploads_dir
 
 _PROGRESS_EVERY_S = 0.25
 # Below the server's priority: on a small machine the API keeps answering searches while an ingest takes every core.
@@ -71,12 +74,15 @@ def run_job(db: Path, job_id: int) -> None:
         progress.flush()
     except ReidkitError as exc:
         progress.flush()
-        set_job(db, job_id, status="failed", phase="ended", pid=None, message=_one_line(str(exc)))
+        set_job(db, job_id, status="failed", phase="ended", pid=None,
+                message=_one_line(str(exc)) + _drop_unused_upload(db, job_id))
         return
     except Exception as exc:
         traceback.print_exc()
+        progress.flush()
         set_job(db, job_id, status="failed", phase="ended", pid=None,
-                message=_one_line(f"internal error ({type(exc).__name__}: {exc}); see the job's log"))
+                message=_one_line(f"internal error ({type(exc).__name__}: {exc}); see the job's log")
+                + _drop_unused_upload(db, job_id))
         return
     resumed = f", resumed after frame {report.resumed_after}" if report.resumed_after is not None else ""
     set_job(
@@ -84,6 +90,17 @@ def run_job(db: Path, job_id: int) -> None:
         message=f"video {report.video_id}: {report.frames} frames, {report.detections} crops, {report.tracks} tracks "
         f"in {report.seconds:.1f} s{resumed}",
     )
+
+
+def _drop_unused_upload(db: Path, job_id: int) -> str:
+    """Delete the failed job's file when it is an upload and the job stored nothing (no video row names it); what
+    to add to the job's message."""
+    job = read_job(db, job_id)
+    path = Path(job.video_path)
+    if job.video_id is not None or not path.resolve().is_relative_to(uploads_dir(db).resolve()):
+        return ""
+    path.unlink(missing_ok=True)
+    return "; the uploaded file was deleted (nothing was stored): upload the video again to retry"
 
 
 def _one_line(text: str) -> str:

@@ -33,14 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reidkit.errors import ConfigError, ReidkitError, StoreError
-from reidkit.search.retention import UPLOADS
 from reidkit.service.service_db import connect_new
+from reidkit.service.uploads import digest_of
 
 if TYPE_CHECKING:
     from reidkit.search.ingest import IngestOptions
 
 ACTIVE = ("queued", "running")
 RESUMABLE = ("interrupted", "cancelled", "failed")
+UNFINISHED = (*ACTIVE, "interrupted", "cancelled")  # jobs that still need their video file
 LOGS = "job-logs"  # <db>/job-logs/job-<id>.log: the worker's output, where a bug's traceback ends up
 _WORKER_MODULE = "reidkit.service.ingest_worker"
 _STOP_WAIT_S = 10.0
@@ -53,6 +54,10 @@ class UnknownJobError(ReidkitError):
 
 class JobStateError(ReidkitError):
     """The job cannot do that in its present status, e.g. cancel a finished job (the API answers 409)."""
+
+
+class DuplicateUploadError(JobStateError):
+    """The upload is the same video as an unfinished job's: that job is the one to resume (the API answers 409)."""
 
 
 @dataclass(frozen=True)
@@ -109,12 +114,6 @@ class Job:
         }
 
 
-def uploads_dir(db: Path) -> Path:
-    """Where the API saves uploaded videos: inside the store folder, so that ``search.retention`` deletes a purged
-    video's file along with its rows (the store keeps decoding frames from it until then)."""
-    return Path(db) / UPLOADS
-
-
 class JobRunner:
     """The jobs of the store in ``db``. Cheap to create; one per server process (it reaps the workers it started)."""
 
@@ -141,6 +140,7 @@ class JobRunner:
         path = Path(video).absolute()
         if not path.is_file():
             raise ConfigError(f"video file {path.name!r} does not exist")
+        self._refuse_duplicate(path)
         info = probe_video(path)
         check_options(ingest_options, info)
         if (self.db / DB_NAME).is_file():
@@ -192,6 +192,9 @@ class JobRunner:
             job = _read(connection, job_id)
             if job.status not in RESUMABLE:
                 raise JobStateError(f"ingest job {job_id} is {job.status}; only {', '.join(RESUMABLE)} jobs resume")
+            if not Path(job.video_path).is_file():
+                raise JobStateError(f"ingest job {job_id}'s video file is gone (removed when the job failed, or "
+                                    "purged with its video); upload the video again")
             _set(connection, job_id, status="queued", phase="queued", message="", pid=None)
         return self.get(job_id)
 
@@ -216,7 +219,29 @@ class JobRunner:
             rows = connection.execute(_SELECT + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [_job(row) for row in rows]
 
+    def needed_files(self) -> builtins.list[str]:
+        """The video files of unfinished jobs, which a sweep of the uploads folder must keep."""
+        with self._connection() as connection:
+            marks = ", ".join("?" * len(UNFINISHED))
+            rows = connection.execute(f"SELECT video_path FROM jobs WHERE status IN ({marks})", UNFINISHED)
+            return [str(path) for (path,) in rows]
+
     # --- helpers ----------------------------------------------------------------------------------------------
+    def _refuse_duplicate(self, path: Path) -> None:
+        """Refuse an upload whose content digest (in its name) an unfinished job's upload has: that job would ingest
+        the same frames, and the second job could only fail in its worker."""
+        digest = digest_of(path)
+        if digest is None:
+            return
+        with self._connection() as connection:
+            marks = ", ".join("?" * len(UNFINISHED))
+            rows = connection.execute(f"SELECT id, status, video_path FROM jobs WHERE status IN ({marks}) ORDER BY id",
+                                      UNFINISHED).fetchall()
+        for job_id, status, other in rows:
+            if digest_of(other) == digest and Path(other) != path and Path(other).is_file():
+                raise DuplicateUploadError(f"this video was uploaded already for ingest job {job_id} ({status}); "
+                                           f"{'wait for' if status in ACTIVE else 'resume'} that job instead")
+
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         with closing(connect_new(self.db)) as connection:
@@ -238,8 +263,9 @@ class JobRunner:
 
 
 def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) -> IngestOptions:
-    """The ``IngestOptions`` of a job (no progress bar: nobody watches a worker's terminal)."""
-    from reidkit.search.ingest import IngestOptions
+    """The ``IngestOptions`` of a job (no progress bar: nobody watches a worker's terminal), its refusals worded
+    for the API's client: the upload's form fields, and deleting a video where the command line would ``--force``."""
+    from reidkit.search.ingest import IngestOptions, IngestWording
     from reidkit.search.rows import parse_time
 
     return IngestOptions(
@@ -250,6 +276,10 @@ def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) 
         end_frame=options.end_frame,
         chunk_frames=options.chunk_frames,
         progress=False,
+        wording=IngestWording(every="every", chunk_frames="chunk_frames", start_frame="start_frame",
+                              end_frame="end_frame", camera="camera", rerun="upload it again with",
+                              replace="delete that video first to replace it",
+                              start_over="delete that video first to start over"),
     )
 
 

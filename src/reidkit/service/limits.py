@@ -16,6 +16,7 @@ from collections import deque
 from typing import BinaryIO
 
 import numpy as np
+from fastapi.responses import JSONResponse
 from PIL import Image
 
 from reidkit.image_open import DECODE_ERRORS, upright_rgb
@@ -40,6 +41,11 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Every refusal's body: ``{"error": {"code": ..., "message": ...}}``."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def sniff(head: bytes, table: dict[str, tuple[tuple[int, bytes], ...]]) -> str | None:
@@ -89,29 +95,49 @@ def decode_image(data: bytes, max_pixels: int, field: str = "image") -> np.ndarr
             return np.asarray(upright_rgb(image))
     except Image.DecompressionBombError:
         raise ApiError(413, "too_many_pixels", f"{field} declares too many pixels to decode") from None
+    except Image.UnidentifiedImageError:  # PIL's message names the in-memory stream object: of no use to a client
+        raise ApiError(400, "bad_image", f"{field} cannot be decoded (not a complete JPEG, PNG or WebP)") from None
     except DECODE_ERRORS as exc:
         raise ApiError(400, "bad_image", f"{field} cannot be decoded ({exc})") from None
 
 
 class RateLimiter:
-    """At most ``per_minute`` requests per key (a token id) in any 60 s; over that, 429 with ``Retry-After``."""
+    """At most ``per_minute`` events per key in any 60 s; over that, 429 with ``Retry-After``. The service keeps two:
+    requests per token id, and failed authentications per client address (``what`` words the message)."""
 
-    def __init__(self, per_minute: int, window_s: float = 60.0) -> None:
-        self.per_minute, self.window_s = per_minute, window_s
-        self._seen: dict[int, deque[float]] = {}
+    def __init__(self, per_minute: int, window_s: float = 60.0, what: str = "requests in a minute with this token"
+                 ) -> None:
+        self.per_minute, self.window_s, self.what = per_minute, window_s, what
+        self._seen: dict[object, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def check(self, key: int) -> None:
-        now = time.monotonic()
+    def check(self, key: object) -> None:
+        """Count one event for ``key``, refused (429) when the window is already full."""
+        with self._lock:
+            self._refuse_if_full(key)
+            self._seen.setdefault(key, deque()).append(time.monotonic())
+
+    def refuse_if_full(self, key: object) -> None:
+        """429 when ``key`` has had ``per_minute`` events in the window; counts nothing (failed authentications are
+        counted with ``add`` once they have failed, so concurrent tries may overshoot by a few)."""
+        with self._lock:
+            self._refuse_if_full(key)
+
+    def add(self, key: object) -> bool:
+        """Count one event for ``key``; True when that filled its window (the next one is refused)."""
         with self._lock:
             seen = self._seen.setdefault(key, deque())
-            while seen and now - seen[0] >= self.window_s:
-                seen.popleft()
-            if len(seen) >= self.per_minute:
-                wait = max(1, int(self.window_s - (now - seen[0])) + 1)
-                raise ApiError(
-                    429, "rate_limited",
-                    f"more than {self.per_minute} requests in a minute with this token; retry in {wait} s",
-                    headers={"Retry-After": str(wait)},
-                )
-            seen.append(now)
+            seen.append(time.monotonic())
+            return len(seen) >= self.per_minute
+
+    def _refuse_if_full(self, key: object) -> None:
+        now = time.monotonic()
+        seen = self._seen.setdefault(key, deque())
+        while seen and now - seen[0] >= self.window_s:
+            seen.popleft()
+        if len(seen) >= self.per_minute:
+            wait = max(1, int(self.window_s - (now - seen[0])) + 1)
+            raise ApiError(429, "rate_limited", f"more than {self.per_minute} {self.what}; retry in {wait} s",
+                           headers={"Retry-After": str(wait)})
+        if not seen:
+            del self._seen[key]  # keys come and go (addresses): keep only those with events in the window

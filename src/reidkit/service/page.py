@@ -1,5 +1,8 @@
-"""The web page: ``/`` and its static files, served by the API's own app (no build step, no CDN: it works on
-a machine without internet, which a camera network's server often is).
+"""The web page: ``/`` and its static files, and the API reference at ``/api/v1/docs``, served by the API's own app
+(no build step, no CDN: they work on a machine without internet, which a camera network's server often is).
+
+The reference is a page of our own that reads ``/api/v1/openapi.json`` (``web/docs.js``), not FastAPI's Swagger UI,
+which loads its scripts from a CDN: a page that fetches code from elsewhere can be made to run someone else's.
 
 The page is plain HTML, two scripts and one style sheet from ``reidkit/service/web/``. Its Content-Security-Policy
 allows scripts and styles from this server only (no inline script, no ``eval``), images from this server and the
@@ -23,6 +26,7 @@ CSP = (
 _FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "panels.js": "text/javascript; charset=utf-8",
+    "docs.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
@@ -37,6 +41,11 @@ def _file(name: str, media_type: str) -> FileResponse:
 @router.get("/")
 def index() -> FileResponse:
     return _file("index.html", "text/html; charset=utf-8")
+
+
+@router.get("/api/v1/docs")
+def docs() -> FileResponse:
+    return _file("docs.html", "text/html; charset=utf-8")
 
 
 @router.get("/static/{name}")

@@ -27,10 +27,12 @@ class Counts(BaseModel):
 
 
 class Health(BaseModel):
+    """Without a token only ``status``."""
+
     status: str
-    version: str
-    model_id: str | None
-    counts: Counts
+    version: str | None = None
+    model_id: str | None = None
+    counts: Counts | None = None
 
 
 class Me(BaseModel):

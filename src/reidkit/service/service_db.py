@@ -30,13 +30,14 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash BLOB NOT NULL,                -- PBKDF2-HMAC-SHA256(secret, salt, iterations)
     iterations INTEGER NOT NULL,
     created_at TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,
+    expires_at TEXT                    -- UTC, ISO 8601; NULL: never (added in 0.x: see _migrate)
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,                  -- UTC, ISO 8601
-    token_id INTEGER,                  -- NULL for the command line (token create / revoke)
-    who TEXT NOT NULL,                 -- the token's name (or "cli")
+    token_id INTEGER,                  -- NULL for the command line and for failed authentications
+    who TEXT NOT NULL,                 -- the token's name (or "cli", or "unauthenticated")
     role TEXT NOT NULL,
     action TEXT NOT NULL,              -- search, search.track, frame, track, audit, denied, token.create, ...
     target TEXT NOT NULL,              -- what was looked at or done, with the filters used
@@ -91,6 +92,7 @@ def _open(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.executescript(SCHEMA)
+        _migrate(connection)
     except (OSError, sqlite3.OperationalError) as exc:
         raise StoreError(
             f"cannot open the service database {path} ({exc}); the store folder must be writable by the service"
@@ -98,3 +100,15 @@ def _open(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a reidkit service database ({exc}); move it away") from exc
     return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring a service database made by an older reidkit up to ``SCHEMA``: its tokens keep working, never expiring.
+    Two processes opening it at once may both try; the loser finds the column there."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(tokens)")}
+    if "expires_at" not in columns:
+        try:
+            connection.execute("ALTER TABLE tokens ADD COLUMN expires_at TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise

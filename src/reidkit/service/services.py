@@ -1,5 +1,5 @@
-"""What every request handler shares: the store reader, the model, tokens, the rate limiter; and the dependency
-that turns a request's bearer token into a ``Caller`` of at least a given role.
+"""What every request handler shares: the store reader, the model, tokens, the rate limiters; and the dependency
+that hands a route the ``Caller`` that ``gate.Gate`` authenticated, naming the role the route needs.
 
 The ReID model is loaded once (at start-up when the store already has one) and shared. Concurrent searches' query
 crops are embedded together, one forward pass per batch on one worker thread (``batching.Batcher``): on a CPU server
@@ -11,6 +11,8 @@ thread-safe, and such queries are rare, so they never hold up the crops.
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from fastapi import Depends, Path as PathParam, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reidkit.search.rows import ModelInfo, normalise_rows
-from reidkit.service import audit
+from reidkit.search.retention import UPLOADS
 from reidkit.service.access import Caller, Role, TokenVerifier
 from reidkit.service.batching import Batcher
 from reidkit.service.jobs import JobRunner
@@ -38,22 +40,25 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 API = "/api/v1"
+CALLER = "reidkit.caller"  # the ASGI scope's key for the caller ``gate.Gate`` authenticated
 # Row ids in a URL: SQLite's INTEGER is 64-bit, so a larger number is refused (422) before it reaches a query.
 SQLITE_MAX_ID = 2**63 - 1
 ItemId = Annotated[int, PathParam(ge=1, le=SQLITE_MAX_ID)]
+# A POSIX path of at least two parts standing on its own (not inside a URL): group 1 is its last part.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")
 # Every status a route may answer besides 200, documented in the spec (the fuzz test holds the API to it).
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
         (400, "a field is wrong (the message names it)"),
-        (401, "no token, or an unknown or revoked one"),
+        (401, "no token, or an unknown, revoked or expired one"),
         (403, "the token's role may not do this"),
         (404, "no such item"),
         (409, "the store or a job is not in a state that allows this now (the message says why)"),
         (413, "an upload or image over the limits"),
         (415, "an upload that is not what it should be, judged by its content"),
         (422, "a field of the wrong type or out of range"),
-        (429, "too many requests with this token; see Retry-After"),
+        (429, "too many requests with this token, or failed authentications from this address; see Retry-After"),
     )
 }
 
@@ -144,6 +149,7 @@ class Services:
     reader: StoreReader
     tokens: TokenVerifier
     limiter: RateLimiter
+    failures: RateLimiter
     embedder: Embedder
     jobs: JobRunner
 
@@ -156,13 +162,24 @@ class Services:
             reader=reader,
             tokens=TokenVerifier(root),
             limiter=RateLimiter(settings.requests_per_minute),
+            failures=RateLimiter(settings.failed_auth_per_minute,
+                                 what="failed authentications in a minute from this address"),
             embedder=Embedder(settings, reader),
             jobs=JobRunner(root, settings.checkpoint),
         )
 
     def scrub(self, text: str) -> str:
-        """``text`` without the server's store path (messages from ``reidkit.search`` name it for the CLI)."""
-        return text.replace(str(self.root.resolve()), "the store").replace(str(self.root), "the store")
+        """``text`` without the server's folders: an uploaded file is named by its name alone, the store folder is
+        "the store" (messages from ``reidkit.search`` and ingest jobs name them for the CLI's user)."""
+        for root in sorted({str(self.root.resolve()), str(self.root.absolute()), str(self.root)}, key=len,
+                           reverse=True):
+            text = text.replace(str(Path(root) / UPLOADS) + os.sep, "").replace(root, "the store")
+        return text
+
+    def scrub_paths(self, text: str) -> str:
+        """``scrub``, and any other absolute file path cut to its file name: for messages worded for a log or the
+        command line (``reidkit.search``, ingest jobs), which name files wherever they are on the server."""
+        return _ABSOLUTE_PATH.sub(lambda found: found[1], self.scrub(text))
 
 
 _bearer = HTTPBearer(auto_error=False, description="a token made with `reidkit token create`")
@@ -172,30 +189,27 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def require(role: Role) -> Callable[..., Caller]:
-    """A dependency: the request's caller, refused with 401 (no, unknown or revoked token), 429 (over the rate
-    limit) or 403 (a role below ``role``; recorded in the audit log)."""
+def require(role: Role, optional: bool = False) -> Callable[..., Caller | None]:
+    """A dependency: the request's caller of at least ``role``. ``gate.Gate`` reads ``role`` (and ``optional``: a
+    request without a token passes, as None) from it and checks the token before the body is read; by the time
+    FastAPI runs this, the request has passed the gate and only its caller is left to hand over."""
 
-    def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
-        state = services(request)
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if credentials is None:
-            raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> (make one with `reidkit token "
-                           "create`)", challenge)
-        found = state.tokens.verify(credentials.credentials)
-        if found is None:
-            raise ApiError(401, "unauthorized", "the token is unknown or has been revoked", challenge)
-        state.limiter.check(found.token_id)
-        if found.role < role:
-            audit.record(state.root, found, "denied", f"{request.method} {request.url.path}")
-            raise ApiError(
-                403, "forbidden", f"this needs the {role.name} role; token {found.name!r} is a {found.role.name}"
-            )
-        return found
+    def caller(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    ) -> Caller | None:
+        # ``credentials`` only puts the bearer scheme in the OpenAPI spec; the gate has read the header.
+        return request.scope.get(CALLER)
 
-    return caller
+    def maybe_caller(request: Request) -> Caller | None:  # no scheme in the spec: the route is public
+        return request.scope.get(CALLER)
+
+    chosen = maybe_caller if optional else caller
+    chosen.role = role  # type: ignore[attr-defined]
+    chosen.optional = optional  # type: ignore[attr-defined]
+    return chosen
 
 
 viewer = require(Role.viewer)
 operator = require(Role.operator)
 admin = require(Role.admin)
+anyone = require(Role.viewer, optional=True)

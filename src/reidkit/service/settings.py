@@ -13,7 +13,9 @@ class ServiceSettings:
 
     ``max_image_bytes``: a query photo's size (a phone photo is 3-8 MB); ``max_video_bytes``: an uploaded video's;
     ``max_image_pixels``: what a photo may declare before it is decoded (decompression bombs);
-    ``requests_per_minute``: per token, over a sliding minute; ``max_top_k``: hits one search may return.
+    ``requests_per_minute``: per token, over a sliding minute; ``failed_auth_per_minute``: failed authentications
+    per client address, over a sliding minute (then 429 without a look at the token); ``max_top_k``: hits one
+    search may return.
     ``checkpoint``: the ReID model when the store's own cannot be found where it was (as ``reidkit search``).
     ``embed_backend``: what runs the ReID model on query crops: ``auto`` (OpenVINO on the CPU when installed, about
     3x faster per crop than PyTorch, features equal to 1e-4; else ONNX Runtime), ``torch`` (exactly what ``reidkit
@@ -24,6 +26,7 @@ class ServiceSettings:
     max_video_bytes: int = 4 * 1024 * 1024 * 1024
     max_image_pixels: int = MAX_IMAGE_PIXELS
     requests_per_minute: int = 120
+    failed_auth_per_minute: int = 20
     max_top_k: int = 100
     checkpoint: str | None = None
     device: str = "cpu"

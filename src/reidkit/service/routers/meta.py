@@ -1,5 +1,8 @@
 """``GET /health`` (no token: for load balancers and monitors), ``GET /me``, ``GET /cameras`` and ``GET /videos``.
 
+``/health`` tells a caller without a token only that the server is up: the version, the model and the store's
+size would tell a stranger what is there. A caller with a valid token gets them too.
+
 Videos are listed by file name only: the server's folders are none of a client's business.
 """
 
@@ -14,13 +17,18 @@ import reidkit
 from reidkit.search.store import Store
 from reidkit.service.access import Caller
 from reidkit.service.schemas import CamerasResponse, Health, Me, VideosResponse
-from reidkit.service.services import API, ERRORS, services, viewer
+from reidkit.service.services import API, ERRORS, anyone, services, viewer
 
 router = APIRouter(prefix=API, tags=["store"])
 
 
-@router.get("/health", response_model=Health, summary="Liveness, version, the store's model and size")
-def health(request: Request) -> dict[str, Any]:
+@router.get("/health", response_model=Health, response_model_exclude_unset=True,
+            responses={status: ERRORS[status] for status in (401, 429)},  # a wrong token; too many wrong ones
+            summary="Liveness; with a token also the version, the store's model and size")
+def health(request: Request, caller: Annotated[Caller | None, Depends(anyone)]) -> dict[str, Any]:
+    if caller is None:
+        return {"status": "ok"}
+
     def read(store: Store | None) -> dict[str, Any]:
         if store is None:
             return {"model_id": None, "counts": {"videos": 0, "tracks": 0, "detections": 0, "cameras": 0}}

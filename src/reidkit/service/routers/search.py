@@ -2,7 +2,10 @@
 ``reidkit search`` on the same store, because they run the same functions (``search.query.query_crop``, the store's
 model from ``choose_model``, ``search.search_store``, ``results.result_json``).
 
-Every search is written to the audit log with its filters and the number of hits.
+Every search is written to the audit log with its filters and the number of hits; the photo's file name, which
+the client chooses freely, is shortened there (``audit.quoted``) so that a long one cannot push the filters out.
+Refusals name the form fields (``box``, ``after``, ...), not the command line's flags. A box must lie inside the
+photo: a box that reaches past its edge is refused, not silently cut down to another query.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from reidkit.search.query import parse_box, query_crop
 from reidkit.search.results import QueryDescription, SearchResult, result_json
 from reidkit.search.rows import ModelInfo, parse_time
-from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
+from reidkit.search.search import FIELD_NAMES, SearchFilters, check_search_options, search_store, track_query
 from reidkit.search.store import CROP_INDEX, Store
 from reidkit.service import audit
 from reidkit.service.access import Caller
@@ -47,14 +50,16 @@ def search_photo(
 ) -> dict[str, Any]:
     state = services(request)
     filters = _filters(camera, after, before)
-    parsed_box = parse_box(box) if box else None
+    parsed_box = parse_box(box, "box") if box else None
     name = image.filename or "upload"
     pixels = decode_image(read_upload(image.file, state.settings.max_image_bytes, "image"),
                           state.settings.max_image_pixels)
+    if parsed_box is not None:
+        _check_inside(parsed_box, pixels, name)
     # The store's model as last checked; the store and the filters are checked again on the store's thread, right
     # before the search. Should the model have changed meanwhile (a reindex), the crop is embedded again with it.
     held = state.embedder.held or state.reader.call(lambda store: _checked(store, filters, top_k))
-    crop = query_crop(pixels, f"image {name!r}", parsed_box, state.embedder.detector())
+    crop = query_crop(pixels, f"image {audit.quoted(name)}", parsed_box, state.embedder.detector(), "box")
     for _ in range(3):
         try:
             result = state.embedder.embed_then(
@@ -66,7 +71,8 @@ def search_photo(
     else:
         raise ApiError(409, "model_changed", "the store's model kept changing during this search; send it again")
     description = QueryDescription(crop.kind, name, box=crop.box)
-    target = f"image {name!r} ({crop.kind}{'' if crop.box is None else ' ' + box_text(crop.box)}){_text(filters)}"
+    box_used = "" if crop.box is None else " " + box_text(crop.box)
+    target = f"image {audit.quoted(name)} ({crop.kind}{box_used}){_text(filters)}"
     audit.record(state.root, caller, "search", f"{target} top_k={top_k}{' rerank' if rerank else ''}",
                  len(result.hits))
     return api_result(state, result, description, held.model_id)
@@ -122,9 +128,17 @@ def box_text(box: tuple[float, float, float, float]) -> str:
     return ",".join(f"{v:.0f}" for v in box)
 
 
+def _check_inside(box: tuple[float, float, float, float], pixels: np.ndarray, name: str) -> None:
+    height, width = pixels.shape[:2]
+    x0, y0, x1, y1 = box
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        raise ApiError(400, "bad_box", f"box {box_text(box)} lies outside image {audit.quoted(name)} ({width}x{height} "
+                       "pixels), in part or whole; it must lie inside the image")
+
+
 def _filters(camera: list[str] | None, after: str | None, before: str | None) -> SearchFilters:
     return SearchFilters(
-        cameras=tuple(camera or ()),
+        cameras=tuple(dict.fromkeys(camera or ())),  # a camera repeated is asked for once
         after=parse_time(after, "after") if after else None,
         before=parse_time(before, "before") if before else None,
     )
@@ -141,7 +155,7 @@ def _checked(store: Store | None, filters: SearchFilters, top_k: int) -> ModelIn
     """The store's model, once the store is known to hold crops and the filters to be answerable."""
     model = _model(store)
     assert store is not None
-    check_search_options(store, filters, top_k)
+    check_search_options(store, filters, top_k, names=FIELD_NAMES)
     return model
 
 
@@ -174,4 +188,5 @@ def _search(
     query_track: int | None,
 ) -> SearchResult:
     assert store is not None
-    return search_store(store, feature, top_k, filters, rerank, exclude_track=exclude, query_track=query_track)
+    return search_store(store, feature, top_k, filters, rerank, exclude_track=exclude, query_track=query_track,
+                        names=FIELD_NAMES)

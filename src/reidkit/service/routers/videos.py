@@ -1,10 +1,11 @@
 """The write side: uploading a video (an ingest job), following and stopping jobs, deleting a video, purging.
 
-An upload is judged by its first bytes (MP4/MOV, MKV, AVI; 415 otherwise), copied under ``<db>/uploads/`` with a
-name the server makes up (the client's file name is only ever quoted in the audit log, never used as a path) through
-a hidden partial file renamed into place, so a half-copied upload never looks like a video. ``JobRunner.submit``
-then checks it as ``reidkit ingest`` would; a refused submission deletes the saved file again. The ingest itself
-runs in a process of its own (``service.jobs``), so this answers 202 at once and the API keeps serving searches.
+An upload is judged by its first bytes (MP4/MOV, MKV, AVI; 415 otherwise) and copied under ``<db>/uploads/``
+(``service.uploads``). ``JobRunner.submit`` then checks it as ``reidkit ingest`` would, and refuses (409) a second
+copy of an unfinished job's video; a refused submission deletes the saved file again. The ingest itself runs in a
+process of its own (``service.jobs``), so this answers 202 at once and the API keeps serving searches. A job's
+message is shown without the server's folders (``Services.scrub``). After a delete or a purge, every uploaded file
+that neither a video nor an unfinished job needs is deleted too (``uploads.sweep``).
 
 Deleting and purging need the store's writer lock, which a running ingest holds: they are refused with 409 rather
 than left waiting. The server's store reader drops the deleted rows from its in-memory indexes at its next request
@@ -14,13 +15,10 @@ and purge is written to the audit log.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
@@ -30,10 +28,11 @@ from reidkit.search.rows import parse_time
 from reidkit.search.store import DB_NAME, Store
 from reidkit.service import audit
 from reidkit.service.access import Caller
-from reidkit.service.jobs import Job, JobOptions, JobStateError, UnknownJobError, uploads_dir
-from reidkit.service.limits import ApiError, video_kind
+from reidkit.service.jobs import Job, JobOptions, JobStateError, UnknownJobError
+from reidkit.service.limits import ApiError
 from reidkit.service.schemas import DeletedVideoModel, ErrorBody, JobModel, JobsResponse, PurgeRequest, PurgeResponse
 from reidkit.service.services import API, ERRORS, ItemId, Services, admin, operator, services, viewer
+from reidkit.service.uploads import saved_upload, sweep, uploads_dir
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
@@ -41,7 +40,6 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
           "cannot do that in its present status"},
 }
 router = APIRouter(prefix=API, tags=["ingest and retention"], responses=WRITE_ERRORS)
-_COPY_CHUNK = 1024 * 1024
 _MAX_FRAME = 2**31 - 1
 T = TypeVar("T")
 
@@ -62,17 +60,14 @@ def upload_video(
     ] = None,
 ) -> dict[str, Any]:
     state = services(request)
-    saved = save_upload(file.file, uploads_dir(state.root), state.settings.max_video_bytes)
     options = JobOptions(every=every, start_frame=start_frame, end_frame=end_frame)
-    try:
+    with saved_upload(file.file, uploads_dir(state.root), state.settings.max_video_bytes) as saved, _job_errors():
         job = state.jobs.submit(saved, camera, start_time or None, options)
-    except BaseException:
-        saved.unlink(missing_ok=True)
-        raise
     frames = f" frames {start_frame}-{'end' if end_frame is None else end_frame} every {every}"
-    audit.record(state.root, caller, "ingest", f"upload {file.filename or 'video'!r} ({saved.stat().st_size} bytes) "
-                 f"as job {job.id}: camera {job.camera!r}, start {start_time or 'unknown'},{frames}")
-    return job.to_json()
+    audit.record(state.root, caller, "ingest", f"upload {audit.quoted(file.filename or 'video')} "
+                 f"({saved.stat().st_size} bytes) as job {job.id}: camera {job.camera!r}, start "
+                 f"{start_time or 'unknown'},{frames}")
+    return _job_json(state, job)
 
 
 @router.get("/jobs", response_model=JobsResponse, summary="The ingest jobs, newest first")
@@ -81,13 +76,15 @@ def list_jobs(
     caller: Annotated[Caller, Depends(viewer)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    return {"jobs": [job.to_json() for job in services(request).jobs.list(limit)]}
+    state = services(request)
+    return {"jobs": [_job_json(state, job) for job in state.jobs.list(limit)]}
 
 
 @router.get("/jobs/{job_id}", response_model=JobModel, summary="An ingest job and its progress")
 def get_job(request: Request, caller: Annotated[Caller, Depends(viewer)], job_id: ItemId) -> dict[str, Any]:
+    state = services(request)
     with _job_errors():
-        return services(request).jobs.get(job_id).to_json()
+        return _job_json(state, state.jobs.get(job_id))
 
 
 @router.delete("/jobs/{job_id}", response_model=JobModel, summary="Cancel an ingest job (it stays resumable)")
@@ -96,7 +93,7 @@ def cancel_job(request: Request, caller: Annotated[Caller, Depends(operator)], j
     with _job_errors():
         job = state.jobs.cancel(job_id)
     audit.record(state.root, caller, "job.cancel", _job_text(job))
-    return job.to_json()
+    return _job_json(state, job)
 
 
 @router.post("/jobs/{job_id}/resume", status_code=202, response_model=JobModel,
@@ -106,7 +103,7 @@ def resume_job(request: Request, caller: Annotated[Caller, Depends(operator)], j
     with _job_errors():
         job = state.jobs.resume(job_id)
     audit.record(state.root, caller, "job.resume", _job_text(job))
-    return job.to_json()
+    return _job_json(state, job)
 
 
 @router.delete("/videos/{video_id}", response_model=DeletedVideoModel,
@@ -114,16 +111,18 @@ def resume_job(request: Request, caller: Annotated[Caller, Depends(operator)], j
 def remove_video(request: Request, caller: Annotated[Caller, Depends(operator)], video_id: ItemId) -> dict[str, Any]:
     state = services(request)
 
-    def delete(store: Store) -> dict[str, Any]:
+    def delete(store: Store) -> tuple[dict[str, Any], list[str]]:
         if store.db.execute("SELECT 1 FROM videos WHERE id = ?", (video_id,)).fetchone() is None:
             raise ApiError(404, "not_found", f"no video {video_id}")
-        return delete_video(store, video_id).to_json()
+        return delete_video(store, video_id).to_json(), _sweep(state, store)
 
-    deleted = _writing(state, delete)
-    if deleted is None:
+    done = _writing(state, delete)
+    if done is None:
         raise ApiError(404, "not_found", f"no video {video_id}")
+    deleted, swept = done
     audit.record(state.root, caller, "video.delete", f"video {video_id} (camera {deleted['camera']!r}, "
-                 f"{deleted['file']!r}): {deleted['tracks']} tracks, {deleted['detections']} crops",
+                 f"{deleted['file']!r}): {deleted['tracks']} tracks, {deleted['detections']} crops"
+                 f"{audit.swept_text(swept)}",
                  deleted["detections"])
     return deleted
 
@@ -134,45 +133,28 @@ def purge(request: Request, caller: Annotated[Caller, Depends(admin)], body: Pur
     moment = parse_time(body.before, "before")
     check_moment(moment, "before")
     empty = PurgeReport(moment, body.dry_run)
+    swept: list[str] = []
     if body.dry_run:
         report = state.reader.call(lambda store: empty if store is None else purge_before(store, moment, True))
     else:
-        report = _writing(state, lambda store: purge_before(store, moment)) or empty
-    videos = ", ".join(str(video.id) for video in report.videos) or "none"
-    audit.record(state.root, caller, "purge.dry_run" if body.dry_run else "purge",
-                 f"before {moment.isoformat()}: videos {videos}; {report.tracks} tracks, {report.detections} crops",
+        report, swept = _writing(state, lambda store: (purge_before(store, moment), _sweep(state, store))) or (
+            empty, [])
+    audit.record(state.root, caller, "purge.dry_run" if body.dry_run else "purge", audit.purge_target(report, swept),
                  len(report.videos))
     return report.to_json()
 
 
-def save_upload(stream: BinaryIO, folder: Path, limit: int) -> Path:
-    """Copy an uploaded video into ``folder`` under a generated name, refused by content (415) or size (413).
-    Written to a hidden partial file first and renamed, so the folder never holds half a video under a real name."""
-    head = stream.read(_COPY_CHUNK)
-    if not head:
-        raise ApiError(400, "empty_file", "file is empty")
-    kind = video_kind(head[:16])
-    if kind is None:
-        raise ApiError(415, "unsupported_type", "file is not an MP4/MOV, MKV or AVI video (judged by its content)")
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(8)}.{kind}"
-    partial = folder / f".{name}.part"
-    size = 0
-    try:
-        with open(partial, "xb") as out:
-            while head:
-                size += len(head)
-                if size > limit:
-                    raise ApiError(413, "too_large", f"file is over the limit of {limit / 1e6:.0f} MB")
-                out.write(head)
-                head = stream.read(_COPY_CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, folder / name)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return folder / name
+def _sweep(state: Services, store: Store) -> list[str]:
+    """Delete the uploaded files that no video of ``store`` (open for writing) and no unfinished job needs."""
+    videos = [str(path) for (path,) in store.db.execute("SELECT path FROM videos")]
+    return sweep(state.root, [*videos, *state.jobs.needed_files()])
+
+
+def _job_json(state: Services, job: Job) -> dict[str, Any]:
+    """What the API shows of a job: its message without the server's folders (the worker words it for a log)."""
+    shown = job.to_json()
+    shown["message"] = state.scrub_paths(shown["message"])
+    return shown
 
 
 def _writing(state: Services, fn: Callable[[Store], T]) -> T | None:
