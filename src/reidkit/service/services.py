@@ -28,7 +28,7 @@ from reidkit.search.retention import UPLOADS
 from reidkit.service.access import Caller, Role, TokenVerifier
 from reidkit.service.batching import Batcher
 from reidkit.service.jobs import JobRunner
-from reidkit.service.limits import ApiError, RateLimiter
+from reidkit.service.limits import RateLimiter
 from reidkit.service.reader import StoreReader
 from reidkit.service.schemas import ErrorBody
 from reidkit.service.settings import ServiceSettings
