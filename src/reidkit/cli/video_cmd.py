@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,12 @@ from reidkit.cli.ingest_options import (
     shared_ingest_options,
 )
 from reidkit.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from reidkit.search.results import QueryDescription, SearchResult
+    from reidkit.search.store import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -113,12 +119,11 @@ def search(
     embed_backend: EmbedBackendOption = None,  # PyTorch for one query crop (a compile costs more than it saves)
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
     from reidkit.search.paths import refuse_inside_store
-    from reidkit.search.results import QueryDescription, result_json
-    from reidkit.search.search import SearchFilters, check_search_options, search_store, track_query
+    from reidkit.search.results import result_json
+    from reidkit.search.rows import parse_time
+    from reidkit.search.search import SearchFilters, check_search_options, search_store
     from reidkit.search.store import CROP_INDEX, Store
-    from reidkit.search.rows import normalise_rows, parse_time
 
     if (query is None) == (track is None):
         raise ConfigError("give either a QUERY image or --track ID (not both, not neither)")
@@ -136,31 +141,13 @@ def search(
         model = store.model
         if model is None or store.index(CROP_INDEX).count == 0:
             raise StoreError(f"store {db} holds no person crops yet; ingest a video with people in it first")
-        query_image = None
         if track is not None:
-            feature = track_query(store, track)
-            description = QueryDescription("track", f"track {track}", track_id=track)
-            if html is not None:  # show the track's clearest crop (of those still on disk) as the query
-                from reidkit.search.query import load_query_image
-
-                by_quality = sorted(store.track_detections(track), key=lambda row: -row.quality)
-                present = [path for path in map(store.crop_file, by_quality) if path.is_file()]
-                query_image = load_query_image(present[0]) if present else None
+            feature, query_image, description = _track_query(store, track, with_image=html is not None)
         else:
             assert query is not None
-            from reidkit.inference.device import resolve_device
-            from reidkit.search.model_choice import choose_detector, choose_model
-            from reidkit.search.query import load_query_image, parse_box, query_crop
-
-            image = load_query_image(query)
-            parsed_box = parse_box(box) if box else None
-            device = str(resolve_device(device, "--device"))
-            crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
-            choice = choose_model(checkpoint, model, device=device, backend=embed_backend)
-            store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
-            feature = normalise_rows(choice.extractor([crop.image]))[0]
-            query_image = crop.image
-            description = QueryDescription(crop.kind, str(query), box=crop.box)
+            feature, query_image, description = _photo_query(
+                store, query, box, checkpoint, detector, device, embed_backend
+            )
         result = search_store(
             store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score, query_track=track
         )
@@ -173,17 +160,60 @@ def search(
                 raise ConfigError(f"cannot write --html {html}: {exc.strerror or exc}") from exc
         if as_json:
             typer.echo(json.dumps(result_json(result, description, store.root, model.model_id)))
-            return
-        order = "k-reciprocal re-ranked" if result.reranked else "by best crop"
-        label = description.source if track is not None else f"{description.kind} {description.source}"
-        typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
-        typer.echo(hits_table(result.hits, store.root))
-        typer.echo("\n" + trajectory_heading(result))
-        typer.echo(trajectory_table(result.trajectory))
-        for note in result.notes:
-            typer.echo(f"note: {note}")
-        if html is not None:
-            typer.echo(f"wrote {html}")
+        else:
+            _print_result(result, description, store.root, track is not None)
+    if html is not None and not as_json:
+        typer.echo(f"wrote {html}")
+
+
+def _track_query(store: Store, track: int, with_image: bool) -> tuple[np.ndarray, Any, QueryDescription]:
+    """A stored track's pooled feature; for a page, its clearest crop still on disk as the query picture."""
+    from reidkit.search.query import load_query_image
+    from reidkit.search.results import QueryDescription
+    from reidkit.search.search import track_query
+
+    feature = track_query(store, track)
+    query_image = None
+    if with_image:
+        by_quality = sorted(store.track_detections(track), key=lambda row: -row.quality)
+        present = [path for path in map(store.crop_file, by_quality) if path.is_file()]
+        query_image = load_query_image(present[0]) if present else None
+    return feature, query_image, QueryDescription("track", f"track {track}", track_id=track)
+
+
+def _photo_query(
+    store: Store, query: Path, box: str | None, checkpoint: str | None, detector: str | None, device: str,
+    embed_backend: str | None,
+) -> tuple[np.ndarray, Any, QueryDescription]:
+    """The feature of the person in a photo (the crop itself, the ``--box`` or the one person the detector finds),
+    embedded by the store's model (or ``--checkpoint``, which must be the same model)."""
+    from reidkit.inference.device import resolve_device
+    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.search.query import load_query_image, parse_box, query_crop
+    from reidkit.search.results import QueryDescription
+    from reidkit.search.rows import normalise_rows
+
+    image = load_query_image(query)
+    parsed_box = parse_box(box) if box else None
+    device = str(resolve_device(device, "--device"))
+    crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
+    choice = choose_model(checkpoint, store.model, device=device, backend=embed_backend)
+    store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
+    feature = normalise_rows(choice.extractor([crop.image]))[0]
+    return feature, crop.image, QueryDescription(crop.kind, str(query), box=crop.box)
+
+
+def _print_result(result: SearchResult, description: QueryDescription, root: Path, by_track: bool) -> None:
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
+
+    order = "k-reciprocal re-ranked" if result.reranked else "by best crop"
+    label = description.source if by_track else f"{description.kind} {description.source}"
+    typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
+    typer.echo(hits_table(result.hits, root))
+    typer.echo("\n" + trajectory_heading(result))
+    typer.echo(trajectory_table(result.trajectory))
+    for note in result.notes:
+        typer.echo(f"note: {note}")
 
 
 def demo_video(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -39,6 +39,10 @@ from reidkit.search.trajectory import build_trajectory
 from reidkit.search.rows import DetectionRow, normalise_rows
 from reidkit.video import Detector
 from reidkit.video.bytetrack import iou_matrix
+
+if TYPE_CHECKING:
+    from reidkit.search.model_choice import ModelChoice
+    from reidkit.video import VideoInfo
 
 VIDEO = Path("videos") / "vtest.avi"
 DETECTOR_MODEL = Path("models") / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
@@ -85,8 +89,7 @@ def run_demo_video(
     """Ingest (or reuse), pick the walker, search, write ``search.html`` and ``result.json``; return what it found."""
     from reidkit.video import probe_video
 
-    started = time.monotonic()
-    video = shared / VIDEO
+    started, video = time.monotonic(), shared / VIDEO
     if not video.is_file():
         raise DatasetError(f"{video} not found: pass --shared pointing at the project's shared folder")
     info = probe_video(video)
@@ -100,24 +103,7 @@ def run_demo_video(
     echo(f"detector {detector.name}, ReID model {choice.source} ({choice.extractor.model_id}), every {every_n} frames")
 
     with Store.open(store_dir, writable=True, create=True) as store:
-        video_ids = []
-        for camera, (first, end) in zip(CAMERAS, ((0, cut), (cut, info.num_frames))):
-            same = [
-                v for v in store.videos(info.fingerprint)
-                if (v.camera, v.start_frame, v.end_frame, v.every_n) == (camera, first, end, every_n)
-            ]
-            if same and same[0].status == "done":
-                echo(f"{camera}: frames {first}-{end} already ingested (video {same[0].id})")
-                video_ids.append(same[0].id)
-                continue
-            # resume an interrupted run of this very job; replace anything else covering these frames
-            options = IngestOptions(camera, START_TIME, every_n, first, end, force=not same)
-            report = ingest_video(store, info, options, choice.extractor, detector, choice.source)
-            echo(
-                f"{camera}: frames {first}-{end}: {report.frames} frames, {report.detections} crops, "
-                f"{report.tracks} tracks in {report.seconds:.1f} s ({report.stage_summary()})"
-            )
-            video_ids.append(report.video_id)
+        video_ids = _ingest_halves(store, info, every_n, choice, detector, echo)
         ingest_s = time.monotonic() - started
 
         video_a, video_b = (store.video(v) for v in video_ids)
@@ -132,35 +118,12 @@ def run_demo_video(
         query_row = _query_crop(store, query_track, before_frame=cut - round(QUERY_GAP_S * video_a.fps))
         query_image = load_query_image(store.crop_file(query_row))
         feature = normalise_rows(choice.extractor([query_image]))[0]
-        # The photo was cut from the query track, which would trivially come first: leave it out, as a real photo
-        # of the person (not in the store) would have no such twin.
-        result = search_store(store, feature, TOP_K, exclude_track=query_track)
-        rank = _first_rank(result, walker.tracks_b)
-        reranked = search_store(store, feature, TOP_K, rerank=True, exclude_track=query_track)
-        rank_reranked = _first_rank(reranked, walker.tracks_b)
-        by_track = search_store(
-            store, track_query(store, query_track), TOP_K, exclude_track=query_track, query_track=query_track
-        )
-        rank_by_track = _first_rank(by_track, walker.tracks_b)
-        true_b = ", ".join(str(t) for t in sorted(walker.tracks_b))
-
-        from reidkit.viz.search_page import write_search_page
-
-        out.mkdir(parents=True, exist_ok=True)
-        label = (
-            f"{CAMERAS[0]} track {query_track}, frame {query_row.frame_index}; the same walker is "
-            f"{CAMERAS[1]} track(s) {true_b}"
-        )
-        html = write_search_page(out / "search.html", result, store.root, query_image, label)
-        description = QueryDescription("crop", str(store.crop_file(query_row)))
-        payload = result_json(result, description, store.root, choice.extractor.model_id)
-        (out / "result.json").write_text(json.dumps(payload, indent=2))
+        result, reranked, by_track = _three_searches(store, feature, query_track)
+        rank, rank_reranked, rank_by_track = (_first_rank(r, walker.tracks_b) for r in (result, reranked, by_track))
+        label, html = _write_outputs(out, store, result, query_image, query_row, walker, choice.extractor.model_id)
         summary = store.summary()
-    hers = set(walker.tracks_a) | set(walker.tracks_b)
-    before = trajectory_check(build_trajectory(result.hits), hers)
-    after = trajectory_check(result.trajectory, hers)
-    by_track_before = trajectory_check(build_trajectory(by_track.hits), hers)
-    by_track_after = trajectory_check(by_track.trajectory, hers)
+    checks = _trajectory_checks(result, by_track, set(walker.tracks_a) | set(walker.tracks_b))
+    before, after = checks["trajectory_from_hits"], checks["trajectory_from_identity"]
     verdict = (
         f"the walker's {CAMERAS[1]} track ranks {rank or f'below {TOP_K}'} of {result.candidates} tracks for "
         f"the photo ({rank_reranked or f'below {TOP_K}'} with --rerank), {rank_by_track or f'below {TOP_K}'} "
@@ -188,15 +151,83 @@ def run_demo_video(
         "tracks_scored": result.candidates,
         "people": grouped.people,
         "query_person": result.person_id,
-        "trajectory_from_hits": before,
-        "trajectory_from_identity": after,
-        "by_track_trajectory_from_hits": by_track_before,
-        "by_track_trajectory_from_identity": by_track_after,
+        **checks,
         "html": str(html),
         "ingest_s": round(ingest_s, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
     return VideoDemoResult(numbers, result, f"{label} (followed across the cut by a tracker)", store_dir, verdict)
+
+
+def _trajectory_checks(result: SearchResult, by_track: SearchResult, hers: set[int]) -> dict[str, dict[str, Any]]:
+    """Each search's trajectory built from its top hits and from identity, scored against the walker's tracks."""
+    return {
+        "trajectory_from_hits": trajectory_check(build_trajectory(result.hits), hers),
+        "trajectory_from_identity": trajectory_check(result.trajectory, hers),
+        "by_track_trajectory_from_hits": trajectory_check(build_trajectory(by_track.hits), hers),
+        "by_track_trajectory_from_identity": trajectory_check(by_track.trajectory, hers),
+    }
+
+
+def _write_outputs(
+    out: Path, store: Store, result: SearchResult, query_image: Any, query_row: DetectionRow, walker: Walker,
+    model_id: str,
+) -> tuple[str, Path]:
+    """The photo search's page (``search.html``) and answer (``result.json``); the query's label and the page."""
+    from reidkit.viz.search_page import write_search_page
+
+    out.mkdir(parents=True, exist_ok=True)
+    true_b = ", ".join(str(t) for t in sorted(walker.tracks_b))
+    label = (
+        f"{CAMERAS[0]} track {query_row.track_id}, frame {query_row.frame_index}; the same walker is "
+        f"{CAMERAS[1]} track(s) {true_b}"
+    )
+    html = write_search_page(out / "search.html", result, store.root, query_image, label)
+    description = QueryDescription("crop", str(store.crop_file(query_row)))
+    payload = result_json(result, description, store.root, model_id)
+    (out / "result.json").write_text(json.dumps(payload, indent=2))
+    return label, html
+
+
+def _ingest_halves(
+    store: Store, info: VideoInfo, every_n: int, choice: ModelChoice, detector: Detector, echo: Callable[[str], Any]
+) -> list[int]:
+    """Ingest the video's two halves as the two cameras, or reuse each half already ingested with these settings;
+    the two video ids."""
+    cut = info.num_frames // 2
+    video_ids = []
+    for camera, (first, end) in zip(CAMERAS, ((0, cut), (cut, info.num_frames))):
+        same = [
+            v for v in store.videos(info.fingerprint)
+            if (v.camera, v.start_frame, v.end_frame, v.every_n) == (camera, first, end, every_n)
+        ]
+        if same and same[0].status == "done":
+            echo(f"{camera}: frames {first}-{end} already ingested (video {same[0].id})")
+            video_ids.append(same[0].id)
+            continue
+        # resume an interrupted run of this very job; replace anything else covering these frames
+        options = IngestOptions(camera, START_TIME, every_n, first, end, force=not same)
+        report = ingest_video(store, info, options, choice.extractor, detector, choice.source)
+        echo(
+            f"{camera}: frames {first}-{end}: {report.frames} frames, {report.detections} crops, "
+            f"{report.tracks} tracks in {report.seconds:.1f} s ({report.stage_summary()})"
+        )
+        video_ids.append(report.video_id)
+    return video_ids
+
+
+def _three_searches(
+    store: Store, feature: np.ndarray, query_track: int
+) -> tuple[SearchResult, SearchResult, SearchResult]:
+    """The photo's search, re-ranked and not, and the query track's own (``search --track``). The photo was cut
+    from the query track, which would trivially come first: it is left out, as a real photo of the person (not in
+    the store) would have no such twin."""
+    result = search_store(store, feature, TOP_K, exclude_track=query_track)
+    reranked = search_store(store, feature, TOP_K, rerank=True, exclude_track=query_track)
+    by_track = search_store(
+        store, track_query(store, query_track), TOP_K, exclude_track=query_track, query_track=query_track
+    )
+    return result, reranked, by_track
 
 
 def walkers_across_cut(store: Store, video_a: int, video_b: int, detector: Detector) -> list[Walker]:
