@@ -68,6 +68,20 @@ def test_the_shipped_model_is_small_carded_and_loads_by_name() -> None:
     assert model_card.input_size == (128, 64) and model_card.spec["name"] == "mgn"
 
 
+def test_the_shipped_model_was_trained_with_what_its_recipe_resolves_to() -> None:
+    """One documented command reproduces the file: its recipe (which inherits demo_cpu) must still resolve to the
+    settings the file was trained with, whatever the demo's own recipe becomes."""
+    from reidkit.config import config_from_dict, load_config
+    from reidkit.recipes import resolve_recipe
+
+    trained = asdict(config_from_dict(load_checkpoint(DEFAULT_MODEL)["config"], DEFAULT_MODEL))
+    recipe = asdict(load_config(resolve_recipe("market1501_mgn_mobilenetv2_cpu")))
+    for config in (trained, recipe):
+        config["data"].pop("root")
+        config["train"].pop("output_dir")
+    assert trained == recipe
+
+
 def test_a_file_named_like_a_shipped_model_wins_over_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert is_shipped_model(DEFAULT_MODEL)
