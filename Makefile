@@ -46,8 +46,8 @@ else
 endif
 
 # Two xdist workers with one math thread each: on two cores this beats one worker whose OpenMP threads fight.
-# The wheel test (a fresh venv that trains the demo) runs after the rest, alone: beside another training test its
-# xdist worker was killed, without a trace, on this project's loaded 2-core machines.
+# The wheel test (a fresh venv that trains the demo) runs after the rest, alone: it builds a venv and trains, and
+# beside the other tests it only competed with them for the two cores.
 test: venv browser
 	OMP_NUM_THREADS=1 $(if $(NO_BROWSER),,REIDKIT_REQUIRE_BROWSER=1) $(PY) -m pytest -n 2 \
 		--ignore=tests/test_packaging.py $(if $(NO_BROWSER),-m "not browser") $(PYTEST_ARGS)

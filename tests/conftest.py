@@ -258,25 +258,3 @@ def serve() -> Iterator[Callable[..., str]]:
     for server, thread in running:
         server.should_exit = True
         thread.join(timeout=30)
-
-
-# On this project's loaded 2-core machines an xdist worker was, now and then, killed without a trace (no signal
-# handler ran, nothing in the kernel log), each time in another test. The cause found: OpenVINO Cores dropped in
-# the order they came left the worker's signal stack on freed memory, so its next handled signal was a silent
-# SIGSEGV; reidkit now keeps one Core per process (reidkit.openvino_core). Until full runs confirm that nothing else
-# kills workers, a test whose worker died is run once more on a new worker, and the run says so ("R" / "rerun"); a
-# test that fails on its own is never re-run.
-_CRASH_RERUNS: dict[str, int] = {}
-
-
-def pytest_handlecrashitem(crashitem, report, sched) -> None:  # xdist hook, called in the controller
-    if _CRASH_RERUNS.get(crashitem, 0) < 1:
-        _CRASH_RERUNS[crashitem] = _CRASH_RERUNS.get(crashitem, 0) + 1
-        sched.mark_test_pending(crashitem)
-        report.outcome = "rerun"
-
-
-def pytest_report_teststatus(report):
-    if report.outcome == "rerun":
-        return "rerun", "R", ("RERUN", {"yellow": True})
-    return None
