@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from reidkit.cli.video_cmd import DeviceOption
+from reidkit.cli.ingest_options import DeviceOption
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError
 
 
@@ -20,9 +21,7 @@ def reindex(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="the new model file (e.g. from `reidkit adapt`)")],
     device: DeviceOption = "cpu",
     batch_size: Annotated[int, typer.Option("--batch-size", help="crops per forward pass and per resumable commit")] = 64,
-    embed_backend: Annotated[
-        str, typer.Option("--embed-backend", help="auto (OpenVINO on CPU when installed), torch or openvino")
-    ] = "auto",
+    embed_backend: EmbedBackendOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Re-embed every stored crop with a new model, then switch the store to it in one transaction.
