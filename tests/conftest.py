@@ -48,10 +48,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def cuhk03_root(shared_dir: Path) -> Path:
     """The shared CUHK03 benchmark unpacked once into the git-ignored ``<repo>/data/`` (Market-1501 layout)."""
-    tar_path = shared_dir / "datasets" / "cuhk03-detected-64x128.tar"
-    if not tar_path.is_file():
-        pytest.skip(f"shared benchmark {tar_path} is absent")
-    return prepare_shared_cuhk03(shared_dir, REPO_ROOT / "data")
+    return _unpacked(shared_dir, "cuhk03-detected-64x128.tar", prepare_shared_cuhk03)
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +60,14 @@ def cuhk03_dataset(cuhk03_root: Path) -> ReidDataset:
 @pytest.fixture(scope="session")
 def market_root(shared_dir: Path) -> Path:
     """Market-1501 from the shared tar, unpacked once into the git-ignored ``<repo>/data/``."""
-    tar_path = shared_dir / "datasets" / "market1501.tar"
-    if not tar_path.is_file():
-        pytest.skip(f"shared benchmark {tar_path} is absent")
-    return prepare_shared_market1501(shared_dir, REPO_ROOT / "data")
+    return _unpacked(shared_dir, "market1501.tar", prepare_shared_market1501)
+
+
+def _unpacked(shared_dir: Path, tar_name: str, prepare: Callable[[Path, Path], Path]) -> Path:
+    """A shared benchmark's root, unpacked into ``<repo>/data/`` by ``prepare``; the test is skipped without it."""
+    if not (shared_dir / "datasets" / tar_name).is_file():
+        pytest.skip(f"shared benchmark {shared_dir / 'datasets' / tar_name} is absent")
+    return prepare(shared_dir, REPO_ROOT / "data")
 
 
 @pytest.fixture(scope="session")
