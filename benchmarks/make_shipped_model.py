@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -62,8 +63,6 @@ def main() -> None:
 
 def train(run: Path, root: Path, shared: Path) -> None:
     """Train the recipe, or resume it; a finished run only reloads (its epochs are all done)."""
-    import os
-
     weights = shared / "models" / "imagenet" / "mobilenetv2_imagenet_features.pt"
     env = {**os.environ, "REIDKIT_MOBILENETV2_WEIGHTS": str(weights.resolve())}
     command = [sys.executable, "-m", "reidkit", "train", "--config", RECIPE, f"data.root={relative(root)}",
@@ -114,19 +113,19 @@ def extract(extractor: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def score(features: tuple[np.ndarray, np.ndarray], dataset: Any, rerank: bool) -> dict[str, Any]:
     from reidkit.evaluation.feature_evaluation import score_features
+    from reidkit.inference.dataset_eval import RERANK_K1, RERANK_K2, RERANK_LAMBDA
 
     qf, gf = features
     q, g = dataset.query, dataset.gallery
     scored = score_features(qf, [r.pid for r in q], [r.camid for r in q], gf, [r.pid for r in g],
-                            [r.camid for r in g], metric="euclidean", rerank=rerank, k1=20, k2=6, lambda_value=0.3)
+                            [r.camid for r in g], metric="euclidean", rerank=rerank, k1=RERANK_K1, k2=RERANK_K2,
+                            lambda_value=RERANK_LAMBDA)
     return {k: float(scored.result[k]) for k in (*METRICS, "num_query", "num_gallery")}
 
 
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    import os
-
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 

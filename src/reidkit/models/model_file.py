@@ -187,7 +187,8 @@ def inference_copy(payload: dict[str, Any]) -> dict[str, Any]:
     accuracy is measured where a file is made (benchmarks/RESULTS.md, "The shipped model")."""
     from reidkit.models.layers import IdentityClassifier
 
-    card, state = _card_and_state(weights_only_copy(payload), "checkpoint")
+    shared = weights_only_copy(payload)
+    card, state = _card_and_state(shared, "checkpoint")
     model = build_model(**{**card.spec, "pretrained": None})
     dropped = sorted(
         f"{name}.{tensor}" for name, module in model.named_modules() if isinstance(module, IdentityClassifier)
@@ -195,7 +196,7 @@ def inference_copy(payload: dict[str, Any]) -> dict[str, Any]:
     )
     kept = {k: v.half() if v.is_floating_point() else v for k, v in state.items() if k not in dropped}
     model_section = {"card": card.to_dict(), "state_dict": kept, DROPPED_KEY: dropped}
-    return {**weights_only_copy(payload), "model": model_section}
+    return {**shared, "model": model_section}
 
 
 # Keys a training run adds that only resuming it needs; a weights-only copy leaves them out.

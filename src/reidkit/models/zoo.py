@@ -36,12 +36,6 @@ def shipped_model_file(name: str) -> Path:
     return path
 
 
-def shipped_model_card(name: str) -> str:
-    """The shipped model's card (Markdown): what it was trained on, how, and how well it does."""
-    stem = SHIPPED_MODELS.get(name)
-    return (resources.files(__package__) / "trained" / f"{stem}.md").read_text(encoding="utf-8")
-
-
 def is_shipped_model(name_or_path: str | Path) -> bool:
     """True for a shipped model's name (a plain name wins only when no file of that name exists here)."""
     text = str(name_or_path)
