@@ -39,10 +39,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / RECIPE, help="the training run's folder")
     args = parser.parse_args()
-    from reidkit.data import prepare_shared_market1501
+    from reidkit.data import prepare_shared_market1501, prepare_shared_market1501_attributes
 
     root = prepare_shared_market1501(args.shared, args.data_dir)
-    train(args.run, root, args.shared)
+    attributes = prepare_shared_market1501_attributes(args.shared, args.data_dir)
+    train(args.run, root, attributes, args.shared)
     rows, copy = measure(args.run, root)
     train_seconds = sum(row["epoch_seconds"] for row in copy["history"])  # a resumed run's too
     fp32, fp16 = rows["float32"], rows["float16"]
@@ -61,12 +62,12 @@ def main() -> None:
     print(json.dumps(record))
 
 
-def train(run: Path, root: Path, shared: Path) -> None:
+def train(run: Path, root: Path, attributes: Path, shared: Path) -> None:
     """Train the recipe, or resume it; a finished run only reloads (its epochs are all done)."""
     weights = shared / "models" / "imagenet" / "mobilenetv2_imagenet_features.pt"
     env = {**os.environ, "REIDKIT_MOBILENETV2_WEIGHTS": str(weights.resolve())}
     command = [sys.executable, "-m", "reidkit", "train", "--config", RECIPE, f"data.root={relative(root)}",
-               f"train.output_dir={relative(run)}"]
+               f"data.attributes={relative(attributes)}", f"train.output_dir={relative(run)}"]
     if (run / "last.pt").is_file():
         command.append("--resume")
     subprocess.run(command, check=True, env=env, cwd=ROOT)

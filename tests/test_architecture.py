@@ -20,6 +20,7 @@ LAYERS = {
     "image_open": 1,
     "openvino_core": 1,
     "atomic_file": 1,
+    "attribute_schema": 2,
     "recipes": 1,
     "config": 2,
     "data": 3,

@@ -117,7 +117,7 @@ def test_options_are_kept_and_checked() -> None:
     model = build_model("mgn", 4, backbone="mobilenetv2", reduction_dim=64, parts=[2, 4])
     assert model.feature_dim == 64 * (3 + 6)
     _check_outputs(model, 96, 32, heads=(3 + 6, 3))
-    assert model.spec.kwargs == {"reduction_dim": 64, "parts": [2, 4], "part_stride": 1}
+    assert model.spec.kwargs == {"reduction_dim": 64, "parts": [2, 4], "part_stride": 1, "attributes": None}
     with pytest.raises(ModelError, match="no option reduction"):
         build_model("pcb", 4, backbone="mobilenetv2", reduction=3)
     with pytest.raises(ModelError, match="unknown model 'resnet'"):

@@ -34,6 +34,8 @@ class DataConfig:
     ``cache_in_memory`` decodes the (resized) train set once into one uint8 tensor kept on the training device and
     augments whole batches there: it removes JPEG decoding and worker processes from the loop, which is what lets a
     GPU reach its throughput and what makes a 2-core CPU run worthwhile at all.
+    ``attributes``: Market-1501's attribute labels (``market_attribute.mat``); with it the model gets an attribute
+    head trained jointly with identity (``loss.attribute`` weighs it).
     """
 
     dataset: str = "market1501"
@@ -53,6 +55,7 @@ class DataConfig:
     test_batch_size: int = 128
     max_train_ids: int | None = None
     max_test_ids: int | None = None
+    attributes: str | None = None
 
     @property
     def batch_size(self) -> int:
@@ -82,10 +85,12 @@ class LossConfig:
     """Weights of the softmax and triplet terms; ``soft_margin`` replaces the hinge margin by softplus (TriNet).
 
     ``head_reduction``: ``sum`` adds the per-head losses as the MGN paper does; ``mean`` averages them per kind.
+    ``attribute`` weighs the attribute loss (the mean over attribute groups) of a run with ``data.attributes``.
     """
 
     softmax: float = 1.0
     triplet: float = 1.0
+    attribute: float = 1.0
     label_smoothing: float = 0.0
     triplet_margin: float = 1.2
     soft_margin: bool = False
@@ -306,6 +311,7 @@ def validate(config: ExperimentConfig, source: str) -> None:
         "model.freeze_layers": config.model.freeze_layers,
         "loss.softmax": loss.softmax,
         "loss.triplet": loss.triplet,
+        "loss.attribute": loss.attribute,
     }
     for key, value in nonnegative.items():
         if value < 0:

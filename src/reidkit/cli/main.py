@@ -28,6 +28,7 @@ def _root() -> None:
 def _register_stages() -> None:
     from reidkit.cli import (
         adapt_cmd,
+        attributes_cmd,
         cluster_cmd,
         demo_cmd,
         eval_cmd,
@@ -47,6 +48,7 @@ def _register_stages() -> None:
     for stage in (
         eval_cmd,
         train_cmd,
+        attributes_cmd,
         export_cmd,
         adapt_cmd,
         demo_cmd,

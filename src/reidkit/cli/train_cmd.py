@@ -104,8 +104,17 @@ def test(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
     workers: Annotated[int, typer.Option("--workers", help="image-decoding worker processes")] = 2,
     embed_backend: EmbedBackendOption = None,
+    attributes: Annotated[
+        Path | None,
+        typer.Option(
+            "--attributes",
+            help="the test identities' attribute labels (Market-1501's market_attribute.mat) to score a model with "
+            "an attribute head; default: market1501-attributes/market_attribute.mat beside --root, if there",
+        ),
+    ] = None,
 ) -> None:
-    """Rank-1/5/10, mAP and mINP of a checkpoint (or an ImageNet-only model) on a dataset's test split."""
+    """Rank-1/5/10, mAP and mINP of a checkpoint (or an ImageNet-only model) on a dataset's test split, and the
+    attribute accuracy of a model with an attribute head."""
     from reidkit.data import load_dataset
     from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
     from reidkit.inference.device import resolve_device
@@ -120,9 +129,12 @@ def test(
         checkpoint = checkpoint or Path(DEFAULT_MODEL)
     torch_device = resolve_device(device, "--device")
     backend = resolve_backend(embed_backend, str(torch_device))
+    labels = None
     if checkpoint is not None:
+        labels = test_attribute_labels(checkpoint, root, attributes)
         extractor = FeatureExtractor(
-            checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers, backend=backend
+            checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers, backend=backend,
+            attributes=labels is not None,
         )
     else:
         net, card = untrained_model(model, backbone, height, width)
@@ -131,10 +143,30 @@ def test(
             frozen=True,
         )
     run = evaluate_on_dataset(
-        extractor, load_dataset(dataset, root), metric=metric, rerank=rerank, multi_query=multi_query
+        extractor, load_dataset(dataset, root), metric=metric, rerank=rerank, multi_query=multi_query,
+        attribute_labels=labels,
     )
     summary = {**run.summary, "checkpoint": None if checkpoint is None else str(checkpoint)}
     typer.echo(json.dumps(summary) if as_json else format_summary(summary))
+
+
+def test_attribute_labels(checkpoint: Path, root: Path, given: Path | None) -> Any:
+    """The test split's attribute labels where the model has an attribute head: ``--attributes``, else the copy
+    ``prepare_shared_market1501_attributes`` leaves beside the dataset; None otherwise (with a note if the model
+    predicts attributes that nothing can score)."""
+    from reidkit.data.market_attributes import read_market1501_attributes
+    from reidkit.inference.foreign_model import is_foreign_model
+    from reidkit.models.model_file import attribute_schema_name
+
+    if is_foreign_model(checkpoint) or attribute_schema_name(checkpoint) is None:
+        if given is not None:
+            raise ConfigError(f"--attributes: {checkpoint} has no attribute head, so it predicts no attributes")
+        return None
+    path = given or Path(root).resolve().parent / "market1501-attributes" / "market_attribute.mat"
+    if given is None and not path.is_file():
+        typer.echo(f"note: {checkpoint} predicts attributes; pass --attributes market_attribute.mat to score them")
+        return None
+    return read_market1501_attributes(path, "test")
 
 
 def extract(
@@ -197,7 +229,8 @@ def expand_images(inputs: list[Path]) -> list[Path]:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A two-line human report: the numbers, then the protocol that produced them."""
+    """A two-line human report: the numbers, then the protocol that produced them (and two more lines with the
+    attribute scores, for a model with an attribute head)."""
     numbers = "  ".join(f"{key} {100 * summary[key]:.2f}%" for key in ("rank1", "rank5", "rank10", "mAP", "mINP"))
     protocol = (
         f"{summary['model']}/{summary['backbone']} ({summary['backbone_init']} init, "
@@ -206,4 +239,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['num_gallery']} gallery, {summary['metric']} distance, flip {summary['flip']}, "
         f"re-ranking {summary['rerank']}, input {summary['input_size'][0]}x{summary['input_size'][1]}"
     )
-    return f"{numbers}\n{protocol}"
+    scores = summary.get("attributes")
+    if not scores:
+        return f"{numbers}\n{protocol}"
+    groups = "  ".join(f"{name} {100 * value:.1f}%" for name, value in scores["group_accuracy"].items())
+    attributes = (
+        f"attributes on {scores['num_images']} gallery images of labelled identities: mean accuracy "
+        f"{100 * scores['mean_accuracy']:.2f}%  mA {100 * scores['label_mA']:.2f}%  F1 {100 * scores['instance_f1']:.2f}%"
+        f"\n  {groups}"
+    )
+    return f"{numbers}\n{protocol}\n{attributes}"

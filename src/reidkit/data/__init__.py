@@ -3,7 +3,11 @@
 from reidkit.data.images import read_image, verify_images
 from reidkit.data.loading import DATASETS, load_dataset
 from reidkit.data.pk_sampler import PKSampler
-from reidkit.data.shared_benchmark import prepare_shared_cuhk03, prepare_shared_market1501
+from reidkit.data.shared_benchmark import (
+    prepare_shared_cuhk03,
+    prepare_shared_market1501,
+    prepare_shared_market1501_attributes,
+)
 from reidkit.data.torch_dataset import ImageDataset, relabel
 from reidkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from reidkit.data.types import ImageRecord, ReidDataset
@@ -20,6 +24,7 @@ __all__ = [
     "load_dataset",
     "prepare_shared_cuhk03",
     "prepare_shared_market1501",
+    "prepare_shared_market1501_attributes",
     "read_image",
     "relabel",
     "verify_images",

@@ -4,6 +4,7 @@ benchmarks unpack once."""
 from __future__ import annotations
 
 import re
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from reidkit.errors import ConfigError, DatasetError
 SHARED_CUHK03_NAME = "cuhk03-detected-64x128"
 SHARED_CUHK03_TAR = Path("datasets") / f"{SHARED_CUHK03_NAME}.tar"
 SHARED_MARKET_NAME = "Market-1501-v15.09.15"
+SHARED_MARKET_ATTRIBUTES = Path("datasets") / "market1501-attributes" / "market_attribute.mat"
 SHARED_MARKET_TAR = Path("datasets") / "market1501.tar"
 _MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 # ``PPPP_cCsS_NNNNNN_00.jpg``: S is the camera pair the identity was filmed by (1..5).
@@ -31,6 +33,24 @@ def prepare_shared_market1501(shared_dir: Path, data_dir: Path) -> Path:
     """Unpack ``<shared_dir>/datasets/market1501.tar`` into ``data_dir`` once; return the dataset root
     (``<data_dir>/Market-1501-v15.09.15``, the folder the official release unpacks to)."""
     return _prepare_shared_tar(shared_dir, data_dir, SHARED_MARKET_TAR, SHARED_MARKET_NAME)
+
+
+def prepare_shared_market1501_attributes(shared_dir: Path, data_dir: Path) -> Path:
+    """Copy the shared Market-1501 attribute labels into ``<data_dir>/market1501-attributes/`` once; return the
+    file (the path the recipes with attributes name, beside the unpacked dataset)."""
+    source = Path(shared_dir) / SHARED_MARKET_ATTRIBUTES
+    if not source.is_file():
+        raise DatasetError(
+            f"{source}: Market-1501 attribute labels not found; pass the folder holding "
+            f"{SHARED_MARKET_ATTRIBUTES.parent}/ (the project's ../shared)"
+        )
+
+    def copy(scratch: Path) -> Path:
+        shutil.copyfile(source, scratch / source.name)
+        return scratch
+
+    folder = publish_atomically(Path(data_dir) / SHARED_MARKET_ATTRIBUTES.parent.name, copy)
+    return folder / source.name
 
 
 def _prepare_shared_tar(shared_dir: Path, data_dir: Path, tar_name: Path, top_folder: str) -> Path:

@@ -31,9 +31,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from reidkit.attribute_schema import AttributeSchema
 from reidkit.data import IMAGENET_MEAN, IMAGENET_STD, build_transforms, read_image
 from reidkit.errors import ImageError, ModelError
 from reidkit.image_open import upright_rgb
+from reidkit.inference.attributes import CACHE_SUFFIX, FeatureAndAttributes
 from reidkit.inference.backends import EMBEDDING_BACKENDS
 from reidkit.inference.foreign_model import is_foreign_model, load_foreign_model
 from reidkit.models import build_model
@@ -68,6 +70,7 @@ class FeatureExtractor:
         progress: bool = True,
         backend: str | None = None,
         frozen: bool = False,
+        attributes: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
@@ -76,6 +79,8 @@ class FeatureExtractor:
         self._model_id: str | None = None
         self._feature_dim: int | None = None
         self.model: nn.Module | None
+        self.attributes = attributes
+        self.schema: AttributeSchema | None = None  # the attributes' meaning, for an extractor that gives them
         if not isinstance(checkpoint_or_model, nn.Module) and is_foreign_model(checkpoint_or_model):
             self._open_foreign(Path(checkpoint_or_model), backend)
         else:
@@ -93,8 +98,12 @@ class FeatureExtractor:
         else:
             self.model, self.card = load_model(Path(checkpoint_or_model))
             self.model.to(memory_format=torch.channels_last)
-        key = None if self._live else (lambda: self.model_id)
-        self._run = self._backend.make_runner(self.model, self.card, self.device, key)  # checks the device
+        self._network: nn.Module = FeatureAndAttributes(self.model) if self.attributes else self.model
+        if isinstance(self._network, FeatureAndAttributes):
+            self.schema = self._network.schema
+        suffix = CACHE_SUFFIX if self.attributes else ""
+        key = None if self._live else (lambda: self.model_id + suffix)
+        self._run = self._backend.make_runner(self._network, self.card, self.device, key)  # checks the device
         self._run_id = self.model_id if self._live and self._backend.snapshots_weights else None
         self.model.to(self.device)
 
@@ -103,6 +112,8 @@ class FeatureExtractor:
         nn.Module to move, hash or switch to eval mode; flip averaging works as for any model (it flips the batch)."""
         if backend not in (None, "auto"):
             EMBEDDING_BACKENDS.get(backend)  # an unknown name is refused as for any model
+        if self.attributes:
+            raise ModelError(f"{path}: a model from another toolkit has no reidkit attribute head")
         foreign = load_foreign_model(path, backend, self.device)
         self.model, self.card, self._run = None, foreign.card, foreign.run
         self._model_id, self._feature_dim = foreign.model_id, foreign.feature_dim
@@ -133,8 +144,21 @@ class FeatureExtractor:
 
     def __call__(self, images: Sequence[ImageInput], desc: str = "extracting features") -> np.ndarray:
         """Features (N, feature_dim) float32, in input order."""
-        images = list(images)
-        features = np.empty((len(images), self.feature_dim), dtype=np.float32)
+        return self.extract(images, desc)[0]
+
+    def extract(
+        self, images: Sequence[ImageInput], desc: str = "extracting features"
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Features (N, feature_dim) and, for an extractor made with ``attributes=True``, every image's attribute
+        probabilities (N, sum of the schema's group sizes; each group sums to one), from the same forward pass."""
+        rows = self._rows(list(images), desc)
+        if not self.attributes:
+            return rows, None
+        return np.ascontiguousarray(rows[:, : self.feature_dim]), np.ascontiguousarray(rows[:, self.feature_dim :])
+
+    def _rows(self, images: list[ImageInput], desc: str) -> np.ndarray:
+        width = self.feature_dim + (sum(self.schema.sizes) if self.schema else 0)
+        features = np.empty((len(images), width), dtype=np.float32)
         if not images:
             return features
         all_files = all(isinstance(image, str | Path) for image in images)
@@ -168,7 +192,7 @@ class FeatureExtractor:
         must stay valid for their model id."""
         current = self.model_id
         if current != self._run_id:
-            self._run = self._backend.make_runner(self.model, self.card, self.device, None)
+            self._run = self._backend.make_runner(self._network, self.card, self.device, None)
             self._run_id = current
 
     def _forward(self, batch: Tensor) -> Tensor:

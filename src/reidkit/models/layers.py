@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from reidkit.attribute_schema import ATTRIBUTE_SCHEMAS, AttributeSchema
 from reidkit.errors import ModelError
 
 
@@ -32,6 +33,33 @@ def classifier(in_features: int, num_classes: int, bias: bool = True) -> Identit
     if linear.bias is not None:
         nn.init.zeros_(linear.bias)
     return linear
+
+
+class AttributeHead(nn.Linear):
+    """One linear layer from the test feature to every attribute group's logits, block after block (APR, Lin et al.
+    2019, puts its attribute classifiers on the pooled Re-ID feature the same way). Reading the test feature itself
+    means ingest gets a crop's attributes from the forward pass that embeds it, for one small matrix product more.
+    Unlike the identity classifiers it is kept in inference model files: it is what ``reidkit attributes`` runs."""
+
+    def __init__(self, in_features: int, schema: AttributeSchema) -> None:
+        super().__init__(in_features, sum(schema.sizes))
+        self.schema = schema
+        nn.init.normal_(self.weight, std=0.001)
+        nn.init.zeros_(self.bias)
+
+
+def attribute_head(model: str, in_features: int, schema_name: object) -> AttributeHead | None:
+    """The head for the model option ``attributes`` (a schema name, or None for a model without attributes)."""
+    if schema_name is None:
+        return None
+    if not isinstance(schema_name, str):
+        raise ModelError(f"model {model!r}: option attributes must be a schema name, got {schema_name!r}")
+    if schema_name not in ATTRIBUTE_SCHEMAS:
+        raise ModelError(
+            f"model {model!r}: option attributes {schema_name!r} is not a schema; choose one of "
+            f"{', '.join(ATTRIBUTE_SCHEMAS.names())}"
+        )
+    return AttributeHead(in_features, ATTRIBUTE_SCHEMAS.get(schema_name))
 
 
 def positive_int(model: str, option: str, value: object) -> int:

@@ -10,7 +10,8 @@ One trunk up to res_conv4_1, then three branches that each own a copy of res_con
 Every pooled feature gets its own 1x1 conv + BN + ReLU reduction to 256-d. Losses follow the paper: a softmax
 on each of the 8 features, read from the 2048-d pooled vector for the 3 global ones and from the 256-d reduced
 vector for the 5 stripes, and a batch-hard triplet on each of the 3 reduced global features. At test time the 8
-reduced vectors are concatenated (8 x 256 = 2048-d).
+reduced vectors are concatenated (8 x 256 = 2048-d). With the ``attributes`` option an attribute head reads that
+test feature (``layers.AttributeHead``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 
 from reidkit.errors import ModelError
 from reidkit.models.backbones import Backbone
-from reidkit.models.layers import classifier, positive_int, reduction
+from reidkit.models.layers import attribute_head, classifier, positive_int, reduction
 from reidkit.models.types import ModelSpec, ReidModel, ReidOutputs
 
 
@@ -40,6 +41,7 @@ class MGN(ReidModel):
         reduction_dim: int = 256,
         parts: Sequence[int] = (2, 3),
         part_stride: int = 1,
+        attributes: str | None = None,
     ) -> None:
         reduction_dim = positive_int("mgn", "reduction_dim", reduction_dim)
         if isinstance(parts, str) or not isinstance(parts, Sequence) or len(parts) == 0:
@@ -52,7 +54,8 @@ class MGN(ReidModel):
             name="mgn",
             num_classes=num_classes,
             backbone=backbone.name,
-            kwargs={"reduction_dim": reduction_dim, "parts": list(stripes), "part_stride": part_stride},
+            kwargs={"reduction_dim": reduction_dim, "parts": list(stripes), "part_stride": part_stride,
+                    "attributes": attributes},
         )
         super().__init__(spec, feature_dim=reduction_dim * (num_globals + sum(stripes)))
         self.stripes = stripes
@@ -66,6 +69,7 @@ class MGN(ReidModel):
         self.stripe_reductions = nn.ModuleList(reduction(channels, reduction_dim) for _ in range(sum(stripes)))
         self.global_classifiers = nn.ModuleList(classifier(channels, num_classes) for _ in range(num_globals))
         self.stripe_classifiers = nn.ModuleList(classifier(reduction_dim, num_classes) for _ in range(sum(stripes)))
+        self.attribute_head = attribute_head("mgn", self.feature_dim, attributes)
 
     def backbone_modules(self) -> list[nn.Module]:
         return [self.shared, self.global_branch, self.part_branches]
@@ -87,6 +91,25 @@ class MGN(ReidModel):
         return {name: branch(trunk) for name, branch in zip(self.branch_stripes(), branches, strict=True)}
 
     def forward(self, x: Tensor) -> ReidOutputs | Tensor:
+        pooled_globals, reduced_globals, reduced_stripes = self._pooled_and_reduced(x)
+        if not self.training:
+            return torch.cat(reduced_globals + reduced_stripes, dim=1)
+        logits = [cls(p.flatten(1)) for cls, p in zip(self.global_classifiers, pooled_globals, strict=True)]
+        logits += [cls(r) for cls, r in zip(self.stripe_classifiers, reduced_stripes, strict=True)]
+        attribute_logits = None
+        if self.attribute_head is not None:
+            attribute_logits = self.attribute_head(torch.cat(reduced_globals + reduced_stripes, dim=1))
+        return ReidOutputs(logits=logits, metric_features=reduced_globals, attribute_logits=attribute_logits)
+
+    def embed_with_attributes(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.attribute_head is None:
+            return super().embed_with_attributes(x)
+        _, reduced_globals, reduced_stripes = self._pooled_and_reduced(x)
+        feature = torch.cat(reduced_globals + reduced_stripes, dim=1)
+        return feature, self.attribute_head(feature)
+
+    def _pooled_and_reduced(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """The pooled global maps (B, C, 1, 1) and the reduced global and stripe vectors (B, reduction_dim)."""
         maps = list(self.branch_maps(x).values())
         pooled_globals = [self.global_pool(m) for m in maps]  # (B, C, 1, 1) each
         pooled_stripes: list[Tensor] = []
@@ -95,8 +118,4 @@ class MGN(ReidModel):
             pooled_stripes.extend(stripes[:, :, i : i + 1] for i in range(count))
         reduced_globals = [red(p).flatten(1) for red, p in zip(self.global_reductions, pooled_globals, strict=True)]
         reduced_stripes = [red(p).flatten(1) for red, p in zip(self.stripe_reductions, pooled_stripes, strict=True)]
-        if not self.training:
-            return torch.cat(reduced_globals + reduced_stripes, dim=1)
-        logits = [cls(p.flatten(1)) for cls, p in zip(self.global_classifiers, pooled_globals, strict=True)]
-        logits += [cls(r) for cls, r in zip(self.stripe_classifiers, reduced_stripes, strict=True)]
-        return ReidOutputs(logits=logits, metric_features=reduced_globals)
+        return pooled_globals, reduced_globals, reduced_stripes

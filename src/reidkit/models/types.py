@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from reidkit.attribute_schema import ATTRIBUTE_SCHEMAS, AttributeSchema
 from reidkit.errors import ModelError
 
 
@@ -32,11 +33,13 @@ class ReidOutputs:
 
     Every tensor in ``logits`` (B, num_classes) feeds a softmax cross-entropy; every tensor in ``metric_features``
     (B, D) feeds a batch-hard triplet loss. The model decides the wiring, so the loss needs no model-specific
-    indices or names.
+    indices or names. ``attribute_logits`` (B, sum of the schema's group sizes) is there for a model with an
+    attribute head: one softmax per group of ``reidkit.attribute_schema``.
     """
 
     logits: list[Tensor]
     metric_features: list[Tensor]
+    attribute_logits: Tensor | None = None
 
 
 class ReidModel(nn.Module, ABC):
@@ -56,6 +59,16 @@ class ReidModel(nn.Module, ABC):
     @abstractmethod
     def backbone_modules(self) -> list[nn.Module]:
         """The modules that hold ImageNet-initialised (backbone) weights."""
+
+    @property
+    def attribute_schema(self) -> AttributeSchema | None:
+        """The attributes this model predicts (its ``attributes`` option), None for a model without the head."""
+        name = self.spec.kwargs.get("attributes")
+        return ATTRIBUTE_SCHEMAS.get(name) if name else None
+
+    def embed_with_attributes(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The test feature and the attribute logits of one eval-mode forward (for ingest: one pass gives both)."""
+        raise ModelError(f"model {self.spec.name!r} has no attribute head (built without the attributes option)")
 
     def branch_maps(self, x: Tensor) -> dict[str, Tensor]:
         """The last feature map of each branch, (B, C, h, w), by branch name: what the test feature is pooled from.

@@ -166,13 +166,18 @@ class GlobalBatchLoss(nn.Module):
 
     def forward(self, outputs: ReidOutputs, labels: Tensor) -> LossBreakdown:
         heads = [*outputs.logits, *outputs.metric_features]
+        if outputs.attribute_logits is not None:
+            heads.append(outputs.attribute_logits)
         widths = [t.shape[1] for t in heads]
         flat = torch.cat([t.float() for t in heads], dim=1)
-        gathered = gather_with_grad(flat).split(widths, dim=1)
+        gathered = list(gather_with_grad(flat).split(widths, dim=1))
         all_labels = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
         dist.all_gather(all_labels, labels.contiguous())
+        attribute_logits = gathered.pop() if outputs.attribute_logits is not None else None
         split = len(outputs.logits)
-        global_outputs = ReidOutputs(logits=list(gathered[:split]), metric_features=list(gathered[split:]))
+        global_outputs = ReidOutputs(
+            logits=gathered[:split], metric_features=gathered[split:], attribute_logits=attribute_logits
+        )
         return self.loss(global_outputs, torch.cat(all_labels))
 
 
@@ -201,6 +206,10 @@ class ShardedExtractor:
         lo, hi = bounds[self.world.rank], bounds[self.world.rank + 1]
         local = torch.from_numpy(self.extractor(images[lo:hi], desc=desc))
         return gather_rows(local, np.diff(bounds).tolist(), self.extractor.device).numpy()
+
+    def extract(self, images: Sequence[Any], desc: str = "extracting features") -> tuple[np.ndarray, None]:
+        """Features only: training's evaluation scores identity, so no rank computes attributes."""
+        return self(images, desc), None
 
 
 def gather_with_grad(local: Tensor) -> Tensor:

@@ -186,7 +186,9 @@ class TrainLoop:
         epoch, steps, step, train = self.epoch, self.steps_per_epoch, self.step, self.config.train
         step.model.train()
         lr = step.optimizer.param_groups[-1]["lr"]
-        sums = torch.zeros(4, device=step.device)  # total, softmax, triplet, accuracy: summed on device, read rarely
+        # total, softmax, triplet, accuracy, attribute loss: summed on device, read rarely
+        sums = torch.zeros(5, device=step.device)
+        has_attributes = False
         window, window_start = torch.zeros(3, device=step.device), 0
         done_steps = images_seen = 0
         epoch_start = time.perf_counter()
@@ -196,8 +198,11 @@ class TrainLoop:
         )
         for images, targets in bar:
             losses = step(images, targets)
-            accuracy = losses.accuracy if losses.accuracy is not None else torch.zeros((), device=step.device)
-            values = torch.stack([losses.total, losses.softmax, losses.triplet, accuracy]).detach().float()
+            zero = torch.zeros((), device=step.device)
+            accuracy = losses.accuracy if losses.accuracy is not None else zero
+            has_attributes = losses.attribute is not None
+            attribute = losses.attribute if losses.attribute is not None else zero
+            values = torch.stack([losses.total, losses.softmax, losses.triplet, accuracy, attribute]).detach().float()
             sums += values
             window += values[:3]
             done_steps += 1
@@ -222,7 +227,7 @@ class TrainLoop:
             raise DatasetError("the training set produced no batch; lower data.ids_per_batch / images_per_id")
         seconds = time.perf_counter() - epoch_start
         means = (sums / done_steps).tolist()
-        return {
+        row = {
             "epoch": epoch + 1,
             "steps": done_steps,
             "lr": lr,
@@ -233,3 +238,6 @@ class TrainLoop:
             "images_per_s": images_seen / seconds,
             "epoch_seconds": seconds,
         }
+        if has_attributes:
+            row["attribute_loss"] = means[4]
+        return row

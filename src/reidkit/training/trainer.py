@@ -35,7 +35,9 @@ from reidkit.data import PKSampler, ReidDataset, load_dataset, relabel, verify_i
 from reidkit.data.subset import subset_identities
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.inference import EvalRun, FeatureExtractor
-from reidkit.losses import LossWeights, ReidLoss
+from reidkit.data.market_attributes import AttributeLabels, read_market1501_attributes
+from reidkit.losses import AttributeLoss, LossWeights, ReidLoss
+from reidkit.losses.attribute import MISSING
 from reidkit.models import ReidModel, build_model
 from reidkit.models.model_file import ModelCard, backbone_init_label, load_checkpoint, load_matching_weights
 from reidkit.training.batches import BatchSource, build_batch_source
@@ -173,13 +175,14 @@ class Trainer:
             f"amp {self.amp_dtype or 'none'}"
             + (f", {world.world_size} processes" if world.is_distributed else "")
         )
-        model = self.build_model(len(pid_to_label))
+        attributes = self.load_attribute_labels()
+        model = self.build_model(len(pid_to_label), attributes.schema.name if attributes else None)
         card = self.build_model_card(model)
         optimizer = self.build_optimizer(model)
         scheduler = self.build_scheduler(optimizer)
         scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         batches, steps_per_epoch = self.build_train_batches(dataset, pid_to_label)
-        loss_fn = self.build_loss()
+        loss_fn = self.build_loss(attribute_targets(attributes, pid_to_label) if attributes else None)
         extractor = self.build_evaluator(model, card)
         step = TrainStep(
             self.wrap_model(model),
@@ -213,12 +216,22 @@ class Trainer:
         verify_images(dataset.query + dataset.gallery, mode="header")
         return dataset
 
-    def build_model(self, num_classes: int) -> ReidModel:
-        """``model.*`` with ``num_classes`` classifier outputs, its starting weights and frozen layers, on the
-        training device in the training memory format."""
+    def load_attribute_labels(self) -> AttributeLabels | None:
+        """The training identities' attribute labels (``data.attributes``), None for a run without attributes."""
+        path = self.config.data.attributes
+        if not path:
+            return None
+        labels = read_market1501_attributes(path, "train")
+        self.echo(f"attribute labels: {len(labels.by_pid)} identities, {len(labels.schema.groups)} groups ({path})")
+        return labels
+
+    def build_model(self, num_classes: int, attributes: str | None = None) -> ReidModel:
+        """``model.*`` with ``num_classes`` classifier outputs (and the ``attributes`` schema's head, if given), its
+        starting weights and frozen layers, on the training device in the training memory format."""
         cfg = self.config.model
+        kwargs = {**cfg.kwargs, "attributes": attributes} if attributes else cfg.kwargs
         model = build_model(
-            cfg.name, num_classes=num_classes, backbone=cfg.backbone, pretrained=cfg.pretrained, kwargs=cfg.kwargs
+            cfg.name, num_classes=num_classes, backbone=cfg.backbone, pretrained=cfg.pretrained, kwargs=kwargs
         )
         if cfg.init_checkpoint:
             copied, fresh = load_matching_weights(model, cfg.init_checkpoint)
@@ -274,14 +287,16 @@ class Trainer:
         )
         return batches, sampler.num_batches
 
-    def build_loss(self) -> ReidLoss:
-        """``loss.*``: softmax + triplet over the heads' outputs (wrapped to see the global batch when distributed)."""
+    def build_loss(self, attribute_targets: AttributeLoss | None = None) -> ReidLoss:
+        """``loss.*``: softmax + triplet over the heads' outputs, plus the attribute loss where the run has labels
+        (wrapped to see the global batch when distributed)."""
         cfg = self.config.loss
         return ReidLoss(
-            LossWeights(softmax=cfg.softmax, triplet=cfg.triplet),
+            LossWeights(softmax=cfg.softmax, triplet=cfg.triplet, attribute=cfg.attribute),
             label_smoothing=cfg.label_smoothing,
             triplet_margin=None if cfg.soft_margin else cfg.triplet_margin,
             head_reduction=cfg.head_reduction,
+            attributes=attribute_targets,
         )
 
     def build_evaluator(self, model: ReidModel, card: ModelCard) -> FeatureExtractor | ShardedExtractor:
@@ -335,6 +350,16 @@ class Trainer:
                 "resume with the original settings (only run length, evaluation and logging may change)"
             )
         return payload
+
+
+def attribute_targets(labels: AttributeLabels, pid_to_label: dict[int, int]) -> AttributeLoss:
+    """The attribute loss over the training classes: class ``pid_to_label[pid]`` takes ``pid``'s labels."""
+    pids = sorted(pid_to_label, key=pid_to_label.__getitem__)
+    unlabelled = [pid for pid in pids if pid not in labels.by_pid]
+    if len(unlabelled) == len(pids):
+        raise DatasetError(f"{labels.source}: labels none of the training identities; wrong file for this dataset?")
+    table = torch.from_numpy(labels.table(pids, MISSING))
+    return AttributeLoss(table, labels.schema.sizes)
 
 
 def _silent(_: str) -> None:

@@ -162,9 +162,10 @@ class ConsoleWriter(MetricsWriter):
         left = record.epochs - int(row["epoch"])
         per_epoch = (time.monotonic() - self._started) / self._epochs_seen
         eta = f", about {format_duration(left * per_epoch)} left" if left > 0 else ""
+        attribute = f", attribute {row['attribute_loss']:.4f}" if "attribute_loss" in row else ""
         self.echo(
             f"epoch {row['epoch']}/{record.epochs}: loss {row['loss']:.4f} (softmax {row['softmax_loss']:.4f}, "
-            f"triplet {row['triplet_loss']:.4f}), {row['images_per_s']:.0f} img/s, lr {row['lr']:.2e}{eta}"
+            f"triplet {row['triplet_loss']:.4f}{attribute}), {row['images_per_s']:.0f} img/s, lr {row['lr']:.2e}{eta}"
         )
         summary = record.evaluation
         if summary is not None:
