@@ -13,8 +13,10 @@ evaluation, which scores the colour groups as 8- and 9-way choices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from reidkit.errors import ConfigError
 from reidkit.registry import Registry
@@ -117,6 +119,35 @@ def most_probable(schema: AttributeSchema, probabilities: Sequence[float]) -> di
         best = max(range(len(scores)), key=scores.__getitem__)
         found[group.name] = (group.values[best], float(scores[best]))
     return found
+
+
+def description_log_probability(
+    schema: AttributeSchema, probabilities: np.ndarray, description: Mapping[str, str]
+) -> np.ndarray:
+    """(N,) log of the probability that each row shows the described person: the product over the described groups
+    of the described value's probability (the groups' softmaxes are read as independent). A log, so that ranking
+    by it is ranking by the joint probability without underflow for long descriptions."""
+    slices = dict(zip(schema.names, group_slices(schema.sizes), strict=True))
+    total = np.zeros(len(probabilities), dtype=np.float64)
+    for name, value in description.items():
+        column = slices[name].start + schema.group(name).values.index(value)
+        total += np.log(np.clip(np.asarray(probabilities[:, column], dtype=np.float64), 1e-12, 1.0))
+    return total
+
+
+def aggregate_probabilities(schema: AttributeSchema, probabilities: np.ndarray) -> np.ndarray:
+    """One track's attribute probabilities from its crops' (n, W): per group, the mean of the crops' distributions
+    weighted by each crop's confidence in that group (its largest probability there), so that a blurred or occluded
+    crop that cannot tell counts less than a clear one. Each group still sums to one, so a track has one most
+    probable colour per body part."""
+    rows = np.asarray(probabilities, dtype=np.float64).reshape(-1, sum(schema.sizes))
+    if len(rows) == 0:
+        raise ValueError("a track's attributes need at least one crop")
+    track = np.empty(rows.shape[1], dtype=np.float64)
+    for block in group_slices(schema.sizes):
+        weights = rows[:, block].max(axis=1)
+        track[block] = weights @ rows[:, block] / weights.sum()
+    return track.astype(np.float32)
 
 
 def group_slices(sizes: Sequence[int]) -> list[slice]:

@@ -320,7 +320,7 @@ def validate(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(f"{source}: data.random_erasing is a probability in [0, 1], got {d.random_erasing}")
     if not 0.0 <= loss.label_smoothing < 1.0:
         raise ConfigError(f"{source}: loss.label_smoothing must be in [0, 1), got {loss.label_smoothing}")
-    if loss.softmax == 0 and loss.triplet == 0:
+    if loss.softmax == 0 and loss.triplet == 0 and not (d.attributes and loss.attribute > 0):
         raise ConfigError(f"{source}: loss.softmax and loss.triplet are both 0; nothing would be learnt")
     if loss.triplet > 0 and (d.ids_per_batch < 2 or d.images_per_id < 2):
         raise ConfigError(
