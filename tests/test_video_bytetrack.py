@@ -123,3 +123,75 @@ def test_real_detections_form_long_tracks(shared_dir: Path) -> None:
     assert reported >= 0.8 * confident  # nearly every confident detection ends up on a track
     assert len(per_id) <= reported / 10  # ids are far fewer than boxes: tracks are long
     assert max(per_id.values()) >= 40
+
+
+def run_at(
+    frame_rate: float, step: int, script: list[list[tuple[str, list[float]]]]
+) -> dict[str, list[tuple[int, int]]]:
+    """``run`` with the scripted frames given frame numbers ``0, step, 2 * step, ...`` of a ``frame_rate`` video."""
+    tracker = ByteTracker(frame_rate=frame_rate)
+    sightings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for n, people in enumerate(script):
+        dets = np.array([d for _, d in people], dtype=np.float32).reshape(-1, 5)
+        for tracked in tracker.update(dets, n * step):
+            sightings[people[tracked.det_index][0]].append((n, tracked.track_id))
+    return sightings
+
+
+def test_one_sighting_is_a_track_at_one_fps_but_not_at_thirty() -> None:
+    """Issue 28: at 1 fps someone in view for one frame is a one-crop track; at 30 fps it is a flicker, as before."""
+    script = [[("a", box(100 + 4 * t, 200))] for t in range(5)] + [[("a", box(120, 200)), ("b", box(500, 300))]]
+    for frame_rate, step in ((1.0, 1), (10.0, 10), (30.0, 30)):  # 1 fps footage, or every 10th / 30th frame
+        seen = run_at(frame_rate, step, script)
+        assert seen["b"] == [(5, seen["b"][0][1])] and ids(seen["b"]) != ids(seen["a"])
+    assert "b" not in run_at(30.0, 1, script)
+
+
+def test_a_walker_at_one_fps_keeps_one_id() -> None:
+    """Walking 60 px (1.5 box widths) between frames: no IoU with the last box at all, so only the time-scaled
+    matching buffer keeps the track together; the same jumps 1/30 s apart are not the same person (only the first
+    frame's box, confirmed at the start, is reported: every later one starts a track that never matches again)."""
+    script = [[("a", box(100 + 60 * t, 200))] for t in range(10)]
+    slow = run_at(1.0, 1, script)
+    assert len(ids(slow["a"])) == 1 and len(slow["a"]) == 10
+    assert run_at(30.0, 1, script)["a"] == [(0, 1)]
+
+
+def test_two_walkers_passing_at_one_fps_keep_their_ids() -> None:
+    script = [[("a", box(100 + 50 * t, 200)), ("b", box(700 - 50 * t, 330))] for t in range(12)]
+    seen = run_at(1.0, 1, script)
+    assert len(seen["a"]) == len(seen["b"]) == 12
+    assert len(ids(seen["a"])) == 1 and len(ids(seen["b"])) == 1 and ids(seen["a"]) != ids(seen["b"])
+
+
+def test_a_real_one_fps_clip_stores_every_confident_person(shared_dir: Path, tmp_path: Path) -> None:
+    """vtest.avi's frames 0, 10, ..., 150 written as a real 1 fps video, and the same frames read with every_n=10
+    from the 10 fps original: either way nearly every confident detection ends up on a reported track (before issue
+    28, 38 % did), and every frame with a confident person stores someone."""
+    pytest.importorskip("openvino")
+    import cv2
+
+    from reidkit.video import probe_video
+
+    video = shared_dir / "videos" / "vtest.avi"
+    model = shared_dir / "models" / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
+    if not video.is_file() or not model.is_file():
+        pytest.skip("the shared video or detector is absent")
+    sampled = list(iter_frames(video, every_n=10, end_frame=160, progress=False))
+    clip = tmp_path / "one_fps.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 1.0, (768, 576))
+    for frame in sampled:
+        writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    assert probe_video(clip).fps == pytest.approx(1.0)
+    detector = build_detector("openvino", model_path=model)
+    for frames, fps in ((sampled, 10.0), (list(iter_frames(clip, progress=False)), probe_video(clip).fps)):
+        assert len(frames) == 16
+        tracker = ByteTracker(frame_rate=fps)
+        confident = stored = 0
+        for frame, dets in zip(frames, detector.detect_batch([f.image for f in frames]), strict=True):
+            reported = [t for t in tracker.update(dets, frame.index) if t.score >= 0.5]
+            confident += int((dets[:, 4] >= 0.5).sum())
+            stored += len(reported)
+            assert reported or not (dets[:, 4] >= 0.5).any()
+        assert confident >= 60 and stored >= 0.9 * confident

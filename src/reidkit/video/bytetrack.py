@@ -15,6 +15,18 @@ Per frame:
 5. Leftover detections scoring >= ``track_thresh + 0.1`` start tentative tracks; lost tracks older than the track
    buffer are removed, and a lost track that duplicates a live one (IoU > 0.85) is dropped.
 
+The paper's gates assume 30 fps, where people move a few pixels between frames and a one-frame box is likely a
+flicker. Sampled or low-rate video breaks both assumptions (at 1 fps people walk about their own width between
+frames, and someone may be in view for one frame only), so three things follow the real time between the frames
+the tracker is given (frame-number gap / ``frame_rate``, so ``--every`` sampling counts):
+
+- Matching uses buffered IoU (Yang et al., "C-BIoU", WACV 2023): both boxes grow on every side by a fraction of
+  their size that rises with the time beyond one 30 fps frame, so a person who moved further still overlaps their
+  track; at 30 fps the buffer is zero and matching is the paper's.
+- When frames are ``_ONE_SIGHTING_GAP_S`` or more apart, a confident new person is confirmed at once: one sighting
+  is a one-crop track, where waiting for a second one would lose everyone seen in one frame.
+- A lost track survives at least ``_MIN_LOST_SAMPLES`` processed frames, besides the time-based buffer.
+
 We implement it rather than depend on Roboflow's ``trackers``: that package requires ``supervision`` and the full
 ``opencv-python`` wheel (5.x at the time of writing), which installs a second ``cv2`` over our
 ``opencv-python-headless<5`` and would drop the HOG people detector we rely on. See docs/video.md.
@@ -36,6 +48,11 @@ _LOW_MATCH_THRESH = 0.5
 _TENTATIVE_MATCH_THRESH = 0.7
 _NEW_TRACK_MARGIN = 0.1
 _DUPLICATE_IOU = 0.85
+_NATIVE_GAP_S = 1.0 / 30.0  # the frame interval the paper's gates were tuned at
+_BUFFER_PER_S = 1.5  # box growth per side, as a fraction of its size, per second beyond that interval
+_MAX_BUFFER = 1.5
+_ONE_SIGHTING_GAP_S = 0.25  # 4 fps or slower: a single confident sighting makes a track
+_MIN_LOST_SAMPLES = 2
 
 
 class TrackState(Enum):
@@ -62,8 +79,10 @@ class ByteTracker:
     """Tracks people in one camera; call ``update`` once per processed frame, in order.
 
     ``frame_rate`` is the video's frame rate and ``frame_index`` its frame numbers, so sampling every n-th frame keeps
-    times right. ``track_buffer`` is how long a lost track may come back, counted in frames at 30 fps as in the paper
-    (30 = one second whatever the frame rate). Boxes smaller than ``min_box_area`` px² are tracked but not reported.
+    times right: the gap between the frame numbers given sets the matching buffer and whether one sighting confirms
+    a track (module docstring). ``track_buffer`` is how long a lost track may come back, counted in frames at 30 fps
+    as in the paper (30 = one second whatever the frame rate), and never fewer than two processed frames. Boxes
+    smaller than ``min_box_area`` px² are tracked but not reported.
     """
 
     def __init__(
@@ -89,6 +108,7 @@ class ByteTracker:
         self.low_thresh = low_thresh
         self.match_thresh = match_thresh
         self.min_box_area = min_box_area
+        self.frame_rate = frame_rate
         self.max_time_lost = max(1, int(frame_rate / 30.0 * track_buffer))
         self._kalman = KalmanBoxFilter()
         self._tracked: list[_Track] = []
@@ -104,8 +124,12 @@ class ByteTracker:
         """
         if self._last_frame is not None and frame_index <= self._last_frame:
             raise ValueError(f"frame_index must increase: got {frame_index} after {self._last_frame}")
-        first_frame = self._last_frame is None
+        gap = 0 if self._last_frame is None else frame_index - self._last_frame
         self._last_frame = frame_index
+        seconds = gap / self.frame_rate
+        buffer = min(_MAX_BUFFER, _BUFFER_PER_S * max(0.0, seconds - _NATIVE_GAP_S))
+        # on the very first frame there is nothing to confuse a new person with; at low rates one sighting is all
+        confirm_at_once = gap == 0 or seconds >= _ONE_SIGHTING_GAP_S
         dets = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
         scores = dets[:, 4]
         high = np.flatnonzero(scores >= self.track_thresh)
@@ -117,20 +141,22 @@ class ByteTracker:
         self._predict(pool + tentative)
 
         # 1. confident detections against every track that may still be out there
-        matches, free_tracks, free_high = _associate(pool, dets, high, self.match_thresh, fuse_score=True)
+        matches, free_tracks, free_high = _associate(pool, dets, high, self.match_thresh, buffer, fuse_score=True)
         for track, det in matches:
             self._apply(track, dets, det, frame_index)
 
         # 2. weak detections rescue live tracks the confident ones missed
         live = [t for t in free_tracks if t.state == TrackState.TRACKED]
-        matches, still_free, _ = _associate(live, dets, low, _LOW_MATCH_THRESH, fuse_score=False)
+        matches, still_free, _ = _associate(live, dets, low, _LOW_MATCH_THRESH, buffer, fuse_score=False)
         for track, det in matches:
             self._apply(track, dets, det, frame_index)
         for track in still_free:
             track.state = TrackState.LOST
 
         # 3. tentative tracks must be confirmed by a second confident detection at once
-        matches, dropped, free_high = _associate(tentative, dets, free_high, _TENTATIVE_MATCH_THRESH, fuse_score=True)
+        matches, dropped, free_high = _associate(
+            tentative, dets, free_high, _TENTATIVE_MATCH_THRESH, buffer, fuse_score=True
+        )
         for track, det in matches:
             self._apply(track, dets, det, frame_index)
         for track in dropped:
@@ -139,10 +165,11 @@ class ByteTracker:
         # 4. leftover confident detections start tracks
         for det in free_high:
             if scores[det] >= self.track_thresh + _NEW_TRACK_MARGIN:
-                self._tracked.append(self._start(dets, det, frame_index, confirm=first_frame))
+                self._tracked.append(self._start(dets, det, frame_index, confirm=confirm_at_once))
 
+        max_lost = max(self.max_time_lost, _MIN_LOST_SAMPLES * gap)
         for track in self._lost:
-            if track.state == TrackState.LOST and frame_index - track.last_frame > self.max_time_lost:
+            if track.state == TrackState.LOST and frame_index - track.last_frame > max_lost:
                 track.state = TrackState.REMOVED
         everyone = self._tracked + self._lost
         self._tracked = [t for t in everyone if t.state in (TrackState.TRACKED, TrackState.NEW)]
@@ -196,7 +223,7 @@ class ByteTracker:
             start_frame=frame_index,
             last_frame=frame_index,
         )
-        if confirm:  # on the very first frame there is nothing to confuse a new person with
+        if confirm:
             self._confirm(track)
             track.state = TrackState.TRACKED
         return track
@@ -239,14 +266,28 @@ def _predicted_boxes(tracks: list[_Track]) -> np.ndarray:
     return xyah_to_xyxy(np.stack([t.mean for t in tracks]))
 
 
+def _buffered(boxes: np.ndarray, buffer: float) -> np.ndarray:
+    """xyxy boxes grown on every side by ``buffer`` times their width and height (C-BIoU's matching space)."""
+    if buffer <= 0.0:
+        return boxes
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    return np.c_[boxes[:, 0:2] - buffer * size, boxes[:, 2:4] + buffer * size]
+
+
 def _associate(
-    tracks: list[_Track], dets: np.ndarray, candidates: np.ndarray, max_cost: float, fuse_score: bool
+    tracks: list[_Track],
+    dets: np.ndarray,
+    candidates: np.ndarray,
+    max_cost: float,
+    buffer: float,
+    fuse_score: bool,
 ) -> tuple[list[tuple[_Track, int]], list[_Track], np.ndarray]:
-    """Hungarian matching on 1 - IoU (times the detection score when fused); pairs costing more than ``max_cost``
-    stay unmatched. Returns the (track, detection row) pairs, the unmatched tracks and unmatched detection rows."""
+    """Hungarian matching on 1 - IoU of the ``buffer``-grown boxes (times the detection score when fused); pairs
+    costing more than ``max_cost`` stay unmatched. Returns the (track, detection row) pairs, the unmatched tracks and
+    unmatched detection rows."""
     if not tracks or len(candidates) == 0:
         return [], list(tracks), candidates
-    similarity = iou_matrix(_predicted_boxes(tracks), dets[candidates, :4])
+    similarity = iou_matrix(_buffered(_predicted_boxes(tracks), buffer), _buffered(dets[candidates, :4], buffer))
     if fuse_score:
         similarity = similarity * dets[candidates, 4][None, :]
     cost = 1.0 - similarity

@@ -1,0 +1,204 @@
+"""Who the detectors find and what the tracker keeps, on public annotated pedestrian sequences, side by side.
+
+    python benchmarks/bench_detection_tracking.py --mot /work/public-data/MOT17-mini/train
+    python benchmarks/bench_detection_tracking.py --mot DIR --detectors openvino,hog --every 1,2,4
+
+``--mot`` is a folder of MOTChallenge sequences (``<seq>/seqinfo.ini``, ``img1/``, ``gt/gt.txt``); nothing is
+downloaded. RESULTS.md used "MOT17-mini": the first 4-8 frames of the seven MOT17 training sequences with their
+ground truth (MOTChallenge, CC BY-NC-SA 3.0), as kept for tests by github.com/mikel-brostrom/yolo_tracking at commit
+6e8a541 (``assets/MOT17-mini``); the full MOT17 / MOT20 training sets (motchallenge.net) work unchanged.
+
+Per detector (``DETECTORS`` names; each at its own default score threshold, which is what the tracker sees) and
+sequence: recall and precision at IoU 0.5 for scores >= 0.5 and >= the threshold, AP, and detection frames per
+second on the sequence's frames (one frame at a time, ``detect``). Then ByteTrack on those detections at the
+sequence's native frame rate and when keeping every n-th frame (``--every``; ground truth on the kept frames only),
+scored by motmetrics (MOTA, IDF1, identity switches) and TrackEval (HOTA; its MOTA / IDF1 must agree). Detection is
+run once per frame and reused for every sampling, so the tracker is what differs between the rows.
+
+``--video`` (default: the shared campus clip vtest.avi, 768x576 at 10 fps) gives the speed at 768x576, and the
+low-frame-rate check of issue 28: over ``--video-frames`` frames, at the clip's rate and at 1 frame per second
+(every 10th frame), the share of confident detections (score >= 0.5) that end up on a reported track, i.e. stored
+by ``reidkit ingest``, and the frames with a confident detection where nobody was stored. JSON:
+benchmarks/out/detection_tracking.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine_summary  # noqa: E402
+from mot_data import DetectionTally, MotDataError, Sequence, frame_tracks, load_sequences, tracking_scores  # noqa: E402
+
+from reidkit.errors import ReidkitError  # noqa: E402
+from reidkit.video import ByteTracker, Detector, build_detector, iter_frames  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEO = REPO.parent / "shared" / "videos" / "vtest.avi"
+OUT = Path(__file__).resolve().parent / "out" / "detection_tracking.json"
+CONFIDENT = 0.5
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MotDataError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def detect_sequence(detector: Detector, sequence: Sequence) -> tuple[list[np.ndarray], float]:
+    """Every frame's detections and the detector's frames per second (decoding the JPEG not timed)."""
+    detections, seconds = [], 0.0
+    for path in sequence.frames:
+        image = read_rgb(path)
+        start = time.perf_counter()
+        detections.append(detector.detect(image))
+        seconds += time.perf_counter() - start
+    return detections, len(sequence.frames) / seconds
+
+
+def detection_row(sequence: Sequence, detections: list[np.ndarray], threshold: float) -> dict[str, Any]:
+    tally = DetectionTally([], [])
+    for number, dets in enumerate(detections, start=1):
+        people = sequence.boxes(sequence.people, number)[:, 2:6]
+        tally.add(people, sequence.boxes(sequence.distractors, number)[:, 2:6], dets)
+    recall, precision = tally.at(CONFIDENT)
+    low_recall, low_precision = tally.at(threshold)
+    return {"people": tally.num_people, "recall@0.5": recall, "precision@0.5": precision,
+            "threshold": threshold, "recall@thr": low_recall, "precision@thr": low_precision,
+            "AP": tally.average_precision()}
+
+
+def track_sequence(sequence: Sequence, detections: list[np.ndarray], every: int) -> dict[str, Any]:
+    """ByteTrack over every ``every``-th frame at the sequence's frame rate, scored on those frames."""
+    tracker = ByteTracker(frame_rate=sequence.fps)
+    scored = []
+    for index in range(0, len(detections), every):
+        number = index + 1
+        tracked = tracker.update(detections[index], index)
+        ids = np.array([t.track_id for t in tracked], dtype=int)
+        boxes = np.array([t.box for t in tracked], dtype=np.float64).reshape(-1, 4)
+        scored.append(frame_tracks(sequence.boxes(sequence.people, number),
+                                   sequence.boxes(sequence.distractors, number), ids, boxes))
+    return {"every": every, "fps_sampled": sequence.fps / every, "frames": len(scored), **tracking_scores(scored)}
+
+
+def low_rate_storage(detector: Detector, video: Path, frames: int, fps: float, every: int) -> dict[str, Any]:
+    """Share of confident detections that reach a reported track when keeping every ``every``-th frame."""
+    tracker = ByteTracker(frame_rate=fps)
+    confident = stored = empty = sampled = 0
+    for frame in iter_frames(video, every, end_frame=frames, progress=False):
+        dets = detector.detect(frame.image)
+        reported = [t for t in tracker.update(dets, frame.index) if t.score >= CONFIDENT]
+        count = int((dets[:, 4] >= CONFIDENT).sum())
+        confident, stored, sampled = confident + count, stored + len(reported), sampled + 1
+        empty += int(count > 0 and not reported)
+    return {"every": every, "fps_sampled": fps / every, "frames": sampled, "confident": confident,
+            "stored": stored, "stored_share": stored / max(confident, 1), "frames_with_nobody_stored": empty}
+
+
+def video_speed(detector: Detector, video: Path, frames: int) -> float:
+    images = [f.image for f in iter_frames(video, end_frame=frames, progress=False)]
+    detector.detect(images[0])  # first call compiles for this frame size
+    start = time.perf_counter()
+    for image in images:
+        detector.detect(image)
+    return len(images) / (time.perf_counter() - start)
+
+
+def run_detector(name: str, sequences: list[Sequence], args: argparse.Namespace) -> dict[str, Any]:
+    detector = build_detector(name)
+    threshold = float(getattr(detector, "score_threshold", 0.0))
+    rows = []
+    for sequence in sequences:
+        detections, fps = detect_sequence(detector, sequence)
+        height, width = read_rgb(sequence.frames[0]).shape[:2]
+        rows.append({"sequence": sequence.name, "size": f"{width}x{height}", "native_fps": sequence.fps,
+                     "detect_fps": fps, **detection_row(sequence, detections, threshold),
+                     "tracking": [track_sequence(sequence, detections, every) for every in args.every]})
+        print(f"  {name} {sequence.name}: recall@0.5 {rows[-1]['recall@0.5']:.3f}", flush=True)
+    video_fps = args.video.is_file()
+    speed = video_speed(detector, args.video, args.speed_frames) if video_fps else None
+    storage = (
+        [low_rate_storage(detector, args.video, args.video_frames, 10.0, every) for every in (1, 10)]
+        if video_fps else []
+    )
+    return {"detector": name, "name": detector.name, "sequences": rows, "fps_768x576": speed,
+            "low_rate_storage": storage}
+
+
+def print_tables(results: list[dict[str, Any]]) -> None:
+    print("\n| detector | sequence | size | people | recall@0.5 | precision@0.5 | thr | recall@thr | precision@thr"
+          " | AP | detect fps |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for result in results:
+        for r in result["sequences"]:
+            print(f"| {result['detector']} | {r['sequence']} | {r['size']} | {r['people']} | {r['recall@0.5']:.3f} |"
+                  f" {r['precision@0.5']:.3f} | {r['threshold']:.2f} | {r['recall@thr']:.3f} |"
+                  f" {r['precision@thr']:.3f} | {r['AP']:.3f} | {r['detect_fps']:.1f} |")
+    print("\n| detector | sequence | every | fps | frames | MOTA | IDF1 | HOTA | IDSW | TrackEval MOTA / IDF1 |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for result in results:
+        for r in result["sequences"]:
+            for t in r["tracking"]:
+                print(f"| {result['detector']} | {r['sequence']} | {t['every']} | {t['fps_sampled']:.1f} |"
+                      f" {t['frames']} | {t['MOTA']:.3f} | {t['IDF1']:.3f} | {t['HOTA']:.3f} | {t['IDSW']} |"
+                      f" {t['trackeval_MOTA']:.3f} / {t['trackeval_IDF1']:.3f} |")
+    print("\n| detector | 768x576 fps | sampled fps | frames | confident | stored | share | frames storing nobody |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for result in results:
+        for s in result["low_rate_storage"]:
+            print(f"| {result['detector']} | {result['fps_768x576']:.1f} | {s['fps_sampled']:.0f} | {s['frames']} |"
+                  f" {s['confident']} | {s['stored']} | {s['stored_share']:.3f} | {s['frames_with_nobody_stored']} |")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mot", type=Path, required=True, help="folder of MOTChallenge sequences (or one sequence)")
+    parser.add_argument("--detectors", default="openvino,hog", help="comma-separated DETECTORS names")
+    parser.add_argument("--every", default="1,2,4", help="comma-separated frame sampling steps for the tracker")
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="768x576 clip for speed and the 1 fps check")
+    parser.add_argument("--video-frames", type=int, default=160, help="frames of --video for the low-rate check")
+    parser.add_argument("--speed-frames", type=int, default=40, help="frames of --video timed for speed")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    try:
+        args.every = [int(v) for v in args.every.split(",")]
+    except ValueError:
+        parser.error(f"--every takes comma-separated positive integers, got {args.every!r}")
+    if min(args.every) < 1:
+        parser.error(f"--every takes positive integers, got {args.every}")
+    args.detectors = [d for d in args.detectors.split(",") if d]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        sequences = load_sequences(args.mot)
+        before = machine_summary()
+        results = [run_detector(name, sequences, args) for name in args.detectors]
+    except (MotDataError, ReidkitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    after = machine_summary()
+    print_tables(results)
+    print(f"load average before/after: {before['load_average']} / {after['load_average']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"mot": str(args.mot), "video": str(args.video), "machine_before": before, "machine_after": after,
+               "results": results}
+    args.out.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
