@@ -22,7 +22,10 @@ $(VENV)/.ready:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install $(TORCH_SPEC)
-	$(PY) -m pip install -e '.[test,openvino,onnx,milvus,ray]'
+	$(PY) -m pip install -e '.[test,openvino,onnx,milvus,ray,mot]'
+	# TrackEval (HOTA) without its declared dependencies: they would replace opencv-python-headless by the full
+	# opencv-python; its metrics need only NumPy and SciPy (README, "Dependencies").
+	$(PY) -m pip install --no-deps 'trackeval==1.3.0'
 	touch $@
 
 # The environment may be shared by several clones: point its editable install at this one.
