@@ -14,7 +14,7 @@ import pytest
 
 from reidkit.inference import FeatureExtractor
 from reidkit.models.model_file import model_payload, save_checkpoint
-from reidkit.search.store import Store
+from reidkit.store.writer import Store
 
 from conftest import cut_clip, scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 

@@ -18,8 +18,8 @@ import pytest
 
 from reidkit.errors import ImageError
 from reidkit.inference import FeatureExtractor
-from reidkit.search.rows import normalise_rows
-from reidkit.search.store import Store
+from reidkit.store.rows import normalise_rows
+from reidkit.store.writer import Store
 from reidkit.service.access import Role, create_token
 from reidkit.service.batching import Batcher
 from reidkit.service.settings import ServiceSettings

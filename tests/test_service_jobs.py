@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from reidkit.errors import ConfigError, ReidkitError, StoreError, VideoError
-from reidkit.search.store import DB_NAME, Store
+from reidkit.store.layout import DB_NAME
+from reidkit.store.writer import Store
 from reidkit.service.jobs import (
     LOGS,
     Job,

@@ -13,7 +13,7 @@ import pytest
 
 from reidkit.search.grouping import group_store
 from reidkit.search.people import people
-from reidkit.search.store import Store
+from reidkit.store.writer import Store
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings

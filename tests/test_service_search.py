@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from reidkit.search.store import Store
+from reidkit.store.writer import Store
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reidkit.search.store import Store
+from reidkit.store.writer import Store
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
 from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reidkit.search.paths import stored_file
+from reidkit.store.paths import stored_file
 from reidkit.search.results import Hit, SearchResult, Visit, format_time
 
 if TYPE_CHECKING:

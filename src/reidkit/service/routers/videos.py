@@ -24,8 +24,9 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from reidkit.errors import StoreBusyError
 from reidkit.search.retention import PurgeReport, check_moment, delete_video, purge_before
-from reidkit.search.rows import parse_time
-from reidkit.search.store import DB_NAME, Store
+from reidkit.store.rows import parse_time
+from reidkit.store.layout import DB_NAME
+from reidkit.store.writer import Store
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.jobs import Job, JobOptions, JobStateError, UnknownJobError
