@@ -34,8 +34,9 @@ from reidkit.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, store_write
 
 
 class Store(StoreReader):
-    """An open store that may write. ``writable`` stores hold the folder's lock; one opened without it reads as a
-    ``StoreReader`` does (and refuses the writes that need the lock, as ``reidkit purge --dry-run`` relies on)."""
+    """An open store that may write. ``writable`` stores hold the folder's exclusive lock, so that two writers never
+    interleave; opened without it, a ``Store`` reads as a ``StoreReader`` does (SQLite read-only), for a caller that
+    writes only when asked to (``reidkit purge --dry-run``)."""
 
     def __init__(self, root: Path, connection: sqlite3.Connection, writable: bool = False) -> None:
         super().__init__(root, connection, writable)
