@@ -18,15 +18,15 @@ from typer.testing import CliRunner
 
 from reidkit.cli.main import app
 from reidkit.errors import StoreError
+from reidkit.search.search import SearchFilters, search_store
 from reidkit.store.backend_choice import PENDING_KEY
 from reidkit.store.backend_move import move_store
+from reidkit.store.index_plan import IndexPlan
+from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
 from reidkit.store.milvus_index import EMBEDDED_NAME, MilvusIndex, connect, disconnect, filter_expression
 from reidkit.store.rows import NewDetection, normalise_rows
-from reidkit.search.search import SearchFilters, search_store
-from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
-from reidkit.store.writer import Store
 from reidkit.store.vector_index import IndexLocation, create_vector_index
-from reidkit.store.index_plan import IndexPlan
+from reidkit.store.writer import Store
 
 DIM = 16
 START = datetime(2024, 5, 1, 9, 0, 0)

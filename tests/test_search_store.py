@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from reidkit.errors import StoreError
-from reidkit.store.paths import discard_on_failure
+from reidkit.store.faiss_index import FaissIndex
+from reidkit.store.index_plan import IndexPlan, plan_index
 from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
 from reidkit.store.layout import DB_NAME
-from reidkit.store.writer import Store
+from reidkit.store.paths import discard_on_failure
 from reidkit.store.rows import NewDetection, normalise_rows
-from reidkit.store.faiss_index import FaissIndex
 from reidkit.store.vector_index import IndexLocation, VectorIndex
-from reidkit.store.index_plan import IndexPlan, plan_index
+from reidkit.store.writer import Store
 
 DIM = 16
 BACKENDS = ("faiss", "milvus")

@@ -189,7 +189,8 @@ def _build(root: Path, backend: str, options: Mapping[str, str] | None = None) -
 
 def _answers(root: Path) -> list[list[tuple[int, float]]]:
     queries = normalise_rows(np.random.default_rng(9).standard_normal((3, DIM)).astype(np.float32))
-    filters = [SearchFilters(), SearchFilters(cameras=("door", "yard")), SearchFilters(after=START + timedelta(minutes=12)),
+    filters = [SearchFilters(), SearchFilters(cameras=("door", "yard")),
+               SearchFilters(after=START + timedelta(minutes=12)),
                SearchFilters(cameras=("lobby",), before=START + timedelta(minutes=2))]
     with StoreReader.open(root) as store:
         return [[(hit.track.id, round(hit.score, 5)) for hit in search_store(store, query, 5, chosen).hits]

@@ -94,8 +94,8 @@ def adapt(
 
 def _store_target(db: Path) -> TargetCrops:
     """The store's crops as adaptation targets: a track's crops must link, a frame's crops cannot."""
-    from reidkit.store.reader import StoreReader
     from reidkit.search.track_crops import track_crops
+    from reidkit.store.reader import StoreReader
     from reidkit.training.adaptation import TargetCrops
 
     with StoreReader.open(db) as store:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reidkit.cli.options import EmbedBackendOption
 from reidkit.cli.ingest_options import (
     CheckpointOption,
     DetectorOption,
@@ -20,6 +19,7 @@ from reidkit.cli.ingest_options import (
     IngestFlags,
     shared_ingest_options,
 )
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -120,12 +120,12 @@ def search(
     embed_backend: EmbedBackendOption = None,  # PyTorch for one query crop (a compile costs more than it saves)
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.store.paths import refuse_inside_store
     from reidkit.search.results import result_json
-    from reidkit.store.rows import parse_time
     from reidkit.search.search import SearchFilters, check_search_options, search_store
     from reidkit.store.index_sync import CROP_INDEX
+    from reidkit.store.paths import refuse_inside_store
     from reidkit.store.reader import StoreReader
+    from reidkit.store.rows import parse_time
 
     if (query is None) == (track is None):
         raise ConfigError("give either a QUERY image or --track ID (not both, not neither)")
@@ -200,7 +200,7 @@ def _photo_query(
     device = str(resolve_device(device, "--device"))
     crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
     choice = choose_model(checkpoint, store.model, device=device, backend=embed_backend)
-    store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
+    store.check_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
     feature = normalise_rows(choice.extractor([crop.image]))[0]
     return feature, crop.image, QueryDescription(crop.kind, str(query), box=crop.box)
 

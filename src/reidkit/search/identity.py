@@ -30,11 +30,11 @@ import numpy as np
 from reidkit.search.evidence import DifferentPeople
 from reidkit.search.people import Membership, Person, clustering, memberships, person
 from reidkit.search.results import Hit, Visit, format_time
-from reidkit.store.rows import TrackRow, epoch_seconds, normalise_rows
-from reidkit.store.filters import SearchFilters
 from reidkit.search.scoring import score_tracks
-from reidkit.store.reader import StoreReader
 from reidkit.search.trajectory import Sighting, build_visits
+from reidkit.store.filters import SearchFilters
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import TrackRow, epoch_seconds, normalise_rows
 
 HIT_EVIDENCE = "different_people_hit_scores"
 # A track shown on a trajectory must be more likely the person than not.

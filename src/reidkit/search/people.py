@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reidkit.store.rows import TrackRow, in_batches, track_time_key
 from reidkit.store.reader import StoreReader
+from reidkit.store.rows import TrackRow, in_batches, track_time_key
 
 if TYPE_CHECKING:
     from reidkit.store.writer import Store

@@ -32,9 +32,9 @@ import numpy as np
 from tqdm import tqdm
 
 from reidkit.errors import StoreError
+from reidkit.search.people import drop_people
 from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
 from reidkit.store.paths import stored_file
-from reidkit.search.people import drop_people
 from reidkit.store.rows import blob, normalise_rows
 
 if TYPE_CHECKING:

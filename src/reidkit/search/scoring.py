@@ -7,8 +7,8 @@ import numpy as np
 
 from reidkit.search.feature_cache import track_crop_scores
 from reidkit.store.filters import SearchFilters
-from reidkit.store.rows import DetectionRow
 from reidkit.store.reader import StoreReader
+from reidkit.store.rows import DetectionRow
 
 
 def score_tracks(

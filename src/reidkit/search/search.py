@@ -30,15 +30,15 @@ from dataclasses import replace
 import numpy as np
 
 from reidkit.errors import ConfigError, StoreError
+from reidkit.search.identity import identity_trajectory
+from reidkit.search.people import memberships, unclustered_tracks
+from reidkit.search.results import Hit, SearchResult
+from reidkit.search.scoring import score_tracks
+from reidkit.search.trajectory import build_trajectory
 from reidkit.store.filters import SearchFilters
 from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
 from reidkit.store.reader import StoreReader
 from reidkit.store.rows import epoch_seconds
-from reidkit.search.scoring import score_tracks
-from reidkit.search.identity import identity_trajectory
-from reidkit.search.people import memberships, unclustered_tracks
-from reidkit.search.results import Hit, SearchResult
-from reidkit.search.trajectory import build_trajectory
 
 _MIN_SHORTLIST = 200
 CLI_OPTIONS = {"top_k": "--top-k", "min_score": "--min-score", "after": "--after", "before": "--before",
@@ -47,7 +47,11 @@ FIELD_NAMES = {option: option for option in CLI_OPTIONS}  # the HTTP API's form 
 
 
 def check_search_options(
-    store: StoreReader, filters: SearchFilters, top_k: int = 20, min_score: float = 0.0, names: dict[str, str] = CLI_OPTIONS
+    store: StoreReader,
+    filters: SearchFilters,
+    top_k: int = 20,
+    min_score: float = 0.0,
+    names: dict[str, str] = CLI_OPTIONS,
 ) -> None:
     """Refuse, naming the option (as ``names`` calls it), what can only answer nothing: see the module docstring."""
     if top_k < 1:

@@ -19,9 +19,9 @@ from typing import Any
 
 from reidkit.errors import ReidkitError
 from reidkit.search.ingest import OPEN_END
-from reidkit.store.rows import VideoRecord
 from reidkit.service.jobs import Job, ingest_options_of, read_job, set_job, start_next
 from reidkit.service.uploads import uploads_dir
+from reidkit.store.rows import VideoRecord
 
 _PROGRESS_EVERY_S = 0.25
 # Below the server's priority: on a small machine the API keeps answering searches while an ingest takes every core.

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import numpy as np
-from fastapi import Depends, Path as PathParam, Request
+from fastapi import Depends, Request
+from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reidkit.store.rows import ModelInfo, normalise_rows
 from reidkit.search.retention import UPLOADS
 from reidkit.service.access import Caller, Role, TokenVerifier
 from reidkit.service.batching import Batcher
@@ -32,6 +32,7 @@ from reidkit.service.limits import RateLimiter
 from reidkit.service.reader import StoreThread
 from reidkit.service.schemas import ErrorBody
 from reidkit.service.settings import ServiceSettings
+from reidkit.store.rows import ModelInfo, normalise_rows
 
 if TYPE_CHECKING:
     from reidkit.search.model_choice import ModelChoice
@@ -141,7 +142,7 @@ class _Serialised:
 
 def _require(store: StoreReader | None, model_id: str, dim: int, source: str) -> None:
     if store is not None:
-        store.require_model(model_id, dim, source)
+        store.check_model(model_id, dim, source)
 
 
 @dataclass

@@ -133,6 +133,18 @@ class StoreReader:
             return None
         return ModelInfo(model_id, int(self.meta_value("feature_dim") or 0), self.meta_value("model_source") or "")
 
+    def check_model(self, model_id: str, feature_dim: int, source: str) -> None:
+        """Refuse features of any model but the store's, since features of two models never compare."""
+        held = self.model
+        if held is None:
+            raise StoreError(f"store {self.root} holds no features yet; ingest a video into it first")
+        if held.model_id != model_id or held.feature_dim != feature_dim:
+            raise StoreError(
+                f"store {self.root} holds features of model {held.model_id} ({held.feature_dim}-d, "
+                f"from {held.source}), not of {model_id} ({feature_dim}-d, from {source}); "
+                f"use --checkpoint {held.source} with this store, or a new --db folder for the other model"
+            )
+
     # --- cameras, videos and crops ------------------------------------------------------------------------------
     def cameras(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT name FROM cameras ORDER BY name")]
@@ -234,7 +246,8 @@ class StoreReader:
         """The track ids the given crops belong to (ids with no row are ignored)."""
         found: set[int] = set()
         for part, marks in in_batches(ids):
-            found.update(row[0] for row in self.db.execute(f"SELECT track_id FROM detections WHERE id IN {marks}", part))
+            rows = self.db.execute(f"SELECT track_id FROM detections WHERE id IN {marks}", part)
+            found.update(row[0] for row in rows)
         return found
 
     def detection_ids(self) -> np.ndarray:

@@ -162,23 +162,15 @@ class Store(StoreReader):
 
     # --- the model ------------------------------------------------------------------------------------------------
     def require_model(self, model_id: str, feature_dim: int, source: str) -> None:
-        """Adopt the model on first use; afterwards refuse any other, since features of two models never compare."""
-        held = self.model
-        if held is None:
-            if not self.writable:
-                raise StoreError(f"store {self.root} holds no features yet; ingest a video into it first")
+        """Adopt the model on first use; afterwards refuse any other (``check_model``)."""
+        if self.model is None and self.writable:
             with self.transaction():
                 self._set_meta("model_id", model_id)
                 self._set_meta("feature_dim", str(feature_dim))
                 self._set_meta("model_source", source)
             self.vectors.load(feature_dim)
             return
-        if held.model_id != model_id or held.feature_dim != feature_dim:
-            raise StoreError(
-                f"store {self.root} holds features of model {held.model_id} ({held.feature_dim}-d, "
-                f"from {held.source}), not of {model_id} ({feature_dim}-d, from {source}); "
-                f"use --checkpoint {held.source} with this store, or a new --db folder for the other model"
-            )
+        self.check_model(model_id, feature_dim, source)
 
     # --- videos -------------------------------------------------------------------------------------------------
     def add_video(

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from reidkit.store.paths import refuse_inside_store, stored_file
 from reidkit.search.results import Hit, SearchResult, Visit, format_time
+from reidkit.store.paths import refuse_inside_store, stored_file
 from reidkit.store.rows import epoch_seconds
 
 _CSS = """

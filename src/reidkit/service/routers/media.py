@@ -18,15 +18,15 @@ from fastapi.responses import Response
 from PIL import Image, ImageDraw
 
 from reidkit.errors import ReidkitError, StoreError
-from reidkit.store.paths import stored_file
-from reidkit.store.rows import DetectionRow, VideoRecord
-from reidkit.store.reader import StoreReader
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError
 from reidkit.service.routers.search import links
 from reidkit.service.schemas import TrackResponse
 from reidkit.service.services import API, ERRORS, ItemId, services, viewer
+from reidkit.store.paths import stored_file
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import DetectionRow, VideoRecord
 
 router = APIRouter(prefix=API, tags=["media"], responses=ERRORS)
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 import reidkit
-from reidkit.store.reader import StoreReader
 from reidkit.service.access import Caller
 from reidkit.service.schemas import CamerasResponse, Health, Me, VideosResponse
 from reidkit.service.services import API, ERRORS, anyone, services, viewer
+from reidkit.store.reader import StoreReader
 
 router = APIRouter(prefix=API, tags=["store"])
 

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends, Request
 from reidkit.search.identity import person_trajectory
 from reidkit.search.people import Person, clustering, people, person, unclustered_tracks
 from reidkit.search.results import visit_json
-from reidkit.store.rows import epoch_seconds
-from reidkit.store.reader import StoreReader
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError
 from reidkit.service.schemas import PeopleResponse, PersonResponse
 from reidkit.service.services import API, ERRORS, ItemId, services, viewer
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import epoch_seconds
 
 router = APIRouter(prefix=API, tags=["people"], responses=ERRORS)
 

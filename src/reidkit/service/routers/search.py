@@ -17,15 +17,15 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from reidkit.search.query import parse_box, query_crop
 from reidkit.search.results import QueryDescription, SearchResult, result_json
-from reidkit.store.rows import ModelInfo, parse_time
 from reidkit.search.search import FIELD_NAMES, SearchFilters, check_search_options, search_store, track_query
-from reidkit.store.index_sync import CROP_INDEX
-from reidkit.store.reader import StoreReader
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError, decode_image, read_upload
 from reidkit.service.schemas import SearchResponse
 from reidkit.service.services import API, ERRORS, ItemId, Services, services, viewer
+from reidkit.store.index_sync import CROP_INDEX
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import ModelInfo, parse_time
 
 router = APIRouter(prefix=API, tags=["search"], responses=ERRORS)
 MAX_TOP_K = 100
