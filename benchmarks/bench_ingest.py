@@ -30,7 +30,7 @@ from common import machine_summary  # noqa: E402
 
 from reidkit.search.ingest import IngestOptions, ingest_video  # noqa: E402
 from reidkit.search.model_choice import DEFAULT_CHECKPOINT, choose_detector, choose_model  # noqa: E402
-from reidkit.search.store import Store  # noqa: E402
+from reidkit.store.writer import Store  # noqa: E402
 from reidkit.video import probe_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

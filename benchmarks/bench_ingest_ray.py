@@ -51,7 +51,7 @@ from reidkit.search.model_choice import (  # noqa: E402
     detector_source,
     resolve_backend,
 )
-from reidkit.search.store import Store  # noqa: E402
+from reidkit.store.writer import Store  # noqa: E402
 from reidkit.video import probe_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

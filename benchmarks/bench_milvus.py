@@ -1,6 +1,6 @@
 """FAISS or Milvus for a store's vectors? Both as the store builds them, on the same machine and the same data.
 
-Each kind is reidkit's own index class (``reidkit.search.vectors.FaissIndex``, ``reidkit.search.milvus_index.
+Each kind is reidkit's own index class (``reidkit.store.faiss_index.FaissIndex``, ``reidkit.store.milvus_index.
 MilvusIndex`` on an embedded milvus-lite database), laid out as ``plan_index`` would for the gallery, or forced:
 
 * ``faiss_flat``    exact ``IndexFlatIP`` (the store's layout up to 14M stored floats);
@@ -40,9 +40,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_search_scale.py
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from reidkit.search.filters import SearchFilters, VectorFields  # noqa: E402
-from reidkit.search.index_plan import IndexLocation, IndexPlan, plan_index  # noqa: E402
-from reidkit.search.vectors import VectorIndex, create_vector_index  # noqa: E402
+from reidkit.store.filters import SearchFilters, VectorFields  # noqa: E402
+from reidkit.store.index_plan import IndexPlan, plan_index  # noqa: E402
+from reidkit.store.vector_index import IndexLocation, VectorIndex, create_vector_index  # noqa: E402
 
 KINDS = ("faiss_flat", "faiss_ivfpq", "milvus_flat", "milvus_hnsw")
 SHORTLIST = 200  # what search_store asks the crop index for at --top-k 10
@@ -125,7 +125,7 @@ def run_kind(kind: str, gallery: np.ndarray, cameras: np.ndarray, queries: np.nd
     n, dim = gallery.shape
     backend = kind.split("_")[0]
     folder = work / kind
-    location = IndexLocation(backend, folder, "", "bench" if backend == "milvus" else "")
+    location = IndexLocation(backend, folder, {"namespace": "bench"} if backend == "milvus" else {})
     plan = plan_for(kind, n, dim)
     ids = np.arange(n, dtype=np.int64)
     epochs = ids.astype(np.float64)

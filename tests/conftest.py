@@ -185,7 +185,7 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, sha
 
     from reidkit.search.ingest import IngestOptions, ingest_video
     from reidkit.search.model_choice import choose_detector, choose_model
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
     from reidkit.video import probe_video
 
     root = tmp_path_factory.mktemp("small-store") / "store"
@@ -211,7 +211,7 @@ def two_camera_store(tmp_path_factory: pytest.TempPathFactory, small_store: Path
 
     from reidkit.search.ingest import IngestOptions, ingest_video
     from reidkit.search.model_choice import choose_detector, choose_model
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
     from reidkit.video import probe_video
 
     root = tmp_path_factory.mktemp("two-camera-store") / "store"

@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import reidkit
@@ -26,6 +30,7 @@ LAYERS = {
     "data": 3,
     "evaluation": 3,
     "models": 3,
+    "store": 3,
     "losses": 4,
     "inference": 4,
     "clustering": 4,
@@ -79,3 +84,22 @@ def test_imports_run_downwards_only() -> None:
             if target != me and LAYERS[target] >= LAYERS[me]:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports reidkit.{target}")
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_reading_records_loads_no_writer_ingest_or_index_library() -> None:
+    """The viz page, the service's read paths and a read-only store import no store writer, no ingest, and no
+    FAISS or Milvus: a backend's module is imported only when a store that uses it opens its indexes."""
+    readers = ("reidkit.viz.search_page", "reidkit.store.reader", "reidkit.service.reader",
+               "reidkit.service.routers.search", "reidkit.service.routers.media", "reidkit.service.routers.people",
+               "reidkit.service.routers.meta", "reidkit.search")
+    heavy = ("reidkit.store.writer", "reidkit.search.ingest", "reidkit.store.faiss_index",
+             "reidkit.store.milvus_index", "faiss", "pymilvus")
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {readers!r}: importlib.import_module(name)\n"
+        f"print(json.dumps([name for name in {heavy!r} if name in sys.modules]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [], "loaded by reading records: " + done.stdout

@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 from reidkit.models.zoo import DEFAULT_MODEL
-from reidkit.search.store import DB_NAME, Store
+from reidkit.store.layout import DB_NAME
+from reidkit.store.writer import Store
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
 FRAMES = ["--every", "2", "--end-frame", "30"]

@@ -241,9 +241,9 @@ def test_a_store_ingested_with_a_foreign_model_is_searched_with_it(tmp_path: Pat
     auto): both find the query's own track first."""
     import httpx
 
-    from reidkit.search.store import Store
     from reidkit.service.access import Role, create_token
     from reidkit.service.settings import ServiceSettings
+    from reidkit.store.writer import Store
 
     model = export_foreign(tmp_path / "tiny.onnx")
     root = tmp_path / "store"

@@ -9,7 +9,7 @@ from reidkit.errors import ConfigError, ModelError, StoreError
 from reidkit.inference.backends import EMBEDDING_BACKENDS
 from reidkit.models import BACKBONES, MODELS, build_backbone, build_model
 from reidkit.registry import Registry
-from reidkit.search.vectors import VECTOR_INDEXES, IndexLocation, load_vector_index
+from reidkit.store.vector_index import VECTOR_INDEXES, IndexLocation, load_vector_index
 from reidkit.video.detectors import DETECTORS, build_detector
 
 

@@ -21,14 +21,15 @@ from reidkit.data import read_image, verify_images
 from reidkit.data.types import ImageRecord
 from reidkit.errors import ConfigError, ImageError, StoreError
 from reidkit.search.ingest import IngestOptions, check_options
-from reidkit.search.paths import refuse_inside_store, stored_file
 from reidkit.search.query import load_query_image, parse_box, query_crop
 from reidkit.search.results import Hit, SearchResult
-from reidkit.search.rows import NewDetection, normalise_rows
-from reidkit.search.schema import SCHEMA_VERSION
 from reidkit.search.search import SearchFilters, check_search_options, search_store
-from reidkit.search.store import DB_NAME, Store
 from reidkit.search.trajectory import build_trajectory
+from reidkit.store.layout import DB_NAME
+from reidkit.store.paths import refuse_inside_store, stored_file
+from reidkit.store.rows import NewDetection, normalise_rows
+from reidkit.store.schema import SCHEMA_VERSION
+from reidkit.store.writer import Store
 from reidkit.video import VideoInfo
 from reidkit.viz.search_page import write_search_page
 

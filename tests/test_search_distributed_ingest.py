@@ -12,18 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cut_clip, scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 
 from reidkit.errors import StoreError
 from reidkit.models.model_file import model_payload, save_checkpoint
 from reidkit.search.distributed_ingest import ClusterOptions, RayWorkers, VideoJob, WorkerSetup, ingest_many
 from reidkit.search.ingest import IngestOptions, begin_ingest, ingest_video, next_frame
 from reidkit.search.model_choice import choose_detector, choose_model
-from reidkit.search.rows import ModelInfo, VideoRecord
 from reidkit.search.segments import commit_segment, plan_segments, process_segment
-from reidkit.search.store import Store
+from reidkit.store.rows import ModelInfo, VideoRecord
+from reidkit.store.writer import Store
 from reidkit.video import Detector, probe_video
-
-from conftest import cut_clip, scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 
 DETECTOR_MODEL = Path("models") / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
 CLIP_FRAMES = 20

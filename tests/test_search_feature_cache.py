@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from test_search_store import _add_video, _chunk, _new_store  # tests/ is on sys.path (rootdir conftest)
 
 from reidkit.search.feature_cache import TrackFeatureCache, keep_track_features, track_crop_scores
-from reidkit.search.filters import SearchFilters
 from reidkit.search.scoring import score_tracks
-
-from test_search_store import _add_video, _chunk, _new_store  # tests/ is on sys.path (rootdir conftest)
+from reidkit.store.filters import SearchFilters
 
 
 def _sorted(answer: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,12 +18,15 @@ from typer.testing import CliRunner
 
 from reidkit.cli.main import app
 from reidkit.errors import StoreError
-from reidkit.search.backend_choice import PENDING_KEY, move_store
-from reidkit.search.milvus_index import EMBEDDED_NAME, MilvusIndex, connect, disconnect, filter_expression
-from reidkit.search.rows import NewDetection, normalise_rows
 from reidkit.search.search import SearchFilters, search_store
-from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
-from reidkit.search.vectors import IndexLocation, IndexPlan, create_vector_index
+from reidkit.store.backend_choice import PENDING_KEY
+from reidkit.store.backend_move import move_store
+from reidkit.store.index_plan import IndexPlan
+from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
+from reidkit.store.milvus_index import EMBEDDED_NAME, MilvusIndex, connect, disconnect, filter_expression
+from reidkit.store.rows import NewDetection, normalise_rows
+from reidkit.store.vector_index import IndexLocation, create_vector_index
+from reidkit.store.writer import Store
 
 DIM = 16
 START = datetime(2024, 5, 1, 9, 0, 0)
@@ -163,9 +166,9 @@ def test_a_store_keeps_the_backend_it_was_made_with(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"keeps its vectors in FAISS files \(faiss\), not as --index milvus"):
         Store.open(tmp_path / "f", index="milvus")
     with pytest.raises(StoreError, match=r"not as --index milvus --milvus-uri http://elsewhere:19530"):
-        Store.open(tmp_path / "f", milvus_uri="http://elsewhere:19530")
+        Store.open(tmp_path / "f", index="milvus", index_options={"uri": "http://elsewhere:19530"})
     with Store.open(tmp_path / "m", index="milvus") as store:  # the recorded choice, asked for again: fine
-        assert store.location.backend == "milvus" and store.location.namespace.startswith("reidkit_")
+        assert store.location.backend == "milvus" and store.location.option("namespace").startswith("reidkit_")
 
 
 def test_moving_a_store_between_backends_with_the_command(tmp_path: Path) -> None:
@@ -186,14 +189,14 @@ def test_moving_a_store_between_backends_with_the_command(tmp_path: Path) -> Non
     assert not list((root / "vectors").glob("*.faiss"))  # the old index is gone once the new one serves
     assert answer() == before
     with Store.open(root) as store:
-        namespace = store.location.namespace
+        namespace = store.location.option("namespace")
         assert store.location.backend == "milvus" and store.integrity_problems() == []
     again = runner.invoke(app, ["store", "reindex-backend", "--db", str(root), "--to", "milvus"])
     assert again.exit_code != 0 and "already keeps its vectors in the embedded Milvus database" in str(again.exception)
 
     # a move that crashed before its switch left collections behind: the next move deletes them
     with Store.open(root, writable=True) as store:
-        leftover = IndexLocation("milvus", root / "vectors", "", "reidkit_crashed")
+        leftover = IndexLocation("milvus", root / "vectors", {"namespace": "reidkit_crashed"})
         create_vector_index(leftover, CROP_INDEX, DIM, IndexPlan("flat"), None).close()
         with store.transaction():
             store.set_meta_values({PENDING_KEY: json.dumps(
@@ -223,8 +226,8 @@ def test_an_embedded_database_in_use_elsewhere_is_refused_in_one_line(tmp_path: 
     assert "--milvus-uri http://HOST:19530" in searched.stderr
     # once this process has closed the store (not only once it exits), another process can open it
     opened = subprocess.run(
-        [sys.executable, "-c", "import sys; from reidkit.search.store import Store; "
-         "print(Store.open(sys.argv[1]).index('crops').count)", str(tmp_path)],
+        [sys.executable, "-c", "import sys; from reidkit.store.reader import StoreReader; "
+         "print(StoreReader.open(sys.argv[1]).index('crops').count)", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert opened.returncode == 0 and opened.stdout.strip() == "120", opened.stderr[-500:]

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cut_clip, scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 
 from reidkit.inference import FeatureExtractor
 from reidkit.models.model_file import model_payload, save_checkpoint
-from reidkit.search.store import Store
-
-from conftest import cut_clip, scratch_mgn  # tests/ is on sys.path (rootdir conftest)
+from reidkit.store.writer import Store
 
 pytest.importorskip("onnxruntime")
 

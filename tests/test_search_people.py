@@ -19,11 +19,11 @@ from reidkit.search.evidence import DifferentPeople
 from reidkit.search.grouping import group_store
 from reidkit.search.identity import drop_impossible_moves, person_trajectory
 from reidkit.search.people import clustering, memberships, people, person, save_people
-from reidkit.search.rows import epoch_seconds
-from reidkit.search.schema import SCHEMA_VERSION
 from reidkit.search.search import search_store, track_query
-from reidkit.search.store import Store
 from reidkit.search.trajectory import Sighting
+from reidkit.store.rows import epoch_seconds
+from reidkit.store.schema import SCHEMA_VERSION
+from reidkit.store.writer import Store
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,9 @@ from reidkit.search.ingest import IngestOptions, ingest_video, plan_ingest
 from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
 from reidkit.search.query import load_query_image, query_crop
 from reidkit.search.search import SearchFilters, search_store, track_query
-from reidkit.search.backend_choice import move_store
-from reidkit.search.store import Store
-from reidkit.search.rows import normalise_rows
+from reidkit.store.backend_move import move_store
+from reidkit.store.rows import normalise_rows
+from reidkit.store.writer import Store
 from reidkit.video import Detector, iter_frames, probe_video
 from reidkit.viz.search_page import write_search_page
 

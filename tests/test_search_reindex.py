@@ -22,10 +22,10 @@ from reidkit.models.model_file import load_model, model_payload, save_checkpoint
 from reidkit.search.grouping import group_store
 from reidkit.search.people import clustering
 from reidkit.search.reindex import side_file
-from reidkit.search.rows import normalise_rows
 from reidkit.search.search import search_store
-from reidkit.search.store import Store
 from reidkit.search.track_crops import track_crops
+from reidkit.store.rows import normalise_rows
+from reidkit.store.writer import Store
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ _KILLED_REINDEX = """
 import os, signal, sys
 from reidkit.search.model_choice import choose_model
 from reidkit.search.reindex import reindex_store
-from reidkit.search.store import Store
+from reidkit.store.writer import Store
 
 def die_after(done):
     if done >= int(sys.argv[3]):
@@ -211,8 +211,8 @@ def test_adapt_on_a_store_writes_a_model(small_store: Path, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_reindex_of_a_milvus_store(small_store: Path, new_model: Path, tmp_path: Path) -> None:
-    from reidkit.search.backend_choice import move_store
     from reidkit.search.reindex import reindex_store
+    from reidkit.store.backend_move import move_store
 
     root = copy_store(small_store, tmp_path)
     extractor = FeatureExtractor(new_model, progress=False)

@@ -18,14 +18,15 @@ import pytest
 
 from reidkit.errors import ConfigError, StoreError
 from reidkit.search.ingest import IngestOptions, ingest_video
-from reidkit.search.index_sync import CROP_INDEX, TRACK_INDEX
 from reidkit.search.model_choice import choose_detector, choose_model
 from reidkit.search.retention import UPLOADS, delete_video, purge_before
 from reidkit.search.search import search_store, track_query
-from reidkit.search.store import DB_NAME, Store
-from reidkit.search.vectors import IndexLocation, load_vector_index
 from reidkit.service import audit
 from reidkit.service.service_db import SERVICE_DB
+from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
+from reidkit.store.layout import DB_NAME
+from reidkit.store.vector_index import IndexLocation, load_vector_index
+from reidkit.store.writer import Store
 from reidkit.video import probe_video
 
 REIDKIT = Path(sys.executable).with_name("reidkit")

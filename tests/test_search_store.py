@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 
 from reidkit.errors import StoreError
-from reidkit.search.paths import discard_on_failure
-from reidkit.search.store import CROP_INDEX, DB_NAME, TRACK_INDEX, Store
-from reidkit.search.rows import NewDetection, normalise_rows
-from reidkit.search.vectors import FaissIndex, IndexLocation, IndexPlan, VectorIndex, plan_index
+from reidkit.store.faiss_index import FaissIndex
+from reidkit.store.index_plan import IndexPlan, plan_index
+from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
+from reidkit.store.layout import DB_NAME
+from reidkit.store.paths import discard_on_failure
+from reidkit.store.rows import NewDetection, normalise_rows
+from reidkit.store.vector_index import IndexLocation, VectorIndex
+from reidkit.store.writer import Store
 
 DIM = 16
 BACKENDS = ("faiss", "milvus")

@@ -79,7 +79,7 @@ def test_token_cli_prints_the_secret_once_and_stores_only_a_salted_hash(tmp_path
 
 
 def test_a_purge_on_the_command_line_is_audited(tmp_path: Path) -> None:
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
 
     db = tmp_path / "store"
     Store.open(db, writable=True, create=True).close()

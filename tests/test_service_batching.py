@@ -15,16 +15,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
 
 from reidkit.errors import ImageError
 from reidkit.inference import FeatureExtractor
-from reidkit.search.rows import normalise_rows
-from reidkit.search.store import Store
 from reidkit.service.access import Role, create_token
 from reidkit.service.batching import Batcher
 from reidkit.service.settings import ServiceSettings
-
-from conftest import scratch_mgn  # tests/ is on sys.path (rootdir conftest)
+from reidkit.store.rows import normalise_rows
+from reidkit.store.writer import Store
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
 API = "/api/v1"

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from reidkit.errors import ConfigError, ReidkitError, StoreError, VideoError
-from reidkit.search.store import DB_NAME, Store
 from reidkit.service.jobs import (
     LOGS,
     Job,
@@ -25,6 +24,8 @@ from reidkit.service.jobs import (
     read_job,
     worker_alive,
 )
+from reidkit.store.layout import DB_NAME
+from reidkit.store.writer import Store
 
 START = "2024-05-01T09:00:00"
 pytestmark = pytest.mark.slow

@@ -13,10 +13,10 @@ import pytest
 
 from reidkit.search.grouping import group_store
 from reidkit.search.people import people
-from reidkit.search.store import Store
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
+from reidkit.store.writer import Store
 
 API = "/api/v1"
 pytestmark = pytest.mark.slow

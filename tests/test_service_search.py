@@ -16,10 +16,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from reidkit.search.store import Store
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
+from reidkit.store.writer import Store
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
 API = "/api/v1"

@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)
 
-from reidkit.search.store import Store
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
-from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)
+from reidkit.store.writer import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 API = "/api/v1"

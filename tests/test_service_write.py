@@ -21,11 +21,11 @@ import httpx
 import pytest
 from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)
 
-from reidkit.search.store import Store
 from reidkit.service import audit
 from reidkit.service.access import Role, create_token
 from reidkit.service.jobs import read_job, worker_alive
 from reidkit.service.settings import ServiceSettings
+from reidkit.store.writer import Store
 
 REIDKIT = Path(sys.executable).with_name("reidkit")
 API = "/api/v1"

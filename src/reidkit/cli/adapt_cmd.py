@@ -94,10 +94,10 @@ def adapt(
 
 def _store_target(db: Path) -> TargetCrops:
     """The store's crops as adaptation targets: a track's crops must link, a frame's crops cannot."""
-    from reidkit.search.store import Store
     from reidkit.search.track_crops import track_crops
+    from reidkit.store.reader import StoreReader
     from reidkit.training.adaptation import TargetCrops
 
-    with Store.open(db) as store:
+    with StoreReader.open(db) as store:
         crops = track_crops(store)
     return TargetCrops(crops.paths, list(crops.cameras), groups=list(crops.tracks), frames=list(crops.frames))

@@ -48,8 +48,8 @@ def ingest_many(
     from reidkit.search.distributed_ingest import ingest_many as run
     from reidkit.search.ingest import check_options
     from reidkit.search.model_choice import detector_source, model_source, resolve_backend
-    from reidkit.search.paths import discard_on_failure
-    from reidkit.search.store import Store
+    from reidkit.store.paths import discard_on_failure
+    from reidkit.store.writer import Store
     from reidkit.video import probe_video
 
     cameras = _per_video(camera, videos, "--camera") or [Path(video).stem for video in videos]
@@ -69,8 +69,9 @@ def ingest_many(
         info = probe_video(video)
         check_options(options, info)
         video_jobs.append(VideoJob(info, options))
-    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=flags.index,
-                                            milvus_uri=flags.milvus_uri) as store:
+    index, index_options = flags.vector_index()
+    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=index,
+                                            index_options=index_options) as store:
         source = model_source(flags.checkpoint, store.model)
         check_jobs(store, video_jobs)  # a refused second ingest fails here, before Ray starts
         setup = WorkerSetup(source, detector_name, str(detector_model) if detector_model else None, device,

@@ -67,9 +67,8 @@ class IngestFlags:
 
     def options(self, camera: str, start_time: str | None) -> IngestOptions:
         """The ingest options for one video, checked (``ConfigError`` naming the option) before anything opens."""
-        from reidkit.search.backend_choice import check_choice
         from reidkit.search.ingest import IngestOptions, check_options
-        from reidkit.search.rows import parse_time
+        from reidkit.store.rows import parse_time
 
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be a positive integer")
@@ -84,8 +83,30 @@ class IngestFlags:
             progress=not self.quiet,
         )
         check_options(options)
-        check_choice(self.index, self.milvus_uri)
+        self.vector_index()
         return options
+
+    def vector_index(self) -> tuple[str | None, dict[str, str]]:
+        """The vector index backend and options a new store records, as ``--index`` / ``--milvus-uri`` ask."""
+        return index_choice(self.index, self.milvus_uri)
+
+
+def index_choice(index: str | None, milvus_uri: str | None) -> tuple[str | None, dict[str, str]]:
+    """The backend and options ``--index`` and ``--milvus-uri`` ask for, checked (``ConfigError`` naming the option).
+
+    ``--milvus-uri`` is the Milvus backend's ``uri`` option (a backend's option ``X`` is spelled ``--<backend>-X``)
+    and implies ``--index milvus``."""
+    from reidkit.store.backend_choice import check_choice
+
+    if milvus_uri is None:
+        check_choice(index, {})
+        return index, {}
+    if index not in (None, "milvus"):
+        check_choice(index, {})  # an unknown name lists the choices first
+        raise ConfigError(f"--milvus-uri is for --index milvus, not --index {index}")
+    options = {"uri": milvus_uri}
+    check_choice("milvus", options)
+    return "milvus", options
 
 
 def _shared_parameters() -> list[inspect.Parameter]:

@@ -53,7 +53,7 @@ _REGISTRIES = {
     Kind.datasets: ("reidkit.data.loading", "DATASETS"),
     Kind.detectors: ("reidkit.video.detectors", "DETECTORS"),
     Kind.backends: ("reidkit.inference.backends", "EMBEDDING_BACKENDS"),
-    Kind.indexes: ("reidkit.search.vectors", "VECTOR_INDEXES"),
+    Kind.indexes: ("reidkit.store.vector_index", "VECTOR_INDEXES"),
     Kind.clustering: ("reidkit.clustering.methods", "CLUSTER_METHODS"),
 }
 

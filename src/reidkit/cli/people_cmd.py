@@ -21,7 +21,7 @@ def cluster_store(db: Path, options: ClusterOptions) -> None:
     """``reidkit cluster --db``: cluster every track of store ``db`` into people and store them (replacing the
     previous clustering)."""
     from reidkit.search.grouping import group_store
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
 
     with Store.open(db, writable=True) as store:
         report = group_store(store, options)
@@ -44,9 +44,9 @@ def show_people(
     from reidkit.search.identity import person_trajectory
     from reidkit.search.people import clustering, people, person, unclustered_tracks
     from reidkit.search.results import visit_json
-    from reidkit.search.store import Store
+    from reidkit.store.reader import StoreReader
 
-    with Store.open(db) as store:
+    with StoreReader.open(db) as store:
         held = clustering(store)
         if held is None:
             raise StoreError(f"store {db} has not been clustered; group its tracks with `reidkit cluster --db {db}`")

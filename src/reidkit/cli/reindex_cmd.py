@@ -34,7 +34,7 @@ def reindex(
         raise ConfigError("--batch-size must be a positive integer")
     from reidkit.search.model_choice import choose_model
     from reidkit.search.reindex import reindex_store
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
 
     with Store.open(db, writable=True) as store:
         choice = choose_model(checkpoint, store.model, device=device, batch_size=batch_size, backend=embed_backend)

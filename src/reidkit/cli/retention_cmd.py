@@ -26,10 +26,10 @@ def purge(
 ) -> None:
     """Delete old videos from a person-search store: their tracks, crops, vectors (and uploaded files)."""
     from reidkit.search.retention import check_moment, purge_before
-    from reidkit.search.rows import parse_time
-    from reidkit.search.store import Store
     from reidkit.service.audit import purge_target, record_cli
     from reidkit.service.service_db import connect
+    from reidkit.store.rows import parse_time
+    from reidkit.store.writer import Store
 
     moment = parse_time(before, "--before")
     check_moment(moment)

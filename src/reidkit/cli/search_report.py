@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reidkit.search.paths import stored_file
 from reidkit.search.results import Hit, SearchResult, Visit, format_time
+from reidkit.store.paths import stored_file
 
 if TYPE_CHECKING:
     from reidkit.search.people import Person

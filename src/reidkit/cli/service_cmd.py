@@ -124,8 +124,8 @@ def token_revoke(db: DbOption, token_id: Annotated[int, typer.Argument(help="the
 def _existing_store(db: Path) -> Path:
     """``db`` when it is a store or a served folder; a mistyped ``--db`` is refused before anything is created there
     (a token in a folder no server reads would only look like access that works)."""
-    from reidkit.search.schema import DB_NAME
     from reidkit.service.service_db import SERVICE_DB
+    from reidkit.store.layout import DB_NAME
 
     if not ((db / DB_NAME).is_file() or (db / SERVICE_DB).is_file()):
         raise ConfigError(f"--db {db} holds no reidkit store ({DB_NAME} or {SERVICE_DB}); pass the folder that "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reidkit.cli.ingest_options import MilvusUriOption
+from reidkit.cli.ingest_options import MilvusUriOption, index_choice
 
 store_app = typer.Typer(help="Look after a person-search store (move it between vector indexes).", no_args_is_help=True)
 
@@ -28,12 +28,12 @@ def reindex_backend(
     The old index keeps serving until the new one is complete; then the store records the new backend and the old
     index is deleted. Needs the store's writer lock (no ingest at the same time); restart a running `reidkit serve`.
     """
-    from reidkit.search.backend_choice import check_choice, move_store
-    from reidkit.search.store import Store
+    from reidkit.store.backend_move import move_store
+    from reidkit.store.writer import Store
 
-    check_choice(to, milvus_uri)
+    backend, options = index_choice(to, milvus_uri)
     with Store.open(db, writable=True) as store:
-        report = move_store(store, to, milvus_uri)
+        report = move_store(store, backend or to, options)
     typer.echo(
         f"moved {db} from {report.source} to {report.target}: {report.crops} crops, {report.tracks} tracks "
         f"re-indexed from SQLite in {report.seconds:.1f} s"

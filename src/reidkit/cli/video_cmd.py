@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reidkit.cli.options import EmbedBackendOption
 from reidkit.cli.ingest_options import (
     CheckpointOption,
     DetectorOption,
@@ -20,13 +19,14 @@ from reidkit.cli.ingest_options import (
     IngestFlags,
     shared_ingest_options,
 )
+from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     import numpy as np
 
     from reidkit.search.results import QueryDescription, SearchResult
-    from reidkit.search.store import Store
+    from reidkit.store.reader import StoreReader
 
 
 def register(app: typer.Typer) -> None:
@@ -51,8 +51,8 @@ def ingest(
     from reidkit.inference.device import resolve_device
     from reidkit.search.ingest import check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
-    from reidkit.search.paths import discard_on_failure
-    from reidkit.search.store import Store
+    from reidkit.store.paths import discard_on_failure
+    from reidkit.store.writer import Store
     from reidkit.video import probe_video
 
     # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
@@ -61,8 +61,9 @@ def ingest(
     info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
     check_options(options, info)
     # e.g. an unreadable checkpoint: a failed first ingest leaves no empty store behind (the folder's other files stay)
-    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=flags.index,
-                                            milvus_uri=flags.milvus_uri) as store:
+    index, index_options = flags.vector_index()
+    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=index,
+                                            index_options=index_options) as store:
         plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
         choice = choose_model(
             flags.checkpoint, store.model, device=device, batch_size=flags.batch_size, backend=flags.embed_backend
@@ -119,11 +120,12 @@ def search(
     embed_backend: EmbedBackendOption = None,  # PyTorch for one query crop (a compile costs more than it saves)
 ) -> None:
     """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
-    from reidkit.search.paths import refuse_inside_store
     from reidkit.search.results import result_json
-    from reidkit.search.rows import parse_time
     from reidkit.search.search import SearchFilters, check_search_options, search_store
-    from reidkit.search.store import CROP_INDEX, Store
+    from reidkit.store.index_sync import CROP_INDEX
+    from reidkit.store.paths import refuse_inside_store
+    from reidkit.store.reader import StoreReader
+    from reidkit.store.rows import parse_time
 
     if (query is None) == (track is None):
         raise ConfigError("give either a QUERY image or --track ID (not both, not neither)")
@@ -136,7 +138,7 @@ def search(
         after=parse_time(after, "--after") if after else None,
         before=parse_time(before, "--before") if before else None,
     )
-    with Store.open(db) as store:
+    with StoreReader.open(db) as store:
         check_search_options(store, filters, top_k, min_score)
         model = store.model
         if model is None or store.index(CROP_INDEX).count == 0:
@@ -166,7 +168,7 @@ def search(
         typer.echo(f"wrote {html}")
 
 
-def _track_query(store: Store, track: int, with_image: bool) -> tuple[np.ndarray, Any, QueryDescription]:
+def _track_query(store: StoreReader, track: int, with_image: bool) -> tuple[np.ndarray, Any, QueryDescription]:
     """A stored track's pooled feature; for a page, its clearest crop still on disk as the query picture."""
     from reidkit.search.query import load_query_image
     from reidkit.search.results import QueryDescription
@@ -182,7 +184,7 @@ def _track_query(store: Store, track: int, with_image: bool) -> tuple[np.ndarray
 
 
 def _photo_query(
-    store: Store, query: Path, box: str | None, checkpoint: str | None, detector: str | None, device: str,
+    store: StoreReader, query: Path, box: str | None, checkpoint: str | None, detector: str | None, device: str,
     embed_backend: str | None,
 ) -> tuple[np.ndarray, Any, QueryDescription]:
     """The feature of the person in a photo (the crop itself, the ``--box`` or the one person the detector finds),
@@ -191,14 +193,14 @@ def _photo_query(
     from reidkit.search.model_choice import choose_detector, choose_model
     from reidkit.search.query import load_query_image, parse_box, query_crop
     from reidkit.search.results import QueryDescription
-    from reidkit.search.rows import normalise_rows
+    from reidkit.store.rows import normalise_rows
 
     image = load_query_image(query)
     parsed_box = parse_box(box) if box else None
     device = str(resolve_device(device, "--device"))
     crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
     choice = choose_model(checkpoint, store.model, device=device, backend=embed_backend)
-    store.require_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
+    store.check_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
     feature = normalise_rows(choice.extractor([crop.image]))[0]
     return feature, crop.image, QueryDescription(crop.kind, str(query), box=crop.box)
 

@@ -34,9 +34,9 @@ from reidkit.search.model_choice import choose_detector, choose_model
 from reidkit.search.query import load_query_image
 from reidkit.search.results import QueryDescription, SearchResult, Visit, result_json
 from reidkit.search.search import search_store, track_query
-from reidkit.search.store import Store
 from reidkit.search.trajectory import build_trajectory
-from reidkit.search.rows import DetectionRow, normalise_rows
+from reidkit.store.rows import DetectionRow, normalise_rows
+from reidkit.store.writer import Store
 from reidkit.video import Detector
 from reidkit.video.bytetrack import iou_matrix
 

@@ -1,40 +1,40 @@
 """Person search over stored video: ingest people into a store, then find where the cameras saw someone.
 
-``Store`` (SQLite + crop JPEGs + FAISS or Milvus behind ``VectorIndex``) <- ``ingest_video`` (decode, detect, track, embed,
-commit in resumable chunks) -> ``search_store`` (ranked tracks + trajectory). See docs/search.md.
+``ingest_video`` (decode, detect, track, embed, commit in resumable chunks into a ``reidkit.store.Store``) ->
+``search_store`` (ranked tracks + trajectory); people (``grouping``, ``people``, ``identity``), ``reindex`` and
+``retention`` work on the same store. See docs/search.md.
+
+Nothing is imported here until it is asked for (PEP 562): the modules that read records (``results``,
+``trajectory``) are imported by the viz page, the service and the CLI without loading ingest, video decoding or a
+vector index library.
 """
 
-from reidkit.search.ingest import IngestOptions, IngestReport, ingest_video, plan_ingest
-from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
-from reidkit.search.search import Hit, SearchFilters, SearchResult, search_store, track_query
-from reidkit.search.store import Store
-from reidkit.search.rows import ModelInfo
-from reidkit.search.trajectory import Visit, build_trajectory
-from reidkit.search.milvus_index import MilvusIndex
-from reidkit.search.vectors import VECTOR_INDEXES, FaissIndex, VectorIndex, create_vector_index, load_vector_index, plan_index
+import importlib
+from typing import Any
 
-__all__ = [
-    "VECTOR_INDEXES",
-    "FaissIndex",
-    "Hit",
-    "IngestOptions",
-    "IngestReport",
-    "MilvusIndex",
-    "ModelChoice",
-    "ModelInfo",
-    "SearchFilters",
-    "SearchResult",
-    "Store",
-    "VectorIndex",
-    "Visit",
-    "build_trajectory",
-    "choose_detector",
-    "choose_model",
-    "create_vector_index",
-    "ingest_video",
-    "load_vector_index",
-    "plan_index",
-    "plan_ingest",
-    "search_store",
-    "track_query",
-]
+# Each exported name and the module that defines it.
+_EXPORTS = {
+    "IngestOptions": "ingest",
+    "IngestReport": "ingest",
+    "ingest_video": "ingest",
+    "plan_ingest": "ingest",
+    "ModelChoice": "model_choice",
+    "choose_detector": "model_choice",
+    "choose_model": "model_choice",
+    "Hit": "results",
+    "SearchResult": "results",
+    "Visit": "results",
+    "search_store": "search",
+    "track_query": "search",
+    "build_trajectory": "trajectory",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """The exported names, each imported from its module on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

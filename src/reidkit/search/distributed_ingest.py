@@ -32,9 +32,9 @@ from typing import Any
 
 from reidkit.errors import ConfigError, ReidkitError, VideoError
 from reidkit.search.ingest import IngestOptions, IngestReport, begin_ingest, next_frame, plan_ingest
-from reidkit.search.rows import ModelInfo
 from reidkit.search.segments import Segment, SegmentResult, commit_segment, plan_segments, process_segment
-from reidkit.search.store import Store
+from reidkit.store.rows import ModelInfo
+from reidkit.store.writer import Store
 from reidkit.video import VideoInfo
 
 

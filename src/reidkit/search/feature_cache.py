@@ -5,7 +5,7 @@ Read from SQLite per search, those features were the largest cost of the server'
 of its searches pass in turn (benchmarks/RESULTS.md, "Service under load"). The server therefore switches a cache
 on for the store it keeps open (``keep_track_features``); one-off searches (the CLI) read SQLite as before.
 
-The cache belongs to one open ``Store`` and is emptied whenever the store's ``commit_seq`` moves: every change of
+The cache belongs to one open store and is emptied whenever the store's ``commit_seq`` moves: every change of
 rows or features (an ingest chunk, a delete, a purge, a reindex) commits a new sequence number, so the cache never
 serves features of rows that changed. It holds at most ``max_crops`` crops, dropping the least recently used tracks
 first (2048-d features: 50,000 crops are 400 MB).
@@ -18,14 +18,14 @@ from collections import OrderedDict
 
 import numpy as np
 
-from reidkit.search.store import Store
+from reidkit.store.reader import StoreReader
 
 DEFAULT_MAX_CROPS = 50_000
 
 
 class TrackFeatureCache:
-    """``scores(store, track_ids, query)`` answers what ``Store.track_detection_features`` and a product with the
-    query would, from memory where it can. Tracks with no stored crop are remembered as empty, so they cost no
+    """``scores(store, track_ids, query)`` answers what ``StoreReader.track_detection_features`` and a product with
+    the query would, from memory where it can. Tracks with no stored crop are remembered as empty, so they cost no
     second read either."""
 
     def __init__(self, max_crops: int = DEFAULT_MAX_CROPS) -> None:
@@ -35,7 +35,7 @@ class TrackFeatureCache:
         self._seq: int | None = None
 
     def scores(
-        self, store: Store, track_ids: np.ndarray, query: np.ndarray
+        self, store: StoreReader, track_ids: np.ndarray, query: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(detection ids, their track ids, feature . query)`` of every crop of ``track_ids``: each track's rows
         are scored where they lie, never copied into one matrix first (for a few thousand crops that copy cost
@@ -65,16 +65,16 @@ class TrackFeatureCache:
         return det_ids, owners, np.concatenate([rows @ query for _, rows in parts])
 
 
-_CACHES: weakref.WeakKeyDictionary[Store, TrackFeatureCache] = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[StoreReader, TrackFeatureCache] = weakref.WeakKeyDictionary()
 
 
-def keep_track_features(store: Store, max_crops: int = DEFAULT_MAX_CROPS) -> None:
+def keep_track_features(store: StoreReader, max_crops: int = DEFAULT_MAX_CROPS) -> None:
     """Serve ``track_crop_scores(store, ...)`` from a ``TrackFeatureCache`` for as long as ``store`` is open."""
     _CACHES[store] = TrackFeatureCache(max_crops)
 
 
 def track_crop_scores(
-    store: Store, track_ids: np.ndarray, query: np.ndarray
+    store: StoreReader, track_ids: np.ndarray, query: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(detection ids, their track ids, feature . query)`` of every crop of the given tracks: from the store's
     cache when ``keep_track_features`` switched one on, else from SQLite."""

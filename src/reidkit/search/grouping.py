@@ -28,7 +28,7 @@ from reidkit.clustering.constraints import split_conflicts
 from reidkit.errors import StoreError
 from reidkit.search.evidence import DifferentPeople
 from reidkit.search.people import Clustering, save_people
-from reidkit.search.store import Store
+from reidkit.store.writer import Store
 
 # Pairs whose score distribution is measured: plenty for 101 percentiles, bounded for a store of a million tracks.
 MAX_EVIDENCE_PAIRS = 20_000

@@ -30,11 +30,11 @@ import numpy as np
 from reidkit.search.evidence import DifferentPeople
 from reidkit.search.people import Membership, Person, clustering, memberships, person
 from reidkit.search.results import Hit, Visit, format_time
-from reidkit.search.rows import TrackRow, epoch_seconds, normalise_rows
-from reidkit.search.filters import SearchFilters
 from reidkit.search.scoring import score_tracks
-from reidkit.search.store import Store
 from reidkit.search.trajectory import Sighting, build_visits
+from reidkit.store.filters import SearchFilters
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import TrackRow, epoch_seconds, normalise_rows
 
 HIT_EVIDENCE = "different_people_hit_scores"
 # A track shown on a trajectory must be more likely the person than not.
@@ -51,7 +51,7 @@ class IdentityTrajectory:
 
 
 def identity_trajectory(
-    store: Store,
+    store: StoreReader,
     query: np.ndarray,
     hits: Sequence[Hit],
     filters: SearchFilters = SearchFilters(),
@@ -146,7 +146,7 @@ def _overlap(a: TrackRow, b: TrackRow) -> bool:
     return False
 
 
-def person_trajectory(store: Store, found: Person) -> tuple[list[Visit], list[str]]:
+def person_trajectory(store: StoreReader, found: Person) -> tuple[list[Visit], list[str]]:
     """A person's own trajectory (no query): its tracks, each as sure as the clustering is of it and scored by its
     cosine with the person's pooled feature (``best_score``: how typical of the person), impossible moves left out
     as for a search."""

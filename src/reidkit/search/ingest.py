@@ -36,8 +36,9 @@ import numpy as np
 from PIL import Image
 
 from reidkit.errors import ConfigError, StoreError, VideoError
-from reidkit.search.store import Store
-from reidkit.search.rows import ModelInfo, NewDetection, VideoRecord, normalise_rows
+from reidkit.store.layout import crop_path
+from reidkit.store.rows import ModelInfo, NewDetection, VideoRecord, normalise_rows
+from reidkit.store.writer import Store
 from reidkit.video import (
     ByteTracker,
     Detector,
@@ -511,7 +512,7 @@ def _track(
                 box=tuple(float(v) for v in tracked.box),  # type: ignore[arg-type]
                 score=float(tracked.score),
                 quality=crop_quality(tracked.box, tracked.score, frame.image.shape),
-                crop_path=f"crops/v{video_id:06d}/{frame.index:07d}_{slot:02d}.jpg",
+                crop_path=crop_path(video_id, frame.index, slot),
                 feature=_NO_FEATURE_YET,
             )
             pending.append((detection, crop_person(frame.image, tracked.box)))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reidkit.errors import ConfigError, ModelError, StoreError
-from reidkit.search.rows import ModelInfo
+from reidkit.store.rows import ModelInfo
 
 if TYPE_CHECKING:
     from reidkit.inference import FeatureExtractor

@@ -15,10 +15,13 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reidkit.search.rows import TrackRow, in_batches, track_time_key
-from reidkit.search.store import Store
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import TrackRow, in_batches, track_time_key
+
+if TYPE_CHECKING:
+    from reidkit.store.writer import Store
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,12 @@ class Person:
         return sorted({track.camera for track in self.tracks})
 
 
-def has_people_tables(store: Store) -> bool:
+def has_people_tables(store: StoreReader) -> bool:
     found = store.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'track_people'").fetchone()
     return found is not None
 
 
-def clustering(store: Store) -> Clustering | None:
+def clustering(store: StoreReader) -> Clustering | None:
     """The store's current clustering, or None (never clustered, or a store older than schema 3)."""
     if not has_people_tables(store):
         return None
@@ -122,7 +125,7 @@ def save_people(
     return Clustering(model.model_id, method, dict(params), created, seq)
 
 
-def memberships(store: Store, track_ids: Iterable[int]) -> dict[int, Membership]:
+def memberships(store: StoreReader, track_ids: Iterable[int]) -> dict[int, Membership]:
     """The person of each of ``track_ids`` that the clustering placed (tracks ingested since have none)."""
     if not has_people_tables(store):
         return {}
@@ -135,7 +138,7 @@ def memberships(store: Store, track_ids: Iterable[int]) -> dict[int, Membership]
     return found
 
 
-def person(store: Store, person_id: int) -> Person | None:
+def person(store: StoreReader, person_id: int) -> Person | None:
     """Person ``person_id`` with the tracks of it still in the store (None: no such person, or none left)."""
     if not has_people_tables(store):
         return None
@@ -145,7 +148,7 @@ def person(store: Store, person_id: int) -> Person | None:
     return Person(person_id, tracks, confidence) if tracks else None
 
 
-def people(store: Store) -> list[Person]:
+def people(store: StoreReader) -> list[Person]:
     """Every person with at least one track left, by number."""
     if not has_people_tables(store):
         return []
@@ -163,7 +166,7 @@ def people(store: Store) -> list[Person]:
     return [grouped[key] for key in sorted(grouped)]
 
 
-def unclustered_tracks(store: Store) -> int:
+def unclustered_tracks(store: StoreReader) -> int:
     """Tracks the current clustering has not placed (ingested since it ran); all of them when there is none."""
     if clustering(store) is None:
         return store.count_rows("tracks")

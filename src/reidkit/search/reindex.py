@@ -32,13 +32,13 @@ import numpy as np
 from tqdm import tqdm
 
 from reidkit.errors import StoreError
-from reidkit.search.index_sync import CROP_INDEX, TRACK_INDEX
-from reidkit.search.paths import stored_file
 from reidkit.search.people import drop_people
-from reidkit.search.rows import blob, normalise_rows
+from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
+from reidkit.store.paths import stored_file
+from reidkit.store.rows import blob, normalise_rows
 
 if TYPE_CHECKING:
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
 
 SIDE_FOLDER = "reindex"
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reidkit.search.paths import stored_file
-from reidkit.search.rows import DetectionRow, TrackRow
+from reidkit.store.paths import stored_file
+from reidkit.store.rows import DetectionRow, TrackRow
 
 
 @dataclass(frozen=True)

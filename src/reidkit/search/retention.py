@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reidkit.errors import ConfigError, StoreError
-from reidkit.search.rows import epoch_seconds
+from reidkit.store.rows import epoch_seconds
 
 if TYPE_CHECKING:
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
 
 UPLOADS = "uploads"  # <db>/uploads/: videos the service saved; purged with their video
 

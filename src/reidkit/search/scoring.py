@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from reidkit.search.feature_cache import track_crop_scores
-from reidkit.search.filters import SearchFilters
-from reidkit.search.rows import DetectionRow
-from reidkit.search.store import Store
+from reidkit.store.filters import SearchFilters
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import DetectionRow
 
 
 def score_tracks(
-    store: Store, query: np.ndarray, candidates: set[int], filters: SearchFilters
+    store: StoreReader, query: np.ndarray, candidates: set[int], filters: SearchFilters
 ) -> list[tuple[int, float, float, DetectionRow]]:
     """``(track id, best crop score, track score, best crop)`` from the exact stored features; tracks with no crop
     passing the filters drop out.

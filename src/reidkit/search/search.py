@@ -30,14 +30,15 @@ from dataclasses import replace
 import numpy as np
 
 from reidkit.errors import ConfigError, StoreError
-from reidkit.search.filters import SearchFilters
-from reidkit.search.store import CROP_INDEX, TRACK_INDEX, Store
-from reidkit.search.rows import epoch_seconds
-from reidkit.search.scoring import score_tracks
 from reidkit.search.identity import identity_trajectory
 from reidkit.search.people import memberships, unclustered_tracks
 from reidkit.search.results import Hit, SearchResult
+from reidkit.search.scoring import score_tracks
 from reidkit.search.trajectory import build_trajectory
+from reidkit.store.filters import SearchFilters
+from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import epoch_seconds
 
 _MIN_SHORTLIST = 200
 CLI_OPTIONS = {"top_k": "--top-k", "min_score": "--min-score", "after": "--after", "before": "--before",
@@ -46,7 +47,11 @@ FIELD_NAMES = {option: option for option in CLI_OPTIONS}  # the HTTP API's form 
 
 
 def check_search_options(
-    store: Store, filters: SearchFilters, top_k: int = 20, min_score: float = 0.0, names: dict[str, str] = CLI_OPTIONS
+    store: StoreReader,
+    filters: SearchFilters,
+    top_k: int = 20,
+    min_score: float = 0.0,
+    names: dict[str, str] = CLI_OPTIONS,
 ) -> None:
     """Refuse, naming the option (as ``names`` calls it), what can only answer nothing: see the module docstring."""
     if top_k < 1:
@@ -70,7 +75,7 @@ def check_search_options(
 
 
 def search_store(
-    store: Store,
+    store: StoreReader,
     query: np.ndarray,
     top_k: int = 20,
     filters: SearchFilters = SearchFilters(),
@@ -148,7 +153,7 @@ def search_store(
     )
 
 
-def _with_people(store: Store, hits: list[Hit]) -> list[Hit]:
+def _with_people(store: StoreReader, hits: list[Hit]) -> list[Hit]:
     """The hits with the person each track belongs to (as the store's clustering placed it)."""
     placed = memberships(store, [hit.track.id for hit in hits])
     return [
@@ -158,7 +163,7 @@ def _with_people(store: Store, hits: list[Hit]) -> list[Hit]:
     ]
 
 
-def track_query(store: Store, track_id: int) -> np.ndarray:
+def track_query(store: StoreReader, track_id: int) -> np.ndarray:
     """The stored (normalised) feature of track ``track_id``, to search with an existing track."""
     ids, vectors = store.track_vectors(np.array([track_id], dtype=np.int64))
     if len(ids) == 0:
@@ -167,7 +172,7 @@ def track_query(store: Store, track_id: int) -> np.ndarray:
 
 
 def _candidates(
-    store: Store,
+    store: StoreReader,
     crop_ids: np.ndarray,
     track_ids: np.ndarray,
     filters: SearchFilters,
@@ -183,7 +188,7 @@ def _candidates(
     return found
 
 
-def _rerank(store: Store, query: np.ndarray, track_ids: list[int]) -> dict[int, float]:
+def _rerank(store: StoreReader, query: np.ndarray, track_ids: list[int]) -> dict[int, float]:
     """k-reciprocal re-ranked distances of the candidate tracks (k1, k2 shrink for short candidate lists)."""
     from reidkit.evaluation.rerank import rerank_features
 

@@ -34,8 +34,8 @@ from reidkit.search.ingest import (
     process_chunks,
     write_crop,
 )
-from reidkit.search.rows import NewDetection, VideoRecord
-from reidkit.search.store import Store
+from reidkit.store.rows import NewDetection, VideoRecord
+from reidkit.store.writer import Store
 from reidkit.video import Detector, TruncatedVideoWarning, iter_frames
 
 

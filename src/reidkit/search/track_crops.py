@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reidkit.errors import StoreError
-from reidkit.search.paths import stored_file
+from reidkit.store.paths import stored_file
 
 if TYPE_CHECKING:
-    from reidkit.search.store import Store
+    from reidkit.store.reader import StoreReader
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class TrackCrops:
     frames: list[tuple[int, int]]
 
 
-def track_crops(store: Store) -> TrackCrops:
+def track_crops(store: StoreReader) -> TrackCrops:
     """Every crop of ``store`` with its camera, track and frame."""
     rows = store.db.execute(
         "SELECT d.crop_path, c.name, d.track_id, d.video_id, d.frame_index FROM detections d "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reidkit.search.results import Hit, Visit
-from reidkit.search.rows import TrackRow, epoch_seconds, track_time_key
+from reidkit.store.rows import TrackRow, epoch_seconds, track_time_key
 
 MERGE_GAP_S = 60.0
 

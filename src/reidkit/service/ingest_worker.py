@@ -19,9 +19,9 @@ from typing import Any
 
 from reidkit.errors import ReidkitError
 from reidkit.search.ingest import OPEN_END
-from reidkit.search.rows import VideoRecord
 from reidkit.service.jobs import Job, ingest_options_of, read_job, set_job, start_next
 from reidkit.service.uploads import uploads_dir
+from reidkit.store.rows import VideoRecord
 
 _PROGRESS_EVERY_S = 0.25
 # Below the server's priority: on a small machine the API keeps answering searches while an ingest takes every core.
@@ -55,7 +55,7 @@ def run_job(db: Path, job_id: int) -> None:
     """Ingest the job's video into the store at ``db`` and record how it ended."""
     from reidkit.search.ingest import check_options, ingest_video, plan_ingest
     from reidkit.search.model_choice import choose_detector, choose_model
-    from reidkit.search.store import Store
+    from reidkit.store.writer import Store
     from reidkit.video import probe_video
 
     job = read_job(db, job_id)

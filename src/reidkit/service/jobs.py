@@ -130,8 +130,8 @@ class JobRunner:
         ``reidkit ingest`` checks it: a refused job (``ReidkitError``: bad camera, time, frame range, unreadable
         video, frames already in the store) creates no row and no process."""
         from reidkit.search.ingest import check_options, plan_ingest
-        from reidkit.search.schema import DB_NAME
-        from reidkit.search.store import Store
+        from reidkit.store.layout import DB_NAME
+        from reidkit.store.writer import Store
         from reidkit.video import probe_video
 
         options = options or JobOptions()
@@ -266,7 +266,7 @@ def ingest_options_of(camera: str, start_time: str | None, options: JobOptions) 
     """The ``IngestOptions`` of a job (no progress bar: nobody watches a worker's terminal), its refusals worded
     for the API's client: the upload's form fields, and deleting a video where the command line would ``--force``."""
     from reidkit.search.ingest import IngestOptions, IngestWording
-    from reidkit.search.rows import parse_time
+    from reidkit.store.rows import parse_time
 
     return IngestOptions(
         camera=camera.strip(),

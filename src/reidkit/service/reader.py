@@ -1,12 +1,12 @@
-"""The server's view of the store: one read-only ``Store`` kept open, brought up to date when another process
-(an ingest job, ``reidkit ingest``) commits.
+"""The server's view of the store: one ``StoreReader`` kept open on one thread, brought up to date when another
+process (an ingest job, ``reidkit ingest``) commits.
 
 Opening a store per request would reload both vector indexes from disk (hundreds of MB for a large store) and replay
-every row committed since they were last saved. Instead one ``Store`` stays open and, before each use, its
+every row committed since they were last saved. Instead one store stays open and, before each use, its
 ``commit_seq`` (one indexed SQLite read) is compared with the last one seen; when it moved, ``StoreVectors.refresh``
 adds the new rows and drops deleted ones. Python's sqlite3 connections belong to the thread that made them and FAISS
 indexes must not be searched while rows are added, so every use of the store runs on one dedicated thread, in turn:
-``StoreReader.call(fn)`` runs ``fn(store)`` there. Searches are short (milliseconds); the model, the slow part, runs
+``StoreThread.call(fn)`` runs ``fn(store)`` there. Searches are short (milliseconds); the model, the slow part, runs
 outside it.
 
 The store's crop features are kept in memory between commits (``reidkit.search.feature_cache``): each search
@@ -30,25 +30,26 @@ from pathlib import Path
 from typing import TypeVar
 
 from reidkit.search.feature_cache import keep_track_features
-from reidkit.search.store import DB_NAME, Store
+from reidkit.store.layout import DB_NAME
+from reidkit.store.reader import StoreReader
 
 T = TypeVar("T")
 
 
-class StoreReader:
+class StoreThread:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._store: Store | None = None
+        self._store: StoreReader | None = None
         self._seen = -1
         self._thread = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="reidkit-store", initializer=_one_faiss_thread
         )
 
-    def call(self, fn: Callable[[Store | None], T]) -> T:
+    def call(self, fn: Callable[[StoreReader | None], T]) -> T:
         """``fn(store)`` on the store's thread, with the store as of the latest commit (None: no store yet)."""
         return self.post(fn).result()
 
-    def post(self, fn: Callable[[Store | None], T]) -> Future[T]:
+    def post(self, fn: Callable[[StoreReader | None], T]) -> Future[T]:
         """``call`` without waiting: ``fn(store)`` is queued for the store's thread and its Future returned."""
         return self._thread.submit(self._run, fn)
 
@@ -56,14 +57,14 @@ class StoreReader:
         self._thread.submit(self._close).result()
         self._thread.shutdown()
 
-    def _run(self, fn: Callable[[Store | None], T]) -> T:
+    def _run(self, fn: Callable[[StoreReader | None], T]) -> T:
         return fn(self._current())
 
-    def _current(self) -> Store | None:
+    def _current(self) -> StoreReader | None:
         if self._store is None:
             if not (self.root / DB_NAME).is_file():
                 return None
-            self._store = Store.open(self.root)
+            self._store = StoreReader.open(self.root)
             keep_track_features(self._store)
             self._seen = self._store.commit_seq
             return self._store

@@ -20,22 +20,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import numpy as np
-from fastapi import Depends, Path as PathParam, Request
+from fastapi import Depends, Request
+from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reidkit.search.rows import ModelInfo, normalise_rows
 from reidkit.search.retention import UPLOADS
 from reidkit.service.access import Caller, Role, TokenVerifier
 from reidkit.service.batching import Batcher
 from reidkit.service.jobs import JobRunner
 from reidkit.service.limits import RateLimiter
-from reidkit.service.reader import StoreReader
+from reidkit.service.reader import StoreThread
 from reidkit.service.schemas import ErrorBody
 from reidkit.service.settings import ServiceSettings
+from reidkit.store.rows import ModelInfo, normalise_rows
 
 if TYPE_CHECKING:
     from reidkit.search.model_choice import ModelChoice
-    from reidkit.search.store import Store
+    from reidkit.store.reader import StoreReader
     from reidkit.video import Detector
 
 T = TypeVar("T")
@@ -72,9 +73,9 @@ class Embedder:
     the server runs) calls ``forget`` so that the next one checks and loads again.
     """
 
-    def __init__(self, settings: ServiceSettings, reader: StoreReader) -> None:
+    def __init__(self, settings: ServiceSettings, reader: StoreThread) -> None:
         self.settings, self.reader = settings, reader
-        self.batcher: Batcher[Store | None] = Batcher(hand_off=reader.post)
+        self.batcher: Batcher[StoreReader | None] = Batcher(hand_off=reader.post)
         self.held: ModelInfo | None = None
         self._choice: ModelChoice | None = None
         self._rows: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None
@@ -102,7 +103,9 @@ class Embedder:
     def forget(self) -> None:
         self.held = None
 
-    def embed_then(self, held: ModelInfo, crop: np.ndarray, then: Callable[[Store | None, np.ndarray], T]) -> T:
+    def embed_then(
+        self, held: ModelInfo, crop: np.ndarray, then: Callable[[StoreReader | None, np.ndarray], T]
+    ) -> T:
         """``then(store, feature)`` on the store's thread, ``feature`` being ``crop``'s unit-length feature computed
         in one batch with the other requests' crops waiting now (``batching.Batcher``)."""
         self.load(held)
@@ -137,16 +140,16 @@ class _Serialised:
             return self.inner.detect_batch(images_rgb)
 
 
-def _require(store: Store | None, model_id: str, dim: int, source: str) -> None:
+def _require(store: StoreReader | None, model_id: str, dim: int, source: str) -> None:
     if store is not None:
-        store.require_model(model_id, dim, source)
+        store.check_model(model_id, dim, source)
 
 
 @dataclass
 class Services:
     root: Path
     settings: ServiceSettings
-    reader: StoreReader
+    reader: StoreThread
     tokens: TokenVerifier
     limiter: RateLimiter
     failures: RateLimiter
@@ -155,7 +158,7 @@ class Services:
 
     @classmethod
     def create(cls, root: Path, settings: ServiceSettings) -> Services:
-        reader = StoreReader(root)
+        reader = StoreThread(root)
         return cls(
             root=Path(root),
             settings=settings,

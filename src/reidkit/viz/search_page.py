@@ -2,7 +2,7 @@
 
 Everything is inline (JPEG data URIs, CSS, an SVG timeline) so the page can be mailed or archived as one file and
 still show the evidence years later, with no server and no reference to the store's crop files. Crop paths come
-from the store and are read only inside it (``reidkit.search.paths.stored_file``), and the page is never written
+from the store and are read only inside it (``reidkit.store.paths.stored_file``), and the page is never written
 into the store folder, where it could overwrite the database.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from reidkit.search.paths import refuse_inside_store, stored_file
 from reidkit.search.results import Hit, SearchResult, Visit, format_time
-from reidkit.search.rows import epoch_seconds
+from reidkit.store.paths import refuse_inside_store, stored_file
+from reidkit.store.rows import epoch_seconds
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}

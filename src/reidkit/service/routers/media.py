@@ -18,15 +18,15 @@ from fastapi.responses import Response
 from PIL import Image, ImageDraw
 
 from reidkit.errors import ReidkitError, StoreError
-from reidkit.search.paths import stored_file
-from reidkit.search.rows import DetectionRow, VideoRecord
-from reidkit.search.store import Store
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError
 from reidkit.service.routers.search import links
 from reidkit.service.schemas import TrackResponse
 from reidkit.service.services import API, ERRORS, ItemId, services, viewer
+from reidkit.store.paths import stored_file
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import DetectionRow, VideoRecord
 
 router = APIRouter(prefix=API, tags=["media"], responses=ERRORS)
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}}
@@ -52,7 +52,7 @@ def frame(
 ) -> Response:
     state = services(request)
 
-    def find(store: Store | None) -> tuple[DetectionRow, VideoRecord, str | None]:
+    def find(store: StoreReader | None) -> tuple[DetectionRow, VideoRecord, str | None]:
         row = _detection(store, detection_id)
         assert store is not None
         digest = store.db.execute(
@@ -77,7 +77,7 @@ def frame(
 def track(request: Request, caller: Annotated[Caller, Depends(viewer)], track_id: ItemId) -> dict[str, Any]:
     state = services(request)
 
-    def read(store: Store | None) -> dict[str, Any]:
+    def read(store: StoreReader | None) -> dict[str, Any]:
         found = {} if store is None else store.tracks([track_id])
         if track_id not in found:
             raise ApiError(404, "not_found", f"no track {track_id}")
@@ -103,7 +103,7 @@ def track(request: Request, caller: Annotated[Caller, Depends(viewer)], track_id
     return payload
 
 
-def _detection(store: Store | None, detection_id: int) -> DetectionRow:
+def _detection(store: StoreReader | None, detection_id: int) -> DetectionRow:
     found = {} if store is None else store.detections([detection_id])
     if detection_id not in found:
         raise ApiError(404, "not_found", f"no detection {detection_id}")

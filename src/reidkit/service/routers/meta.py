@@ -14,10 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 import reidkit
-from reidkit.search.store import Store
 from reidkit.service.access import Caller
 from reidkit.service.schemas import CamerasResponse, Health, Me, VideosResponse
 from reidkit.service.services import API, ERRORS, anyone, services, viewer
+from reidkit.store.reader import StoreReader
 
 router = APIRouter(prefix=API, tags=["store"])
 
@@ -29,7 +29,7 @@ def health(request: Request, caller: Annotated[Caller | None, Depends(anyone)]) 
     if caller is None:
         return {"status": "ok"}
 
-    def read(store: Store | None) -> dict[str, Any]:
+    def read(store: StoreReader | None) -> dict[str, Any]:
         if store is None:
             return {"model_id": None, "counts": {"videos": 0, "tracks": 0, "detections": 0, "cameras": 0}}
         summary = store.summary()
@@ -48,7 +48,7 @@ def me(caller: Annotated[Caller, Depends(viewer)]) -> dict[str, Any]:
 
 @router.get("/cameras", response_model=CamerasResponse, responses=ERRORS, summary="The cameras and their footage")
 def cameras(request: Request, caller: Annotated[Caller, Depends(viewer)]) -> dict[str, Any]:
-    def read(store: Store | None) -> list[dict[str, Any]]:
+    def read(store: StoreReader | None) -> list[dict[str, Any]]:
         if store is None:
             return []
         rows = store.db.execute(
@@ -62,7 +62,7 @@ def cameras(request: Request, caller: Annotated[Caller, Depends(viewer)]) -> dic
 
 @router.get("/videos", response_model=VideosResponse, responses=ERRORS, summary="The ingested videos")
 def videos(request: Request, caller: Annotated[Caller, Depends(viewer)]) -> dict[str, Any]:
-    def read(store: Store | None) -> list[dict[str, Any]]:
+    def read(store: StoreReader | None) -> list[dict[str, Any]]:
         return [
             {
                 "id": v.id, "camera": v.camera, "file": PurePath(v.path).name, "status": v.status,

@@ -15,20 +15,20 @@ from fastapi import APIRouter, Depends, Request
 from reidkit.search.identity import person_trajectory
 from reidkit.search.people import Person, clustering, people, person, unclustered_tracks
 from reidkit.search.results import visit_json
-from reidkit.search.rows import epoch_seconds
-from reidkit.search.store import Store
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError
 from reidkit.service.schemas import PeopleResponse, PersonResponse
 from reidkit.service.services import API, ERRORS, ItemId, services, viewer
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import epoch_seconds
 
 router = APIRouter(prefix=API, tags=["people"], responses=ERRORS)
 
 
 @router.get("/people", response_model=PeopleResponse, summary="The people the store's clustering found")
 def list_people(request: Request, caller: Annotated[Caller, Depends(viewer)]) -> dict[str, Any]:
-    def read(store: Store | None) -> dict[str, Any]:
+    def read(store: StoreReader | None) -> dict[str, Any]:
         held = None if store is None else clustering(store)
         if store is None or held is None:
             return {"clustering": None, "people": []}
@@ -47,7 +47,7 @@ def list_people(request: Request, caller: Annotated[Caller, Depends(viewer)]) ->
 def get_person(request: Request, caller: Annotated[Caller, Depends(viewer)], person_id: ItemId) -> dict[str, Any]:
     state = services(request)
 
-    def read(store: Store | None) -> dict[str, Any]:
+    def read(store: StoreReader | None) -> dict[str, Any]:
         found = None if store is None else person(store, person_id)
         if store is None or found is None:
             raise ApiError(404, "not_found", f"no person {person_id}; list them with GET {API}/people")

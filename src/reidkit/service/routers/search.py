@@ -17,14 +17,15 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from reidkit.search.query import parse_box, query_crop
 from reidkit.search.results import QueryDescription, SearchResult, result_json
-from reidkit.search.rows import ModelInfo, parse_time
 from reidkit.search.search import FIELD_NAMES, SearchFilters, check_search_options, search_store, track_query
-from reidkit.search.store import CROP_INDEX, Store
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError, decode_image, read_upload
 from reidkit.service.schemas import SearchResponse
 from reidkit.service.services import API, ERRORS, ItemId, Services, services, viewer
+from reidkit.store.index_sync import CROP_INDEX
+from reidkit.store.reader import StoreReader
+from reidkit.store.rows import ModelInfo, parse_time
 
 router = APIRouter(prefix=API, tags=["search"], responses=ERRORS)
 MAX_TOP_K = 100
@@ -92,7 +93,7 @@ def search_track(
     state = services(request)
     filters = _filters(camera, after, before)
 
-    def run(store: Store | None) -> tuple[ModelInfo, SearchResult]:
+    def run(store: StoreReader | None) -> tuple[ModelInfo, SearchResult]:
         held = _checked(store, filters, top_k)
         assert store is not None
         if not store.tracks([track_id]):
@@ -151,7 +152,7 @@ def _text(filters: SearchFilters) -> str:
     return "".join(parts)
 
 
-def _checked(store: Store | None, filters: SearchFilters, top_k: int) -> ModelInfo:
+def _checked(store: StoreReader | None, filters: SearchFilters, top_k: int) -> ModelInfo:
     """The store's model, once the store is known to hold crops and the filters to be answerable."""
     model = _model(store)
     assert store is not None
@@ -159,7 +160,7 @@ def _checked(store: Store | None, filters: SearchFilters, top_k: int) -> ModelIn
     return model
 
 
-def _model(store: Store | None) -> ModelInfo:
+def _model(store: StoreReader | None) -> ModelInfo:
     """The store's model, once the store is known to hold crops (else 409)."""
     model = None if store is None else store.model
     if store is None or model is None or store.index(CROP_INDEX).count == 0:
@@ -171,7 +172,7 @@ class _ModelChanged(Exception):
     """The store's model is not the one the query was embedded with."""
 
 
-def _search_photo(store: Store | None, feature: np.ndarray, held: ModelInfo, top_k: int, filters: SearchFilters,
+def _search_photo(store: StoreReader | None, feature: np.ndarray, held: ModelInfo, top_k: int, filters: SearchFilters,
                   rerank: bool) -> SearchResult:
     if _model(store).model_id != held.model_id:
         raise _ModelChanged
@@ -179,7 +180,7 @@ def _search_photo(store: Store | None, feature: np.ndarray, held: ModelInfo, top
 
 
 def _search(
-    store: Store | None,
+    store: StoreReader | None,
     feature: np.ndarray,
     top_k: int,
     filters: SearchFilters,

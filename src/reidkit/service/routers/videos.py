@@ -24,8 +24,6 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from reidkit.errors import StoreBusyError
 from reidkit.search.retention import PurgeReport, check_moment, delete_video, purge_before
-from reidkit.search.rows import parse_time
-from reidkit.search.store import DB_NAME, Store
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.jobs import Job, JobOptions, JobStateError, UnknownJobError
@@ -33,6 +31,9 @@ from reidkit.service.limits import ApiError
 from reidkit.service.schemas import DeletedVideoModel, ErrorBody, JobModel, JobsResponse, PurgeRequest, PurgeResponse
 from reidkit.service.services import API, ERRORS, ItemId, Services, admin, operator, services, viewer
 from reidkit.service.uploads import saved_upload, sweep, uploads_dir
+from reidkit.store.layout import DB_NAME
+from reidkit.store.rows import parse_time
+from reidkit.store.writer import Store
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,

@@ -370,7 +370,7 @@ function showTimeline(visits) {
   box.append(chart);
 }
 
-// Naive ISO times are UTC on the server (search.rows.epoch_seconds); say so, or Date.parse reads local time.
+// Naive ISO times are UTC on the server (store.rows.epoch_seconds); say so, or Date.parse reads local time.
 function zone(iso) {
   return /(Z|[+-]\d\d:\d\d)$/.test(iso) ? "" : "Z";
 }

@@ -1,36 +1,34 @@
-"""Vector search behind one small interface, so that FAISS on disk can later give way to a distributed database.
+"""The FAISS vector index backend: a store's indexes as FAISS files in its ``vectors`` folder.
 
-The store treats a vector index as a *cache* of the float32 features it keeps in SQLite: an index can always be
-rebuilt from there, and it records the store commit (``commit_seq``) its content reflects so that the store can
-tell, on open, which rows it is missing. Vector ids are the SQLite row ids.
+Layout: an exact ``IndexFlatIP`` inside an ``IndexIDMap2`` while the gallery is small, an ``IVF-PQ`` index past
+``index_plan.FLAT_MAX_ELEMENTS`` (vectors x dimensions), both thresholds measured by
+``benchmarks/bench_search_scale.py`` (figures: docs/search.md, Vector index, and benchmarks/RESULTS.md). Exact search
+is kept while its single-query latency stays interactive; past that, IVF-PQ with its shortlist re-scored exactly from
+SQLite keeps recall close to exact search in a fraction of the memory of IVF-Flat or IVF-SQ8, and IVF-SQ8 also
+reached lower recall on 256-d features. HNSW is not offered: FAISS's cannot remove vectors, and a resumed or
+``--force`` ingest must.
 
-FAISS layout: an exact ``IndexFlatIP`` inside an ``IndexIDMap2`` while the gallery is small, an ``IVF-PQ`` index
-past ``FLAT_MAX_ELEMENTS`` (vectors x dimensions), both thresholds measured by ``benchmarks/bench_search_scale.py``
-(figures: docs/search.md, Vector index, and benchmarks/RESULTS.md). Exact search is kept while its single-query
-latency stays interactive; past that, IVF-PQ with its shortlist re-scored exactly from SQLite keeps recall close
-to exact search in a fraction of the memory of IVF-Flat or IVF-SQ8, and IVF-SQ8 also reached lower recall on
-256-d features. HNSW is not offered: FAISS's cannot remove vectors, and a resumed or ``--force`` ingest must.
-
-``VECTOR_INDEXES`` holds the kinds a store can be created with: ``faiss`` (files in the store folder) and
-``milvus`` (``milvus_index``: collections in an embedded milvus-lite file or on a Milvus server, which also filter
-by camera and time inside the search). A store records its kind (``backend_choice``).
+An index lives in this process's memory and is written to ``<name>.seq<N>.faiss`` on ``save``, so it neither
+writes through nor filters (the search filters its shortlist's rows), and takes no options.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
-from reidkit.errors import StoreError
-from reidkit.registry import Registry
-from reidkit.search.filters import SearchFilters, VectorFields
-from reidkit.search.index_plan import IndexLocation, IndexPlan, plan_index
-from reidkit.search.milvus_index import MilvusIndex
+from reidkit.errors import ConfigError, StoreError
+from reidkit.store.index_plan import IndexPlan, plan_index
+from reidkit.store.vector_index import IndexLocation
+
+if TYPE_CHECKING:
+    from reidkit.store.filters import SearchFilters, VectorFields
 
 # IVF-PQ probes 1/128 of its lists (at least 8): the share that kept recall@10 >= 0.98 after re-scoring at 1M
 # (1024 lists, nprobe 8, 2048-d and 256-d) and at 10M (4096 lists, nprobe 32, 256-d; 2048-d needed 16).
@@ -40,64 +38,12 @@ IVF_MIN_PROBES = 8
 _FILE_PATTERN = re.compile(r"^(?P<name>[a-z]+)\.seq(?P<seq>\d+)\.faiss$")
 
 
-@runtime_checkable
-class VectorIndex(Protocol):
-    """What the store needs from a vector index. Scores are inner products of L2-normalised vectors (cosine)."""
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def count(self) -> int: ...
-
-    @property
-    def commit_seq(self) -> int:
-        """The store commit whose rows this index holds (-1: none)."""
-        ...
-
-    @property
-    def applies_filters(self) -> bool:
-        """True when ``search`` applies its ``filters`` itself, from the ``VectorFields`` that ``add`` was given;
-        False when it ignores them (the caller filters the rows it gets back) and ``add`` needs no fields."""
-        ...
-
-    @property
-    def writes_through(self) -> bool:
-        """True when ``add`` / ``remove`` change shared storage at once (a database: a read-only store must not
-        call them); False when they change this process's copy only, until ``save`` (files)."""
-        ...
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray, fields: VectorFields | None = None) -> None: ...
-
-    def remove(self, ids: np.ndarray) -> int: ...
-
-    def search(
-        self, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores, ids)``, each ``(len(vectors), k)``, best first; missing neighbours have id -1. An index that
-        ``applies_filters`` returns only vectors whose fields pass ``filters``."""
-        ...
-
-    def ids(self) -> np.ndarray: ...
-
-    def save(self, commit_seq: int) -> None:
-        """Persist atomically, recording that the content reflects store commit ``commit_seq``."""
-        ...
-
-    def outgrown(self, count: int) -> bool:
-        """True when a gallery of ``count`` vectors wants this index rebuilt in another layout."""
-        ...
-
-    def close(self) -> None:
-        """Let go of connections and processes (nothing is saved)."""
-        ...
-
-
 class FaissIndex:
-    """A FAISS index saved as ``<folder>/<name>.seq<N>.faiss``; the newest readable file wins on load."""
+    """A FAISS index saved as ``<folder>/<name>.seq<N>.faiss``; the newest readable file wins on load. The class is
+    the registered ``IndexBackend``."""
+
+    writes_through = False
+    option_names: tuple[str, ...] = ()
 
     def __init__(self, folder: Path, name: str, index: faiss.Index, commit_seq: int) -> None:
         self.folder, self.name = folder, name
@@ -107,7 +53,20 @@ class FaissIndex:
         if ivf is not None:
             ivf.nprobe = min(ivf.nlist, max(IVF_MIN_PROBES, ivf.nlist // IVF_PROBE_SHARE))
 
-    # --- construction -------------------------------------------------------------------------------------------
+    # --- the IndexBackend interface ----------------------------------------------------------------------------
+    @staticmethod
+    def check_options(options: Mapping[str, str]) -> None:
+        if options:
+            raise ConfigError(f"the faiss vector index takes no options (given: {', '.join(sorted(options))})")
+
+    @staticmethod
+    def new_location(folder: Path, options: Mapping[str, str]) -> IndexLocation:
+        return IndexLocation("faiss", folder)
+
+    @staticmethod
+    def describe(location: IndexLocation) -> str:
+        return "FAISS files (faiss)"
+
     @classmethod
     def create(
         cls, location: IndexLocation, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
@@ -163,10 +122,6 @@ class FaissIndex:
     @property
     def applies_filters(self) -> bool:
         return False  # FAISS holds vectors only; the search filters its shortlist's rows
-
-    @property
-    def writes_through(self) -> bool:
-        return False
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, fields: VectorFields | None = None) -> None:
         if len(ids) == 0:
@@ -244,38 +199,3 @@ def _saved_files(folder: Path, name: str) -> list[tuple[int, Path]]:
         if match and match["name"] == name:
             found.append((int(match["seq"]), path))
     return found
-
-
-class IndexKind(Protocol):
-    """How a kind of vector index is made, found again and deleted (a class with these three functions)."""
-
-    def load(self, location: IndexLocation, name: str, dim: int) -> VectorIndex | None: ...
-
-    def create(
-        self, location: IndexLocation, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
-    ) -> VectorIndex: ...
-
-    def discard(self, location: IndexLocation, name: str) -> None: ...
-
-
-VECTOR_INDEXES: Registry[IndexKind] = Registry("vector index", StoreError)
-VECTOR_INDEXES.add("faiss", FaissIndex, "FAISS files beside the store: exact while small, IVF-PQ + exact re-score past that")
-VECTOR_INDEXES.add("milvus", MilvusIndex, "Milvus collections (embedded milvus-lite file, or a server's URI); "
-                   "filters the camera and time inside the search")
-
-
-def load_vector_index(location: IndexLocation, name: str, dim: int) -> VectorIndex | None:
-    """The saved index ``name`` at ``location``, or None when there is none to trust."""
-    return VECTOR_INDEXES.get(location.backend).load(location, name, dim)
-
-
-def create_vector_index(
-    location: IndexLocation, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
-) -> VectorIndex:
-    """A new empty index at ``location`` laid out as ``plan`` (trained on ``training`` where the plan needs it)."""
-    return VECTOR_INDEXES.get(location.backend).create(location, name, dim, plan, training)
-
-
-def discard_vector_index(location: IndexLocation, name: str) -> None:
-    """Delete what ``location`` holds of the index ``name`` (nothing happens when it holds none)."""
-    VECTOR_INDEXES.get(location.backend).discard(location, name)

@@ -14,6 +14,7 @@ import numpy as np
 
 from reidkit.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class ModelInfo:
     """The one model whose features a store holds: ``source`` says how to load it again (checkpoint path, or

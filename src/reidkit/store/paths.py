@@ -8,7 +8,7 @@ paths that resolve inside a store are refused before any work is done.
 
 A store folder is shared: the service keeps ``service.sqlite`` (tokens, audit log) beside the store's files, and a
 user may point ``--db`` at a folder that holds other things. So when the first ingest into a folder fails before
-its first video row (``discard_on_failure``), only the entries the store itself made (``STORE_ENTRIES``) go, and
+its first video row (``discard_on_failure``), only the entries the store itself made (``layout.STORE_ENTRIES``) go, and
 the folder only when the run made it and nothing else is left in it.
 """
 
@@ -21,10 +21,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path, PurePosixPath
 
 from reidkit.errors import ConfigError, StoreError
-from reidkit.search.schema import DB_NAME
-
-# What opening a new store creates in its folder: SQLite and its side files, the ingest lock, crops and indexes.
-STORE_ENTRIES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", ".lock", "crops", "vectors")
+from reidkit.store.layout import DB_NAME, STORE_ENTRIES
 
 
 def stored_file(root: Path, relative: str, what: str = "crop file") -> Path:

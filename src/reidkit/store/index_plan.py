@@ -1,30 +1,18 @@
-"""How a store's vector index is laid out and where it lives; no backend library is imported here.
+"""How a store's vector index is laid out for its gallery size; no backend library is imported here.
 
 ``plan_index`` picks exact search while the gallery is small and an approximate layout past ``FLAT_MAX_ELEMENTS``
 (vectors x dimensions), both thresholds measured by ``benchmarks/bench_search_scale.py`` (docs/search.md, Vector
-index). FAISS builds the plan as ``IndexFlatIP`` / ``IVF-PQ``; Milvus as ``FLAT`` / ``HNSW`` (``milvus_index``).
+index). FAISS builds the plan as ``IndexFlatIP`` / ``IVF-PQ`` (``faiss_index``); Milvus as ``FLAT`` / ``HNSW``
+(``milvus_index``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 # Exact search up to this many stored floats (vectors x dim): where its p50 crossed 20 ms on 2 cores.
 FLAT_MAX_ELEMENTS = 14_000_000
-
-
-@dataclass(frozen=True)
-class IndexLocation:
-    """Where a store keeps its vector indexes: ``backend`` (a ``VECTOR_INDEXES`` name), the store's ``folder`` for
-    files (FAISS files; the embedded milvus-lite database), and for Milvus the server ``uri`` ("" = embedded) and
-    the ``namespace`` that prefixes the store's collection names (one server can hold many stores)."""
-
-    backend: str
-    folder: Path
-    uri: str = ""
-    namespace: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,18 +24,21 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reidkit.errors import StoreError
-from reidkit.search.index_plan import plan_index
+from reidkit.errors import ConfigError, StoreError
+from reidkit.store.index_plan import plan_index
+from reidkit.store.vector_index import IndexLocation
 
 if TYPE_CHECKING:
-    from reidkit.search.filters import SearchFilters, VectorFields
-    from reidkit.search.index_plan import IndexLocation, IndexPlan
+    from reidkit.store.filters import SearchFilters, VectorFields
+    from reidkit.store.index_plan import IndexPlan
 
 EMBEDDED_NAME = "milvus.db"  # inside the store's vectors/ folder (milvus-lite makes it a folder)
 MAX_TOP_K = 16_384  # Milvus's limit on one search's k
@@ -50,6 +53,7 @@ _PAGE = 16_384
 # the process exits, so the last client to close stops it, and another process can open the store meanwhile.
 _EMBEDDED_CLIENTS: dict[str, int] = {}
 _EMBEDDED_LOCK = threading.Lock()
+_SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 
 
 def embedded_uri(location: IndexLocation) -> str:
@@ -58,7 +62,7 @@ def embedded_uri(location: IndexLocation) -> str:
 
 def address(location: IndexLocation) -> str:
     """The server URI, or the embedded database's path."""
-    return location.uri or embedded_uri(location)
+    return location.option("uri") or embedded_uri(location)
 
 
 def filter_expression(filters: SearchFilters | None) -> str:
@@ -113,7 +117,7 @@ def connect(location: IndexLocation) -> Any:
     for noisy in ("pymilvus", "milvus_lite", "grpc._server"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     where = address(location)
-    if not location.uri:
+    if not location.option("uri"):
         try:
             location.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -125,7 +129,7 @@ def connect(location: IndexLocation) -> Any:
             if type(exc).__module__.startswith("pymilvus"):
                 raise
             raise StoreError(f"cannot reach Milvus at {where}: {exc}") from None
-    if not location.uri:
+    if not location.option("uri"):
         with _EMBEDDED_LOCK:
             _EMBEDDED_CLIENTS[where] = _EMBEDDED_CLIENTS.get(where, 0) + 1
     return client
@@ -134,7 +138,7 @@ def connect(location: IndexLocation) -> Any:
 def disconnect(client: Any, location: IndexLocation) -> None:
     """Close ``client``; the last one of an embedded database stops its milvus-lite server (see ``connect``)."""
     client.close()
-    if location.uri:
+    if location.option("uri"):
         return
     where = embedded_uri(location)
     with _EMBEDDED_LOCK:
@@ -148,7 +152,13 @@ def disconnect(client: Any, location: IndexLocation) -> None:
 
 
 class MilvusIndex:
-    """One Milvus collection holding one of a store's indexes."""
+    """One Milvus collection holding one of a store's indexes. The class is the registered ``IndexBackend``; its
+    options are ``uri`` (a server; "" = the embedded database in the store folder, so the folder can be moved)
+    and ``namespace`` (the prefix of the store's collections, fresh for every ``new_location``, so one server can
+    hold many stores and a move never writes over the collections still serving)."""
+
+    writes_through = True
+    option_names = ("uri",)
 
     def __init__(
         self, client: Any, location: IndexLocation, collection: str, dim: int, kind: str, commit_seq: int
@@ -157,7 +167,26 @@ class MilvusIndex:
         self._where = address(location)
         self._dim, self._kind, self._commit_seq = dim, kind, commit_seq
 
-    # --- construction -------------------------------------------------------------------------------------------
+    # --- the IndexBackend interface ----------------------------------------------------------------------------
+    @staticmethod
+    def check_options(options: Mapping[str, str]) -> None:
+        uri = options.get("uri")
+        if uri is not None and not uri.startswith(_SERVER_SCHEMES):
+            raise ConfigError(
+                f"--milvus-uri {uri!r} is not a Milvus server address; write e.g. http://HOST:19530 "
+                "(leave it out for the embedded database inside the store folder)"
+            )
+
+    @staticmethod
+    def new_location(folder: Path, options: Mapping[str, str]) -> IndexLocation:
+        uri = {"uri": options["uri"]} if options.get("uri") else {}
+        return IndexLocation("milvus", folder, {**uri, "namespace": f"reidkit_{uuid.uuid4().hex[:16]}"})
+
+    @staticmethod
+    def describe(location: IndexLocation) -> str:
+        uri = location.option("uri")
+        return f"Milvus at {uri} (milvus)" if uri else "the embedded Milvus database (milvus)"
+
     @classmethod
     def create(
         cls, location: IndexLocation, name: str, dim: int, plan: IndexPlan, training: np.ndarray | None
@@ -236,10 +265,6 @@ class MilvusIndex:
 
     @property
     def applies_filters(self) -> bool:
-        return True
-
-    @property
-    def writes_through(self) -> bool:
         return True
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, fields: VectorFields | None = None) -> None:
@@ -335,7 +360,8 @@ def _closing_on_error(client: Any, location: IndexLocation) -> Iterator[None]:
 
 
 def _name(location: IndexLocation, name: str) -> str:
-    return f"{location.namespace}_{name}" if location.namespace else name
+    namespace = location.option("namespace")
+    return f"{namespace}_{name}" if namespace else name
 
 
 def _number(value: float) -> float | None:

@@ -1,6 +1,6 @@
 """Keeping a store's two vector indexes (crops, tracks) in step with SQLite, which is the source of truth.
 
-An index file carries the store commit it reflects. On open, ``StoreVectors.load`` compares each index with SQLite
+An index carries the store commit it reflects. On open, ``StoreVectors.load`` compares each index with SQLite
 (ids present, rows changed after the index's commit) and repairs it, or rebuilds it from the BLOBs when it is missing
 or claims a commit SQLite never made; so a vector id never points at nothing, whatever a crash left behind.
 ``save`` re-plans an index whose gallery outgrew its kind (exact -> approximate) before writing it.
@@ -18,12 +18,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reidkit.errors import StoreError
-from reidkit.search.filters import VectorFields
-from reidkit.search.rows import in_batches
-from reidkit.search.vectors import IndexLocation, VectorIndex, create_vector_index, load_vector_index, plan_index
+from reidkit.store.filters import VectorFields
+from reidkit.store.index_plan import plan_index
+from reidkit.store.rows import in_batches
+from reidkit.store.vector_index import (
+    IndexLocation,
+    VectorIndex,
+    create_vector_index,
+    describe_location,
+    index_backend,
+    load_vector_index,
+)
 
 if TYPE_CHECKING:
-    from reidkit.search.store import Store
+    from reidkit.store.reader import StoreReader
 
 CROP_INDEX, TRACK_INDEX = "crops", "tracks"
 _TABLES = {CROP_INDEX: "detections", TRACK_INDEX: "tracks"}
@@ -40,7 +48,7 @@ _FIELDS_SQL = {
 class StoreVectors:
     """The open store's vector indexes; empty until the store knows its model (and so the feature size)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreReader) -> None:
         self.store = store
         self._indexes: dict[str, VectorIndex] = {}
 
@@ -58,11 +66,11 @@ class StoreVectors:
             index = load_vector_index(location, name, dim)
             if index is not None and index.writes_through and not self.store.writable:
                 pass  # a reader searches a shared database as it is (module docstring)
-            elif index is None and not self.store.writable and location.backend != "faiss":
+            elif index is None and not self.store.writable and index_backend(location.backend).writes_through:
                 raise StoreError(
-                    f"store {self.store.root} has no {name} collection in its {location.backend} index at "
-                    f"{location.uri or location.folder}; a writer rebuilds it from SQLite: run `reidkit store "
-                    f"reindex-backend --db {self.store.root} --to {location.backend}`"
+                    f"store {self.store.root} has no {name} index in {describe_location(location)}; a writer "
+                    f"rebuilds it from SQLite: run `reidkit store reindex-backend --db {self.store.root} --to "
+                    f"{location.backend}`"
                 )
             elif index is None or index.commit_seq > self.store.commit_seq:
                 index = self._rebuild(name, dim)

@@ -17,8 +17,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from reidkit.errors import StoreError
+from reidkit.store.layout import DB_NAME
 
-DB_NAME = "reidkit.sqlite"
 SCHEMA_VERSION = "3"
 READABLE_VERSIONS = ("1", "2", "3")
 

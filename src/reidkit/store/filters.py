@@ -14,7 +14,7 @@ from datetime import datetime
 
 import numpy as np
 
-from reidkit.search.rows import DetectionRow, epoch_seconds
+from reidkit.store.rows import DetectionRow, epoch_seconds
 
 
 @dataclass(frozen=True)
