@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_summary  # noqa: E402
 
 from reidkit.search.ingest import IngestOptions, ingest_video  # noqa: E402
-from reidkit.search.model_choice import DEFAULT_CHECKPOINT, choose_detector, choose_model  # noqa: E402
+from reidkit.models.zoo import DEFAULT_MODEL, is_shipped_model  # noqa: E402
+from reidkit.search.model_choice import choose_detector, choose_model  # noqa: E402
 from reidkit.store.writer import Store  # noqa: E402
 from reidkit.video import probe_video  # noqa: E402
 
@@ -83,11 +84,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="process every n-th frame")
     parser.add_argument("--detectors", default="openvino")
     parser.add_argument("--backends", default="openvino,torch", help="ReID embedding backends to compare")
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="ReID checkpoint, or imagenet")
+    parser.add_argument("--checkpoint", default=DEFAULT_MODEL,
+                        help="ReID checkpoint, a shipped model's name, or imagenet")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "ingest.json")
     args = parser.parse_args()
-    if args.checkpoint != "imagenet" and not Path(args.checkpoint).is_file():
-        parser.error(f"--checkpoint {args.checkpoint} does not exist; run `make demo` or pass --checkpoint imagenet")
+    if args.checkpoint != "imagenet" and not is_shipped_model(args.checkpoint) and not Path(args.checkpoint).is_file():
+        parser.error(f"--checkpoint {args.checkpoint} does not exist; pass a model file, a shipped model or imagenet")
 
     before = machine_summary()
     rows = []

@@ -44,8 +44,8 @@ from reidkit.search.distributed_ingest import (  # noqa: E402
     ingest_many,
 )
 from reidkit.search.ingest import IngestOptions, ingest_video  # noqa: E402
+from reidkit.models.zoo import DEFAULT_MODEL  # noqa: E402
 from reidkit.search.model_choice import (  # noqa: E402
-    DEFAULT_CHECKPOINT,
     choose_detector,
     choose_model,
     detector_source,
@@ -133,12 +133,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the three runs, alternating")
     parser.add_argument("--every", type=int, default=2, help="process every n-th frame")
     parser.add_argument("--segment-seconds", type=float, default=None, help="cut the videos for the Ray runs")
-    parser.add_argument("--checkpoint", default=None, help="ReID checkpoint or imagenet (default: demo model, "
-                        "else imagenet)")
+    parser.add_argument("--checkpoint", default=DEFAULT_MODEL,
+                        help="ReID checkpoint, a shipped model's name, or imagenet (default: the shipped model)")
     parser.add_argument("--embed-backend", default="auto", help="auto, torch or openvino (as reidkit ingest)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "ingest_ray.json")
     args = parser.parse_args()
-    checkpoint = args.checkpoint or (str(DEFAULT_CHECKPOINT.resolve()) if DEFAULT_CHECKPOINT.is_file() else "imagenet")
+    checkpoint = args.checkpoint
     detector, detector_model = detector_source(None)
     setup = WorkerSetup(checkpoint, detector, str(detector_model) if detector_model else None,
                         backend=resolve_backend(args.embed_backend, "cpu"))
