@@ -179,7 +179,9 @@ def test_bad_queries_fail_in_one_line(store: Path, tmp_path: Path) -> None:
     assert "does not exist; build one with `reidkit ingest" in missing
     assert "does not exist" in error_line(reidkit(["search", tmp_path / "nope.jpg", "--db", store], tmp_path))
     both = reidkit(["search", blank, "--db", store, "--track", "1"], tmp_path)
-    assert "either a QUERY image or --track" in error_line(both)
+    assert "give a QUERY image or --track ID, not both" in error_line(both)
+    nothing = reidkit(["search", "--db", store], tmp_path)
+    assert "give a QUERY image, --track ID or a description (--attr NAME=VALUE)" in error_line(nothing)
     when = reidkit(["search", "--db", store, "--track", "1", "--after", "yesterday"], tmp_path)
     assert "--after 'yesterday' is not an ISO 8601 time" in error_line(when)
     assert "has no track 999999" in error_line(reidkit(["search", "--db", store, "--track", "999999"], tmp_path))

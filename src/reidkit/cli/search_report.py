@@ -30,7 +30,20 @@ def hits_table(hits: list[Hit], store_root: Path) -> str:
             f"{'-' if hit.person_id is None else hit.person_id:>6} {format_time(best.wall_time, best.time_s):<23} "
             f"{best.frame_index:>6}  {box:<19} {stored_file(store_root, best.crop_path)}"
         )
+        if hit.attributes:
+            lines.append(f"{'':>12}{attribute_summary(hit.attributes)}")
     return "\n".join(lines)
+
+
+def attribute_summary(attributes: dict[str, tuple[str, float]]) -> str:
+    """A track's attributes in a few words: the values of the groups it is fairly sure of (p >= 0.6), yes/no
+    groups by name only when yes (``backpack``), colours as ``upper red``."""
+    words = []
+    for name, (value, confidence) in attributes.items():
+        if confidence < 0.6 or value in ("no", "other"):
+            continue
+        words.append(name if value == "yes" else f"{name} {value}")
+    return ", ".join(words) or "(attributes uncertain)"
 
 
 def trajectory_table(visits: list[Visit]) -> str:

@@ -100,7 +100,8 @@ def ingest(
 def search(
     db: Annotated[Path, typer.Option("--db", help="store folder built by `reidkit ingest`")],
     query: Annotated[
-        Path | None, typer.Argument(help="person crop, or whole frame (JPEG/PNG); omit when using --track")
+        Path | None,
+        typer.Argument(help="person crop, or whole frame (JPEG/PNG); omit when using --track or --attr alone"),
     ] = None,
     box: Annotated[str | None, typer.Option("--box", help="x0,y0,x1,y1: the person in a whole-frame QUERY")] = None,
     track: Annotated[int | None, typer.Option("--track", help="search with a stored track instead of an image")] = None,
@@ -118,17 +119,30 @@ def search(
     detector: DetectorOption = None,
     device: DeviceOption = "cpu",
     embed_backend: EmbedBackendOption = None,  # PyTorch for one query crop (a compile costs more than it saves)
+    attr: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attr",
+            help="describe the person, NAME=VALUE (repeatable): e.g. --attr gender=female --attr upper=red "
+            "--attr backpack=yes; alone, tracks ranked by the description's probability; with a photo or --track, "
+            "hits ranked by appearance and description together (the store's model needs an attribute head)",
+        ),
+    ] = None,
 ) -> None:
-    """Find where the cameras saw a person: tracks ranked by similarity, and the person's trajectory."""
+    """Find where the cameras saw a person (from a photo, a stored track or a description): tracks ranked by
+    similarity, and the person's trajectory."""
     from reidkit.search.results import result_json
-    from reidkit.search.search import SearchFilters, check_search_options, search_store
-    from reidkit.store.index_sync import CROP_INDEX
+    from reidkit.search.search import SearchFilters
     from reidkit.store.paths import refuse_inside_store
     from reidkit.store.reader import StoreReader
     from reidkit.store.rows import parse_time
 
-    if (query is None) == (track is None):
-        raise ConfigError("give either a QUERY image or --track ID (not both, not neither)")
+    if query is not None and track is not None:
+        raise ConfigError("give a QUERY image or --track ID, not both")
+    if query is None and track is None and not attr:
+        raise ConfigError("give a QUERY image, --track ID or a description (--attr NAME=VALUE)")
+    if rerank and query is None and track is None:
+        raise ConfigError("--rerank re-orders by appearance: it needs a QUERY image or --track, not --attr alone")
     if box is not None and query is None:
         raise ConfigError("--box needs a QUERY image (the whole frame the box lies in)")
     if html is not None:
@@ -139,19 +153,10 @@ def search(
         before=parse_time(before, "--before") if before else None,
     )
     with StoreReader.open(db) as store:
-        check_search_options(store, filters, top_k, min_score)
         model = store.model
-        if model is None or store.index(CROP_INDEX).count == 0:
-            raise StoreError(f"store {db} holds no person crops yet; ingest a video with people in it first")
-        if track is not None:
-            feature, query_image, description = _track_query(store, track, with_image=html is not None)
-        else:
-            assert query is not None
-            feature, query_image, description = _photo_query(
-                store, query, box, checkpoint, detector, device, embed_backend
-            )
-        result = search_store(
-            store, feature, top_k, filters, rerank, exclude_track=track, min_score=min_score, query_track=track
+        result, query_image, description = _answer(
+            store, query, track, attr or [], box, filters, top_k, rerank, min_score, html is not None,
+            (checkpoint, detector, device, embed_backend),
         )
         if html is not None:
             from reidkit.viz.search_page import write_search_page
@@ -161,11 +166,53 @@ def search(
             except OSError as exc:
                 raise ConfigError(f"cannot write --html {html}: {exc.strerror or exc}") from exc
         if as_json:
-            typer.echo(json.dumps(result_json(result, description, store.root, model.model_id)))
+            typer.echo(json.dumps(result_json(result, description, store.root, model.model_id if model else "")))
         else:
             _print_result(result, description, store.root, track is not None)
     if html is not None and not as_json:
         typer.echo(f"wrote {html}")
+
+
+def _answer(
+    store: StoreReader, query: Path | None, track: int | None, terms: list[str], box: str | None,
+    filters: Any, top_k: int, rerank: bool, min_score: float, with_image: bool,
+    embedding: tuple[str | None, str | None, str, str | None],
+) -> tuple[Any, Any, Any]:
+    """The search's result, its query picture (or None) and how the query is described: by photo or track
+    (then narrowed by the description, if one is given), or by description alone."""
+    from reidkit.search.describe import (
+        CANDIDATES_PER_HIT,
+        parse_description,
+        rescore_by_description,
+        search_by_description,
+    )
+    from reidkit.search.hit_attributes import describe
+    from reidkit.search.results import QueryDescription
+    from reidkit.search.search import check_search_options, search_store
+    from reidkit.store.index_sync import CROP_INDEX
+
+    check_search_options(store, filters, top_k, min_score)
+    if store.model is None or store.index(CROP_INDEX).count == 0:
+        raise StoreError(f"store {store.root} holds no person crops yet; ingest a video with people in it first")
+    wanted = parse_description(store, terms, "--attr") if terms else None
+    if query is None and track is None:
+        assert wanted is not None
+        result = search_by_description(store, wanted, top_k, filters, min_score)
+        return result, None, QueryDescription("description", describe(wanted))
+    if track is not None:
+        feature, query_image, description = _track_query(store, track, with_image)
+    else:
+        assert query is not None
+        feature, query_image, description = _photo_query(store, query, box, *embedding)
+    depth = top_k * CANDIDATES_PER_HIT if wanted is not None else top_k
+    result = search_store(
+        store, feature, depth, filters, rerank, exclude_track=track, min_score=min_score, query_track=track
+    )
+    if wanted is not None:
+        result = rescore_by_description(store, result, wanted, top_k)
+        description = QueryDescription(description.kind, f"{description.source}, {describe(wanted)}",
+                                       description.box, description.track_id)
+    return result, query_image, description
 
 
 def _track_query(store: StoreReader, track: int, with_image: bool) -> tuple[np.ndarray, Any, QueryDescription]:
@@ -209,6 +256,8 @@ def _print_result(result: SearchResult, description: QueryDescription, root: Pat
     from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
 
     order = "k-reciprocal re-ranked" if result.reranked else "by best crop"
+    if description.kind == "description":
+        order = "by the description's probability"
     label = description.source if by_track else f"{description.kind} {description.source}"
     typer.echo(f"query: {label}; {result.candidates} tracks scored, {order}")
     typer.echo(hits_table(result.hits, root))

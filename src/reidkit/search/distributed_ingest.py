@@ -99,9 +99,11 @@ class SegmentWorker:
         choice = choose_model(setup.model_source, None, setup.device, setup.batch_size, setup.backend)
         self.extractor = choice.extractor
 
-    def identity(self) -> tuple[str, int, str]:
-        """``(model id, feature dimension, detector name)``: what the store records and checks."""
-        return self.extractor.model_id, self.extractor.feature_dim, self.detector.name
+    def identity(self) -> tuple[str, int, str | None, str]:
+        """``(model id, feature dimension, attribute schema or None, detector name)``: what the store records and
+        checks."""
+        schema = self.extractor.schema.name if self.extractor.schema is not None else None
+        return self.extractor.model_id, self.extractor.feature_dim, schema, self.detector.name
 
     def run(
         self, segment: Segment, chunk_frames: int, jpeg_quality: int, kill_once_marker: str | None = None
@@ -143,8 +145,8 @@ class RayWorkers:
         except BaseException:
             self.close()
             raise
-        model_id, feature_dim, self.detector = identities[0]
-        self.model = ModelInfo(model_id, feature_dim, setup.model_source)
+        model_id, feature_dim, schema, self.detector = identities[0]
+        self.model = ModelInfo(model_id, feature_dim, setup.model_source, schema)
         self.start_seconds = time.perf_counter() - started
 
     def close(self) -> None:

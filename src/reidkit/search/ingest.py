@@ -35,6 +35,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from PIL import Image
 
+from reidkit.attribute_schema import AttributeSchema
 from reidkit.errors import ConfigError, StoreError, VideoError
 from reidkit.store.layout import crop_path
 from reidkit.store.rows import ModelInfo, NewDetection, VideoRecord, normalise_rows
@@ -58,7 +59,8 @@ _NO_FEATURE_YET = np.zeros(0, dtype=np.float32)
 
 
 class Embedder(Protocol):
-    """What ingest needs from ``reidkit.inference.FeatureExtractor``."""
+    """What ingest needs from ``reidkit.inference.FeatureExtractor``: features, and where the model has an
+    attribute head (``schema`` not None) the crops' attribute probabilities from the same pass (``extract``)."""
 
     @property
     def model_id(self) -> str: ...
@@ -66,7 +68,9 @@ class Embedder(Protocol):
     @property
     def feature_dim(self) -> int: ...
 
-    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+    schema: AttributeSchema | None
+
+    def extract(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,8 @@ def ingest_video(
     ``on_commit(video, last_frame)`` is called once the video row is claimed (``last_frame`` -1 when nothing is
     committed yet) and after every committed chunk: how a caller (the service's ingest jobs) reports progress."""
     started = time.perf_counter()
-    model = ModelInfo(extractor.model_id, extractor.feature_dim, model_source)
+    schema = extractor.schema.name if extractor.schema is not None else None
+    model = ModelInfo(extractor.model_id, extractor.feature_dim, model_source, schema)
     video, report = begin_ingest(store, info, options, model, detector.name)
     if on_commit is not None:
         on_commit(video, video.last_committed_frame)
@@ -170,6 +175,8 @@ def begin_ingest(
     ingest's driver (``search.distributed_ingest``)."""
     plan = plan_ingest(store, info, options)
     store.require_model(model.model_id, model.feature_dim, model.source)
+    if model.attribute_schema is not None:
+        store.require_attributes(model.attribute_schema)
     grown_from = plan.resume.path if plan.grown and plan.resume is not None else None
     video = _claim_video(store, info, plan, options, detector)
     report = IngestReport(
@@ -415,8 +422,13 @@ def process_chunks(
             pending = _track(chunk, detected, tracker, video_id)
             digests = {frame.index: frame_digest(frame.image) for frame in chunk}
         with report.timing("embed"):
-            features = normalise_rows(extractor([crop for _, crop in pending])) if pending else []
-        detections = [replace(detection, feature=feature) for (detection, _), feature in zip(pending, features)]
+            features, attributes = extractor.extract([crop for _, crop in pending]) if pending else (None, None)
+            features = None if features is None else normalise_rows(features)
+        detections = [
+            replace(detection, feature=features[i],
+                    attributes=None if attributes is None else attributes[i])
+            for i, (detection, _) in enumerate(pending)
+        ]
         yield ProcessedChunk(len(chunk), chunk[-1].index, detections, [crop for _, crop in pending], digests)
 
 

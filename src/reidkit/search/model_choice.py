@@ -73,8 +73,19 @@ def choose_model(
             model, device=device, batch_size=batch_size, card=card, progress=False, backend=backend, frozen=True
         )
         return ModelChoice(extractor, IMAGENET, warning)
-    extractor = FeatureExtractor(source, device=device, batch_size=batch_size, progress=False, backend=backend)
+    extractor = FeatureExtractor(
+        source, device=device, batch_size=batch_size, progress=False, backend=backend,
+        attributes=has_attribute_head(source),
+    )
     return ModelChoice(extractor, source, warning)
+
+
+def has_attribute_head(source: str) -> bool:
+    """Whether the model at ``source`` predicts attributes: ingest then stores them from the embedding pass."""
+    from reidkit.inference.foreign_model import is_foreign_model
+    from reidkit.models.model_file import attribute_schema_name
+
+    return not is_foreign_model(source) and attribute_schema_name(source) is not None
 
 
 def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> str:

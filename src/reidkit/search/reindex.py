@@ -7,8 +7,10 @@ Three steps, each safe to kill:
    a rerun skips the crops the side file already holds (and embeds any a later ingest added).
 2. One store transaction switches everything at once: each detection's feature, each track's ``feature_sum``
    (recomputed as the quality-weighted sum of its crops' new features, as ingest builds it), the model meta
-   (``model_id``, ``feature_dim``, ``model_source``) and every row's ``seq``, set to a new commit. A kill before
-   it leaves the old model in place; after it, the new one.
+   (``model_id``, ``feature_dim``, ``model_source``) and every row's ``seq``, set to a new commit; and the
+   attributes: each crop's and track's recomputed where the new model has an attribute head (how a store made
+   without attributes gets them), forgotten where it has none. A kill before it leaves the old model in place;
+   after it, the new one.
 3. Both vector indexes are rebuilt from SQLite for the new dimension and saved, then the side file is deleted. A kill
    here is repaired by the next open: an index of another dimension is not loaded (it is rebuilt), one of the same
    dimension is older than the switch's commit, which changed every row, so every vector is replaced. Running the
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from reidkit.attribute_schema import AttributeSchema
 from reidkit.errors import StoreError
 from reidkit.search.people import drop_people
 from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
@@ -44,7 +47,8 @@ SIDE_FOLDER = "reindex"
 
 
 class CropEmbedder(Protocol):
-    """What a reindex needs from ``reidkit.inference.FeatureExtractor`` (crop files in, features out)."""
+    """What a reindex needs from ``reidkit.inference.FeatureExtractor``: crop files in, features out, and attribute
+    probabilities too where the model has an attribute head (``schema`` not None)."""
 
     @property
     def model_id(self) -> str: ...
@@ -52,7 +56,9 @@ class CropEmbedder(Protocol):
     @property
     def feature_dim(self) -> int: ...
 
-    def __call__(self, images: list[Path], desc: str = ...) -> np.ndarray: ...
+    schema: AttributeSchema | None
+
+    def extract(self, images: list[Path], desc: str = ...) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,9 @@ def reindex_store(
         raise StoreError(f"store {store.root} holds no features yet; ingest a video into it first")
     _discard_other_side_files(store, new_id)
     started = time.perf_counter()
-    if old.model_id == new_id:  # done before, or killed after its switch: finish step 3 (opening repaired them)
+    wanted_schema = extractor.schema.name if extractor.schema is not None else None
+    if old.model_id == new_id and store.meta_value("attribute_schema") == wanted_schema:
+        # done before, or killed after its switch: finish step 3 (opening repaired the indexes)
         store.save_indexes()
         side_file(store.root, new_id).unlink(missing_ok=True)
         return ReindexReport(old.model_id, new_id, dim, store.count_rows("detections"), 0,
@@ -100,7 +108,7 @@ def reindex_store(
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(_open_side(path, dim)) as side:
         computed = _fill_side(store, side, extractor, batch_size, progress, on_batch)
-        detections, tracks, dropped = _switch(store, side, new_id, dim, source)
+        detections, tracks, dropped = _switch(store, side, new_id, dim, source, wanted_schema)
     _rebuild_indexes(store, dim)
     path.unlink(missing_ok=True)
     return ReindexReport(old.model_id, new_id, dim, detections, computed, tracks, time.perf_counter() - started,
@@ -110,7 +118,7 @@ def reindex_store(
 def _open_side(path: Path, dim: int) -> sqlite3.Connection:
     side = sqlite3.connect(path, isolation_level=None)
     side.execute("PRAGMA journal_mode = WAL")
-    side.execute("CREATE TABLE IF NOT EXISTS features (id INTEGER PRIMARY KEY, feature BLOB NOT NULL)")
+    side.execute("CREATE TABLE IF NOT EXISTS features (id INTEGER PRIMARY KEY, feature BLOB NOT NULL, attributes BLOB)")
     side.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     side.execute("INSERT OR IGNORE INTO meta VALUES ('feature_dim', ?)", (str(dim),))
     (held,) = side.execute("SELECT value FROM meta WHERE key = 'feature_dim'").fetchone()
@@ -134,10 +142,12 @@ def _fill_side(
     with tqdm(total=len(todo), desc="re-embedding crops", unit="crop", disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
             part = todo[start : start + batch_size]
-            features = normalise_rows(extractor([stored_file(store.root, p) for _, p in part], desc="batch"))
+            features, attributes = extractor.extract([stored_file(store.root, p) for _, p in part], desc="batch")
+            features = normalise_rows(features)
             side.execute("BEGIN")
-            side.executemany("INSERT OR REPLACE INTO features VALUES (?, ?)",
-                             [(i, blob(f)) for (i, _), f in zip(part, features)])
+            side.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
+                             [(i, blob(f), None if attributes is None else blob(attributes[row]))
+                              for row, ((i, _), f) in enumerate(zip(part, features))])
             side.execute("COMMIT")
             bar.update(len(part))
             if on_batch is not None:
@@ -145,7 +155,9 @@ def _fill_side(
     return len(todo)
 
 
-def _switch(store: Store, side: sqlite3.Connection, model_id: str, dim: int, source: str) -> tuple[int, int, bool]:
+def _switch(
+    store: Store, side: sqlite3.Connection, model_id: str, dim: int, source: str, attribute_schema: str | None
+) -> tuple[int, int, bool]:
     """The one transaction that makes the new features the store's (module doc, step 2). The people clustering
     goes with the old features: its thresholds are the old model's scores, so searches would misread new ones."""
     sums: dict[int, np.ndarray] = {}
@@ -154,9 +166,14 @@ def _switch(store: Store, side: sqlite3.Connection, model_id: str, dim: int, sou
         owners = {int(d): (int(t), float(q))
                   for d, t, q in store.db.execute("SELECT id, track_id, quality FROM detections")}
         updated = 0
-        for det_id, feature in side.execute("SELECT id, feature FROM features ORDER BY id"):
+        store.db.execute("DELETE FROM detection_attributes")
+        store.db.execute("DELETE FROM track_attributes")
+        for det_id, feature, attributes in side.execute("SELECT id, feature, attributes FROM features ORDER BY id"):
             if det_id not in owners:
                 continue  # deleted since (a --force ingest between runs)
+            if attribute_schema is not None:
+                store.db.execute("INSERT INTO detection_attributes(detection_id, probabilities) VALUES (?, ?)",
+                                 (det_id, attributes))
             track_id, quality = owners[det_id]
             vector = np.frombuffer(feature, dtype=np.float32)
             weighted = vector * np.float32(max(quality, 1e-3))
@@ -169,6 +186,7 @@ def _switch(store: Store, side: sqlite3.Connection, model_id: str, dim: int, sou
                              [(blob(total), seq, track_id) for track_id, total in sums.items()])
         store.set_meta_values({"model_id": model_id, "feature_dim": str(dim), "model_source": source,
                                "commit_seq": str(seq)})
+        store.set_attribute_schema(attribute_schema, sums)
         dropped = drop_people(store)
     return updated, len(sums), dropped
 

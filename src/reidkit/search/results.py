@@ -25,6 +25,8 @@ class Hit:
     rerank_distance: float | None = None
     person_id: int | None = None  # the person the store's clustering put the track with (None: not clustered)
     person_confidence: float | None = None
+    attributes: dict[str, tuple[str, float]] | None = None  # the track's most probable values (store with them)
+    description_probability: float | None = None  # the track's probability of the searched description, if any
 
 
 @dataclass
@@ -73,7 +75,7 @@ def format_time(moment: datetime | None, seconds: float) -> str:
 
 @dataclass(frozen=True)
 class QueryDescription:
-    kind: str  # crop, frame+box, frame+detector, track
+    kind: str  # crop, frame+box, frame+detector, track, description
     source: str
     box: tuple[float, float, float, float] | None = None
     track_id: int | None = None
@@ -124,6 +126,12 @@ def _hit_json(hit: Hit, store_root: Path | None) -> dict[str, Any]:
         "num_crops": track.num_crops,
         "person_id": hit.person_id,
         "person_confidence": None if hit.person_confidence is None else round(hit.person_confidence, 4),
+        "description_probability": (None if hit.description_probability is None
+                                    else round(hit.description_probability, 5)),
+        "attributes": None if hit.attributes is None else {
+            name: {"value": value, "confidence": round(confidence, 4)}
+            for name, (value, confidence) in hit.attributes.items()
+        },
     }
     if store_root is not None:
         found["crop"] = str(stored_file(store_root, best.crop_path))

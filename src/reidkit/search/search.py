@@ -30,6 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from reidkit.errors import ConfigError, StoreError
+from reidkit.search.hit_attributes import with_attributes
 from reidkit.search.identity import identity_trajectory
 from reidkit.search.people import memberships, unclustered_tracks
 from reidkit.search.results import Hit, SearchResult
@@ -42,7 +43,7 @@ from reidkit.store.rows import epoch_seconds
 
 _MIN_SHORTLIST = 200
 CLI_OPTIONS = {"top_k": "--top-k", "min_score": "--min-score", "after": "--after", "before": "--before",
-               "camera": "--camera"}
+               "camera": "--camera", "attributes": "--attr"}
 FIELD_NAMES = {option: option for option in CLI_OPTIONS}  # the HTTP API's form fields
 
 
@@ -133,7 +134,7 @@ def search_store(
         for hit in hits
         if not store.crop_file(hit.best).is_file()
     ]
-    hits = _with_people(store, hits)
+    hits = with_attributes(store, _with_people(store, hits))
     identity = identity_trajectory(store, query[0], hits, filters, query_track, exclude_track, min_score)
     if identity is not None:
         notes += identity.notes

@@ -48,6 +48,11 @@ class QueryInfo(BaseModel):
     track_id: int | None
 
 
+class AttributeValue(BaseModel):
+    value: str
+    confidence: float
+
+
 class HitModel(BaseModel):
     rank: int
     score: float
@@ -72,6 +77,10 @@ class HitModel(BaseModel):
     person_id: int | None = Field(description="the person the store's clustering put the track with")
     person_confidence: float | None
     person_url: str | None
+    description_probability: float | None = Field(
+        description="the track's probability of the searched description (searches with a description)")
+    attributes: dict[str, AttributeValue] | None = Field(
+        description="the track's most probable attribute values, where the store's model predicts attributes")
 
 
 class VisitModel(BaseModel):
@@ -171,6 +180,17 @@ class CameraModel(BaseModel):
 
 class CamerasResponse(BaseModel):
     cameras: list[CameraModel]
+
+
+class AttributeGroupModel(BaseModel):
+    name: str
+    values: list[str]
+    question: str
+
+
+class AttributesResponse(BaseModel):
+    schema_name: str | None = Field(description="the store's attribute schema; null: the store holds no attributes")
+    groups: list[AttributeGroupModel]
 
 
 class VideoModel(BaseModel):

@@ -19,6 +19,7 @@ from typing import Self
 
 import numpy as np
 
+from reidkit.attribute_schema import ATTRIBUTE_SCHEMAS, AttributeSchema
 from reidkit.errors import StoreError
 from reidkit.store.backend_choice import recorded_location
 from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX, StoreVectors
@@ -131,7 +132,8 @@ class StoreReader:
         model_id = self.meta_value("model_id")
         if model_id is None:
             return None
-        return ModelInfo(model_id, int(self.meta_value("feature_dim") or 0), self.meta_value("model_source") or "")
+        return ModelInfo(model_id, int(self.meta_value("feature_dim") or 0), self.meta_value("model_source") or "",
+                         self.meta_value("attribute_schema"))
 
     def check_model(self, model_id: str, feature_dim: int, source: str) -> None:
         """Refuse features of any model but the store's, since features of two models never compare."""
@@ -144,6 +146,54 @@ class StoreReader:
                 f"from {held.source}), not of {model_id} ({feature_dim}-d, from {source}); "
                 f"use --checkpoint {held.source} with this store, or a new --db folder for the other model"
             )
+
+    # --- attributes ---------------------------------------------------------------------------------------------
+    @property
+    def attribute_schema(self) -> AttributeSchema | None:
+        """The attributes this store holds (its model's attribute head), None for a store made without them."""
+        name = self.meta_value("attribute_schema")
+        return ATTRIBUTE_SCHEMAS.get(name) if name else None
+
+    def require_attribute_schema(self, wanted: str) -> AttributeSchema:
+        """The store's attribute schema; a store without attributes is a ``StoreError`` saying how to add them
+        (``wanted`` is how the caller asked: a CLI flag or an API field)."""
+        schema = self.attribute_schema
+        if schema is None:
+            raise StoreError(
+                f"{wanted}: store {self.root} holds no attributes (its model has no attribute head); re-embedding it "
+                "with a model that has one (reidkit reindex, whose default model has one) adds them"
+            )
+        return schema
+
+    def track_attributes(self, track_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids, their attribute probabilities (N, W)) for ``track_ids``, or for every track with them."""
+        select = "SELECT track_id, probabilities FROM track_attributes"
+        if track_ids is None:
+            return self._probability_rows(select + " ORDER BY track_id", ())
+        parts = [self._probability_rows(select + f" WHERE track_id IN {marks} ORDER BY track_id", part)
+                 for part, marks in in_batches(track_ids)]
+        return self._joined(parts)
+
+    def detection_attributes(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(crop ids, their attribute probabilities) for the crops of ``ids`` that have them."""
+        select = "SELECT detection_id, probabilities FROM detection_attributes"
+        parts = [self._probability_rows(select + f" WHERE detection_id IN {marks} ORDER BY detection_id", part)
+                 for part, marks in in_batches(ids)]
+        return self._joined(parts)
+
+    def _probability_rows(self, sql: str, params: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+        width = sum(self.attribute_schema.sizes) if self.attribute_schema else 0
+        ids, blobs = [], []
+        for row_id, probabilities in self.db.execute(sql, params):
+            ids.append(row_id)
+            blobs.append(probabilities)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), width)
+        return np.array(ids, dtype=np.int64), matrix
+
+    def _joined(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        if not parts:
+            return self._probability_rows("SELECT 0, x'' WHERE 0", ())
+        return np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
 
     # --- cameras, videos and crops ------------------------------------------------------------------------------
     def cameras(self) -> list[str]:
@@ -202,6 +252,14 @@ class StoreReader:
         for part, marks in in_batches(ids):
             rows = self.db.execute(DETECTION_SELECT + f" WHERE d.id IN {marks}", part)
             found.update((row.id, row) for row in map(detection_row, rows))
+        return found
+
+    def detections_of_tracks(self, track_ids: Iterable[int]) -> list[DetectionRow]:
+        """Every crop of the given tracks, by track then frame."""
+        found: list[DetectionRow] = []
+        for part, marks in in_batches(track_ids):
+            query = DETECTION_SELECT + f" WHERE d.track_id IN {marks} ORDER BY d.track_id, d.frame_index"
+            found += [detection_row(row) for row in self.db.execute(query, part)]
         return found
 
     def frame_detections(self, video_id: int, frame_index: int) -> list[DetectionRow]:

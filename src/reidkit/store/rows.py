@@ -18,11 +18,13 @@ from reidkit.errors import ConfigError
 @dataclass(frozen=True)
 class ModelInfo:
     """The one model whose features a store holds: ``source`` says how to load it again (checkpoint path, or
-    ``imagenet:<model>/<backbone>`` for an untrained model)."""
+    ``imagenet:<model>/<backbone>`` for an untrained model); ``attribute_schema`` names the attributes it predicts
+    (None: no attribute head)."""
 
     model_id: str
     feature_dim: int
     source: str
+    attribute_schema: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class NewDetection:
     quality: float
     crop_path: str
     feature: np.ndarray
+    attributes: np.ndarray | None = None  # the crop's attribute probabilities, where the model has the head
 
 
 @dataclass(frozen=True)

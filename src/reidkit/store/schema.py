@@ -19,8 +19,8 @@ from urllib.parse import quote
 from reidkit.errors import StoreError
 from reidkit.store.layout import DB_NAME
 
-SCHEMA_VERSION = "3"
-READABLE_VERSIONS = ("1", "2", "3")
+SCHEMA_VERSION = "4"
+READABLE_VERSIONS = ("1", "2", "3", "4")
 
 # Added in version 2: how a recording that grew (a copy ingested while still being written) is recognised.
 _FRAME_DIGESTS = """
@@ -53,6 +53,19 @@ CREATE TABLE track_people (
     confidence REAL NOT NULL               -- in [0, 1]: how sure the clustering is that the track is this person
 );
 CREATE INDEX track_people_person ON track_people(person_id);
+"""
+# Added in version 4: pedestrian attributes, where the store's model has an attribute head (meta attribute_schema
+# names its reidkit.attribute_schema). Each crop's probabilities come from the pass that embedded it; a track's are
+# its crops' confidence-weighted mean (attribute_schema.aggregate_probabilities), recomputed when the track grows.
+_ATTRIBUTES = """
+CREATE TABLE detection_attributes (
+    detection_id INTEGER PRIMARY KEY REFERENCES detections(id) ON DELETE CASCADE,
+    probabilities BLOB NOT NULL            -- float32, the schema's groups one after another, each summing to one
+);
+CREATE TABLE track_attributes (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    probabilities BLOB NOT NULL            -- float32, as above, over the track's crops
+);
 """
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,9 +119,9 @@ CREATE TABLE detections (
 CREATE INDEX detections_track ON detections(track_id);
 CREATE INDEX detections_video_frame ON detections(video_id, frame_index);
 CREATE INDEX detections_seq ON detections(seq);
-""" + _FRAME_DIGESTS + _PEOPLE
+""" + _FRAME_DIGESTS + _PEOPLE + _ATTRIBUTES
 # From a version to the next: the SQL that upgrades a store a writer opens (readers read older versions as they are).
-MIGRATIONS = {"1": _FRAME_DIGESTS, "2": _PEOPLE}
+MIGRATIONS = {"1": _FRAME_DIGESTS, "2": _PEOPLE, "3": _ATTRIBUTES}
 
 
 def connect(path: Path, writable: bool = True) -> sqlite3.Connection:

@@ -17,13 +17,14 @@ import fcntl
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from reidkit.attribute_schema import aggregate_probabilities
 from reidkit.errors import StoreBusyError, StoreError
 from reidkit.store.backend_choice import store_location
 from reidkit.store.index_sync import CROP_INDEX, TRACK_INDEX
@@ -172,6 +173,42 @@ class Store(StoreReader):
             return
         self.check_model(model_id, feature_dim, source)
 
+    def require_attributes(self, schema: str) -> None:
+        """Record that this store's crops carry attributes of ``schema`` (a store holds one model, so one schema)."""
+        held = self.meta_value("attribute_schema")
+        if held is None:
+            with self.transaction():
+                self._set_meta("attribute_schema", schema)
+        elif held != schema:
+            raise StoreError(f"store {self.root} holds attributes of schema {held}, not {schema}")
+
+    def set_attribute_schema(self, schema: str | None, track_ids: Iterable[int]) -> None:
+        """Inside a reindex's transaction, once its crops' attributes are written: record the new model's schema
+        (None: it has no head, and the store no attributes) and aggregate the tracks' attributes afresh."""
+        if schema is None:
+            self.db.execute("DELETE FROM meta WHERE key = 'attribute_schema'")
+            return
+        self._set_meta("attribute_schema", schema)
+        self._aggregate_track_attributes(track_ids)
+
+    def _aggregate_track_attributes(self, track_ids: Iterable[int]) -> None:
+        """Recompute each track's attributes from its crops' (inside the caller's transaction)."""
+        schema = self.attribute_schema
+        if schema is None:
+            return
+        for track_id in track_ids:
+            blobs = [row[0] for row in self.db.execute(
+                "SELECT a.probabilities FROM detection_attributes a JOIN detections d ON d.id = a.detection_id "
+                "WHERE d.track_id = ?", (track_id,))]
+            if not blobs:
+                continue
+            crops = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+            self.db.execute(
+                "INSERT INTO track_attributes(track_id, probabilities) VALUES (?, ?) "
+                "ON CONFLICT(track_id) DO UPDATE SET probabilities = excluded.probabilities",
+                (track_id, blob(aggregate_probabilities(schema, crops))),
+            )
+
     # --- videos -------------------------------------------------------------------------------------------------
     def add_video(
         self,
@@ -307,13 +344,17 @@ class Store(StoreReader):
                         (det.frame_index, det.time_s, max(det.quality, 1e-3), blob(total), seq, track_id),
                     )
                 touched.add(track_id)
-                self.db.execute(
+                cursor = self.db.execute(
                     "INSERT INTO detections(video_id, track_id, frame_index, time_s, x0, y0, x1, y1, score, quality, "
                     "crop_path, feature, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (video_id, track_id, det.frame_index, det.time_s, *det.box, det.score, det.quality,
                      det.crop_path, blob(det.feature), seq),
                 )
+                if det.attributes is not None:
+                    self.db.execute("INSERT INTO detection_attributes(detection_id, probabilities) VALUES (?, ?)",
+                                    (cursor.lastrowid, blob(det.attributes)))
             self.db.execute("UPDATE videos SET last_committed_frame = ? WHERE id = ?", (last_frame, video_id))
+            self._aggregate_track_attributes(sorted(touched))
             for frame_index, digest in (frame_digests or {}).items():
                 self._set_frame_digest(video_id, frame_index, digest)
         track_rows.update(new_rows)

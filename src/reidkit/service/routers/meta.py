@@ -1,4 +1,5 @@
-"""``GET /health`` (no token: for load balancers and monitors), ``GET /me``, ``GET /cameras`` and ``GET /videos``.
+"""``GET /health`` (no token: for load balancers and monitors), ``GET /me``, ``GET /cameras``, ``GET /videos`` and
+``GET /attributes`` (what a description may say: the page's attribute chips).
 
 ``/health`` tells a caller without a token only that the server is up: the version, the model and the store's
 size would tell a stranger what is there. A caller with a valid token gets them too.
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 
 import reidkit
 from reidkit.service.access import Caller
-from reidkit.service.schemas import CamerasResponse, Health, Me, VideosResponse
+from reidkit.service.schemas import AttributesResponse, CamerasResponse, Health, Me, VideosResponse
 from reidkit.service.services import API, ERRORS, anyone, services, viewer
 from reidkit.store.reader import StoreReader
 
@@ -58,6 +59,19 @@ def cameras(request: Request, caller: Annotated[Caller, Depends(viewer)]) -> dic
         return [{"name": name, "videos": videos, "tracks": tracks} for name, videos, tracks in rows]
 
     return {"cameras": services(request).reader.call(read)}
+
+
+@router.get("/attributes", response_model=AttributesResponse, responses=ERRORS,
+            summary="The attributes a description may name (empty for a store without them)")
+def attributes(request: Request, caller: Annotated[Caller, Depends(viewer)]) -> dict[str, Any]:
+    def read(store: StoreReader | None) -> dict[str, Any]:
+        schema = None if store is None else store.attribute_schema
+        if schema is None:
+            return {"schema_name": None, "groups": []}
+        groups = [{"name": g.name, "values": list(g.values), "question": g.question} for g in schema.groups]
+        return {"schema_name": schema.name, "groups": groups}
+
+    return services(request).reader.call(read)
 
 
 @router.get("/videos", response_model=VideosResponse, responses=ERRORS, summary="The ingested videos")

@@ -15,6 +15,12 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
+from reidkit.search.describe import (
+    CANDIDATES_PER_HIT,
+    parse_description,
+    rescore_by_description,
+    search_by_description,
+)
 from reidkit.search.query import parse_box, query_crop
 from reidkit.search.results import QueryDescription, SearchResult, result_json
 from reidkit.search.search import FIELD_NAMES, SearchFilters, check_search_options, search_store, track_query
@@ -35,6 +41,11 @@ Cameras = Annotated[list[str] | None, Form(description="only these cameras (repe
 After = Annotated[str | None, Form(description="only sightings at or after this ISO 8601 time")]
 Before = Annotated[str | None, Form(description="only sightings at or before this ISO 8601 time")]
 Rerank = Annotated[bool, Form(description="k-reciprocal re-ranking of the hits")]
+Description = Annotated[
+    list[str] | None,
+    Form(description="describe the person, NAME=VALUE (repeat the field): e.g. gender=female, upper=red; with a "
+         "photo or a track, hits are ranked by appearance and description together"),
+]
 
 
 @router.post("/search", response_model=SearchResponse, summary="Find a person from a photo")
@@ -48,6 +59,7 @@ def search_photo(
     after: After = None,
     before: Before = None,
     rerank: Rerank = False,
+    attributes: Description = None,
 ) -> dict[str, Any]:
     state = services(request)
     filters = _filters(camera, after, before)
@@ -64,16 +76,19 @@ def search_photo(
     for _ in range(3):
         try:
             result = state.embedder.embed_then(
-                held, crop.image, lambda store, feature: _search_photo(store, feature, held, top_k, filters, rerank))
+                held, crop.image,
+                lambda store, feature: _described(
+                    store, attributes, top_k,
+                    _search_photo(store, feature, held, _depth(top_k, attributes), filters, rerank)))
             break
         except _ModelChanged:
             state.embedder.forget()
             held = state.reader.call(lambda store: _checked(store, filters, top_k))
     else:
         raise ApiError(409, "model_changed", "the store's model kept changing during this search; send it again")
-    description = QueryDescription(crop.kind, name, box=crop.box)
+    description = QueryDescription(crop.kind, name + _terms(attributes), box=crop.box)
     box_used = "" if crop.box is None else " " + box_text(crop.box)
-    target = f"image {audit.quoted(name)} ({crop.kind}{box_used}){_text(filters)}"
+    target = f"image {audit.quoted(name)} ({crop.kind}{box_used}){_text(filters)}{_terms(attributes)}"
     audit.record(state.root, caller, "search", f"{target} top_k={top_k}{' rerank' if rerank else ''}",
                  len(result.hits))
     return api_result(state, result, description, held.model_id)
@@ -89,6 +104,7 @@ def search_track(
     after: After = None,
     before: Before = None,
     rerank: Rerank = False,
+    attributes: Description = None,
 ) -> dict[str, Any]:
     state = services(request)
     filters = _filters(camera, after, before)
@@ -98,13 +114,43 @@ def search_track(
         assert store is not None
         if not store.tracks([track_id]):
             raise ApiError(404, "not_found", f"no track {track_id}; take a track id from an earlier search")
-        return held, _search(store, track_query(store, track_id), top_k, filters, rerank, track_id, track_id)
+        found = _search(store, track_query(store, track_id), _depth(top_k, attributes), filters, rerank, track_id,
+                        track_id)
+        return held, _described(store, attributes, top_k, found)
 
     held, result = state.reader.call(run)
-    audit.record(state.root, caller, "search.track", f"track {track_id}{_text(filters)} top_k={top_k}"
-                 f"{' rerank' if rerank else ''}", len(result.hits))
-    description = QueryDescription("track", f"track {track_id}", track_id=track_id)
+    audit.record(state.root, caller, "search.track", f"track {track_id}{_text(filters)}{_terms(attributes)} "
+                 f"top_k={top_k}{' rerank' if rerank else ''}", len(result.hits))
+    description = QueryDescription("track", f"track {track_id}{_terms(attributes)}", track_id=track_id)
     return api_result(state, result, description, held.model_id)
+
+
+@router.post("/search/attributes", response_model=SearchResponse, summary="Find people from a description")
+def search_description(
+    request: Request,
+    caller: Annotated[Caller, Depends(viewer)],
+    attributes: Annotated[list[str], Form(description="describe the person, NAME=VALUE (repeat the field): e.g. "
+                                          "gender=female, upper=red, backpack=yes")],
+    top_k: TopK = 10,
+    camera: Cameras = None,
+    after: After = None,
+    before: Before = None,
+) -> dict[str, Any]:
+    """Tracks ranked by the probability that they show the described person (the store's model must predict
+    attributes); the same ranking as ``reidkit search --attr``."""
+    state = services(request)
+    filters = _filters(camera, after, before)
+
+    def run(store: StoreReader | None) -> tuple[ModelInfo, SearchResult]:
+        held = _checked(store, filters, top_k)
+        assert store is not None
+        wanted = parse_description(store, attributes, "attributes")
+        return held, search_by_description(store, wanted, top_k, filters, names=FIELD_NAMES)
+
+    held, result = state.reader.call(run)
+    audit.record(state.root, caller, "search.attributes", f"{_terms(attributes).strip()}{_text(filters)} "
+                 f"top_k={top_k}", len(result.hits))
+    return api_result(state, result, QueryDescription("description", _terms(attributes).strip()), held.model_id)
 
 
 def api_result(state: Services, result: SearchResult, query: QueryDescription, model_id: str) -> dict[str, Any]:
@@ -143,6 +189,24 @@ def _filters(camera: list[str] | None, after: str | None, before: str | None) ->
         after=parse_time(after, "after") if after else None,
         before=parse_time(before, "before") if before else None,
     )
+
+
+def _depth(top_k: int, terms: list[str] | None) -> int:
+    """How many appearance hits a search asks for: more when a description will re-rank them."""
+    return top_k * CANDIDATES_PER_HIT if terms else top_k
+
+
+def _described(store: StoreReader | None, terms: list[str] | None, top_k: int, result: SearchResult) -> SearchResult:
+    """A photo or track search's result re-ranked with the description in the ``attributes`` field, if one came."""
+    if not terms:
+        return result
+    assert store is not None
+    return rescore_by_description(store, result, parse_description(store, terms, "attributes"), top_k)
+
+
+def _terms(terms: list[str] | None) -> str:
+    """The description as the audit log and the query label show it (each term shortened like a file name)."""
+    return "".join(f" {audit.quoted(term)}" for term in terms or ())
 
 
 def _text(filters: SearchFilters) -> str:

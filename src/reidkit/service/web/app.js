@@ -99,6 +99,7 @@ async function login(token) {
     });
     showPanel("search-panel");
     loadCameras();
+    loadAttributes();
   } catch (error) {
     state.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
@@ -233,18 +234,29 @@ async function searchPhoto() {
     await searchTrack(state.queryTrack);
     return;
   }
+  if (!state.query && described.size) {
+    const form = appendDescription(filterFields(new FormData()));
+    form.delete("rerank"); // re-ranking orders by appearance: a description alone has none
+    await runSearch("/search/attributes", form, "description " + describedText());
+    return;
+  }
   if (!state.query) {
-    say($("search-status"), "Choose or drop a photo first.", true);
+    say($("search-status"), "Choose or drop a photo, or describe the person, first.", true);
     return;
   }
   const form = new FormData();
   form.append("image", state.query, state.queryName);
   if (state.box) form.append("box", state.box.map(Math.round).join(","));
-  await runSearch("/search", filterFields(form), "photo " + state.queryName);
+  await runSearch("/search", appendDescription(filterFields(form)), "photo " + state.queryName + describedSuffix());
 }
 
 async function searchTrack(trackId) {
-  await runSearch("/search/track/" + trackId, filterFields(new FormData()), "track " + trackId);
+  await runSearch("/search/track/" + trackId, appendDescription(filterFields(new FormData())),
+                  "track " + trackId + describedSuffix());
+}
+
+function describedSuffix() {
+  return described.size ? " described as " + describedText() : "";
 }
 
 async function runSearch(path, form, what) {
@@ -289,6 +301,8 @@ async function showHits(hits) {
     card.append(image, line("rank", "#" + hit.rank + "  score " + hit.score.toFixed(3)),
                 line("camera", hit.camera), line("time", when(hit.time, hit.time_s)));
     if (hit.person_id !== null && hit.person_id !== undefined) card.append(line("person", "person " + hit.person_id));
+    const seen = attributeSummary(hit.attributes);
+    if (seen) card.append(line("attributes", seen));
     card.addEventListener("click", () => openFrame(hit));
     grid.append(card);
     try {
@@ -470,6 +484,7 @@ function start() {
     if (state.visits.length) showTimeline(state.visits);
   });
   $("clear-box").addEventListener("click", () => { state.box = null; if (state.image) drawQuery(); });
+  $("clear-description").addEventListener("click", () => { described.clear(); showDescription(); });
   $("search-form").addEventListener("submit", (event) => { event.preventDefault(); searchPhoto(); });
   $("frame-close").addEventListener("click", closeFrame);
   $("frame-query").addEventListener("click", queryFromFrame);
