@@ -200,6 +200,30 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, sha
 
 
 @pytest.fixture(scope="session")
+def attribute_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, shared_dir: Path) -> Path:
+    """The small store's footage (the shared video's first 60 frames, every 2nd, camera ``cam1`` from 09:00) ingested
+    with the shipped model, which predicts attributes: a store that holds them; read-only for its tests."""
+    from datetime import datetime
+
+    from reidkit.attribute_schema import MARKET1501
+    from reidkit.search.ingest import IngestOptions, ingest_video
+    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.store.writer import Store
+    from reidkit.video import probe_video
+
+    root = tmp_path_factory.mktemp("attribute-store") / "store"
+    detector_xml = shared_dir / "models" / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
+    model = choose_model(None, None)
+    assert model.extractor.schema is MARKET1501  # the shipped default has the head
+    options = IngestOptions("cam1", datetime(2024, 5, 1, 9, 0, 0), every_n=2, end_frame=60, progress=False)
+    with Store.open(root, writable=True, create=True) as store:
+        report = ingest_video(store, probe_video(vtest_video), options, model.extractor,
+                              choose_detector(None, openvino_model=detector_xml), model.source)
+    assert report.tracks >= 3
+    return root
+
+
+@pytest.fixture(scope="session")
 def two_camera_store(tmp_path_factory: pytest.TempPathFactory, small_store: Path, vtest_video: Path,
                      shared_dir: Path) -> Path:
     """The small store plus camera ``cam2``: frames 60-100 of the shared video (every 2nd), dated so that they run

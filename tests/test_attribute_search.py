@@ -30,25 +30,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(REIDKIT), *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def attribute_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, shared_dir: Path) -> Path:
-    """The shared video's first 60 frames (every 2nd) as camera ``cam1`` from 09:00, with the shipped model."""
-    from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
-    from reidkit.video import probe_video
-
-    root = tmp_path_factory.mktemp("attribute-store") / "store"
-    detector_xml = shared_dir / "models" / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
-    model = choose_model(None, None)
-    assert model.extractor.schema is MARKET1501  # the shipped default has the head
-    options = IngestOptions("cam1", datetime(2024, 5, 1, 9, 0, 0), every_n=2, end_frame=60, progress=False)
-    with Store.open(root, writable=True, create=True) as store:
-        report = ingest_video(store, probe_video(vtest_video), options, model.extractor,
-                              choose_detector(None, openvino_model=detector_xml), model.source)
-    assert report.tracks >= 3
-    return root
-
-
 def test_every_crop_and_track_holds_attributes_from_the_embedding_pass(attribute_store: Path) -> None:
     with StoreReader.open(attribute_store) as store:
         assert store.attribute_schema is MARKET1501 and store.model.attribute_schema == "market1501"

@@ -426,3 +426,35 @@ def test_at_phone_width_the_page_fits_and_shows_only_the_current_query_and_its_h
     assert page.eval_on_selector("#query-canvas", "c => [c.width, c.height]") == crop_size  # not the photo
     assert page.evaluate(STICKING_OUT) == []
     tab.shot("13-phone-more-of-this-track")
+
+
+def test_attribute_chips_search_by_description_and_hits_show_their_attributes(
+    attribute_store: Path, serve: Callable[..., str], session: Callable
+) -> None:
+    url = serve(attribute_store, ServiceSettings(requests_per_minute=10_000))
+    token = create_token(attribute_store, Role.viewer, "web chips")[1]
+    with httpx.Client(base_url=url, timeout=120) as client:
+        found = client.post(f"{API}/search/attributes", headers={"Authorization": f"Bearer {token}"},
+                            data={"attributes": ["upper=black", "lower_length=long"], "top_k": "5"})
+    assert found.status_code == 200, found.text
+    expected = found.json()
+    tab = session(url)
+    tab.open()
+    tab.login(token)
+    page = tab.page
+    page.wait_for_selector("#describe", state="visible")
+    assert page.locator(".chip").count() == 39  # every value of the 12 groups but the two colour groups' "other"
+    page.click(".chip[data-group=upper][data-value=black]")
+    page.click(".chip[data-group=lower_length][data-value=long]")
+    assert page.text_content("#describe-text") == "upper=black lower_length=long"
+    assert page.get_attribute(".chip[data-group=upper][data-value=black]", "aria-pressed") == "true"
+    page.fill("#top-k", "5")
+    page.click("#search-button")
+    page.wait_for_selector("#search-status:has-text('hits for the description upper=black lower_length=long')")
+    tab.images_loaded("#hits img")
+    shown = page.eval_on_selector_all(".hit", "cards => cards.map(c => Number(c.dataset.trackId))")
+    assert shown == [hit["track_id"] for hit in expected["hits"]]
+    assert page.locator(".hit .attributes").count() >= 1
+    tab.shot("08-search-by-description")
+    page.click(".chip[data-group=upper][data-value=black]")  # a second click takes the value back
+    assert page.text_content("#describe-text") == "lower_length=long"
