@@ -9,6 +9,11 @@
    identity's labels, ``--terms`` (3) groups each (a colour group's ``other``, "no named colour", is never drawn:
    nobody describes a person so); the same 13,115 images ranked by the description's joint probability; precision
    at 10 and average precision against every image whose identity's labels match the whole description.
+3. The same through a store: the 13,115 images written into a store as crops, one track per image (one "video"
+   per Market camera; the crop files themselves are not copied), then every description searched with
+   ``search.describe.search_by_description`` and, for the first ``--cli-checks``, with ``reidkit search --attr
+   --json`` too (their hits must be the library's); precision@10 from the store's answers.
+4. A photo with a description (``photo_and_description``): filter against re-scoring.
 
 The model is the shipped default unless ``--checkpoint`` names another with an attribute head. Results: printed as
 JSON and written to benchmarks/out/attributes_market.json; RESULTS.md quotes them with machine and load.
@@ -36,6 +41,7 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--flip", action="store_true")
+    parser.add_argument("--cli-checks", type=int, default=5, help="descriptions also searched with reidkit search")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "attributes_market.json")
     args = parser.parse_args()
 
@@ -56,6 +62,9 @@ def main() -> None:
     gallery = [dataset.gallery[i] for i in labelled]
     recognition = score_gallery_attributes(gallery, gallery_probabilities[labelled], labels)
     search = description_search(labels, [r.pid for r in gallery], gallery_probabilities[labelled], args)
+    through_store = store_search(
+        gallery, gallery_features[labelled], gallery_probabilities[labelled], labels, extractor, args
+    )
     combined = photo_and_description(
         dataset, labels, extractor([r.path for r in dataset.query], desc="query"), gallery_features, gallery_probabilities, args
     )
@@ -63,7 +72,7 @@ def main() -> None:
         "model": str(args.checkpoint or DEFAULT_MODEL), "model_id": extractor.model_id, "flip": args.flip,
         "input_size": list(extractor.card.input_size), "images": len(gallery),
         "extract_seconds": round(seconds, 1), "recognition": recognition, "description_search": search,
-        "photo_and_description": combined,
+        "through_store": through_store, "photo_and_description": combined,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
@@ -74,19 +83,13 @@ def description_search(labels: Any, pids: list[int], probabilities: np.ndarray, 
     """Precision@10 and mAP of ranking the images by the joint probability of random descriptions."""
     from reidkit.attribute_schema import description_log_probability
 
-    schema = labels.schema
-    rng = np.random.default_rng(args.seed)
     identities = sorted(set(pids))
     image_pids = np.asarray(pids)
     precisions, average_precisions, matches = [], [], []
-    for _ in range(args.descriptions):
-        chosen = labels.values(int(rng.choice(identities)))
-        describable = [name for name, value in chosen.items() if value != "other"]
-        names = rng.choice(describable, size=args.terms, replace=False)
-        description = {str(name): chosen[str(name)] for name in names}
+    for description in random_descriptions(labels, identities, args):
         matching = {pid for pid in identities if all(labels.values(pid)[k] == v for k, v in description.items())}
         relevant = np.isin(image_pids, list(matching))
-        order = np.argsort(-description_log_probability(schema, probabilities, description), kind="stable")
+        order = np.argsort(-description_log_probability(labels.schema, probabilities, description), kind="stable")
         hits = relevant[order]
         precisions.append(float(hits[:10].mean()))
         ranks = np.flatnonzero(hits) + 1
@@ -98,6 +101,69 @@ def description_search(labels: Any, pids: list[int], probabilities: np.ndarray, 
         "matching_images_median": float(np.median(matches)),
         "matching_images_fraction": float(np.mean(matches) / len(pids)),
     }
+
+
+def random_descriptions(labels: Any, identities: list[int], args: Any) -> list[dict[str, str]]:
+    """``--descriptions`` descriptions of ``--terms`` groups each, from random identities' labels (seed ``--seed``)."""
+    rng = np.random.default_rng(args.seed)
+    found = []
+    for _ in range(args.descriptions):
+        chosen = labels.values(int(rng.choice(identities)))
+        describable = [name for name, value in chosen.items() if value != "other"]
+        names = rng.choice(describable, size=args.terms, replace=False)
+        found.append({str(name): chosen[str(name)] for name in names})
+    return found
+
+
+def store_search(
+    gallery: list[Any], features: np.ndarray, probabilities: np.ndarray, labels: Any, extractor: Any, args: Any
+) -> dict[str, Any]:
+    """Section 3 of the module docstring: the images as one-crop tracks of a store, searched by description."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from datetime import datetime
+
+    from reidkit.search.describe import search_by_description
+    from reidkit.store.reader import StoreReader
+    from reidkit.store.rows import NewDetection, normalise_rows
+    from reidkit.store.writer import Store
+
+    folder = Path(tempfile.mkdtemp(prefix="attributes-store-"))
+    pid_of_track: dict[int, int] = {}
+    vectors = normalise_rows(features)
+    with Store.open(folder / "store", writable=True, create=True) as store:
+        store.require_model(extractor.model_id, extractor.feature_dim, "market1501_mgn_mobilenetv2")
+        store.require_attributes(labels.schema.name)
+        for camera in sorted({r.camid for r in gallery}):
+            rows = [i for i, r in enumerate(gallery) if r.camid == camera]
+            video = store.add_video(f"c{camera + 1}", f"market-c{camera + 1}", f"c{camera + 1}", 0, len(rows), 1,
+                                    "crops", datetime(2015, 1, 1, 9, 0), 1.0, 64, 128)
+            detections = [NewDetection(n, n, float(n), (0.0, 0.0, 64.0, 128.0), 1.0, 1.0, gallery[i].path.name,
+                                       vectors[i], probabilities[i]) for n, i in enumerate(rows)]
+            track_rows: dict[int, int] = {}
+            store.commit_chunk(video.id, detections, len(rows) - 1, track_rows)
+            store.finish_video(video.id)
+            pid_of_track.update({track_rows[n]: gallery[i].pid for n, i in enumerate(rows)})
+        store.save_indexes()
+    identities = sorted({r.pid for r in gallery})
+    descriptions = random_descriptions(labels, identities, args)
+    precisions, agree = [], 0
+    with StoreReader.open(folder / "store") as reader:
+        for number, description in enumerate(descriptions):
+            hits = search_by_description(reader, description, top_k=10).hits
+            matching = {p for p in identities if all(labels.values(p)[k] == v for k, v in description.items())}
+            precisions.append(np.mean([pid_of_track[hit.track.id] in matching for hit in hits]))
+            if number < args.cli_checks:
+                terms = [arg for name, value in description.items() for arg in ("--attr", f"{name}={value}")]
+                done = subprocess.run([str(Path(sys.executable).with_name("reidkit")), "search", "--db",
+                                       str(folder / "store"), *terms, "--top-k", "10", "--json"],
+                                      capture_output=True, text=True, check=True)
+                agree += [h["track_id"] for h in json.loads(done.stdout)["hits"]] == [h.track.id for h in hits]
+    shutil.rmtree(folder)
+    return {"tracks": len(pid_of_track), "descriptions": len(descriptions), "precision_at_10": float(np.mean(precisions)),
+            "cli_checks": args.cli_checks, "cli_agrees": agree}
 
 
 def photo_and_description(

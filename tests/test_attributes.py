@@ -156,3 +156,36 @@ def test_a_model_without_the_head_refuses_attributes(tmp_path: Path) -> None:
     assert attribute_schema_name(path) is None
     with pytest.raises(ModelError, match="no attribute head"):
         FeatureExtractor(path, progress=False, attributes=True)
+
+
+def test_reidkit_test_reports_the_attribute_scores_of_a_model_with_the_head(
+    market_root: Path, labels_file: Path, tmp_path: Path
+) -> None:
+    """A toy Market-1501 (every crop of four test identities, two training crops) scored by the shipped model."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    toy = tmp_path / "market"
+    wanted = ("0001", "0003", "0004", "0005")
+    for folder in ("bounding_box_train", "bounding_box_test", "query"):
+        (toy / folder).mkdir(parents=True)
+        files = sorted((market_root / folder).iterdir())
+        chosen = files[:2] if folder == "bounding_box_train" else [f for f in files if f.name[:4] in wanted]
+        for file in chosen:
+            shutil.copy(file, toy / folder / file.name)
+    reidkit = Path(sys.executable).with_name("reidkit")
+    done = subprocess.run([str(reidkit), "test", "--root", str(toy), "--attributes", str(labels_file), "--json",
+                           "--workers", "0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(done.stdout)["attributes"]
+    assert scores["num_images"] == len(list((toy / "bounding_box_test").iterdir()))
+    assert set(scores["group_accuracy"]) == set(MARKET1501.names) and 0.5 < scores["mean_accuracy"] <= 1.0
+    table = subprocess.run([str(reidkit), "test", "--root", str(toy), "--attributes", str(labels_file),
+                            "--workers", "0"], capture_output=True, text=True, timeout=300)
+    assert "attributes on" in table.stdout and "mean accuracy" in table.stdout
+    plain = subprocess.run([str(reidkit), "test", "--root", str(toy), "--imagenet-only", "--model", "mgn",
+                            "--backbone", "mobilenetv2", "--height", "128", "--width", "64", "--workers", "0",
+                            "--json"], capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0 and "attributes" not in json.loads(plain.stdout)
