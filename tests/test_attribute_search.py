@@ -64,6 +64,7 @@ def test_a_description_ranks_tracks_by_its_joint_probability(attribute_store: Pa
         assert all(hit.score == pytest.approx(joint[hit.track.id], rel=1e-5) for hit in result.hits)
         assert all(hit.attributes and set(hit.attributes) == set(MARKET1501.names) for hit in result.hits)
         assert result.trajectory and result.trajectory[0].camera == "cam1"
+        assert all(hit.person_id is None for hit in result.hits)  # not clustered: no person to name
         late = SearchFilters(after=datetime(2024, 5, 1, 9, 0, 4))
         filtered = search_by_description(store, description, top_k=50, filters=late)
         assert filtered.hits and all(hit.best.wall_time >= late.after for hit in filtered.hits)
@@ -171,3 +172,14 @@ def test_the_api_searches_by_description_behind_tokens_with_audit(attribute_stor
         assert narrowed.status_code == 200 and narrowed.json()["query"]["source"].endswith("'upper=black'")
     entry = next(e for e in reversed(audit.read(attribute_store)) if e.action == "search.attributes")
     assert "'upper=black' 'gender=male'" in entry.target and entry.hits == len(expected.hits)
+
+
+def test_description_hits_name_their_person_once_the_store_is_clustered(attribute_store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(attribute_store, copy)
+    done = _run("cluster", "--db", str(copy))
+    assert done.returncode == 0, done.stderr
+    with StoreReader.open(copy) as store:
+        hits = search_by_description(store, {"lower_length": "long"}, top_k=50).hits
+        placed = [hit for hit in hits if hit.person_id is not None]
+        assert placed and {hit.person_id for hit in placed} <= {p for (p,) in store.db.execute("SELECT id FROM people")}

@@ -27,7 +27,7 @@ from reidkit.attribute_schema import AttributeSchema, description_log_probabilit
 from reidkit.errors import ConfigError
 from reidkit.search.hit_attributes import describe, with_attributes
 from reidkit.search.results import Hit, SearchResult
-from reidkit.search.search import CLI_OPTIONS, check_search_options
+from reidkit.search.search import CLI_OPTIONS, check_search_options, with_people
 from reidkit.search.trajectory import build_trajectory
 from reidkit.store.filters import SearchFilters
 from reidkit.store.reader import StoreReader
@@ -70,7 +70,7 @@ def search_by_description(
     tracks = store.tracks(track_id for track_id, _, _ in chosen[:top_k])
     hits = [Hit(rank, tracks[track_id], score, score, crop, description_probability=score)
             for rank, (track_id, score, crop) in enumerate(chosen[:top_k], start=1)]
-    hits = with_attributes(store, hits)
+    hits = with_attributes(store, with_people(store, hits))
     notes = [] if hits else [f"no stored track matches {describe(description)} within the filters"]
     return SearchResult(hits=hits, trajectory=build_trajectory(hits), candidates=len(chosen), reranked=False,
                         notes=notes)

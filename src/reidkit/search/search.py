@@ -134,7 +134,7 @@ def search_store(
         for hit in hits
         if not store.crop_file(hit.best).is_file()
     ]
-    hits = with_attributes(store, _with_people(store, hits))
+    hits = with_attributes(store, with_people(store, hits))
     identity = identity_trajectory(store, query[0], hits, filters, query_track, exclude_track, min_score)
     if identity is not None:
         notes += identity.notes
@@ -154,7 +154,7 @@ def search_store(
     )
 
 
-def _with_people(store: StoreReader, hits: list[Hit]) -> list[Hit]:
+def with_people(store: StoreReader, hits: list[Hit]) -> list[Hit]:
     """The hits with the person each track belongs to (as the store's clustering placed it)."""
     placed = memberships(store, [hit.track.id for hit in hits])
     return [
