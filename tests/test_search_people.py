@@ -119,7 +119,7 @@ def test_an_old_store_is_read_as_unclustered_and_migrated_by_a_writer(two_camera
     root = tmp_path / "store"
     shutil.copytree(two_camera_store, root)
     with Store.open(root, writable=True) as store:  # make it a schema-2 store, as stores were before people
-        for table in ("track_people", "people", "clustering"):
+        for table in ("track_people", "people", "clustering", "detection_attributes", "track_attributes"):
             store.db.execute(f"DROP TABLE {table}")
         store.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with Store.open(root) as store:  # a reader reads it as it is: no people, the plain trajectory
