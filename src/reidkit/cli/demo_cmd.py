@@ -1,7 +1,8 @@
-"""``reidkit demo``: the training demo (``reidkit.demos.training_demo``) from the command line.
+"""``reidkit demo`` and ``reidkit demo-video``: the training demo (``reidkit.demos.training_demo``) and the
+person-search demo (``reidkit.demos.video_demo``) from the command line.
 
-Its last stdout line is ``{"trained": {...}, "imagenet_only": {...}}``, each the ``reidkit test --json`` object of
-that model.
+The last stdout line of each is one JSON object: ``demo``'s ``{"trained": {...}, "imagenet_only": {...}}`` (each
+the ``reidkit test --json`` object of that model), ``demo-video``'s the search's summary.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
+from reidkit.cli.ingest_options import CheckpointOption, DetectorOption
+from reidkit.errors import ConfigError
+
 DEFAULT_RECIPE = "demo_cpu"
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``demo`` to the ``reidkit`` app."""
+    """Add ``demo`` and ``demo-video`` to the ``reidkit`` app."""
     app.command("demo")(demo)
+    app.command("demo-video")(demo_video)
 
 
 def demo(
@@ -67,3 +72,29 @@ def _table(trained: dict[str, Any], baseline: dict[str, Any]) -> str:
     for label, summary in ((f"{name}, ReID-trained", trained), (f"{name}, ImageNet only", baseline)):
         lines.append(f"{label:<36}" + "".join(f"{100 * summary[k]:>8.2f}%" for k in keys))
     return "\n".join(lines)
+
+
+def demo_video(
+    shared: Annotated[Path, typer.Option("--shared", help="the project's shared folder (videos/, models/)")] = Path(
+        "../shared"
+    ),
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="where the demo's store is kept")] = Path("data"),
+    out: Annotated[Path, typer.Option("--out", help="output folder (HTML page, JSON)")] = Path("runs/demo-video"),
+    every: Annotated[int, typer.Option("--every", help="process every n-th frame")] = 2,
+    checkpoint: CheckpointOption = None,
+    detector: DetectorOption = None,
+) -> None:
+    """Ingest the shared pedestrian video as two cameras, then find a walker of the first in the second."""
+    from reidkit.demos.video_demo import run_demo_video
+
+    if every < 1:
+        raise ConfigError("--every must be a positive integer")
+    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
+
+    found = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
+    typer.echo(f"\nquery: {found.query_label}")
+    typer.echo(hits_table(found.search.hits, found.store_root))
+    typer.echo("\n" + trajectory_heading(found.search))
+    typer.echo(trajectory_table(found.search.trajectory))
+    typer.echo(f"\n{found.verdict}")
+    typer.echo(json.dumps(found.summary))

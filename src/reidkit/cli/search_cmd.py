@@ -1,7 +1,7 @@
-"""``reidkit ingest``, ``reidkit search`` and ``reidkit demo-video``: person search over stored video.
+"""``reidkit search``: find a person in a store from a photo, a stored track or a description, and print the ranked
+tracks and the trajectory (the work lives in ``reidkit.search``).
 
-The work lives in ``reidkit.search``; these functions parse options, pick defaults, and print. torch, FAISS and
-OpenVINO are imported inside the commands so that ``reidkit --help`` stays fast.
+torch, FAISS and OpenVINO are imported inside the command so that ``reidkit --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,13 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reidkit.cli.ingest_options import (
-    CheckpointOption,
-    DetectorOption,
-    DeviceOption,
-    IngestFlags,
-    shared_ingest_options,
-)
+from reidkit.cli.ingest_options import CheckpointOption, DetectorOption, DeviceOption
 from reidkit.cli.options import EmbedBackendOption
 from reidkit.errors import ConfigError, StoreError
 
@@ -30,71 +24,8 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ingest``, ``search`` and ``demo-video`` to the ``reidkit`` app."""
-    app.command("ingest")(ingest)
+    """Add ``search`` to the ``reidkit`` app."""
     app.command("search")(search)
-    app.command("demo-video")(demo_video)
-
-
-@shared_ingest_options
-def ingest(
-    video: Annotated[str, typer.Argument(help="video file (or a URL FFmpeg opens)")],
-    camera: Annotated[str, typer.Option("--camera", help="camera name, shown in results and usable as a filter")],
-    db: Annotated[Path, typer.Option("--db", help="store folder (created if missing)")],
-    start_time: Annotated[
-        str | None, typer.Option("--start-time", help="wall-clock time of the video's first frame, ISO 8601")
-    ] = None,
-    *,
-    flags: IngestFlags,
-) -> None:
-    """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
-    from reidkit.inference.device import resolve_device
-    from reidkit.search.ingest import check_options, ingest_video, plan_ingest
-    from reidkit.search.model_choice import choose_detector, choose_model
-    from reidkit.store.paths import discard_on_failure
-    from reidkit.store.writer import Store
-    from reidkit.video import probe_video
-
-    # Everything the user typed is checked before any store, row or model exists: a refused ingest changes nothing.
-    options = flags.options(camera, start_time)
-    device = str(resolve_device(flags.device, "--device"))
-    info = probe_video(video)  # a missing or unreadable video fails here, before any store or model is touched
-    check_options(options, info)
-    # e.g. an unreadable checkpoint: a failed first ingest leaves no empty store behind (the folder's other files stay)
-    index, index_options = flags.vector_index()
-    with discard_on_failure(db), Store.open(db, writable=True, create=True, index=index,
-                                            index_options=index_options) as store:
-        plan_ingest(store, info, options)  # a refused second ingest fails here, before the model loads
-        choice = choose_model(
-            flags.checkpoint, store.model, device=device, batch_size=flags.batch_size, backend=flags.embed_backend
-        )
-        if choice.warning:
-            typer.echo(f"warning: {choice.warning}", err=True)
-        built = choose_detector(flags.detector, device)
-        report = ingest_video(store, info, options, choice.extractor, built, choice.source)
-        summary = store.summary()
-    for line in report.warnings:
-        typer.echo(f"warning: {line}", err=True)
-    if report.resumed_after is not None:
-        removed = report.orphan_crops_removed
-        typer.echo(f"resumed after frame {report.resumed_after} (removed {removed} uncommitted crops)")
-    if report.grown_from is not None:
-        grown = f"{video} continues the recording ingested from {report.grown_from}"
-        typer.echo(f"{grown}: video {report.video_id} resumed")
-    if report.replaced:
-        typer.echo(f"replaced earlier ingest(s): video {', '.join(map(str, report.replaced))}")
-    typer.echo(
-        f"ingested {video} as camera {report.camera!r} (video {report.video_id}): {report.frames} frames, "
-        f"{report.detections} crops, {report.tracks} tracks in {report.seconds:.1f} s -> {db} "
-        f"[store: {summary.videos} videos, {summary.tracks} tracks, {summary.detections} crops]"
-    )
-    typer.echo(report.stage_summary())
-    if report.detections == 0 and report.resumed_after is None:
-        typer.echo(
-            f"warning: no person was detected in {video} ({report.frames} frames looked at); it is recorded as "
-            "ingested, but nothing from it can be found by search",
-            err=True,
-        )
 
 
 def search(
@@ -265,29 +196,3 @@ def _print_result(result: SearchResult, description: QueryDescription, root: Pat
     typer.echo(trajectory_table(result.trajectory))
     for note in result.notes:
         typer.echo(f"note: {note}")
-
-
-def demo_video(
-    shared: Annotated[Path, typer.Option("--shared", help="the project's shared folder (videos/, models/)")] = Path(
-        "../shared"
-    ),
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="where the demo's store is kept")] = Path("data"),
-    out: Annotated[Path, typer.Option("--out", help="output folder (HTML page, JSON)")] = Path("runs/demo-video"),
-    every: Annotated[int, typer.Option("--every", help="process every n-th frame")] = 2,
-    checkpoint: CheckpointOption = None,
-    detector: DetectorOption = None,
-) -> None:
-    """Ingest the shared pedestrian video as two cameras, then find a walker of the first in the second."""
-    from reidkit.demos.video_demo import run_demo_video
-
-    if every < 1:
-        raise ConfigError("--every must be a positive integer")
-    from reidkit.cli.search_report import hits_table, trajectory_heading, trajectory_table
-
-    found = run_demo_video(shared, data_dir, out, every, checkpoint, detector, echo=typer.echo)
-    typer.echo(f"\nquery: {found.query_label}")
-    typer.echo(hits_table(found.search.hits, found.store_root))
-    typer.echo("\n" + trajectory_heading(found.search))
-    typer.echo(trajectory_table(found.search.trajectory))
-    typer.echo(f"\n{found.verdict}")
-    typer.echo(json.dumps(found.summary))
