@@ -19,7 +19,7 @@ from reidkit.inference import FeatureExtractor
 from reidkit.losses import AttributeLoss, ReidLoss
 from reidkit.losses.attribute import MISSING
 from reidkit.models import build_model
-from reidkit.models.model_file import ModelCard, attribute_schema_name, model_payload, save_checkpoint
+from reidkit.models.model_file import ModelCard, model_payload, save_checkpoint
 
 MAT = Path("datasets") / "market1501-attributes" / "market_attribute.mat"
 
@@ -136,7 +136,7 @@ def test_the_extractor_gives_attributes_from_the_embedding_pass(tmp_path: Path, 
     card = ModelCard(asdict(model.spec), (64, 32), IMAGENET_MEAN, IMAGENET_STD, "scratch")
     path = tmp_path / "head.pt"
     save_checkpoint(path, model_payload(model, card))
-    assert attribute_schema_name(path) == "market1501"
+    assert FeatureExtractor(path, progress=False, attributes=None).schema is MARKET1501  # None: as the model has
     images = [np.random.default_rng(seed).integers(0, 255, (128, 64, 3), dtype=np.uint8) for seed in range(3)]
     plain = FeatureExtractor(path, progress=False, backend=backend)(images)
     features, probabilities = FeatureExtractor(path, progress=False, backend=backend, attributes=True).extract(images)
@@ -153,7 +153,7 @@ def test_a_model_without_the_head_refuses_attributes(tmp_path: Path) -> None:
     card = ModelCard(asdict(model.spec), (64, 32), IMAGENET_MEAN, IMAGENET_STD, "scratch")
     path = tmp_path / "plain.pt"
     save_checkpoint(path, model_payload(model, card))
-    assert attribute_schema_name(path) is None
+    assert FeatureExtractor(path, progress=False, attributes=None).schema is None
     with pytest.raises(ModelError, match="no attribute head"):
         FeatureExtractor(path, progress=False, attributes=True)
 

@@ -131,11 +131,11 @@ def test(
     backend = resolve_backend(embed_backend, str(torch_device))
     labels = None
     if checkpoint is not None:
-        labels = test_attribute_labels(checkpoint, root, attributes)
         extractor = FeatureExtractor(
             checkpoint, device=torch_device, batch_size=batch_size, flip=flip, workers=workers, backend=backend,
-            attributes=labels is not None,
+            attributes=None,
         )
+        labels = test_attribute_labels(checkpoint, extractor.schema is not None, root, attributes)
     else:
         net, card = untrained_model(model, backbone, height, width)
         extractor = FeatureExtractor(
@@ -150,15 +150,13 @@ def test(
     typer.echo(json.dumps(summary) if as_json else format_summary(summary))
 
 
-def test_attribute_labels(checkpoint: Path, root: Path, given: Path | None) -> Any:
+def test_attribute_labels(checkpoint: Path, has_head: bool, root: Path, given: Path | None) -> Any:
     """The test split's attribute labels where the model has an attribute head: ``--attributes``, else the copy
     ``prepare_shared_market1501_attributes`` leaves beside the dataset; None otherwise (with a note if the model
     predicts attributes that nothing can score)."""
     from reidkit.data.market_attributes import read_market1501_attributes
-    from reidkit.inference.foreign_model import is_foreign_model
-    from reidkit.models.model_file import attribute_schema_name
 
-    if is_foreign_model(checkpoint) or attribute_schema_name(checkpoint) is None:
+    if not has_head:
         if given is not None:
             raise ConfigError(f"--attributes: {checkpoint} has no attribute head, so it predicts no attributes")
         return None

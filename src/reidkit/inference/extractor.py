@@ -38,7 +38,7 @@ from reidkit.image_open import upright_rgb
 from reidkit.inference.attributes import CACHE_SUFFIX, FeatureAndAttributes
 from reidkit.inference.backends import EMBEDDING_BACKENDS
 from reidkit.inference.foreign_model import is_foreign_model, load_foreign_model
-from reidkit.models import build_model
+from reidkit.models import ReidModel, build_model
 from reidkit.models.model_file import ModelCard, backbone_init_label, load_model, model_id
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -70,7 +70,7 @@ class FeatureExtractor:
         progress: bool = True,
         backend: str | None = None,
         frozen: bool = False,
-        attributes: bool = False,
+        attributes: bool | None = False,
     ) -> None:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
@@ -79,17 +79,22 @@ class FeatureExtractor:
         self._model_id: str | None = None
         self._feature_dim: int | None = None
         self.model: nn.Module | None
-        self.attributes = attributes
+        self.attributes = bool(attributes)  # None: resolved once the model is loaded (``_open_reidkit``)
         self.schema: AttributeSchema | None = None  # the attributes' meaning, for an extractor that gives them
         if not isinstance(checkpoint_or_model, nn.Module) and is_foreign_model(checkpoint_or_model):
             self._open_foreign(Path(checkpoint_or_model), backend)
         else:
-            self._open_reidkit(checkpoint_or_model, card, backend or "torch")
+            self._open_reidkit(checkpoint_or_model, card, backend or "torch", attributes)
         self.batch_size, self.flip, self.workers, self.progress = batch_size, flip, workers, progress
         height, width = self.card.input_size
         self.transform = build_transforms(height, width, train=False, mean=self.card.mean, std=self.card.std)
 
-    def _open_reidkit(self, checkpoint_or_model: str | Path | nn.Module, card: ModelCard | None, backend: str) -> None:
+    def _open_reidkit(
+        self, checkpoint_or_model: str | Path | nn.Module, card: ModelCard | None, backend: str,
+        attributes: bool | None,
+    ) -> None:
+        """``attributes=None``: the attribute probabilities too, where the model has an attribute head (decided from
+        the loaded model, so a model file is read once)."""
         self._backend = EMBEDDING_BACKENDS.get(backend)
         if isinstance(checkpoint_or_model, nn.Module):
             if card is None:
@@ -98,6 +103,8 @@ class FeatureExtractor:
         else:
             self.model, self.card = load_model(Path(checkpoint_or_model))
             self.model.to(memory_format=torch.channels_last)
+        if attributes is None:
+            self.attributes = isinstance(self.model, ReidModel) and self.model.attribute_schema is not None
         self._network: nn.Module = FeatureAndAttributes(self.model) if self.attributes else self.model
         if isinstance(self._network, FeatureAndAttributes):
             self.schema = self._network.schema

@@ -242,10 +242,3 @@ def load_matching_weights(model: nn.Module, path: Path | str) -> tuple[int, list
 def load_model(path: Path | str) -> tuple[nn.Module, ModelCard]:
     """Read a model file and rebuild its model (eval mode, CPU): the one call most readers need."""
     return build_from_checkpoint(load_checkpoint(path), source=str(path))
-
-
-def attribute_schema_name(path: Path | str) -> str | None:
-    """The attribute schema a model file's model predicts (its ``attributes`` option), None for one without."""
-    card, _ = _card_and_state(load_checkpoint(path), str(path))
-    name = card.spec.get("kwargs", {}).get("attributes")
-    return str(name) if name else None

@@ -75,17 +75,10 @@ def choose_model(
         return ModelChoice(extractor, IMAGENET, warning)
     extractor = FeatureExtractor(
         source, device=device, batch_size=batch_size, progress=False, backend=backend,
-        attributes=has_attribute_head(source),
+        attributes=None,  # the attributes too where the model has the head: ingest stores them from the same pass
     )
     return ModelChoice(extractor, source, warning)
 
-
-def has_attribute_head(source: str) -> bool:
-    """Whether the model at ``source`` predicts attributes: ingest then stores them from the embedding pass."""
-    from reidkit.inference.foreign_model import is_foreign_model
-    from reidkit.models.model_file import attribute_schema_name
-
-    return not is_foreign_model(source) and attribute_schema_name(source) is not None
 
 
 def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> str:

@@ -191,8 +191,9 @@ class StoreReader:
         return np.array(ids, dtype=np.int64), matrix
 
     def _joined(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-        if not parts:
-            return self._probability_rows("SELECT 0, x'' WHERE 0", ())
+        if not parts:  # no ids asked for
+            width = sum(self.attribute_schema.sizes) if self.attribute_schema else 0
+            return np.zeros(0, dtype=np.int64), np.zeros((0, width), dtype=np.float32)
         return np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
 
     # --- cameras, videos and crops ------------------------------------------------------------------------------
