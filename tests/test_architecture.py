@@ -37,6 +37,7 @@ LAYERS = {
     "video": 5,
     "search": 6,
     "viz": 7,
+    "live": 7,
     "album": 7,
     "training": 8,
     "demos": 9,
