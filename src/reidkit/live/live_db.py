@@ -40,3 +40,12 @@ def open_live_db(store_root: Path) -> sqlite3.Connection:
 def ensure_tables(connection: sqlite3.Connection, ddl: str) -> None:
     """Create a module's tables and indexes where missing (every statement must say IF NOT EXISTS)."""
     connection.executescript(ddl)
+
+
+SNAPSHOTS_FOLDER = "snapshots"
+
+
+def snapshot_path(store_root: Path, camera: str) -> Path:
+    """The latest full frame of a live camera (JPEG), kept fresh by its watcher: what zones are drawn on and heat
+    maps are painted over. A camera name is checked (letters, digits, ``_-.``) before it gets here."""
+    return Path(store_root) / SNAPSHOTS_FOLDER / f"{camera}.jpg"
