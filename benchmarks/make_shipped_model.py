@@ -44,7 +44,7 @@ def main() -> None:
 
     root = prepare_shared_market1501(args.shared, args.data_dir)
     attributes = prepare_shared_market1501_attributes(args.shared, args.data_dir)
-    train(args.run, root, attributes, args.shared)
+    train(args.run, root, attributes, args.shared, RECIPE)
     rows, copy = measure(args.run, root)
     train_seconds = sum(row["epoch_seconds"] for row in copy["history"])  # a resumed run's too
     fp32, fp16 = rows["float32"], rows["float16"]
@@ -64,11 +64,11 @@ def main() -> None:
     print(json.dumps(record))
 
 
-def train(run: Path, root: Path, attributes: Path, shared: Path) -> None:
+def train(run: Path, root: Path, attributes: Path, shared: Path, recipe: str) -> None:
     """Train the recipe, or resume it; a finished run only reloads (its epochs are all done)."""
     weights = shared / "models" / "imagenet" / "mobilenetv2_imagenet_features.pt"
     env = {**os.environ, "REIDKIT_MOBILENETV2_WEIGHTS": str(weights.resolve())}
-    command = [sys.executable, "-m", "reidkit", "train", "--config", RECIPE, f"data.root={relative(root)}",
+    command = [sys.executable, "-m", "reidkit", "train", "--config", recipe, f"data.root={relative(root)}",
                f"data.attributes={relative(attributes)}", f"train.output_dir={relative(run)}"]
     if (run / "last.pt").is_file():
         command.append("--resume")

@@ -61,11 +61,12 @@ def test_list_shows_every_registry_and_the_shipped_recipes() -> None:
             current = sections.setdefault(line.rstrip(":"), [])
         else:
             current.append(line.split()[0])
-    trained = "trained models (shipped with reidkit, --checkpoint NAME; * = the default of every command that embeds)"
+    trained = ("trained models (shipped with reidkit, --checkpoint NAME; * = the default of every command that embeds,"
+               " a = of `reidkit attributes`)")
     assert list(sections) == [
         "models", trained, "backbones", "datasets", "detectors", "backends", "indexes", "clustering", "recipes"
     ]
-    assert sections[trained] == ["*market1501_mgn_mobilenetv2"]
+    assert sections[trained] == ["*market1501_mgn_mobilenetv2", "amarket1501_attributes_mobilenetv2"]
     assert sections["clustering"] == ["dbscan-jaccard", "agglomerative-jaccard", "hdbscan"]
     assert sections["models"] == list(MODELS.names())
     assert sections["recipes"] == recipe_names() and "demo_cpu" in sections["recipes"]

@@ -24,7 +24,13 @@ from reidkit.models.model_file import (
     model_payload,
     save_checkpoint,
 )
-from reidkit.models.zoo import DEFAULT_MODEL, SHIPPED_MODELS, is_shipped_model, shipped_model_file
+from reidkit.models.zoo import (
+    DEFAULT_ATTRIBUTE_MODEL,
+    DEFAULT_MODEL,
+    SHIPPED_MODELS,
+    is_shipped_model,
+    shipped_model_file,
+)
 
 LIMIT_BYTES = 25 * 1024 * 1024
 
@@ -68,18 +74,31 @@ def test_the_shipped_model_is_small_carded_and_loads_by_name() -> None:
     assert model_card.input_size == (128, 64) and model_card.spec["name"] == "mgn"
 
 
-def test_the_shipped_model_was_trained_with_what_its_recipe_resolves_to() -> None:
+@pytest.mark.parametrize("name, recipe", [(DEFAULT_MODEL, "market1501_mgn_mobilenetv2_cpu"),
+                                          (DEFAULT_ATTRIBUTE_MODEL, "market1501_attributes_only_mobilenetv2_cpu")])
+def test_the_shipped_model_was_trained_with_what_its_recipe_resolves_to(name: str, recipe: str) -> None:
     """One documented command reproduces the file: its recipe (which inherits demo_cpu) must still resolve to the
     settings the file was trained with, whatever the demo's own recipe becomes."""
     from reidkit.config import config_from_dict, load_config
     from reidkit.recipes import resolve_recipe
 
-    trained = asdict(config_from_dict(load_checkpoint(DEFAULT_MODEL)["config"], DEFAULT_MODEL))
-    recipe = asdict(load_config(resolve_recipe("market1501_mgn_mobilenetv2_cpu")))
+    trained = asdict(config_from_dict(load_checkpoint(name)["config"], name))
+    recipe = asdict(load_config(resolve_recipe(recipe)))
     for config in (trained, recipe):
         config["data"].pop("root")
         config["train"].pop("output_dir")
     assert trained == recipe
+
+
+def test_the_shipped_attribute_model_is_small_carded_and_has_the_head() -> None:
+    path = shipped_model_file(DEFAULT_ATTRIBUTE_MODEL)
+    assert path.stat().st_size <= LIMIT_BYTES
+    card = path.with_suffix(".md").read_text(encoding="utf-8")
+    for fact in ("Market-1501", "market1501_attributes_only_mobilenetv2_cpu", "APR", "Not a re-identification model",
+                 "Apache-2.0", "make_attribute_model.py", "commit"):
+        assert fact in card, fact
+    model, _ = load_model(DEFAULT_ATTRIBUTE_MODEL)
+    assert model.spec.kwargs["attributes"] == "market1501"
 
 
 def test_a_file_named_like_a_shipped_model_wins_over_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

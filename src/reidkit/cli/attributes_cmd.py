@@ -30,13 +30,13 @@ def attributes(
     from reidkit.cli.train_cmd import expand_images
     from reidkit.inference import FeatureExtractor
     from reidkit.inference.device import resolve_device
-    from reidkit.models.zoo import DEFAULT_MODEL
+    from reidkit.models.zoo import DEFAULT_ATTRIBUTE_MODEL
     from reidkit.search.model_choice import resolve_backend
 
     paths = expand_images(images)
     torch_device = resolve_device(device, "--device")
     extractor = FeatureExtractor(
-        checkpoint or DEFAULT_MODEL, device=torch_device, flip=flip, attributes=True,
+        checkpoint or DEFAULT_ATTRIBUTE_MODEL, device=torch_device, flip=flip, attributes=True,
         backend=resolve_backend(embed_backend, str(torch_device)),
     )
     _, probabilities = extractor.extract(paths, desc="attributes")

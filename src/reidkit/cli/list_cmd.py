@@ -65,12 +65,13 @@ def _registered(module: str, name: str) -> list[tuple[str, str]]:
 
 def _echo_shipped_models() -> None:
     """The trained models inside the package, usable as ``--checkpoint NAME``; the default is marked."""
-    from reidkit.models.zoo import DEFAULT_MODEL, SHIPPED_MODELS
+    from reidkit.models.zoo import DEFAULT_ATTRIBUTE_MODEL, DEFAULT_MODEL, SHIPPED_MODELS
 
-    typer.echo("trained models (shipped with reidkit, --checkpoint NAME; * = the default of every command that embeds):")
+    typer.echo("trained models (shipped with reidkit, --checkpoint NAME; * = the default of every command that embeds,"
+               " a = of `reidkit attributes`):")
     width = max(len(name) for name in SHIPPED_MODELS.names())
     for entry in SHIPPED_MODELS.entries():
-        mark = "*" if entry.name == DEFAULT_MODEL else " "
+        mark = "*" if entry.name == DEFAULT_MODEL else "a" if entry.name == DEFAULT_ATTRIBUTE_MODEL else " "
         typer.echo(f" {mark}{entry.name:<{width}}  {entry.summary}")
 
 
