@@ -15,7 +15,7 @@ from reidkit.live.live_db import live_db_path, open_live_db
 
 
 @dataclass(frozen=True)
-class Sighting:
+class LiveTrack:
     """One track of a live person: where (camera) and when (seconds since 1970, UTC)."""
 
     track_id: int
@@ -31,7 +31,7 @@ class LivePerson:
     id: int
     first_epoch: float
     last_epoch: float
-    last_camera: str      # where the person is now (their latest sighting)
+    last_camera: str      # where the person is now (their latest track)
     last_track_id: int
     num_tracks: int
 
@@ -55,14 +55,14 @@ def recent_people(store_root: Path, since_epoch: float | None = None, limit: int
     return [LivePerson(*row) for row in rows]
 
 
-def trajectory(store_root: Path, person_id: int) -> tuple[LivePerson, list[Sighting]]:
+def trajectory(store_root: Path, person_id: int) -> tuple[LivePerson, list[LiveTrack]]:
     """A live person and their tracks in time order (a ``StoreError`` naming the id when there is no such person)."""
     person = _person(store_root, person_id)
     with closing(open_live_db(store_root)) as db:
         rows = db.execute(
             "SELECT track_id, camera, first_epoch, last_epoch, best_detection_id, similarity FROM live_track_people "
             "WHERE person_id = ? ORDER BY first_epoch, track_id", (person_id,)).fetchall()
-    return person, [Sighting(*row) for row in rows]
+    return person, [LiveTrack(*row) for row in rows]
 
 
 def person_of_track(store_root: Path, track_id: int) -> LivePerson:

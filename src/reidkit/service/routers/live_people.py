@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from reidkit.errors import StoreError
-from reidkit.live.people_now import LivePerson, Sighting, person_of_track, recent_people, trajectory
+from reidkit.live.people_now import LivePerson, LiveTrack, person_of_track, recent_people, trajectory
 from reidkit.service import audit
 from reidkit.service.access import Caller
 from reidkit.service.limits import ApiError
@@ -25,7 +25,7 @@ from reidkit.service.services import API, ERRORS, ItemId, services, viewer
 router = APIRouter(prefix=API, tags=["live people"], responses=ERRORS)
 
 
-class LiveSighting(BaseModel):
+class LivePersonTrack(BaseModel):
     track_id: int
     camera: str
     first_seen: str = Field(description="ISO 8601, UTC")
@@ -52,7 +52,7 @@ class LivePeopleResponse(BaseModel):
 class LivePersonResponse(BaseModel):
     person: LivePersonSummary
     cameras: list[str]
-    trajectory: list[LiveSighting] = Field(description="the person's tracks in time order")
+    trajectory: list[LivePersonTrack] = Field(description="the person's tracks in time order")
 
 
 @router.get("/live/people", response_model=LivePeopleResponse, summary="People seen lately on live cameras")
@@ -71,13 +71,13 @@ def list_live_people(
 def get_live_person(request: Request, caller: Annotated[Caller, Depends(viewer)], person_id: ItemId) -> dict[str, Any]:
     state = services(request)
     try:
-        found, sightings = trajectory(state.root, person_id)
+        found, tracks = trajectory(state.root, person_id)
     except StoreError:
         raise ApiError(404, "not_found", f"no live person {person_id}; list them with GET {API}/live/people") from None
-    cameras = sorted({s.camera for s in sightings})
-    audit.record(state.root, caller, "live_person", f"live person {person_id} (cameras {', '.join(cameras)})",
-                 len(sightings))
-    return {"person": _summary(found), "cameras": cameras, "trajectory": [_sighting(s) for s in sightings]}
+    answer = _person_answer(found, tracks)
+    audit.record(state.root, caller, "live_person", f"live person {person_id} (cameras {', '.join(answer['cameras'])})",
+                 len(tracks))
+    return answer
 
 
 @router.get("/live/tracks/{track_id}/person", response_model=LivePersonResponse,
@@ -88,10 +88,14 @@ def get_track_person(request: Request, caller: Annotated[Caller, Depends(viewer)
         found = person_of_track(state.root, track_id)
     except StoreError as error:
         raise ApiError(404, "not_found", str(error)) from None
-    _, sightings = trajectory(state.root, found.id)
-    audit.record(state.root, caller, "live_person", f"live person {found.id} of track {track_id}", len(sightings))
-    return {"person": _summary(found), "cameras": sorted({s.camera for s in sightings}),
-            "trajectory": [_sighting(s) for s in sightings]}
+    _, tracks = trajectory(state.root, found.id)
+    audit.record(state.root, caller, "live_person", f"live person {found.id} of track {track_id}", len(tracks))
+    return _person_answer(found, tracks)
+
+
+def _person_answer(person: LivePerson, tracks: list[LiveTrack]) -> dict[str, Any]:
+    return {"person": _summary(person), "cameras": sorted({t.camera for t in tracks}),
+            "trajectory": [_track_json(t) for t in tracks]}
 
 
 def _summary(person: LivePerson) -> dict[str, Any]:
@@ -100,11 +104,11 @@ def _summary(person: LivePerson) -> dict[str, Any]:
             "person_url": f"{API}/live/people/{person.id}"}
 
 
-def _sighting(sighting: Sighting) -> dict[str, Any]:
-    return {"track_id": sighting.track_id, "camera": sighting.camera, "first_seen": _iso(sighting.first_epoch),
-            "last_seen": _iso(sighting.last_epoch),
-            "similarity": None if sighting.similarity is None else round(sighting.similarity, 4),
-            "crop_url": f"{API}/crops/{sighting.best_detection_id}", "track_url": f"{API}/tracks/{sighting.track_id}"}
+def _track_json(track: LiveTrack) -> dict[str, Any]:
+    return {"track_id": track.track_id, "camera": track.camera, "first_seen": _iso(track.first_epoch),
+            "last_seen": _iso(track.last_epoch),
+            "similarity": None if track.similarity is None else round(track.similarity, 4),
+            "crop_url": f"{API}/crops/{track.best_detection_id}", "track_url": f"{API}/tracks/{track.track_id}"}
 
 
 def _iso(epoch: float) -> str:
