@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from reidkit.cli.main import app
+from reidkit.cli.main import main
 from reidkit.errors import ConfigError
 from reidkit.live.zone_report import COUNT_COLUMNS, PRESENCE_COLUMNS, parse_bucket, zone_report
 from reidkit.live.zones import Zone, load_zones, parse_polygon, points_inside, remove_zone, save_zones
@@ -165,29 +165,44 @@ def test_zones_are_kept_in_live_sqlite(tmp_path: Path) -> None:
     assert load_zones(tmp_path, "other") == [] and (tmp_path / "live.sqlite").is_file()
 
 
-def test_cli_add_report_csv_and_bad_input(tmp_path: Path) -> None:
+def _reidkit(args: list[str], capsys: pytest.CaptureFixture[str],
+             monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """``reidkit ARGS`` through the command's own entry point (one-line errors, exit 2): (exit code, out, err)."""
+    monkeypatch.setattr(sys, "argv", ["reidkit", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ended:
+        main()
+    out, err = capsys.readouterr()
+    return int(ended.value.code or 0), out, err
+
+
+def test_cli_add_report_csv_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "store"
     _store(store, {1: _walker({f: float(f) for f in range(80)})})
-    runner = CliRunner()
     polygon = json.dumps([list(p) for p in ZONE])
-    added = runner.invoke(app, ["zones", "add", "--db", str(store), "--camera", "gate", "--name", "door",
-                                "--polygon", polygon])
-    assert added.exit_code == 0, added.output
-    bad = runner.invoke(app, ["zones", "add", "--db", str(store), "--camera", "gate", "--name", "x",
-                              "--polygon", "[[0,0],[10,10],[10,0],[0,10]]"])
-    assert bad.exit_code == 2 and bad.output.strip().count("\n") == 0 and "--polygon crosses itself" in bad.output
-    unknown = runner.invoke(app, ["zones", "add", "--db", str(store), "--camera", "nope", "--name", "x",
-                                  "--polygon", polygon])
-    assert unknown.exit_code == 2 and "--camera 'nope'" in unknown.output and "'gate'" in unknown.output
+    add = ["zones", "add", "--db", str(store), "--camera"]
+    code, out, err = _reidkit([*add, "gate", "--name", "door", "--polygon", polygon], capsys, monkeypatch)
+    assert code == 0 and "zone 'door' (4 points) saved" in out, err
+    for args, words in (
+        (["gate", "--name", "x", "--polygon", "[[0,0],[10,10],[10,0],[0,10]]"], "error: --polygon crosses itself"),
+        (["nope", "--name", "x", "--polygon", polygon], "error: --camera 'nope': no such camera"),
+        (["gate", "--name", " ", "--polygon", polygon], "error: --name ' ' must be 1 to 100"),
+        (["gate", "--file", str(tmp_path / "none.json")], "error: --file"),
+    ):
+        code, out, err = _reidkit([*add, *args], capsys, monkeypatch)
+        assert code == 2 and err.startswith(words) and err.count("\n") == 1, err
     presence, counts = tmp_path / "presence.csv", tmp_path / "counts.csv"
-    shown = runner.invoke(app, ["zones", "report", "--db", str(store), "--camera", "gate", "--bucket", "1m",
-                                "--csv", str(presence), "--counts-csv", str(counts)])
-    assert shown.exit_code == 0, shown.output
-    assert "door" in shown.output and "3.0" in shown.output
+    code, out, err = _reidkit(["zones", "report", "--db", str(store), "--camera", "gate", "--bucket", "1m", "--csv",
+                               str(presence), "--counts-csv", str(counts)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "door" in out and "3.0" in out
     with presence.open() as handle:
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == PRESENCE_COLUMNS and rows[0]["dwell_s"] == "3.0" and rows[0]["entries"] == "1"
     with counts.open() as handle:
         assert tuple(next(csv.DictReader(handle))) == COUNT_COLUMNS
-    as_json = json.loads(runner.invoke(app, ["zones", "report", "--db", str(store), "--json"]).output)
-    assert as_json["by"] == "track" and as_json["presence"][0]["dwell_s"] == 3.0
+    code, out, err = _reidkit(["zones", "report", "--db", str(store), "--json"], capsys, monkeypatch)
+    assert json.loads(out)["by"] == "track" and json.loads(out)["presence"][0]["dwell_s"] == 3.0
+    code, out, err = _reidkit(["zones", "report", "--db", str(store), "--bucket", "0s"], capsys, monkeypatch)
+    assert code == 2 and err.startswith("error: --bucket '0s' must be a length")
