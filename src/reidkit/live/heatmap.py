@@ -25,6 +25,7 @@ from reidkit.image_open import open_image, upright_rgb
 from reidkit.live.zones import Zone, snapshot_of
 from reidkit.store.filters import SearchFilters
 from reidkit.store.reader import StoreReader
+from reidkit.store.rows import VideoRecord
 
 _GRID_SIDE = 320
 _MAX_ALPHA = 0.75
@@ -39,9 +40,15 @@ class CameraFrame:
     source: str
 
 
-def camera_frame(store: StoreReader | None, store_root: Path, camera: str) -> CameraFrame:
-    """The frame to draw ``camera``'s zones and heat map on (see the module docstring); ``StoreError`` when the
-    camera has neither a snapshot nor a video in the store."""
+def latest_video(store: StoreReader | None, camera: str) -> VideoRecord | None:
+    """The camera's most recent video in the store (None: none, or no store yet)."""
+    videos = [] if store is None else [video for video in store.videos() if video.camera == camera]
+    return videos[-1] if videos else None
+
+
+def camera_frame(video: VideoRecord | None, store_root: Path, camera: str) -> CameraFrame:
+    """The frame to draw ``camera``'s zones and heat map on (see the module docstring), ``video`` being its latest
+    (``latest_video``); ``StoreError`` when the camera has neither a snapshot nor a video in the store."""
     snapshot = snapshot_of(store_root, camera)
     if snapshot is not None:
         try:
@@ -49,22 +56,18 @@ def camera_frame(store: StoreReader | None, store_root: Path, camera: str) -> Ca
                 return CameraFrame(np.asarray(upright_rgb(image)), "snapshot")
         except (OSError, ReidkitError):
             pass  # being replaced by the watcher, or unreadable: fall back to the recordings
-    video = None if store is None else store.db.execute(
-        "SELECT v.path, v.start_frame, v.last_committed_frame, v.width, v.height FROM videos v "
-        "JOIN cameras c ON c.id = v.camera_id WHERE c.name = ? ORDER BY v.id DESC LIMIT 1", (camera,)).fetchone()
     if video is None:
         raise StoreError(f"camera {camera!r} has no video in the store and no live snapshot to draw on")
-    path, start_frame, last_committed, width, height = video
-    if "://" not in str(path) and last_committed >= start_frame:
+    if "://" not in video.path and video.last_committed_frame >= video.start_frame:
         from reidkit.video import read_frame
 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a truncated file's warning: the frame decodes or it does not
-                return CameraFrame(read_frame(Path(path), int(start_frame)).image, "video")
+                return CameraFrame(read_frame(Path(video.path), video.start_frame).image, "video")
         except ReidkitError:
             pass  # moved, gone or unreadable: a canvas of its size instead
-    return CameraFrame(np.full((int(height), int(width), 3), 96, dtype=np.uint8), "canvas")
+    return CameraFrame(np.full((video.height, video.width, 3), 96, dtype=np.uint8), "canvas")
 
 
 def foot_points(store: StoreReader, camera: str, filters: SearchFilters = SearchFilters()) -> tuple[np.ndarray,
@@ -125,11 +128,15 @@ def render_heatmap(frame: np.ndarray, heat: np.ndarray, zones: list[Zone]) -> Im
 def heatmap_png(store: StoreReader, store_root: Path, camera: str, zones: list[Zone],
                 filters: SearchFilters = SearchFilters(), weighted: bool = False) -> tuple[bytes, CameraFrame, int]:
     """The PNG of ``camera``'s heat map, the frame it was drawn on, and how many sightings it holds."""
-    frame = camera_frame(store, store_root, camera)
+    frame = camera_frame(latest_video(store, camera), store_root, camera)
     points, seconds = foot_points(store, camera, filters)
+    return heatmap_over(frame, points, seconds if weighted else np.ones(len(points)), zones), frame, len(points)
+
+
+def heatmap_over(frame: CameraFrame, points: np.ndarray, weights: np.ndarray, zones: list[Zone]) -> bytes:
+    """The heat map of ``points`` (weighted) over ``frame`` with ``zones`` drawn, as PNG bytes."""
     height, width = frame.image.shape[:2]
-    weights = seconds if weighted else np.ones(len(points))
     picture = render_heatmap(frame.image, heat_layer(points, weights, (width, height)), zones)
     out = io.BytesIO()
     picture.save(out, format="PNG", optimize=True)
-    return out.getvalue(), frame, len(points)
+    return out.getvalue()

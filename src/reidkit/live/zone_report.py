@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -197,8 +197,8 @@ class _BucketSum:
 class _Tally:
     """Sums over walks: per (zone, subject) presence and per (zone, clock, bucket) counts."""
 
-    def __init__(self, camera: str, zones: list[Zone], bucket_s: float) -> None:
-        self.camera, self.zones, self.bucket_s = camera, zones, bucket_s
+    def __init__(self, camera: str, zones: list[Zone], bucket_s: float, bucket_field: str) -> None:
+        self.camera, self.zones, self.bucket_s, self.bucket_field = camera, zones, bucket_s, bucket_field
         self.presence: dict[tuple[int, str, int], _PresenceSum] = {}
         self.buckets: dict[tuple[int, int | None, int], _BucketSum] = defaultdict(_BucketSum)
         self.extent: dict[int | None, tuple[int, int]] = {}  # clock (None: wall) -> first and last bucket number
@@ -252,8 +252,8 @@ class _Tally:
         """Every bucket from each clock's first to its last sample, per zone (zeros where nobody was inside)."""
         total = sum(last - first + 1 for first, last in self.extent.values()) * len(self.zones)
         if total > MAX_BUCKETS:
-            raise ConfigError(f"--bucket {self.bucket_s:g}s makes {total} buckets over this time; the limit is "
-                              f"{MAX_BUCKETS}: take longer buckets or a shorter --after/--before span")
+            raise ConfigError(f"{self.bucket_field} {self.bucket_s:g}s makes {total} buckets over this time; the "
+                              f"limit is {MAX_BUCKETS}: take longer buckets or a shorter time span")
         clocks = sorted(self.extent.items(), key=lambda item: (item[0] is not None, item[0] or 0))
         rows = []
         for z, zone in enumerate(self.zones):
@@ -277,7 +277,9 @@ def zone_report(store: StoreReader, zones: list[Zone], filters: SearchFilters = 
                 bucket_s: float = 60.0, by: str = "auto", names: dict[str, str] = CLI_OPTIONS) -> ZoneReport:
     """Presence and counts for ``zones`` (of the cameras ``filters`` names, or of every camera they are on) from the
     store's committed sightings within ``filters``' time span. ``names`` name the options in refusals."""
-    check_search_options(store, filters, names=names)
+    drawn_on = {zone.camera for zone in zones}  # a camera with zones but no footage yet reports nothing, not an error
+    check_search_options(store, replace(filters, cameras=tuple(c for c in filters.cameras if c not in drawn_on)),
+                         names=names)
     if by not in BY_CHOICES:
         raise ConfigError(f"{names.get('by', '--by')} {by!r}: use {', '.join(BY_CHOICES)}")
     clustered = clustering(store) is not None
@@ -298,7 +300,7 @@ def zone_report(store: StoreReader, zones: list[Zone], filters: SearchFilters = 
         if chosen == "person":
             found = memberships(store, np.unique(samples.track).tolist())
             subject_of = {track: ("person", member.person_id) for track, member in found.items()}
-        tally = _Tally(camera, mine, bucket_s)
+        tally = _Tally(camera, mine, bucket_s, names.get("bucket", "--bucket"))
         for key, rows in sorted(_walks(samples, subject_of).items(), key=lambda item: item[1][0]):
             tally.add_walk(key, samples, rows, inside)
         presence = tally.presence_rows()

@@ -27,6 +27,7 @@ _FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "panels.js": "text/javascript; charset=utf-8",
     "attributes.js": "text/javascript; charset=utf-8",
+    "zones.js": "text/javascript; charset=utf-8",
     "docs.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
