@@ -192,17 +192,32 @@ def test_cli_add_report_csv_and_bad_input(tmp_path: Path, capsys: pytest.Capture
     ):
         code, out, err = _reidkit([*add, *args], capsys, monkeypatch)
         assert code == 2 and err.startswith(words) and err.count("\n") == 1, err
+    zones_file = tmp_path / "zones.json"
+    zones_file.write_text(json.dumps({"zones": [{"name": "left", "polygon": [[0, 0], [50, 0], [50, 50]]},
+                                                {"name": "right", "polygon": [[100, 0], [150, 0], [150, 50]]}]}))
+    code, out, err = _reidkit([*add, "gate", "--file", str(zones_file)], capsys, monkeypatch)
+    assert code == 0 and "zone 'left' (3 points), zone 'right' (3 points) saved" in out, err
+    zones_file.write_text(json.dumps([{"name": "bad", "polygon": [[0, 0], [500, 0], [50, 50]]}]))
+    code, out, err = _reidkit([*add, "gate", "--file", str(zones_file)], capsys, monkeypatch)
+    assert code == 2 and err.startswith("error: --file zones.json: zone 1 (bad) polygon point 2 (500, 0) lies outside")
+    code, out, err = _reidkit(["zones", "remove", "--db", str(store), "--camera", "gate", "--name", "left"], capsys,
+                              monkeypatch)
+    assert code == 0 and [z.name for z in load_zones(store)] == ["door", "right"]
+    code, out, err = _reidkit(["zones", "remove", "--db", str(tmp_path / "none"), "--camera", "gate", "--name", "x"],
+                              capsys, monkeypatch)
+    assert code == 2 and err.startswith("error: --db") and "no such store folder" in err
     presence, counts = tmp_path / "presence.csv", tmp_path / "counts.csv"
     code, out, err = _reidkit(["zones", "report", "--db", str(store), "--camera", "gate", "--bucket", "1m", "--csv",
                                str(presence), "--counts-csv", str(counts)], capsys, monkeypatch)
     assert code == 0, err
     assert "door" in out and "3.0" in out
     with presence.open() as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [row for row in csv.DictReader(handle) if row["zone"] == "door"]
     assert tuple(rows[0]) == PRESENCE_COLUMNS and rows[0]["dwell_s"] == "3.0" and rows[0]["entries"] == "1"
     with counts.open() as handle:
         assert tuple(next(csv.DictReader(handle))) == COUNT_COLUMNS
     code, out, err = _reidkit(["zones", "report", "--db", str(store), "--json"], capsys, monkeypatch)
-    assert json.loads(out)["by"] == "track" and json.loads(out)["presence"][0]["dwell_s"] == 3.0
+    door = [row for row in json.loads(out)["presence"] if row["zone"] == "door"]
+    assert json.loads(out)["by"] == "track" and door[0]["dwell_s"] == 3.0
     code, out, err = _reidkit(["zones", "report", "--db", str(store), "--bucket", "0s"], capsys, monkeypatch)
     assert code == 2 and err.startswith("error: --bucket '0s' must be a length")

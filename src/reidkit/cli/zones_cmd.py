@@ -28,16 +28,21 @@ def register(app: typer.Typer) -> None:
     app.add_typer(zones_app, name="zones")
 
 
-def _open_store(db: Path) -> StoreReader | None:
-    """The store at ``db`` read-only, or None where the folder holds none yet (a live camera's zones may be drawn on
-    its snapshot before its first commit)."""
+def _store_folder(db: Path) -> Path:
     from reidkit.errors import StoreError
-    from reidkit.store.layout import DB_NAME
-    from reidkit.store.reader import StoreReader
 
     if not db.is_dir():
         raise StoreError(f"--db {db}: no such store folder")
-    return StoreReader.open(db) if (db / DB_NAME).is_file() else None
+    return db
+
+
+def _open_store(db: Path) -> StoreReader | None:
+    """The store at ``db`` read-only, or None where the folder holds none yet (a live camera's zones may be drawn on
+    its snapshot before its first commit)."""
+    from reidkit.store.layout import DB_NAME
+    from reidkit.store.reader import StoreReader
+
+    return StoreReader.open(db) if (_store_folder(db) / DB_NAME).is_file() else None
 
 
 @zones_app.command("add")
@@ -85,7 +90,7 @@ def list_zones(
     """The zones of every camera, or of one."""
     from reidkit.live.zones import load_zones
 
-    zones = load_zones(db, camera)
+    zones = load_zones(_store_folder(db), camera)
     if as_json:
         typer.echo(json.dumps({"zones": [zone.json() for zone in zones]}))
         return
@@ -102,7 +107,7 @@ def remove(db: Db, camera: Camera,
     from reidkit.errors import ConfigError
     from reidkit.live.zones import remove_zone
 
-    if not remove_zone(db, camera, name):
+    if not remove_zone(_store_folder(db), camera, name):
         raise ConfigError(f"--name {name!r}: camera {camera!r} has no such zone; see `reidkit zones list --db {db}`")
     typer.echo(f"zone {name!r} of camera {camera!r} removed")
 
@@ -136,7 +141,7 @@ def report(
 
     bucket_s = parse_bucket(bucket)
     filters = _filters(camera, after, before)
-    zones = load_zones(db)
+    zones = load_zones(_store_folder(db))
     if not zones:
         raise StoreError(f"--db {db} has no zones; add one with `reidkit zones add --db {db} --camera NAME ...`")
     store = _open_store(db)
