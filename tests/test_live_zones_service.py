@@ -26,6 +26,7 @@ from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
 from reidkit.store.reader import StoreReader
 
+pytestmark = pytest.mark.slow  # the small store is an ingest of the shared video
 API = "/api/v1"
 FLOOR = [[0, 300], [768, 300], [768, 576], [0, 576]]  # the lower part of vtest.avi's 768x576 frame: its walkers' feet
 
@@ -110,7 +111,6 @@ def test_api_roles_report_csv_heat_map_frame_and_audit(server: tuple[str, dict[s
         assert action in actions, action
 
 
-@pytest.mark.slow
 @pytest.mark.browser
 def test_page_draws_a_zone_by_clicks(server: tuple[str, dict[str, dict[str, str]]], store: Path,
                                      tmp_path: Path) -> None:

@@ -138,5 +138,5 @@ def heatmap_over(frame: CameraFrame, points: np.ndarray, weights: np.ndarray, zo
     height, width = frame.image.shape[:2]
     picture = render_heatmap(frame.image, heat_layer(points, weights, (width, height)), zones)
     out = io.BytesIO()
-    picture.save(out, format="PNG", optimize=True)
+    picture.save(out, format="PNG")
     return out.getvalue()
