@@ -44,6 +44,7 @@ def _register_stages() -> None:
         store_cmd,
         train_cmd,
         viz_cmd,
+        zones_cmd,
     )
 
     for stage in (
@@ -64,6 +65,7 @@ def _register_stages() -> None:
         store_cmd,
         reindex_cmd,
         list_cmd,
+        zones_cmd,
     ):
         stage.register(app)
 
