@@ -33,12 +33,6 @@ async function loadLivePeople() {
   liveTimer = setTimeout(loadLivePeople, LIVE_REFRESH_MS);
 }
 
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
-}
-
 async function showLivePerson(personId) {
   release("live");
   const list = $("live-trajectory");
