@@ -16,7 +16,7 @@ from conftest import cut_clip, scratch_mgn  # tests/ is on sys.path (rootdir con
 
 from reidkit.errors import StoreError
 from reidkit.models.model_file import model_payload, save_checkpoint
-from reidkit.search.distributed_ingest import ClusterOptions, RayWorkers, VideoJob, WorkerSetup, ingest_many
+from reidkit.search.distributed_ingest import RayClusterOptions, RayWorkers, VideoJob, WorkerSetup, ingest_many
 from reidkit.search.ingest import IngestOptions, begin_ingest, ingest_video, next_frame
 from reidkit.search.model_choice import choose_detector, choose_model
 from reidkit.search.segments import commit_segment, plan_segments, process_segment
@@ -75,7 +75,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, clips: list[Path], setup
 def workers(setup: WorkerSetup):
     """Two workers on a local Ray of 2 CPUs, started once for the module; closing them shuts Ray down."""
     pytest.importorskip("ray")
-    with RayWorkers(setup, ClusterOptions(workers=2, max_retries=2)) as started:
+    with RayWorkers(setup, RayClusterOptions(workers=2, max_retries=2)) as started:
         yield started
 
 

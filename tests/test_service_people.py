@@ -4,6 +4,8 @@ whose hits name their person."""
 
 from __future__ import annotations
 
+import re
+
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +57,7 @@ def test_people_list_and_one_person_match_the_store(service: tuple[Path, str, di
         on_trajectory = [t for visit in person["trajectory"] for t in visit["track_ids"]]
         assert len(on_trajectory) + len(person["notes"]) == len(widest.tracks)
         assert all(visit["confidence"] is not None for visit in person["trajectory"])
+        _same_as_the_cli(root, body, person, widest.id)
         track = client.get(person["tracks"][0]["track_url"], headers=viewer)
         assert track.status_code == 200 and track.json()["track"]["id"] == widest.tracks[0].id
         missing = client.get(f"{API}/people/{len(expected) + 1}", headers=viewer)
@@ -88,3 +91,23 @@ def test_an_unclustered_store_lists_no_people(small_store: Path, serve: Callable
         listed = client.get(f"{API}/people", headers=viewer)
         assert listed.status_code == 200 and listed.json() == {"clustering": None, "people": []}
         assert client.get(f"{API}/people/1", headers=viewer).status_code == 404
+
+
+def _same_as_the_cli(root: Path, listed: dict, one: dict, person_id: int) -> None:
+    """`reidkit people --json` prints the API's answers, less the API's own links."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from reidkit.cli.main import app
+
+    def unlinked(answer: dict) -> dict:
+        text = json.dumps(answer)
+        for key in ("person_url", "track_url"):
+            text = re.sub(rf', "{key}": "[^"]*"', "", text)
+        return json.loads(text)
+
+    printed = CliRunner().invoke(app, ["people", "--db", str(root), "--json"])
+    assert printed.exit_code == 0 and json.loads(printed.stdout) == unlinked(listed)
+    printed = CliRunner().invoke(app, ["people", str(person_id), "--db", str(root), "--json"])
+    assert printed.exit_code == 0 and json.loads(printed.stdout) == unlinked(one)

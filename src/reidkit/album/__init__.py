@@ -6,7 +6,7 @@ Sits above search (it reuses ingest's choice of model and detector) and beside v
 
 from reidkit.album.outputs import RESULT_FILE, OutputItem, OutputStaging, person_folder
 from reidkit.album.run import AlbumOptions, AlbumReport, cluster_album
-from reidkit.album.sources import Sighting, collect_images, read_rgb, sightings
+from reidkit.album.sources import PersonCrop, collect_images, read_rgb, sightings
 
 __all__ = [
     "RESULT_FILE",
@@ -14,7 +14,7 @@ __all__ = [
     "AlbumReport",
     "OutputItem",
     "OutputStaging",
-    "Sighting",
+    "PersonCrop",
     "cluster_album",
     "collect_images",
     "person_folder",

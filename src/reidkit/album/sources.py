@@ -27,7 +27,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
 
 @dataclass(frozen=True)
-class Sighting:
+class PersonCrop:
     """A person found: where (``item``), the crop, and the photo it shares with others (None for a crop file)."""
 
     item: OutputItem
@@ -76,16 +76,16 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def sightings(
     files: Sequence[Path], detector: Detector | None, min_score: float = QUERY_MIN_SCORE
-) -> Iterator[Sighting]:
+) -> Iterator[PersonCrop]:
     """Every person in ``files``: each file whole when ``detector`` is None (crops), else each detection."""
     for path in files:
         image = read_rgb(path)
         if detector is None:
-            yield Sighting(OutputItem(path), image, None)
+            yield PersonCrop(OutputItem(path), image, None)
             continue
         found = detector.detect(image)
         for row in found[found[:, 4] >= min_score]:
             box = tuple(float(v) for v in row[:4])
             crop = crop_person(image, box)
             if min(crop.shape[:2]) >= MIN_QUERY_SIDE:
-                yield Sighting(OutputItem(path, box), crop, str(path))  # type: ignore[arg-type]
+                yield PersonCrop(OutputItem(path, box), crop, str(path))  # type: ignore[arg-type]

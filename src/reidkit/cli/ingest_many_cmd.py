@@ -44,7 +44,7 @@ def ingest_many(
 ) -> None:
     """Ingest many videos with Ray workers (decode, detect, track, embed); this process alone writes the store."""
     from reidkit.inference.device import resolve_device
-    from reidkit.search.distributed_ingest import ClusterOptions, RayWorkers, VideoJob, WorkerSetup, check_jobs
+    from reidkit.search.distributed_ingest import RayClusterOptions, RayWorkers, VideoJob, WorkerSetup, check_jobs
     from reidkit.search.distributed_ingest import ingest_many as run
     from reidkit.search.ingest import check_options
     from reidkit.search.model_choice import detector_source, model_source, resolve_backend
@@ -57,7 +57,7 @@ def ingest_many(
     jobs = []
     for video, name, time in zip(videos, cameras, times):
         jobs.append((video, flags.options(name, time)))
-    cluster = ClusterOptions(ray_address, workers, max_retries)
+    cluster = RayClusterOptions(ray_address, workers, max_retries)
     cluster.check()
     if segment_seconds is not None and not segment_seconds > 0:
         raise ConfigError(f"--segment-seconds {segment_seconds} must be a positive number of seconds")

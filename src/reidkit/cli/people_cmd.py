@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -43,7 +43,7 @@ def show_people(
     from reidkit.errors import StoreError
     from reidkit.search.identity import person_trajectory
     from reidkit.search.people import clustering, people, person, unclustered_tracks
-    from reidkit.search.results import visit_json
+    from reidkit.search.people_answers import people_answer, person_answer
     from reidkit.store.reader import StoreReader
 
     with StoreReader.open(db) as store:
@@ -53,10 +53,7 @@ def show_people(
         if person_id is None:
             everyone = people(store)
             if as_json:
-                typer.echo(json.dumps({"clustering": _clustering_json(held), "people": [
-                    {"id": p.id, "confidence": round(p.confidence, 4), "cameras": p.cameras,
-                     "track_ids": [t.id for t in p.tracks]} for p in everyone
-                ]}))
+                typer.echo(json.dumps(people_answer(store)))
                 return
             typer.echo(f"{len(everyone)} people ({held.method}, {held.created_at})")
             typer.echo(people_table(everyone))
@@ -68,15 +65,10 @@ def show_people(
         found = person(store, person_id)
         if found is None:
             raise StoreError(f"store {db} has no person {person_id}; list them with `reidkit people --db {db}`")
+        if as_json:
+            typer.echo(json.dumps(person_answer(store, found)))
+            return
         visits, notes = person_trajectory(store, found)
-    if as_json:
-        typer.echo(json.dumps({
-            "id": found.id, "confidence": round(found.confidence, 4), "cameras": found.cameras,
-            "tracks": [{"id": t.id, "camera": t.camera, "confidence": round(found.track_confidence[t.id], 4)}
-                       for t in found.tracks],
-            "trajectory": [visit_json(v) for v in visits], "notes": notes,
-        }))
-        return
     typer.echo(f"person {found.id}: {len(found.tracks)} tracks, cameras {', '.join(found.cameras)}, "
                f"confidence {found.confidence:.2f}")
     typer.echo("trajectory (its tracks in time order, one row per stay in a camera; sure: that it is this person):")
@@ -84,6 +76,3 @@ def show_people(
     for note in notes:
         typer.echo(f"note: {note}")
 
-
-def _clustering_json(held: Any) -> dict[str, Any]:
-    return {"model_id": held.model_id, "method": held.method, "params": held.params, "created_at": held.created_at}

@@ -64,7 +64,7 @@ class WorkerSetup:
 
 
 @dataclass(frozen=True)
-class ClusterOptions:
+class RayClusterOptions:
     """``address``: a Ray cluster (``ray://host:10001`` or ``host:6379``), None for a local Ray of ``workers`` CPUs.
     ``max_retries``: how often a worker that died is restarted and its segment run again."""
 
@@ -129,7 +129,7 @@ class RayWorkers:
     ``ingest_many`` calls (a long-lived driver pays the start-up once). A context manager: closing kills the actors,
     and shuts Ray down if this object started it."""
 
-    def __init__(self, setup: WorkerSetup, cluster: ClusterOptions) -> None:
+    def __init__(self, setup: WorkerSetup, cluster: RayClusterOptions) -> None:
         started = time.perf_counter()
         cluster.check()
         self.ray = _import_ray()
@@ -287,7 +287,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def connect(ray: Any, cluster: ClusterOptions) -> bool:
+def connect(ray: Any, cluster: RayClusterOptions) -> bool:
     """Join the Ray cluster at ``cluster.address``, or start a local Ray with ``workers`` CPUs; True if this call
     started (and must shut down) Ray. A Ray this process already joined is used as it is."""
     if ray.is_initialized():
