@@ -104,3 +104,22 @@ def test_reading_records_loads_no_writer_ingest_or_index_library() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == [], "loaded by reading records: " + done.stdout
+
+
+def test_package_inits_load_nothing_until_asked() -> None:
+    """search, video and clustering import their modules on first use (PEP 562): importing a package, or one light
+    module of it, loads no decoder, detector runtime or clustering library."""
+    script = (
+        "import json, sys\n"
+        "import reidkit.search, reidkit.video, reidkit.clustering, reidkit.video.types, reidkit.clustering.types\n"
+        "print(json.dumps([m for m in ('av', 'cv2', 'openvino', 'scipy', 'sklearn', 'faiss', 'torch',"
+        " 'reidkit.search.ingest', 'reidkit.video.decode', 'reidkit.clustering.cluster') if m in sys.modules]))\n"
+        "from reidkit.video import ByteTracker\n"
+        "from reidkit.clustering import cluster_features\n"
+        "print(json.dumps(['reidkit.video.bytetrack' in sys.modules, 'reidkit.clustering.cluster' in sys.modules]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, then = done.stdout.strip().splitlines()
+    assert json.loads(first) == [] and json.loads(then) == [True, True]

@@ -5,31 +5,36 @@
 (one track) and cannot-link keys (one frame), per-camera normalisation, camera-aware k-reciprocal neighbourhoods,
 PCA whitening, and a k-NN graph path for large N; ``score_clusters`` measures a clustering against known
 identities. NumPy, SciPy, scikit-learn and FAISS; no torch.
+
+Nothing is imported here until it is asked for (PEP 562): ``clustering.types`` alone loads no SciPy,
+scikit-learn or FAISS.
 """
 
-from reidkit.clustering.cluster import camera_normalise, cluster_features
-from reidkit.clustering.methods import CLUSTER_METHODS, derive_eps
-from reidkit.clustering.metrics import ClusterScores, score_clusters
-from reidkit.clustering.types import (
-    DEFAULT_METHOD,
-    HELD_OUT_FIT,
-    TRAIN_SPLIT_EPS,
-    UNCLUSTERED,
-    ClusterOptions,
-    ClusterResult,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "CLUSTER_METHODS",
-    "DEFAULT_METHOD",
-    "HELD_OUT_FIT",
-    "TRAIN_SPLIT_EPS",
-    "UNCLUSTERED",
-    "ClusterOptions",
-    "ClusterResult",
-    "ClusterScores",
-    "camera_normalise",
-    "cluster_features",
-    "derive_eps",
-    "score_clusters",
-]
+# Each exported name and the module that defines it.
+_EXPORTS = {
+    "camera_normalise": "cluster",
+    "cluster_features": "cluster",
+    "CLUSTER_METHODS": "methods",
+    "derive_eps": "methods",
+    "ClusterScores": "metrics",
+    "score_clusters": "metrics",
+    "DEFAULT_METHOD": "types",
+    "HELD_OUT_FIT": "types",
+    "TRAIN_SPLIT_EPS": "types",
+    "UNCLUSTERED": "types",
+    "ClusterOptions": "types",
+    "ClusterResult": "types",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """The exported names, each imported from its module on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

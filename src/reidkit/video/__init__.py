@@ -2,36 +2,40 @@
 
 ``iter_frames`` -> ``Detector.detect`` -> ``ByteTracker.update`` -> ``crop_person`` / ``crop_quality``; the search
 stage embeds the crops and stores the tracks. See docs/video.md for choosing a detector.
+
+Nothing is imported here until it is asked for (PEP 562): a reader of ``video.types`` loads no PyAV, OpenCV or
+OpenVINO.
 """
 
-from reidkit.video.bytetrack import ByteTracker
-from reidkit.video.crops import crop_person, crop_quality
-from reidkit.video.decode import (
-    TruncatedVideoWarning,
-    frame_digest,
-    iter_frames,
-    probe_video,
-    read_frame,
-    video_fingerprint,
-)
-from reidkit.video.detectors import DETECTORS, build_detector, default_openvino_model
-from reidkit.video.types import Detector, Frame, TrackedBox, VideoInfo
+import importlib
+from typing import Any
 
-__all__ = [
-    "DETECTORS",
-    "ByteTracker",
-    "Detector",
-    "Frame",
-    "TrackedBox",
-    "TruncatedVideoWarning",
-    "VideoInfo",
-    "build_detector",
-    "crop_person",
-    "crop_quality",
-    "default_openvino_model",
-    "frame_digest",
-    "iter_frames",
-    "probe_video",
-    "read_frame",
-    "video_fingerprint",
-]
+# Each exported name and the module that defines it.
+_EXPORTS = {
+    "ByteTracker": "bytetrack",
+    "crop_person": "crops",
+    "crop_quality": "crops",
+    "TruncatedVideoWarning": "decode",
+    "frame_digest": "decode",
+    "iter_frames": "decode",
+    "probe_video": "decode",
+    "read_frame": "decode",
+    "video_fingerprint": "decode",
+    "DETECTORS": "detectors",
+    "build_detector": "detectors",
+    "default_openvino_model": "detectors",
+    "Detector": "types",
+    "Frame": "types",
+    "TrackedBox": "types",
+    "VideoInfo": "types",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """The exported names, each imported from its module on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
