@@ -28,6 +28,7 @@ from reidkit.service import page
 from reidkit.service.gate import Gate
 from reidkit.service.limits import ApiError, error_response
 from reidkit.service.routers import admin, media, meta, people, search, videos
+from reidkit.service.routers import alerts, watchlist
 from reidkit.service.services import API, Services
 from reidkit.service.settings import ServiceSettings
 
@@ -61,6 +62,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
     )
     app.state.services = state
     routers = (meta.router, search.router, media.router, people.router, admin.router, videos.router, page.router)
+    routers += (watchlist.router, alerts.router)
     for router in routers:
         app.include_router(router)
     # The routes as declared, in the order the app tries them (FastAPI's own list nests them in private wrappers).
