@@ -169,6 +169,7 @@ class WebhookSender:
         self._sequence = 0
         self._wake = threading.Condition()
         self._stopping = False
+        self._busy = False  # a delivery is being attempted (popped from the queue, not yet pushed back)
         self._thread = threading.Thread(target=self._run, name="reidkit-webhooks", daemon=True)
         self._thread.start()
 
@@ -187,7 +188,7 @@ class WebhookSender:
         """Stop once the deliveries due within ``wait_s`` are done (later retries are dropped, their attempts kept)."""
         deadline = time.monotonic() + wait_s
         with self._wake:
-            while self._queue and self._queue[0].due < deadline and time.monotonic() < deadline:
+            while (self._busy or self._queue and self._queue[0].due < deadline) and time.monotonic() < deadline:
                 self._wake.wait(min(0.1, max(0.0, deadline - time.monotonic())))
             self._stopping = True
             self._wake.notify()
@@ -202,6 +203,7 @@ class WebhookSender:
                     if self._stopping:
                         return
                     delivery = heapq.heappop(self._queue)
+                    self._busy = True
                 status, error = self._post(delivery)
                 delivered = status is not None and 200 <= status < 300
                 assert delivery.webhook is not None
@@ -210,13 +212,13 @@ class WebhookSender:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (delivery.alert_id, delivery.webhook.id, delivery.webhook.url, delivery.attempt,
                      datetime.now(UTC).isoformat(timespec="milliseconds"), status, error, int(delivered)))
-                if not delivered and delivery.attempt < self.max_attempts:
-                    delivery.due = time.monotonic() + self.base_delay_s * 2 ** (delivery.attempt - 1)
-                    delivery.attempt += 1
-                    with self._wake:
-                        heapq.heappush(self._queue, delivery)
                 with self._wake:
-                    self._wake.notify_all()  # close() waits on the queue emptying
+                    if not delivered and delivery.attempt < self.max_attempts:
+                        delivery.due = time.monotonic() + self.base_delay_s * 2 ** (delivery.attempt - 1)
+                        delivery.attempt += 1
+                        heapq.heappush(self._queue, delivery)
+                    self._busy = False
+                    self._wake.notify_all()  # close() waits for the queue to empty
 
     def _post(self, delivery: _Delivery) -> tuple[int | None, str | None]:
         """One POST: the receiver's status, or None and why no answer came."""
