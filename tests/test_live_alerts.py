@@ -135,14 +135,18 @@ def test_a_person_alerts_once_per_track_and_once_per_walk(store: Path) -> None:
     same_walk = _moved(target, track_id=10**6, by_s=target.last_epoch - target.first_epoch + 1)
     listener.on_tracks([same_walk])
     assert len(recent_alerts(store)) == 1
+    # A track seen at the same time as his is someone else, however alike: it alerts.
+    beside = _moved(target, track_id=10**6 + 2, by_s=0.5)
+    listener.on_tracks([beside])
+    assert len(recent_alerts(store)) == 2
     came_back = _moved(target, track_id=10**6 + 1, by_s=600)
     listener.on_tracks([came_back])
-    assert [a.track_id for a in recent_alerts(store)] == [came_back.track_id, target.track_id]
+    assert [a.track_id for a in recent_alerts(store)] == [came_back.track_id, beside.track_id, target.track_id]
     listener.close()
     # A restarted watcher remembers what it alerted on.
     restarted = AlertListener(store, model.model_id, threshold=0.99)
     restarted.on_tracks(cam1)
-    assert len(recent_alerts(store)) == 2
+    assert len(recent_alerts(store)) == 3
     restarted.close()
 
 
