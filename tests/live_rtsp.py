@@ -1,5 +1,5 @@
 """The RTSP server of the live tests (``tests/rtsp_server.py``, run by Debian's Python with python3-gi) as an object
-a test starts, kills and restarts on the same port; ``rtsp_server`` is its pytest fixture.
+a test starts, kills and restarts on the same port; ``rtsp_server`` is its pytest fixture (import ``rtsp_server_fixture`` to use it).
 
 Without the Debian packages the tests skip, except under ``REIDKIT_REQUIRE_RTSP=1`` (``make test``), where a missing
 server is a failure: a live test must never silently not run in CI.
@@ -64,8 +64,8 @@ class RtspServer:
         self.process = None
 
 
-@pytest.fixture
-def rtsp_server() -> Iterator[Callable[[Path], RtspServer]]:
+@pytest.fixture(name="rtsp_server")
+def rtsp_server_fixture() -> Iterator[Callable[[Path], RtspServer]]:
     """``rtsp_server(video)`` starts a server on a free loopback port; every one is killed after the test."""
     missing = rtsp_missing()
     if missing is not None:

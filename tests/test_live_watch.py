@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, cut_clip  # tests/ is on sys.path (rootdir conftest)
-from live_rtsp import RtspServer, rtsp_server, wait_for  # noqa: F401 - rtsp_server is a fixture
+from live_rtsp import RtspServer, rtsp_server_fixture, wait_for  # noqa: F401 - the rtsp_server fixture
 from reidkit.live.camera_db import gaps, read_health
 from reidkit.live.events import TrackUpdate
 from reidkit.live.live_db import open_live_db, snapshot_path
-from reidkit.live.sources import CameraSource, parse_camera
+from reidkit.live.sources import CameraSource
 from reidkit.live.watcher import WatchModels, WatchOptions, WatchReport, watch_cameras
 from reidkit.store.layout import DB_NAME
 from reidkit.store.reader import StoreReader
