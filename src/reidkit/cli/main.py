@@ -45,6 +45,7 @@ def _register_stages() -> None:
         store_cmd,
         train_cmd,
         viz_cmd,
+        watch_cmd,
     )
 
     for stage in (
@@ -63,6 +64,7 @@ def _register_stages() -> None:
         viz_cmd,
         service_cmd,
         purge_cmd,
+        watch_cmd,
         store_cmd,
         reindex_cmd,
         list_cmd,

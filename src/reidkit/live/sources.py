@@ -40,6 +40,7 @@ class CameraSource:
 
     name: str
     url: str
+    every_n: int | None = None  # ingest every n-th frame of this camera (None: the watch options' every_n)
 
     @property
     def kind(self) -> str:

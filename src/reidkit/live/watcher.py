@@ -39,6 +39,7 @@ from reidkit.store.writer import Store
 from reidkit.video import Detector
 
 _IDLE_WAIT_S = 0.2
+_FPS_GUESS = 25.0  # sizes the queues before a stream says its rate: a 10 fps camera gets 2.5x the seconds
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def watch_cameras(
     stop = stop or threading.Event()
     started = time.monotonic()
     with Store.open(Path(store_root), writable=True, create=True) as store:
-        models = models or _load_models(store, options)
+        models = models or load_models(options, store.model)
         schema = models.embedder.schema.name if models.embedder.schema is not None else None
         model = ModelInfo(models.embedder.model_id, models.embedder.feature_dim, models.source, schema)
         store.require_model(model.model_id, model.feature_dim, model.source)
@@ -143,10 +144,11 @@ def watch_cameras(
     return run.report
 
 
-def _load_models(store: Store, options: WatchOptions) -> WatchModels:
+def load_models(options: WatchOptions, held: ModelInfo | None) -> WatchModels:
+    """The detector and embedder ``options`` name, as ``reidkit ingest`` picks them (``held``: the store's model)."""
     from reidkit.search.model_choice import choose_detector, choose_model
 
-    choice = choose_model(options.checkpoint, store.model, device=options.device, batch_size=options.batch_size,
+    choice = choose_model(options.checkpoint, held, device=options.device, batch_size=options.batch_size,
                           backend=options.embed_backend)
     return WatchModels(choose_detector(options.detector, options.device), choice.extractor, choice.source)
 
@@ -164,9 +166,9 @@ class _Watch:
         self.cameras: list[CameraIngest] = []
         detector = models.detector.name
         for source in cameras:
-            fps_guess = 25.0
-            settings = CameraSettings(options.every_n, options.commit_seconds, options.jpeg_quality,
-                                      int(options.queue_seconds * fps_guess / options.every_n) + 1, detector, model)
+            every = source.every_n or options.every_n
+            settings = CameraSettings(every, options.commit_seconds, options.jpeg_quality,
+                                      int(options.queue_seconds * _FPS_GUESS / every) + 1, detector, model)
             queue = FrameQueue(settings.queue_frames, self.wake)
             self.cameras.append(CameraIngest(store, live, source, settings, queue))
         for camera in self.cameras:

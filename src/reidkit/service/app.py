@@ -27,8 +27,10 @@ from reidkit.errors import ReidkitError
 from reidkit.service import page
 from reidkit.service.gate import Gate
 from reidkit.service.limits import ApiError, error_response
+from reidkit.service.live_worker import restart_live_cameras
 from reidkit.service.routers import admin, media, meta, people, search, videos
 from reidkit.service.routers import alerts, watchlist
+from reidkit.service.routers import cameras as live_cameras
 from reidkit.service.services import API, Services
 from reidkit.service.settings import ServiceSettings
 
@@ -45,6 +47,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.jobs.recover()  # jobs whose worker died with the last server: interrupted, resumable
+        restart_live_cameras(state.root, state.settings.checkpoint)  # their watcher, if it died with the machine
         held = state.reader.call(lambda store: None if store is None else store.model)
         if held is not None:
             state.embedder.load(held)
@@ -63,6 +66,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
     app.state.services = state
     routers = (meta.router, search.router, media.router, people.router, admin.router, videos.router, page.router)
     routers += (watchlist.router, alerts.router)
+    routers += (live_cameras.router,)
     for router in routers:
         app.include_router(router)
     # The routes as declared, in the order the app tries them (FastAPI's own list nests them in private wrappers).
