@@ -1,6 +1,6 @@
 """Issue 29's test of the watch list, end to end: the walker of the shared video is enrolled (over the API) from his
-camera-A track, camera B is then streamed through the live ingest (``live.watcher.watch_cameras``: a file camera
-played at its real rate), and exactly one alert comes, for him, naming one of his camera-B tracks: on the web page
+camera-A track, camera B is then streamed over RTSP (the tests' loopback server, at the footage's real rate) to
+``reidkit watch``, and exactly one alert comes, for him, naming one of his camera-B tracks: on the web page
 (Chromium, following the alerts stream) with its crop and camera, and at two webhooks on 127.0.0.1 that check the
 HMAC signature, one of which fails its first delivery and gets the retry (both attempts recorded).
 
@@ -13,8 +13,13 @@ deployment would.
 from __future__ import annotations
 
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,15 +28,14 @@ import httpx
 import numpy as np
 import pytest
 from conftest import cut_clip  # tests/ is on sys.path (rootdir conftest)
+from live_rtsp import RtspServer, rtsp_server_fixture, wait_for  # noqa: F401 - the rtsp_server fixture
 from test_live_alerts import Receiver
 from test_service_web import Session
 
-from reidkit.live.alerts import AlertListener
-from reidkit.live.sources import CameraSource
-from reidkit.live.watcher import WatchModels, WatchOptions, watch_cameras
 from reidkit.live.webhooks import attempts
 from reidkit.service.access import Role, create_token
 from reidkit.service.settings import ServiceSettings
+from reidkit.store.layout import DB_NAME
 from reidkit.store.reader import StoreReader
 from reidkit.video.bytetrack import iou_matrix
 
@@ -66,8 +70,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, shared_di
         walker = max(walkers_across_cut(store, ids[0], ids[1], detector), key=lambda w: w.evidence)
         boxes_b = {(r.frame_index - cut, tuple(r.box)) for t in walker.tracks_b for r in store.track_detections(t)}
     return {"root": root, "clip": cut_clip(vtest_video, folder / "cam-b.mp4", cut, WINDOW), "walker": walker,
-            "boxes_b": boxes_b, "models": WatchModels(detector, choice.extractor, choice.source),
-            "model_id": choice.extractor.model_id}
+            "boxes_b": boxes_b}
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +102,17 @@ def walker_live_tracks(root: Path, camera: str, boxes: set[tuple[int, tuple[floa
     return found
 
 
+def _stream_done(root: Path, camera: str) -> bool:
+    """Whether the camera's live session has ended (its stream reached its end), as another process reads it."""
+    with closing(sqlite3.connect(f"file:{root / DB_NAME}?mode=ro", uri=True, timeout=5)) as connection:
+        return connection.execute(
+            "SELECT COUNT(*) FROM videos v JOIN cameras c ON c.id = v.camera_id WHERE c.name = ? AND "
+            "v.status = 'done'", (camera,)).fetchone()[0] > 0
+
+
 def test_the_walker_enrolled_from_camera_a_alerts_once_when_camera_b_streams(
-    scene: dict[str, Any], serve: Callable[..., str], browser: Any, tmp_path: Path
+    scene: dict[str, Any], serve: Callable[..., str], browser: Any, tmp_path: Path,
+    rtsp_server: Callable[[Path], RtspServer]
 ) -> None:
     root, walker = scene["root"], scene["walker"]
     url = serve(root, ServiceSettings(requests_per_minute=10_000))
@@ -124,22 +136,24 @@ def test_the_walker_enrolled_from_camera_a_alerts_once_when_camera_b_streams(
     page.wait_for_selector("#alerts-status:has-text('No alerts yet')")
     page.wait_for_selector("#watchlist td:has-text('The walker')")
 
-    from reidkit.live.webhooks import WebhookSender
-
-    sender = WebhookSender(root, base_delay_s=0.2)
-    listener = AlertListener(root, scene["model_id"], send=sender.send)
+    server = rtsp_server(scene["clip"])
     started = time.time()
-    report = watch_cameras(root, [CameraSource("cam-b", str(scene["clip"]))], WatchOptions(every_n=EVERY),
-                           listeners=[listener], models=scene["models"])
-    assert report.cameras[0].frames >= WINDOW // EVERY - 2, report
-    sender.close(wait_s=15)
-    listener.close()
+    watcher = subprocess.Popen([sys.executable, "-m", "reidkit", "watch", "--db", str(root), "--camera",
+                                f"cam-b={server.url}", "--every", str(EVERY), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: _stream_done(root, "cam-b") or watcher.poll() is not None, 120, "the stream's end")
+    finally:
+        watcher.send_signal(signal.SIGINT)  # as Ctrl-C: the watcher commits, then delivers what is due
+        output, _ = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, output
+    assert "cam-b:" in output and "Traceback" not in output, output
 
     with httpx.Client(base_url=url, timeout=60) as client:
         alerts = client.get(f"{API}/alerts", headers=tokens[Role.viewer]).json()["alerts"]
     his = walker_live_tracks(root, "cam-b", scene["boxes_b"])
     assert his, "the walker's boxes match no live track"
-    (alert,) = alerts
+    (alert,) = alerts  # camera B shows other people too: none of them alerts
     assert alert["person"]["name"] == "The walker" and alert["camera"] == "cam-b"
     assert alert["track_id"] in his, (alert, his)
     assert 0 < alert["latency_s"] < time.time() - started

@@ -81,7 +81,14 @@ def watch(
         signal.signal(number, lambda *_: stop.set())
     names = ", ".join(f"{c.name} ({c.public_url})" for c in cameras)
     typer.echo(f"watching {names} -> {db}; Ctrl-C stops")
-    report = watch_cameras(db, cameras, options, stop=stop, progress=None if quiet else _Progress())
+    from reidkit.live.alerts import AlertListener
+
+    alerts = AlertListener.with_webhooks(db)  # the watch list's alerts (docs/live.md, "Watch list and alerts")
+    try:
+        report = watch_cameras(db, cameras, options, listeners=[alerts], stop=stop,
+                               progress=None if quiet else _Progress())
+    finally:
+        alerts.close()
     for cam in report.cameras:
         resumed = f", resumed after frame {cam.resumed_after}" if cam.resumed_after is not None else ""
         note = f" ({cam.note})" if cam.note else ""

@@ -44,6 +44,8 @@ import numpy as np
 from reidkit.live.events import TrackUpdate
 from reidkit.live.live_db import ensure_tables, open_live_db
 from reidkit.live.watchlist import WATCHLIST_DDL, watch_vectors
+from reidkit.live.webhooks import WebhookSender
+from reidkit.store.layout import DB_NAME
 
 log = logging.getLogger("reidkit.live.alerts")
 
@@ -123,28 +125,41 @@ def last_alert_id(connection: sqlite3.Connection) -> int:
 class AlertListener:
     """Raises alerts for live tracks (see the module docstring); ``on_tracks`` runs on the live ingest's thread.
 
-    ``model_id``: the model the watcher embeds with; people enrolled under another are not matched. ``send``: what
-    hands a stored alert on (``WebhookSender.send``), or None. The watch list is read again every segment (a few
+    ``model_id``: the model the watcher embeds with (None: the store's, read at the first segment); people enrolled
+    under another are not matched. ``send``: what hands a stored alert on (``WebhookSender.send``), or None. The watch list is read again every segment (a few
     rows), so people enrolled or removed while the watcher runs count from the next segment on.
     """
 
-    def __init__(self, store_root: Path, model_id: str, threshold: float = DEFAULT_THRESHOLD,
+    def __init__(self, store_root: Path, model_id: str | None = None, threshold: float = DEFAULT_THRESHOLD,
                  cooldown_s: float = DEFAULT_COOLDOWN_S,
                  send: Callable[[int, dict[str, Any]], object] | None = None) -> None:
         self.root, self.model_id, self.threshold, self.cooldown_s, self.send = Path(store_root), model_id, \
             threshold, cooldown_s, send
-        self._db = alerts_db(self.root)
+        self._sender: WebhookSender | None = None
+        self._connection: sqlite3.Connection | None = None  # opened at the first segment: the watcher makes the store
         self._lock = threading.Lock()
         # person id -> track ids already alerted or passed over for them; (person, camera) -> their last sighting
         self._covered: dict[int, set[int]] = {}
         self._last_seen: dict[tuple[int, str], float] = {}
-        self._remember_alerts()
+
+    @classmethod
+    def with_webhooks(cls, store_root: Path, model_id: str | None = None, threshold: float = DEFAULT_THRESHOLD,
+                      cooldown_s: float = DEFAULT_COOLDOWN_S) -> AlertListener:
+        """A listener that hands its alerts to the store's webhooks (a ``WebhookSender`` of its own, stopped by
+        ``close``): what ``reidkit watch`` and the service's live worker run."""
+        sender = WebhookSender(store_root)
+        listener = cls(store_root, model_id, threshold, cooldown_s, send=sender.send)
+        listener._sender = sender
+        return listener
 
     def on_tracks(self, updates: list[TrackUpdate]) -> None:
         if not updates:
             return
         with self._lock:
-            people = watch_vectors(self._db, self.model_id)
+            self.model_id = self.model_id or _store_model_id(self.root)
+            if self.model_id is None:
+                return
+            people = watch_vectors(self._db(), self.model_id)
             if len(people.ids) == 0:
                 return
             usable = [u for u in updates if u.vector.shape[-1] == people.vectors.shape[1]]
@@ -159,7 +174,10 @@ class AlertListener:
                     self._consider(update, int(people.ids[column]), people.names[column], float(scores[row, column]))
 
     def close(self) -> None:
-        self._db.close()
+        if self._connection is not None:
+            self._connection.close()
+        if self._sender is not None:
+            self._sender.close()
 
     def _consider(self, update: TrackUpdate, person_id: int, name: str, score: float) -> None:
         covered = self._covered.setdefault(person_id, set())
@@ -184,7 +202,7 @@ class AlertListener:
         raised = time.time()
         values = (person_id, name, update.camera, update.track_id, update.best_detection_id, score, self.threshold,
                   update.first_epoch, update.first_frame_received, raised, raised - update.first_frame_received)
-        cursor = self._db.execute(
+        cursor = self._db().execute(
             "INSERT OR IGNORE INTO alerts(person_id, person_name, camera, track_id, detection_id, score, threshold, "
             "first_seen, first_frame_received, raised_at, latency_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         if cursor.rowcount == 0:  # alerted before a restart
@@ -194,10 +212,25 @@ class AlertListener:
                     update.camera, update.track_id, score, alert.latency_s)
         return alert
 
-    def _remember_alerts(self) -> None:
-        """What earlier runs alerted, so that a restarted watcher keeps to one alert per (person, track)."""
-        for person_id, track_id in self._db.execute("SELECT person_id, track_id FROM alerts"):
-            self._covered.setdefault(int(person_id), set()).add(int(track_id))
+    def _db(self) -> sqlite3.Connection:
+        """The live database, opened on first use with what earlier runs alerted, so that a restarted watcher keeps
+        to one alert per (person, track)."""
+        if self._connection is None:
+            self._connection = alerts_db(self.root)
+            for person_id, track_id in self._connection.execute("SELECT person_id, track_id FROM alerts"):
+                self._covered.setdefault(int(person_id), set()).add(int(track_id))
+        return self._connection
+
+
+def _store_model_id(store_root: Path) -> str | None:
+    """The model whose features the store holds (its meta), read without opening its vector indexes: the watcher
+    has the store open for writing, and by its first commit the store has recorded its model."""
+    path = Path(store_root) / DB_NAME
+    if not path.is_file():
+        return None
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as connection:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+    return None if row is None else str(row[0])
 
 
 def recent_alerts(store_root: Path, limit: int = 100) -> list[Alert]:

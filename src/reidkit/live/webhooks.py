@@ -18,6 +18,7 @@ import hashlib
 import heapq
 import hmac
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit
 from reidkit.errors import ConfigError
 from reidkit.live.live_db import ensure_tables, open_live_db
 
+log = logging.getLogger("reidkit.live.webhooks")
 WEBHOOKS_DDL = """
 CREATE TABLE IF NOT EXISTS webhooks (
     id INTEGER PRIMARY KEY,
@@ -195,7 +197,8 @@ class WebhookSender:
         self._thread.join(timeout=max(0.1, deadline - time.monotonic()) + self.timeout_s)
 
     def _run(self) -> None:
-        with closing(webhooks_db(self.root)) as connection:
+        connection: sqlite3.Connection | None = None  # opened with the first delivery: the store may not exist yet
+        try:
             while True:
                 with self._wake:
                     while not self._stopping and (not self._queue or self._queue[0].due > time.monotonic()):
@@ -207,11 +210,16 @@ class WebhookSender:
                 status, error = self._post(delivery)
                 delivered = status is not None and 200 <= status < 300
                 assert delivery.webhook is not None
-                connection.execute(
-                    "INSERT INTO webhook_attempts(alert_id, webhook_id, url, attempt, at, status, error, delivered) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (delivery.alert_id, delivery.webhook.id, delivery.webhook.url, delivery.attempt,
-                     datetime.now(UTC).isoformat(timespec="milliseconds"), status, error, int(delivered)))
+                try:
+                    connection = connection or webhooks_db(self.root)
+                    connection.execute(
+                        "INSERT INTO webhook_attempts(alert_id, webhook_id, url, attempt, at, status, error, "
+                        "delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (delivery.alert_id, delivery.webhook.id, delivery.webhook.url, delivery.attempt,
+                         datetime.now(UTC).isoformat(timespec="milliseconds"), status, error, int(delivered)))
+                except (sqlite3.Error, OSError):  # the record is lost, not the delivery or the ones after it
+                    log.exception("the attempt to deliver alert %d to webhook %d was not recorded",
+                                  delivery.alert_id, delivery.webhook.id)
                 with self._wake:
                     if not delivered and delivery.attempt < self.max_attempts:
                         delivery.due = time.monotonic() + self.base_delay_s * 2 ** (delivery.attempt - 1)
@@ -219,6 +227,9 @@ class WebhookSender:
                         heapq.heappush(self._queue, delivery)
                     self._busy = False
                     self._wake.notify_all()  # close() waits for the queue to empty
+        finally:
+            if connection is not None:
+                connection.close()
 
     def _post(self, delivery: _Delivery) -> tuple[int | None, str | None]:
         """One POST: the receiver's status, or None and why no answer came."""

@@ -98,6 +98,7 @@ def _sources(db: Path) -> list[CameraSource]:
 
 def run(db: Path, checkpoint: str | None) -> None:
     """Watch the registered cameras until none is left or SIGTERM (see the module docstring)."""
+    from reidkit.live.alerts import AlertListener
     from reidkit.live.watcher import WatchOptions, load_models, watch_cameras
     from reidkit.store.reader import StoreReader
 
@@ -120,7 +121,11 @@ def run(db: Path, checkpoint: str | None) -> None:
         poller = threading.Thread(target=_watch_list, args=(db, cameras, restart, quit_), daemon=True)
         poller.start()
         try:
-            watch_cameras(db, cameras, options, stop=restart, models=models)
+            alerts = AlertListener.with_webhooks(db, models.embedder.model_id)  # the watch list's alerts
+            try:
+                watch_cameras(db, cameras, options, stop=restart, models=models, listeners=[alerts])
+            finally:
+                alerts.close()
         except StoreBusyError as exc:
             _say_waiting(db, cameras, str(exc))
             quit_.wait(_BUSY_RETRY_S)
