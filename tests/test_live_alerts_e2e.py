@@ -176,3 +176,53 @@ def test_the_walker_enrolled_from_camera_a_alerts_once_when_camera_b_streams(
     assert all(body["id"] == alert["id"] and body["track_id"] == alert["track_id"] for _, body in receiver.received)
     tried = sorted((a.url.rsplit("/", 1)[1], a.attempt, a.status) for a in attempts(root, alert["id"]))
     assert tried == [("flaky", 1, 500), ("flaky", 2, 204), ("ok", 1, 204)]
+
+
+def test_enrolment_on_the_page_from_a_hit_and_from_a_photo(scene: dict[str, Any], serve: Callable[..., str],
+                                                           browser: Any, tmp_path: Path) -> None:
+    """An operator enrols the person of a search hit (*Watch this person* on its frame) and one from a photo; a
+    viewer sees the watch list but neither the form nor the button."""
+    root, walker = scene["root"], scene["walker"]
+    url = serve(root, ServiceSettings(requests_per_minute=10_000))
+    operator = create_token(root, Role.operator, "page operator")[1]
+    viewer = create_token(root, Role.viewer, "page viewer")[1]
+    query_track = max(walker.tracks_a, key=lambda t: walker.tracks_a[t])
+    with StoreReader.open(root) as store:
+        crop = root / store.track_detections(query_track)[3].crop_path
+
+    tab = Session(browser, url, tmp_path)
+    tab.open()
+    tab.login(operator)
+    page = tab.page
+    page.wait_for_selector("#app", state="visible")
+    page.set_input_files("#photo", str(crop))
+    page.wait_for_selector("#query-canvas", state="visible")
+    page.click("#search-button")
+    page.wait_for_selector("#search-status:has-text('hits for the photo')")
+    hit_track = page.eval_on_selector(".hit", "card => card.dataset.trackId")
+    page.click(".hit >> nth=0")
+    page.wait_for_selector("#frame-watch", state="visible")
+    page.click("#frame-watch")
+    page.wait_for_selector("#alerts-panel", state="visible")
+    assert page.input_value("#enrol-track") == hit_track
+    page.fill("#enrol-name", "From a hit")
+    page.click("#enrol-button")
+    page.wait_for_selector("#watchlist-status:has-text('Enrolled From a hit')")
+    page.fill("#enrol-name", "From a photo")
+    page.set_input_files("#enrol-photo", str(crop))
+    page.click("#enrol-button")
+    page.wait_for_selector("#watchlist td:has-text('From a photo')")
+    rows = page.eval_on_selector_all("#watchlist tbody tr", "rows => rows.map(r => r.cells[3].textContent)")
+    assert f"track {hit_track}" in rows and any(text.startswith(f"photo '{crop.name}' (crop") for text in rows)
+    tab.shot("watchlist-enrolled")
+    tab.close()
+
+    seen = Session(browser, url, tmp_path)
+    seen.open()
+    seen.login(viewer)
+    seen.page.wait_for_selector("#app", state="visible")
+    seen.page.click("[data-panel=alerts-panel]")
+    seen.page.wait_for_selector("#watchlist td:has-text('From a photo')")
+    assert seen.page.is_hidden("#enrol-form") and seen.page.is_hidden("#frame-watch")
+    assert seen.page.locator("#watchlist button").count() == 0  # no Remove for viewers
+    seen.close()

@@ -90,7 +90,7 @@ async function showAlert(alert, fresh) {
     queryFromTrack();
   });
   card.append(image, line("person", alert.person.name), line("camera", "camera " + alert.camera),
-              line("time", when(alert.raised_at, 0) + " UTC"),
+              line("time", utc(alert.raised_at)),
               line("score", "score " + alert.score.toFixed(3) + ", track " + alert.track_id), search);
   list.prepend(card);
   while (list.children.length > MAX_ALERTS_SHOWN) {
@@ -112,6 +112,11 @@ async function showAlert(alert, fresh) {
   }
 }
 
+// The server's UTC times (ISO 8601 with +00:00) as the page's other times show them, marked UTC.
+function utc(iso) {
+  return when(iso.replace(/(\+00:00|Z)$/, ""), 0) + " UTC";
+}
+
 // ---- the watch list -------------------------------------------------------------------------------------------
 
 async function loadWatchlist() {
@@ -123,7 +128,7 @@ async function loadWatchlist() {
     const rows = people.map((person) => {
       const row = document.createElement("tr");
       [person.id, person.name, person.note, person.source + (person.stale ? " (another model: not matched)" : ""),
-       when(person.created_at, 0) + " by " + person.created_by].forEach((value) => row.append(cell(value)));
+       utc(person.created_at) + " by " + person.created_by].forEach((value) => row.append(cell(value)));
       const actions = cell("");
       if (operator) {
         const remove = document.createElement("button");
