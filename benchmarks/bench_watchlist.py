@@ -6,8 +6,8 @@ followed across the cut by one tracker (``demos.video_demo.walkers_across_cut``)
 
 - False alerts, people NOT in the footage: every Market-1501 test identity (750 people, one query image each,
   embedded with the same model) is enrolled, and both cameras' tracks are played to ``live.alerts.AlertListener``
-  as the live ingest reports them: a ``TrackUpdate`` per track per 1.5 s segment, its vector the running mean of
-  its crops so far (so an early, partial track can alert as it would live). Alerts per camera-hour, and per
+  as the live ingest reports them: a ``TrackUpdate`` per track per 1.5 s segment, its vector the track's vector as
+  it stood then (so an early, partial track can alert as it would live). Alerts per camera-hour, and per
   camera-hour per enrolled person.
 - Misses and wrong alerts, people IN the footage: every walker is enrolled from his longest camera-A track, and
   camera B is played the same way; a miss is a walker with no alert on one of his camera-B tracks, a wrong alert
@@ -92,13 +92,14 @@ def build_store(shared: Path, data_dir: Path, every: int) -> tuple[Path, Any, li
 
 def segment_updates(root: Path, video_id: int) -> list[list[TrackUpdate]]:
     """A video's tracks as the live ingest reports them: per segment of ``SEGMENT_S`` s, each track that grew in it,
-    its vector the normalised sum of its crops' features so far."""
+    its vector the store's track vector as it stood then (its crops' features so far, weighted by quality as
+    ``Store`` sums them, normalised)."""
     from reidkit.store.reader import StoreReader
 
     with StoreReader.open(root) as store:
         video = store.video(video_id)
-        rows = store.db.execute("SELECT id, track_id, frame_index FROM detections WHERE video_id = ? AND track_id "
-                                "IS NOT NULL ORDER BY frame_index, id", (video_id,)).fetchall()
+        rows = store.db.execute("SELECT id, track_id, frame_index, quality FROM detections WHERE video_id = ? AND "
+                                "track_id IS NOT NULL ORDER BY frame_index, id", (video_id,)).fetchall()
         ids, features = store.detection_features(np.array([r[0] for r in rows], dtype=np.int64))
     feature_of = {int(i): f for i, f in zip(ids.tolist(), features, strict=True)}
     camera, fps, start = video.camera, video.fps, video.start_frame
@@ -108,12 +109,12 @@ def segment_updates(root: Path, video_id: int) -> list[list[TrackUpdate]]:
     segments: list[list[TrackUpdate]] = []
     grown: dict[int, tuple[float, int]] = {}
     segment = 0
-    for detection_id, track_id, frame in rows:
+    for detection_id, track_id, frame, quality in rows:
         at = (frame - start) / fps
         while at >= (segment + 1) * SEGMENT_S:
             segments.append(_updates(camera, video_id, grown, sums, first, counts))
             grown, segment = {}, segment + 1
-        sums[track_id] = sums.get(track_id, 0) + feature_of[detection_id]
+        sums[track_id] = sums.get(track_id, 0) + feature_of[detection_id] * np.float32(max(quality, 1e-3))
         first.setdefault(track_id, at)
         counts[track_id] = counts.get(track_id, 0) + 1
         grown[track_id] = (at, detection_id)

@@ -229,3 +229,27 @@ def test_webhooks_are_signed_retried_and_recorded(store: Path, receiver: Receive
     assert receiver.url + "/ok" in listed and secret not in listed and "s" * 20 not in listed
     assert "http:// or https://" in error_line(reidkit("watchlist", "webhook", "add", "--db", store, "--url",
                                                        "ftp://x"))
+
+
+def test_the_benchmark_plays_tracks_as_the_live_ingest_reports_them(store: Path) -> None:
+    """``bench_watchlist.segment_updates``: per 1.5 s segment the tracks that grew, each track's last update carrying
+    the store's own track vector (the threshold is measured on what the listener will really be given)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_watchlist", Path(__file__).parents[1] / "benchmarks" /
+                                                  "bench_watchlist.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with StoreReader.open(store) as reader:
+        (video_id,) = [v.id for v in reader.videos() if v.camera == "cam2"]
+        video = reader.video(video_id)
+    segments = bench.segment_updates(store, video_id)
+    assert len(segments) == int((video.end_frame - 2 - video.start_frame) / video.fps / bench.SEGMENT_S) + 1
+    last = {u.track_id: u for segment in segments for u in segment}
+    expected = {u.track_id: u for u in track_updates(store, "cam2")}
+    assert last.keys() == expected.keys()
+    for track_id, update in last.items():
+        assert float(update.vector @ expected[track_id].vector) > 0.9999
+        assert update.num_crops == expected[track_id].num_crops
+    assert all(u.first_epoch <= u.last_epoch for segment in segments for u in segment)
