@@ -55,7 +55,6 @@ class Segment:
     last_frame: int = -1
     first_time_s: float | None = None
     last_time_s: float = 0.0
-    last_received: float = 0.0
     detections: list[NewDetection] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
     digests: dict[int, str] = field(default_factory=dict)
@@ -187,7 +186,7 @@ class CameraIngest:
         for live in frames:
             frame = live.frame
             segment.first_time_s = frame.time_s if segment.first_time_s is None else segment.first_time_s
-            segment.last_time_s, segment.last_frame, segment.last_received = frame.time_s, frame.index, live.received
+            segment.last_time_s, segment.last_frame = frame.time_s, frame.index
             if self.source.kind == "file":
                 segment.digests[frame.index] = frame_digest(frame.image)  # as recordings do: a grown file is found
             self.recent.append(live.received)
@@ -197,6 +196,7 @@ class CameraIngest:
         self.latest_image = frames[-1].frame.image
         self.health.frames_read += len(frames)
         self.health.last_frame_epoch = frames[-1].received
+        self.health.lag_s = time.time() - frames[-1].received  # read -> detected, tracked and embedded
 
     def commit_due(self) -> bool:
         segment = self.segment
@@ -213,7 +213,6 @@ class CameraIngest:
         commit_processed(self.store, video.id, chunk, self.track_rows, self.settings.jpeg_quality, self.report)
         self.report.frames += segment.frames
         self.segment = Segment()
-        self.health.lag_s = time.time() - segment.last_received
         keys = {detection.track_key for detection in segment.detections}
         if listeners and keys:
             updates = self._updates(video, keys)
