@@ -28,7 +28,7 @@ from reidkit.store.layout import DB_NAME
 from reidkit.store.reader import StoreReader
 
 pytestmark = pytest.mark.slow
-FAST = dict(every_n=2, commit_seconds=1.0, backoff_initial_s=0.3, backoff_max_s=1.0, snapshot_every_s=0.5,
+FAST = dict(every_n=2, commit_seconds=1.0, queue_seconds=30.0, backoff_initial_s=0.3, backoff_max_s=1.0, snapshot_every_s=0.5,
             health_every_s=0.3)
 
 
