@@ -24,6 +24,7 @@ from reidkit.live.events import TrackUpdate
 from reidkit.live.live_db import open_live_db, snapshot_path
 from reidkit.live.sources import CameraSource
 from reidkit.live.watcher import WatchModels, WatchOptions, WatchReport, watch_cameras
+from reidkit.search.retention import PurgeReport
 from reidkit.store.layout import DB_NAME
 from reidkit.store.reader import StoreReader
 
@@ -154,11 +155,11 @@ def test_retention_purges_old_footage_and_spares_the_live(tmp_path: Path, small_
     db = tmp_path / "store"
     shutil.copytree(small_store, db)  # footage of 2024: far older than a day
     (old,) = committed(db)
-    watching = Watching(db, [CameraSource("door", str(clip))], models, keep_seconds=86400.0)
-    wait_for(lambda: [v[0] for v in committed(db)] not in ([], [old[0]]) and old[0] not in
-             [v[0] for v in committed(db)], 60, "the purge")
+    purges: list[PurgeReport] = []
+    watching = Watching(db, [CameraSource("door", str(clip))], models, keep_seconds=86400.0, on_purge=purges.append)
+    wait_for(lambda: [video for video, *_ in committed(db)] == [old[0] + 1], 60, "the purge and the new footage")
     report = watching.finish()
-    assert report.purged_videos == 1
+    assert report.purged_videos == 1 and [v.id for purge in purges for v in purge.videos] == [old[0]]
     (new,) = committed(db)
     assert new[0] != old[0] and new[1] >= 0
     with StoreReader.open(db) as reader:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -37,6 +37,9 @@ from reidkit.search.ingest import Embedder
 from reidkit.store.rows import ModelInfo, normalise_rows
 from reidkit.store.writer import Store
 from reidkit.video import Detector
+
+if TYPE_CHECKING:
+    from reidkit.search.retention import PurgeReport
 
 _IDLE_WAIT_S = 0.2
 _FPS_GUESS = 25.0  # sizes the queues before a stream says its rate: a 10 fps camera gets 2.5x the seconds
@@ -63,6 +66,9 @@ class WatchOptions:
     device: str = "cpu"
     batch_size: int = 64
     embed_backend: str | None = "auto"
+    # Told of every retention purge that deleted something (the CLI writes it to the store's audit log, as
+    # ``reidkit purge`` does); called in the worker thread.
+    on_purge: Callable[[PurgeReport], None] | None = None
 
     def check(self) -> None:
         if self.every_n < 1:
@@ -251,6 +257,8 @@ class _Watch:
         open_sessions = {camera.video.id for camera in self.cameras if camera.video is not None}
         report = purge_before(self.store, datetime.fromtimestamp(before_epoch, UTC), spare=open_sessions)
         forget_gaps_before(self.live, before_epoch)
+        if report.videos and self.options.on_purge is not None:
+            self.options.on_purge(report)
         return len(report.videos)
 
     def close(self) -> None:
