@@ -27,8 +27,16 @@ import numpy as np
 from reidkit.errors import StoreError
 from reidkit.live.camera_db import CameraHealth, close_gap, open_gap, write_health
 from reidkit.live.events import TrackListener, TrackUpdate
-from reidkit.live.sources import Connected, Disconnected, Event, Finished, FrameQueue, LiveFrame, ReadPlan
-from reidkit.live.sources import CameraSource
+from reidkit.live.sources import (
+    CameraSource,
+    Connected,
+    Disconnected,
+    Event,
+    Finished,
+    FrameQueue,
+    LiveFrame,
+    ReadPlan,
+)
 from reidkit.search.ingest import (
     OPEN_END,
     IngestOptions,
