@@ -36,6 +36,7 @@ from reidkit.live.sources import (
     FrameQueue,
     LiveFrame,
     ReadPlan,
+    Unreachable,
 )
 from reidkit.search.ingest import (
     OPEN_END,
@@ -140,6 +141,8 @@ class CameraIngest:
             last = self.health.last_frame_epoch or event.at
             self.gap_id = open_gap(self.live, self.source.name, last, event.reason, self.sessions[-1] if
                                    self.sessions else None)
+        elif isinstance(event, Unreachable):
+            self.health.error = event.reason  # the state stays: connecting, or reconnecting after a drop
         elif isinstance(event, Finished):
             self._end_session()
             self.finished = True

@@ -123,6 +123,14 @@ class Disconnected:
 
 
 @dataclass(frozen=True)
+class Unreachable:
+    """A try to open the source failed (refused, timed out, not found); the next try follows after the back-off."""
+
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class Finished:
     """The source will deliver nothing more: a file ended, or it could not be read at all (``error``)."""
 
@@ -130,7 +138,7 @@ class Finished:
     error: str | None = None
 
 
-Event = Union[Connected, Disconnected, Finished]
+Event = Union[Connected, Disconnected, Unreachable, Finished]
 
 
 class FrameQueue:
@@ -223,6 +231,8 @@ def _read_stream(source: CameraSource, plan: ReadPlan, out: FrameQueue, stop: th
         if delivered:
             out.put(Disconnected(time.time(), reason))
             backoff = plan.backoff_initial_s
+        elif not stop.is_set():
+            out.put(Unreachable(time.time(), reason))
         if stop.wait(backoff):
             break
         backoff = min(backoff * 2, plan.backoff_max_s)
