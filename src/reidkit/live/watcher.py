@@ -15,13 +15,14 @@ maps are drawn on it); health rows are written every ``health_every_s``.
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -162,7 +163,7 @@ def load_models(options: WatchOptions, held: ModelInfo | None) -> WatchModels:
 class _Watch:
     """The worker's state: the cameras, their readers, the timers of the periodic chores."""
 
-    def __init__(self, store: Store, live: Any, cameras: Sequence[CameraSource], options: WatchOptions,
+    def __init__(self, store: Store, live: sqlite3.Connection, cameras: Sequence[CameraSource], options: WatchOptions,
                  models: WatchModels, model: ModelInfo, listeners: Sequence[TrackListener]) -> None:
         self.store, self.live, self.options, self.models, self.listeners = store, live, options, models, listeners
         self.wake = threading.Event()
