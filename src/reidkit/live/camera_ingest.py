@@ -200,7 +200,7 @@ class CameraIngest:
             segment.last_time_s, segment.last_frame = frame.time_s, frame.index
             if self.source.kind == "file":
                 segment.digests[frame.index] = frame_digest(frame.image)  # as recordings do: a grown file is found
-            self.recent.append(live.received)
+        self.recent.extend([time.time()] * len(frames))  # when processed: what frames/s counts
         segment.frames += len(frames)
         segment.detections += detections
         segment.crops += crops

@@ -34,7 +34,7 @@ from reidkit.live.camera_ingest import CameraIngest, CameraSettings, with_featur
 from reidkit.live.events import TrackListener
 from reidkit.live.live_db import open_live_db, snapshot_path
 from reidkit.live.sources import CameraSource, FrameQueue, LiveFrame, ReadPlan, start_reader
-from reidkit.search.ingest import Embedder
+from reidkit.search.ingest import Embedder, IngestReport
 from reidkit.store.rows import ModelInfo, normalise_rows
 from reidkit.store.writer import Store
 from reidkit.video import Detector
@@ -110,6 +110,7 @@ class WatchReport:
     cameras: list[CameraReport] = field(default_factory=list)
     purged_videos: int = 0
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # the worker's: detect, track, embed, write
 
 
 def watch_cameras(
@@ -169,6 +170,7 @@ class _Watch:
         self.wake = threading.Event()
         self.readers_stop = threading.Event()
         self.report = WatchReport()
+        self.stages = IngestReport(0, "", "")  # the worker's seconds per stage; commits are timed per camera
         self.readers: list[threading.Thread] = []
         self.cameras: list[CameraIngest] = []
         detector = models.detector.name
@@ -218,14 +220,17 @@ class _Watch:
     def _process(self, batch: list[tuple[CameraIngest, list[LiveFrame]]]) -> None:
         """Detect every frame of the batch at once, track per camera, embed every crop at once, hand them back."""
         images = [live.frame.image for _, frames in batch for live in frames]
-        detected = self.models.detector.detect_batch(images)
+        with self.stages.timing("detect"):
+            detected = self.models.detector.detect_batch(images)
         tracked, offset = [], 0
-        for camera, frames in batch:
-            tracked.append(camera.track(frames, detected[offset:offset + len(frames)]))
-            offset += len(frames)
+        with self.stages.timing("track"):
+            for camera, frames in batch:
+                tracked.append(camera.track(frames, detected[offset:offset + len(frames)]))
+                offset += len(frames)
         crops = [crop for pending in tracked for _, crop in pending]
-        features, attributes = self.models.embedder.extract(crops) if crops else (None, None)
-        features = None if features is None else normalise_rows(features)
+        with self.stages.timing("embed"):
+            features, attributes = self.models.embedder.extract(crops) if crops else (None, None)
+            features = None if features is None else normalise_rows(features)
         offset = 0
         for (camera, frames), pending in zip(batch, tracked):
             detections = with_features(pending, features, attributes, offset)
@@ -276,6 +281,9 @@ class _Watch:
                 health.state, camera.report.resumed_after, camera.note or health.error,
             ))
         self.store.save_indexes()
+        written = sum(camera.report.stage_seconds["write"] for camera in self.cameras)
+        self.report.stage_seconds = {**self.stages.stage_seconds, "write": written}
+        del self.report.stage_seconds["decode"]  # in the cameras' reader threads, beside the worker
 
 
 def save_snapshot(store_root: Path, camera: CameraIngest) -> None:
