@@ -76,7 +76,6 @@ class CameraSettings:
     every_n: int
     commit_seconds: float
     jpeg_quality: int
-    queue_frames: int
     detector: str
     model: ModelInfo
 

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from reidkit.search.retention import PurgeReport
 
 _IDLE_WAIT_S = 0.2
-_FPS_GUESS = 25.0  # sizes the queues before a stream says its rate: a 10 fps camera gets 2.5x the seconds
 
 
 @dataclass(frozen=True)
@@ -175,14 +174,15 @@ class _Watch:
         self.cameras: list[CameraIngest] = []
         detector = models.detector.name
         for source in cameras:
-            every = source.every_n or options.every_n
-            settings = CameraSettings(every, options.commit_seconds, options.jpeg_quality,
-                                      int(options.queue_seconds * _FPS_GUESS / every) + 1, detector, model)
-            queue = FrameQueue(settings.queue_frames, self.wake)
+            settings = CameraSettings(source.every_n or options.every_n, options.commit_seconds,
+                                      options.jpeg_quality, detector, model)
+            queue = FrameQueue(options.queue_seconds, self.wake)
             self.cameras.append(CameraIngest(store, live, source, settings, queue))
         for camera in self.cameras:
             plan = camera.prepare()
             camera.write_health()
+            if camera.video is not None:  # a file: its rate is known now (a stream's when it connects)
+                camera.queue.set_rate(camera.video.fps / camera.settings.every_n)
             if plan is not None:
                 plan = ReadPlan(plan.every_n, plan.start_frame, options.backoff_initial_s, options.backoff_max_s)
                 self.readers.append(start_reader(camera.source, plan, camera.queue, self.readers_stop))
