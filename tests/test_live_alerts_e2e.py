@@ -166,6 +166,8 @@ def test_the_walker_enrolled_from_camera_a_alerts_once_when_camera_b_streams(
     tab.images_loaded(".alert img")
     assert page.locator(".alert").count() == 1
     tab.shot("alerts-e2e")
+    card.query_selector("button").click()  # "Search this track": the alert's track becomes the query
+    page.wait_for_selector(f"#search-status:has-text('hits for the track {alert['track_id']}')")
     tab.close()
 
     deadline = time.monotonic() + 15

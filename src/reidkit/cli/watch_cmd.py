@@ -22,6 +22,7 @@ from reidkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from reidkit.live.camera_db import CameraHealth
+    from reidkit.search.retention import PurgeReport
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -74,6 +75,7 @@ def watch(
     options = WatchOptions(
         every_n=every, commit_seconds=commit_seconds, keep_seconds=parse_duration(keep) if keep else None,
         detector=detector, checkpoint=checkpoint, device=device, batch_size=batch_size, embed_backend=embed_backend,
+        on_purge=_Audited(db),
     )
     options.check()
     stop = threading.Event()
@@ -99,6 +101,19 @@ def watch(
         )
     if report.purged_videos:
         typer.echo(f"retention: deleted {report.purged_videos} old videos")
+
+
+class _Audited:
+    """A retention purge written to the store's audit log, as ``reidkit purge`` writes its own (who: ``cli``)."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+
+    def __call__(self, report: PurgeReport) -> None:
+        from reidkit.service.audit import purge_target, record_cli
+        from reidkit.service.service_db import connect
+
+        record_cli(connect(self.db), "purge", "watch --keep: " + purge_target(report))
 
 
 class _Progress:

@@ -47,7 +47,7 @@ class CameraHealth:
     source: str  # public URL or file path
     state: str = "connecting"
     fps: float = 0.0  # frames ingested per second, over the last few seconds
-    lag_s: float | None = None  # seconds between reading the latest ingested frame and its commit
+    lag_s: float | None = None  # seconds from reading the newest processed frame to its being embedded
     last_frame_epoch: float | None = None
     reconnects: int = 0
     frames_read: int = 0

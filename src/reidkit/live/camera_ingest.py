@@ -27,8 +27,17 @@ import numpy as np
 from reidkit.errors import StoreError
 from reidkit.live.camera_db import CameraHealth, close_gap, open_gap, write_health
 from reidkit.live.events import TrackListener, TrackUpdate
-from reidkit.live.sources import Connected, Disconnected, Event, Finished, FrameQueue, LiveFrame, ReadPlan
-from reidkit.live.sources import CameraSource
+from reidkit.live.sources import (
+    CameraSource,
+    Connected,
+    Disconnected,
+    Event,
+    Finished,
+    FrameQueue,
+    LiveFrame,
+    ReadPlan,
+    Unreachable,
+)
 from reidkit.search.ingest import (
     OPEN_END,
     IngestOptions,
@@ -55,7 +64,6 @@ class Segment:
     last_frame: int = -1
     first_time_s: float | None = None
     last_time_s: float = 0.0
-    last_received: float = 0.0
     detections: list[NewDetection] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
     digests: dict[int, str] = field(default_factory=dict)
@@ -68,7 +76,6 @@ class CameraSettings:
     every_n: int
     commit_seconds: float
     jpeg_quality: int
-    queue_frames: int
     detector: str
     model: ModelInfo
 
@@ -133,6 +140,8 @@ class CameraIngest:
             last = self.health.last_frame_epoch or event.at
             self.gap_id = open_gap(self.live, self.source.name, last, event.reason, self.sessions[-1] if
                                    self.sessions else None)
+        elif isinstance(event, Unreachable):
+            self.health.error = event.reason  # the state stays: connecting, or reconnecting after a drop
         elif isinstance(event, Finished):
             self._end_session()
             self.finished = True
@@ -187,16 +196,17 @@ class CameraIngest:
         for live in frames:
             frame = live.frame
             segment.first_time_s = frame.time_s if segment.first_time_s is None else segment.first_time_s
-            segment.last_time_s, segment.last_frame, segment.last_received = frame.time_s, frame.index, live.received
+            segment.last_time_s, segment.last_frame = frame.time_s, frame.index
             if self.source.kind == "file":
                 segment.digests[frame.index] = frame_digest(frame.image)  # as recordings do: a grown file is found
-            self.recent.append(live.received)
+        self.recent.extend([time.time()] * len(frames))  # when processed: what frames/s counts
         segment.frames += len(frames)
         segment.detections += detections
         segment.crops += crops
         self.latest_image = frames[-1].frame.image
         self.health.frames_read += len(frames)
         self.health.last_frame_epoch = frames[-1].received
+        self.health.lag_s = time.time() - frames[-1].received  # read -> detected, tracked and embedded
 
     def commit_due(self) -> bool:
         segment = self.segment
@@ -213,7 +223,6 @@ class CameraIngest:
         commit_processed(self.store, video.id, chunk, self.track_rows, self.settings.jpeg_quality, self.report)
         self.report.frames += segment.frames
         self.segment = Segment()
-        self.health.lag_s = time.time() - segment.last_received
         keys = {detection.track_key for detection in segment.detections}
         if listeners and keys:
             updates = self._updates(video, keys)

@@ -10,6 +10,7 @@ the gap between two. A file is not reopened: its end is its camera's end (``Fini
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ CAMERA_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _CREDENTIALS = re.compile(r"://[^/@\s]*@")  # user:password@ inside any text that quotes a URL
 _OPEN_TIMEOUT_S = 10.0
+_RATE_GUESS = 25.0  # frames per second of a source that does not say
 _READ_TIMEOUT_S = 5.0
 
 
@@ -123,6 +125,14 @@ class Disconnected:
 
 
 @dataclass(frozen=True)
+class Unreachable:
+    """A try to open the source failed (refused, timed out, not found); the next try follows after the back-off."""
+
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class Finished:
     """The source will deliver nothing more: a file ended, or it could not be read at all (``error``)."""
 
@@ -130,14 +140,16 @@ class Finished:
     error: str | None = None
 
 
-Event = Union[Connected, Disconnected, Finished]
+Event = Union[Connected, Disconnected, Unreachable, Finished]
 
 
 class FrameQueue:
-    """Frames and events of one camera, in order; at most ``max_frames`` frames, the oldest dropped past that."""
+    """Frames and events of one camera, in order; at most ``seconds`` of footage, the oldest frames dropped past
+    that (counted in frames at the rate ``set_rate`` gives, until then at 25 sampled frames per second)."""
 
-    def __init__(self, max_frames: int, wake: threading.Event) -> None:
-        self.max_frames = max(1, max_frames)
+    def __init__(self, seconds: float, wake: threading.Event) -> None:
+        self.seconds = seconds
+        self.max_frames = _frames_in(seconds, _RATE_GUESS)
         self.items: deque[LiveFrame | Event] = deque()
         self.frames = 0
         self.dropped = 0
@@ -152,6 +164,11 @@ class FrameQueue:
                 self.frames += 1
             self.items.append(item)
         self.wake.set()
+
+    def set_rate(self, sampled_fps: float) -> None:
+        """The rate frames arrive at (the source's frame rate over its every-n), once known."""
+        with self.lock:
+            self.max_frames = _frames_in(self.seconds, sampled_fps)
 
     def _drop_oldest_frame(self) -> None:
         for position, queued in enumerate(self.items):
@@ -171,6 +188,10 @@ class FrameQueue:
                 taken.append(self.items.popleft())  # type: ignore[arg-type]
             self.frames -= len(taken)
             return taken, None
+
+
+def _frames_in(seconds: float, sampled_fps: float) -> int:
+    return max(1, math.ceil(seconds * (sampled_fps if sampled_fps > 0 else _RATE_GUESS)))
 
 
 @dataclass(frozen=True)
@@ -223,6 +244,8 @@ def _read_stream(source: CameraSource, plan: ReadPlan, out: FrameQueue, stop: th
         if delivered:
             out.put(Disconnected(time.time(), reason))
             backoff = plan.backoff_initial_s
+        elif not stop.is_set():
+            out.put(Unreachable(time.time(), reason))
         if stop.wait(backoff):
             break
         backoff = min(backoff * 2, plan.backoff_max_s)
@@ -242,7 +265,8 @@ def _read_connection(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else 25.0
+        fps = float(rate) if rate else _RATE_GUESS
+        out.set_rate(fps / plan.every_n)
         started = 0.0
         for av_frame in container.decode(stream):
             if stop.is_set():

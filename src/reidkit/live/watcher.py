@@ -15,13 +15,14 @@ maps are drawn on it); health rows are written every ``health_every_s``.
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -33,13 +34,15 @@ from reidkit.live.camera_ingest import CameraIngest, CameraSettings, with_featur
 from reidkit.live.events import TrackListener
 from reidkit.live.live_db import open_live_db, snapshot_path
 from reidkit.live.sources import CameraSource, FrameQueue, LiveFrame, ReadPlan, start_reader
-from reidkit.search.ingest import Embedder
+from reidkit.search.ingest import Embedder, IngestReport
 from reidkit.store.rows import ModelInfo, normalise_rows
 from reidkit.store.writer import Store
 from reidkit.video import Detector
 
+if TYPE_CHECKING:
+    from reidkit.search.retention import PurgeReport
+
 _IDLE_WAIT_S = 0.2
-_FPS_GUESS = 25.0  # sizes the queues before a stream says its rate: a 10 fps camera gets 2.5x the seconds
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class WatchOptions:
     device: str = "cpu"
     batch_size: int = 64
     embed_backend: str | None = "auto"
+    # Told of every retention purge that deleted something (the CLI writes it to the store's audit log, as
+    # ``reidkit purge`` does); called in the worker thread.
+    on_purge: Callable[[PurgeReport], None] | None = None
 
     def check(self) -> None:
         if self.every_n < 1:
@@ -103,6 +109,7 @@ class WatchReport:
     cameras: list[CameraReport] = field(default_factory=list)
     purged_videos: int = 0
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # the worker's: detect, track, embed, write
 
 
 def watch_cameras(
@@ -156,24 +163,26 @@ def load_models(options: WatchOptions, held: ModelInfo | None) -> WatchModels:
 class _Watch:
     """The worker's state: the cameras, their readers, the timers of the periodic chores."""
 
-    def __init__(self, store: Store, live: Any, cameras: Sequence[CameraSource], options: WatchOptions,
+    def __init__(self, store: Store, live: sqlite3.Connection, cameras: Sequence[CameraSource], options: WatchOptions,
                  models: WatchModels, model: ModelInfo, listeners: Sequence[TrackListener]) -> None:
         self.store, self.live, self.options, self.models, self.listeners = store, live, options, models, listeners
         self.wake = threading.Event()
         self.readers_stop = threading.Event()
         self.report = WatchReport()
+        self.stages = IngestReport(0, "", "")  # the worker's seconds per stage; commits are timed per camera
         self.readers: list[threading.Thread] = []
         self.cameras: list[CameraIngest] = []
         detector = models.detector.name
         for source in cameras:
-            every = source.every_n or options.every_n
-            settings = CameraSettings(every, options.commit_seconds, options.jpeg_quality,
-                                      int(options.queue_seconds * _FPS_GUESS / every) + 1, detector, model)
-            queue = FrameQueue(settings.queue_frames, self.wake)
+            settings = CameraSettings(source.every_n or options.every_n, options.commit_seconds,
+                                      options.jpeg_quality, detector, model)
+            queue = FrameQueue(options.queue_seconds, self.wake)
             self.cameras.append(CameraIngest(store, live, source, settings, queue))
         for camera in self.cameras:
             plan = camera.prepare()
             camera.write_health()
+            if camera.video is not None:  # a file: its rate is known now (a stream's when it connects)
+                camera.queue.set_rate(camera.video.fps / camera.settings.every_n)
             if plan is not None:
                 plan = ReadPlan(plan.every_n, plan.start_frame, options.backoff_initial_s, options.backoff_max_s)
                 self.readers.append(start_reader(camera.source, plan, camera.queue, self.readers_stop))
@@ -211,14 +220,17 @@ class _Watch:
     def _process(self, batch: list[tuple[CameraIngest, list[LiveFrame]]]) -> None:
         """Detect every frame of the batch at once, track per camera, embed every crop at once, hand them back."""
         images = [live.frame.image for _, frames in batch for live in frames]
-        detected = self.models.detector.detect_batch(images)
+        with self.stages.timing("detect"):
+            detected = self.models.detector.detect_batch(images)
         tracked, offset = [], 0
-        for camera, frames in batch:
-            tracked.append(camera.track(frames, detected[offset:offset + len(frames)]))
-            offset += len(frames)
+        with self.stages.timing("track"):
+            for camera, frames in batch:
+                tracked.append(camera.track(frames, detected[offset:offset + len(frames)]))
+                offset += len(frames)
         crops = [crop for pending in tracked for _, crop in pending]
-        features, attributes = self.models.embedder.extract(crops) if crops else (None, None)
-        features = None if features is None else normalise_rows(features)
+        with self.stages.timing("embed"):
+            features, attributes = self.models.embedder.extract(crops) if crops else (None, None)
+            features = None if features is None else normalise_rows(features)
         offset = 0
         for (camera, frames), pending in zip(batch, tracked):
             detections = with_features(pending, features, attributes, offset)
@@ -251,6 +263,8 @@ class _Watch:
         open_sessions = {camera.video.id for camera in self.cameras if camera.video is not None}
         report = purge_before(self.store, datetime.fromtimestamp(before_epoch, UTC), spare=open_sessions)
         forget_gaps_before(self.live, before_epoch)
+        if report.videos and self.options.on_purge is not None:
+            self.options.on_purge(report)
         return len(report.videos)
 
     def close(self) -> None:
@@ -267,6 +281,9 @@ class _Watch:
                 health.state, camera.report.resumed_after, camera.note or health.error,
             ))
         self.store.save_indexes()
+        written = sum(camera.report.stage_seconds["write"] for camera in self.cameras)
+        self.report.stage_seconds = {**self.stages.stage_seconds, "write": written}
+        del self.report.stage_seconds["decode"]  # in the cameras' reader threads, beside the worker
 
 
 def save_snapshot(store_root: Path, camera: CameraIngest) -> None:

@@ -28,6 +28,7 @@ _FILES = {
     "panels.js": "text/javascript; charset=utf-8",
     "attributes.js": "text/javascript; charset=utf-8",
     "docs.js": "text/javascript; charset=utf-8",
+    "live-cameras.js": "text/javascript; charset=utf-8",
     "alerts.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
