@@ -225,6 +225,9 @@ def test_webhooks_are_signed_retried_and_recorded(store: Path, receiver: Receive
     assert tried[(flaky.id, 1)] == (500, False) and tried[(flaky.id, 2)] == (204, True)
     assert [tried[(dead.id, n)] for n in (1, 2, 3)] == [(None, False)] * 3 and (dead.id, 4) not in tried
     assert all(a.error for a in attempts(store, alert.id) if a.webhook_id == dead.id)
+    (shown,) = json.loads(reidkit("watchlist", "alerts", "--db", store, "--json").stdout)["alerts"]
+    assert (shown["id"], shown["person"]["name"], shown["camera"]) == (alert.id, "Target", "cam2")
+    assert sum(d["delivered"] for d in shown["deliveries"]) == 2 and len(shown["deliveries"]) == 6
     listed = reidkit("watchlist", "webhook", "list", "--db", store).stdout
     assert receiver.url + "/ok" in listed and secret not in listed and "s" * 20 not in listed
     assert "http:// or https://" in error_line(reidkit("watchlist", "webhook", "add", "--db", store, "--url",
