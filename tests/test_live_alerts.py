@@ -142,11 +142,16 @@ def test_a_person_alerts_once_per_track_and_once_per_walk(store: Path) -> None:
     came_back = _moved(target, track_id=10**6 + 1, by_s=600)
     listener.on_tracks([came_back])
     assert [a.track_id for a in recent_alerts(store)] == [came_back.track_id, beside.track_id, target.track_id]
+    # Someone enrolled while the listener runs counts from the next segment on.
+    other = next(u for u in cam1 if u.track_id != target.track_id)
+    enrol(store, "Later", "", other.vector, model.model_id, model.model_id, f"track {other.track_id}")
+    listener.on_tracks([other])
+    assert recent_alerts(store)[0].person_name == "Later" and recent_alerts(store)[0].track_id == other.track_id
     listener.close()
     # A restarted watcher remembers what it alerted on.
     restarted = AlertListener(store, model.model_id, threshold=0.99)
     restarted.on_tracks(cam1)
-    assert len(recent_alerts(store)) == 3
+    assert len(recent_alerts(store)) == 4
     restarted.close()
 
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from reidkit.live.events import TrackUpdate
 from reidkit.live.live_db import ensure_tables, open_live_db
-from reidkit.live.watchlist import WATCHLIST_DDL, watch_vectors
+from reidkit.live.watchlist import WATCHLIST_DDL, WatchVectors, watch_list_key, watch_vectors
 from reidkit.live.webhooks import WebhookSender
 from reidkit.store.layout import DB_NAME
 
@@ -126,8 +126,9 @@ class AlertListener:
     """Raises alerts for live tracks (see the module docstring); ``on_tracks`` runs on the live ingest's thread.
 
     ``model_id``: the model the watcher embeds with (None: the store's, read at the first segment); people enrolled
-    under another are not matched. ``send``: what hands a stored alert on (``WebhookSender.send``), or None. The watch list is read again every segment (a few
-    rows), so people enrolled or removed while the watcher runs count from the next segment on.
+    under another are not matched. ``send``: what hands a stored alert on (``WebhookSender.send``), or None. Each
+    segment checks whether the watch list changed (one indexed read) and reloads the features if so: people enrolled
+    or removed while the watcher runs count from the next segment on.
     """
 
     def __init__(self, store_root: Path, model_id: str | None = None, threshold: float = DEFAULT_THRESHOLD,
@@ -138,9 +139,10 @@ class AlertListener:
         self._sender: WebhookSender | None = None
         self._connection: sqlite3.Connection | None = None  # opened at the first segment: the watcher makes the store
         self._lock = threading.Lock()
-        # person id -> track ids already alerted or passed over for them; (person, camera) -> their last sighting
+        # track id -> the people it was alerted or passed over for; (person, camera) -> their last sighting there
         self._covered: dict[int, set[int]] = {}
         self._last_seen: dict[tuple[int, str], float] = {}
+        self._people: tuple[tuple[int, int], WatchVectors] | None = None  # (watch_list_key, features)
 
     @classmethod
     def with_webhooks(cls, store_root: Path, model_id: str | None = None, threshold: float = DEFAULT_THRESHOLD,
@@ -159,7 +161,7 @@ class AlertListener:
             self.model_id = self.model_id or _store_model_id(self.root)
             if self.model_id is None:
                 return
-            people = watch_vectors(self._db(), self.model_id)
+            people = self._watch_list(self.model_id)
             if len(people.ids) == 0:
                 return
             usable = [u for u in updates if u.vector.shape[-1] == people.vectors.shape[1]]
@@ -169,8 +171,12 @@ class AlertListener:
             if not usable:
                 return
             scores = np.stack([u.vector for u in usable]).astype(np.float32) @ people.vectors.T
+            column_of = {int(person): column for column, person in enumerate(people.ids)}
             for row, update in enumerate(usable):
-                for column in np.argsort(-scores[row]):
+                # only the people it reaches the threshold for, or was already taken for (their last sighting grows)
+                columns = set(np.flatnonzero(scores[row] >= self.threshold).tolist())
+                columns |= {column_of[p] for p in self._covered.get(update.track_id, ()) if p in column_of}
+                for column in sorted(columns, key=lambda c: -scores[row, c]):
                     self._consider(update, int(people.ids[column]), people.names[column], float(scores[row, column]))
 
     def close(self) -> None:
@@ -179,15 +185,22 @@ class AlertListener:
         if self._sender is not None:
             self._sender.close()
 
+    def _watch_list(self, model_id: str) -> WatchVectors:
+        """Everyone enrolled under ``model_id``, re-read only when the watch list has changed."""
+        key = watch_list_key(self._db(), model_id)
+        if self._people is None or self._people[0] != key:
+            self._people = key, watch_vectors(self._db(), model_id)
+        return self._people[1]
+
     def _consider(self, update: TrackUpdate, person_id: int, name: str, score: float) -> None:
-        covered = self._covered.setdefault(person_id, set())
+        covered = self._covered.setdefault(update.track_id, set())
         key = (person_id, update.camera)
-        if update.track_id in covered:
+        if person_id in covered:
             self._last_seen[key] = max(self._last_seen.get(key, 0.0), update.last_epoch)
             return
         if score < self.threshold:
             return
-        covered.add(update.track_id)
+        covered.add(person_id)
         last = self._last_seen.get(key)
         self._last_seen[key] = max(last or 0.0, update.last_epoch)
         if last is not None and -HANDOVER_S <= update.first_epoch - last <= self.cooldown_s:
@@ -218,7 +231,7 @@ class AlertListener:
         if self._connection is None:
             self._connection = alerts_db(self.root)
             for person_id, track_id in self._connection.execute("SELECT person_id, track_id FROM alerts"):
-                self._covered.setdefault(int(person_id), set()).add(int(track_id))
+                self._covered.setdefault(int(track_id), set()).add(int(person_id))
         return self._connection
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 WATCHLIST_DDL = """
 CREATE TABLE IF NOT EXISTS watchlist (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: (count, largest id) tells any change (watch_list_key)
     name TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT '',
     source TEXT NOT NULL,            -- what the feature came from: "photo 'x.jpg' (crop)", "track 12"
@@ -142,6 +142,14 @@ def remove(store_root: Path, person_id: int, field: str = "ID") -> Enrolled:
             raise ConfigError(f"{field} {person_id}: nobody on the watch list has this id")
         connection.execute("DELETE FROM watchlist WHERE id = ?", (person_id,))
     return Enrolled(*row)
+
+
+def watch_list_key(connection: sqlite3.Connection, model_id: str) -> tuple[int, int]:
+    """Changes whenever someone is enrolled under ``model_id`` or removed (ids are never reused, features never
+    edited): a listener re-reads the features only then, not every segment."""
+    row = connection.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM watchlist WHERE model_id = ?",
+                             (model_id,)).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def watch_vectors(connection: sqlite3.Connection, model_id: str) -> WatchVectors:
