@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # NO_BROWSER=1: leave out the web page's browser tests (pytest marker `browser`) instead of installing Chromium.
 NO_BROWSER ?=
 
-.PHONY: venv browser demo demo-video test wheel-test bench clean-venv
+.PHONY: venv browser rtsp demo demo-video test wheel-test bench clean-venv
 
 # The hash in the path already tracks pyproject.toml, so the stamp needs no prerequisite (a fresh clone's newer
 # mtime must not rebuild a finished environment). A half-built one, without its stamp, is started afresh.
@@ -48,11 +48,16 @@ else
 	@echo "NO_BROWSER=$(NO_BROWSER): the browser tests (tests/test_service_web.py, marker browser) are left out"
 endif
 
+# The live-ingest tests stream the shared video from Debian's GStreamer RTSP server on loopback: installed here
+# when missing (.ci/install-rtsp). REIDKIT_REQUIRE_RTSP makes a missing server a failure, never a silent skip.
+rtsp:
+	@.ci/install-rtsp
+
 # Two xdist workers with one math thread each: on two cores this beats one worker whose OpenMP threads fight.
 # The wheel test (a fresh venv that trains the demo) runs after the rest, alone: it builds a venv and trains, and
 # beside the other tests it only competed with them for the two cores.
-test: venv browser
-	OMP_NUM_THREADS=1 $(if $(NO_BROWSER),,REIDKIT_REQUIRE_BROWSER=1) $(PY) -m pytest -n 2 \
+test: venv browser rtsp
+	OMP_NUM_THREADS=1 $(if $(NO_BROWSER),,REIDKIT_REQUIRE_BROWSER=1) REIDKIT_REQUIRE_RTSP=1 $(PY) -m pytest -n 2 \
 		--ignore=tests/test_packaging.py $(if $(NO_BROWSER),-m "not browser") $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory wheel-test
 

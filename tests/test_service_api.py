@@ -158,8 +158,9 @@ def test_the_web_page_is_public_holds_no_data_and_forbids_outside_scripts(empty_
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "script-src 'self'" in page.headers["content-security-policy"]
-        scripts = re.findall(r'<script src="static/([\w.]+)"', page.text)
-        assert scripts == ["panels.js", "attributes.js", "app.js"] and "<script>" not in page.text
+        scripts = re.findall(r'<script src="static/([\w.-]+)"', page.text)
+        assert scripts == ["panels.js", "attributes.js", "app.js", "live-people.js", "zones.js", "live-cameras.js",
+                           "alerts.js"] and "<script>" not in page.text
         assert not re.search(r"\son\w+=", page.text)  # no inline event handlers either
         for name in (*scripts, "style.css", "icon.svg"):
             assert client.get(f"/static/{name}").status_code == 200, name

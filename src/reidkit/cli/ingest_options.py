@@ -41,19 +41,22 @@ MilvusUriOption = Annotated[
                  "embedded milvus-lite database inside the store folder)"),
 ]
 
+EveryOption = Annotated[int, typer.Option("--every", help="process every n-th frame")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")]
+
 
 @dataclass(frozen=True)
 class IngestFlags:
     """The shared options as typed; the field annotations below are what typer shows (names, help, defaults)."""
 
     detector: DetectorOption = None
-    every: Annotated[int, typer.Option("--every", help="process every n-th frame")] = 1
+    every: EveryOption = 1
     start_frame: Annotated[int, typer.Option("--start-frame", help="first frame to process")] = 0
     end_frame: Annotated[int | None, typer.Option("--end-frame", help="stop before this frame")] = None
     checkpoint: CheckpointOption = None
     force: Annotated[bool, typer.Option("--force", help="replace an earlier ingest of the same frames")] = False
     device: DeviceOption = "cpu"
-    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per ReID forward pass")] = 64
+    batch_size: BatchSizeOption = 64
     embed_backend: EmbedBackendOption = "auto"
     chunk_frames: Annotated[
         int, typer.Option("--chunk-frames", help="processed frames per commit (the most a crash can lose)")

@@ -44,6 +44,8 @@ def _register_stages() -> None:
         store_cmd,
         train_cmd,
         viz_cmd,
+        watch_cmd,
+        watchlist_cmd,
         zones_cmd,
     )
 
@@ -59,9 +61,11 @@ def _register_stages() -> None:
         ingest_many_cmd,
         cluster_cmd,
         people_cmd,
+        watchlist_cmd,
         viz_cmd,
         service_cmd,
         purge_cmd,
+        watch_cmd,
         store_cmd,
         reindex_cmd,
         list_cmd,

@@ -23,6 +23,7 @@ memory on a camera that runs for months). Everything is in live.sqlite, so a res
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,21 +112,31 @@ class OnlinePeople:
     """The live people of one store; ``on_tracks`` is a ``live.events.TrackListener``. Thread-safe."""
 
     def __init__(self, store_root: Path, window_s: float = DEFAULT_WINDOW_S) -> None:
-        self._db = open_live_db(store_root)
-        ensure_tables(self._db, _TABLES)
+        self._root = Path(store_root)
         self._window_s = window_s
         self._lock = threading.Lock()
         self._tracks: dict[int, _Track] = {}
-        self._load_recent()
+        self._db: sqlite3.Connection | None = None
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
-    def _load_recent(self) -> None:
-        newest = self._db.execute("SELECT MAX(last_epoch) FROM live_track_people").fetchone()[0]
+    def _connection(self) -> sqlite3.Connection:
+        """live.sqlite, opened at the first tracks (a watcher makes the store folder when it first commits), and
+        the window's links read back from it (a restarted watcher goes on)."""
+        if self._db is None:
+            self._db = open_live_db(self._root)
+            ensure_tables(self._db, _TABLES)
+            self._load_recent(self._db)
+        return self._db
+
+    def _load_recent(self, db: sqlite3.Connection) -> None:
+        newest = db.execute("SELECT MAX(last_epoch) FROM live_track_people").fetchone()[0]
         if newest is None:
             return
-        rows = self._db.execute(
+        rows = db.execute(
             "SELECT track_id, person_id, camera, first_epoch, last_epoch, vector FROM live_track_people "
             "WHERE last_epoch >= ?", (newest - self._window_s,))
         for track_id, person, camera, first, last, blob in rows:
@@ -134,6 +145,7 @@ class OnlinePeople:
     def recent_links(self) -> dict[int, int]:
         """Each track within the window -> its person."""
         with self._lock:
+            self._connection()
             return {track_id: track.person for track_id, track in self._tracks.items()}
 
     def on_tracks(self, updates: list[TrackUpdate]) -> None:
@@ -143,19 +155,22 @@ class OnlinePeople:
         """Link the new tracks among ``updates`` (oldest first), refresh the known ones (trying a lone track again);
         one transaction. Returns what became of every new or moved track."""
         links: list[Link] = []
+        if not updates:
+            return links
         with self._lock:
+            db = self._connection()
             space = _Space(self._tracks)
             threshold = self._threshold(space)
-            self._db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 for update in sorted(updates, key=lambda u: (u.first_epoch, u.track_id)):
-                    link = self._place(update, space, threshold)
+                    link = self._place(db, update, space, threshold)
                     if link is not None:
                         links.append(link)
                 self._forget_old()
-                self._db.execute("COMMIT")
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
         return links
 
@@ -178,44 +193,44 @@ class OnlinePeople:
             return PRIOR_THRESHOLD
         return float(np.quantile(similarities, LINK_QUANTILE))
 
-    def _place(self, update: TrackUpdate, space: _Space, threshold: float) -> Link | None:
+    def _place(self, db: sqlite3.Connection, update: TrackUpdate, space: _Space, threshold: float) -> Link | None:
         """Link a new track; refresh a known one, trying it again while it is its person's only track."""
         vector = np.asarray(update.vector, dtype=np.float32)
         known = self._tracks.get(update.track_id)
         if known is not None:
             known.last, known.vector = update.last_epoch, vector
-            self._db.execute(
+            db.execute(
                 "UPDATE live_track_people SET last_epoch = ?, best_detection_id = ?, vector = ? WHERE track_id = ?",
                 (update.last_epoch, update.best_detection_id, vector.tobytes(), update.track_id))
             alone = sum(t.person == known.person for t in self._tracks.values()) == 1
             if not alone:
-                self._move_last_sighting(known.person, update)
+                self._move_last_sighting(db, known.person, update)
                 return None
         person, similarity = self._best_person(update, space)
         if person is not None and similarity >= threshold:
-            self._db.execute("UPDATE live_people SET num_tracks = num_tracks + 1 WHERE id = ?", (person,))
-            self._move_last_sighting(person, update)
+            db.execute("UPDATE live_people SET num_tracks = num_tracks + 1 WHERE id = ?", (person,))
+            self._move_last_sighting(db, person, update)
             joined: float | None = similarity
         elif known is not None:
-            self._move_last_sighting(known.person, update)
+            self._move_last_sighting(db, known.person, update)
             return None
         else:
-            cursor = self._db.execute(
+            cursor = db.execute(
                 "INSERT INTO live_people(first_epoch, last_epoch, last_camera, last_track_id, num_tracks) "
                 "VALUES (?, ?, ?, ?, 1)", (update.first_epoch, update.last_epoch, update.camera, update.track_id))
             person, joined = int(cursor.lastrowid or 0), None
         self._tracks[update.track_id] = _Track(person, update.camera, update.first_epoch, update.last_epoch, vector)
-        self._db.execute(
+        db.execute(
             "INSERT OR REPLACE INTO live_track_people(track_id, person_id, camera, first_epoch, last_epoch, "
             "best_detection_id, similarity, threshold, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (update.track_id, person, update.camera, update.first_epoch, update.last_epoch,
              update.best_detection_id, joined, threshold, vector.tobytes()))
         if known is not None:  # the lone track joined someone: its own person goes
-            self._db.execute("DELETE FROM live_people WHERE id = ?", (known.person,))
+            db.execute("DELETE FROM live_people WHERE id = ?", (known.person,))
         return Link(update.track_id, person, joined, threshold)
 
-    def _move_last_sighting(self, person: int, update: TrackUpdate) -> None:
-        self._db.execute(
+    def _move_last_sighting(self, db: sqlite3.Connection, person: int, update: TrackUpdate) -> None:
+        db.execute(
             "UPDATE live_people SET last_epoch = ?, last_camera = ?, last_track_id = ? WHERE id = ? AND last_epoch <= ?",
             (update.last_epoch, update.camera, update.track_id, person, update.last_epoch))
 

@@ -378,7 +378,7 @@ def _run(
         chunks = process_chunks(frames, video.id, video.fps, options.chunk_frames, extractor, detector, report)
         with closing(chunks):  # a failed commit stops the decoding thread at once
             for chunk in chunks:
-                _commit(store, video.id, chunk, track_rows, options, report)
+                commit_processed(store, video.id, chunk, track_rows, options.jpeg_quality, report)
                 report.frames += chunk.frames
                 if on_commit is not None:
                     on_commit(video, chunk.last_frame)
@@ -419,7 +419,7 @@ def process_chunks(
     tracker = ByteTracker(frame_rate=fps)
     for chunk, detected in _in_background(_detected_chunks(frames, detector, chunk_frames, report)):
         with report.timing("track"):
-            pending = _track(chunk, detected, tracker, video_id)
+            pending = track_chunk(chunk, detected, tracker, video_id)
             digests = {frame.index: frame_digest(frame.image) for frame in chunk}
         with report.timing("embed"):
             features, attributes = extractor.extract([crop for _, crop in pending]) if pending else (None, None)
@@ -510,10 +510,11 @@ def _drop_if_empty(store: Store, video_id: int) -> bool:
     return True
 
 
-def _track(
+def track_chunk(
     chunk: list[Frame], detected: Sequence[np.ndarray], tracker: ByteTracker, video_id: int
 ) -> list[tuple[NewDetection, np.ndarray]]:
-    """The chunk's tracked boxes in frame order, each with its crop; features are filled in after embedding."""
+    """The chunk's tracked boxes in frame order, each with its crop; features are filled in after embedding (also
+    the live ingest's tracking step, ``reidkit.live``)."""
     pending: list[tuple[NewDetection, np.ndarray]] = []
     for frame, detections in zip(chunk, detected):
         for slot, tracked in enumerate(tracker.update(detections, frame.index)):
@@ -531,19 +532,20 @@ def _track(
     return pending
 
 
-def _commit(
+def commit_processed(
     store: Store,
     video_id: int,
     chunk: ProcessedChunk,
     track_rows: dict[int, int],
-    options: IngestOptions,
+    jpeg_quality: int,
     report: IngestReport,
 ) -> None:
-    """Write the chunk's JPEGs, then commit the chunk (files first: see the module docstring)."""
+    """Write the chunk's JPEGs, then commit the chunk (files first: see the module docstring); the live ingest
+    (``reidkit.live``) commits its segments through here too."""
     with report.timing("write"):
         folder = store.crop_folder(video_id)
         for detection, crop in zip(chunk.detections, chunk.crops):
-            write_crop(store.root / detection.crop_path, encode_jpeg(crop, options.jpeg_quality), folder)
+            write_crop(store.root / detection.crop_path, encode_jpeg(crop, jpeg_quality), folder)
         known = len(track_rows)
         store.commit_chunk(video_id, chunk.detections, chunk.last_frame, track_rows, chunk.digests)
     report.detections += len(chunk.detections)

@@ -15,6 +15,7 @@ for no ingest: it is refused while one runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,14 +79,17 @@ def check_moment(moment: datetime, option: str = "--before") -> None:
                           "past moment (naive times are UTC)")
 
 
-def purge_before(store: Store, moment: datetime, dry_run: bool = False) -> PurgeReport:
+def purge_before(
+    store: Store, moment: datetime, dry_run: bool = False, spare: Collection[int] = ()
+) -> PurgeReport:
     """Delete every video whose footage ended before ``moment`` (naive: UTC), with its rows, crops and vectors.
-    ``dry_run`` only reports (a read-only store will do); otherwise ``store`` must be writable."""
+    ``dry_run`` only reports (a read-only store will do); otherwise ``store`` must be writable. ``spare``: videos
+    still being written (a live camera's open session, ``reidkit watch --keep``), never deleted."""
     check_moment(moment)
     cutoff = epoch_seconds(moment)
     report = PurgeReport(moment, dry_run)
     for video_id, end, dated_by in _footage_ends(store):
-        if end < cutoff:
+        if end < cutoff and video_id not in spare:
             report.videos.append(_describe(store, video_id, end, dated_by))
     if not dry_run:
         report.videos = [_delete(store, video) for video in report.videos]

@@ -27,7 +27,9 @@ from reidkit.errors import ReidkitError
 from reidkit.service import page
 from reidkit.service.gate import Gate
 from reidkit.service.limits import ApiError, error_response
-from reidkit.service.routers import admin, live_people, media, meta, people, search, videos, zones
+from reidkit.service.live_worker import restart_live_cameras
+from reidkit.service.routers import admin, alerts, live_people, media, meta, people, search, videos, watchlist, zones
+from reidkit.service.routers import cameras as live_cameras
 from reidkit.service.services import API, Services
 from reidkit.service.settings import ServiceSettings
 
@@ -44,6 +46,7 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.jobs.recover()  # jobs whose worker died with the last server: interrupted, resumable
+        restart_live_cameras(state.root, state.settings.checkpoint)  # their watcher, if it died with the machine
         held = state.reader.call(lambda store: None if store is None else store.model)
         if held is not None:
             state.embedder.load(held)
@@ -60,8 +63,8 @@ def create_app(db: Path, settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = state
-    routers = (meta.router, search.router, media.router, people.router, admin.router, videos.router, live_people.router,
-               zones.router, page.router)
+    routers = (meta.router, search.router, media.router, people.router, admin.router, videos.router, page.router)
+    routers += (watchlist.router, alerts.router, live_cameras.router, live_people.router, zones.router)
     for router in routers:
         app.include_router(router)
     # The routes as declared, in the order the app tries them (FastAPI's own list nests them in private wrappers).

@@ -27,9 +27,11 @@ _FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "panels.js": "text/javascript; charset=utf-8",
     "attributes.js": "text/javascript; charset=utf-8",
-    "live_people.js": "text/javascript; charset=utf-8",
+    "live-people.js": "text/javascript; charset=utf-8",
     "zones.js": "text/javascript; charset=utf-8",
     "docs.js": "text/javascript; charset=utf-8",
+    "live-cameras.js": "text/javascript; charset=utf-8",
+    "alerts.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }

@@ -100,6 +100,7 @@ async function login(token) {
     showPanel("search-panel");
     loadCameras();
     loadAttributes();
+    startAlerts(); // alerts.js: the alerts stream, followed whichever panel is open
   } catch (error) {
     state.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
