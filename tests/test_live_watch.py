@@ -227,6 +227,11 @@ def test_kill_9_then_restart_goes_on_without_duplicates(tmp_path: Path, clip: Pa
         assert frames[-1] >= 90 and all(f % 2 == 0 for f in frames)
     (gap,) = [g for g in gaps(open_live_db(db), "door") if "killed" in g.reason]
     assert gap.end_epoch is not None and gap.end_epoch > gap.start_epoch
+    # the people linked online went on after the restart: every track of the last stream session has a person
+    with StoreReader.open(db) as reader:
+        last_tracks = {row[0] for row in reader.db.execute("SELECT id FROM tracks WHERE video_id = ?", (doors[-1].id,))}
+    linked = {row[0] for row in open_live_db(db).execute("SELECT track_id FROM live_track_people")}
+    assert last_tracks and last_tracks <= linked
 
 
 def test_an_unreachable_camera_says_why_without_its_password(tmp_path: Path, models: WatchModels) -> None:
