@@ -12,7 +12,7 @@ import pytest
 REIDKIT = shutil.which("reidkit") or str(Path(sys.executable).with_name("reidkit"))
 COMMANDS = (
     "eval-features", "train", "test", "extract", "demo", "ingest", "search", "demo-video", "cluster", "people", "purge",
-    "serve", "token", "list",
+    "serve", "token", "list", "attributes", "watch", "watchlist", "zones",
 )
 
 
