@@ -101,8 +101,11 @@ def _videos(db: Path) -> list[tuple[str, str]]:
     if not (db / DB_NAME).is_file():
         return []
     with sqlite3.connect(f"file:{db / DB_NAME}?mode=ro", uri=True) as connection:
-        return connection.execute("SELECT c.name, v.path FROM videos v JOIN cameras c ON c.id = v.camera_id "
-                                  "WHERE v.last_committed_frame >= 0").fetchall()
+        try:
+            return connection.execute("SELECT c.name, v.path FROM videos v JOIN cameras c ON c.id = v.camera_id "
+                                      "WHERE v.last_committed_frame >= 0").fetchall()
+        except sqlite3.OperationalError:  # the watcher has made the file but not yet its tables
+            return []
 
 
 def _worker_pid(db: Path) -> int:

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO_ROOT, cut_clip  # tests/ is on sys.path (rootdir conftest)
 from live_rtsp import RtspServer, rtsp_server_fixture, wait_for  # noqa: F401 - the rtsp_server fixture
-from reidkit.live.camera_db import gaps, read_health
+from reidkit.live.camera_db import ensure_camera_tables, gaps, read_health
 from reidkit.live.events import TrackUpdate
 from reidkit.live.live_db import open_live_db, snapshot_path
 from reidkit.live.sources import CameraSource
@@ -64,16 +64,23 @@ class Watching:
     def __init__(self, db: Path, cameras: Sequence[CameraSource], models: WatchModels, **options: object) -> None:
         self.stop, self.listener = threading.Event(), Collect()
         self.report: WatchReport | None = None
+        self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(db, cameras, models, options), daemon=True)
         self.thread.start()
 
     def _run(self, db: Path, cameras: Sequence[CameraSource], models: WatchModels, options: dict) -> None:
-        self.report = watch_cameras(db, cameras, WatchOptions(**{**FAST, **options}), [self.listener], self.stop,
-                                    models=models)
+        try:
+            self.report = watch_cameras(db, cameras, WatchOptions(**{**FAST, **options}), [self.listener],
+                                        self.stop, models=models)
+        except BaseException as exc:
+            self.error = exc
+            raise
 
     def finish(self) -> WatchReport:
         self.stop.set()
         self.thread.join(timeout=60)
+        if self.error is not None:
+            raise self.error
         assert self.report is not None
         return self.report
 
@@ -83,7 +90,10 @@ def committed(db: Path) -> list[tuple[int, int, str]]:
     if not (db / DB_NAME).exists():
         return []
     with sqlite3.connect(f"file:{db / DB_NAME}?mode=ro", uri=True, timeout=5) as connection:
-        return connection.execute("SELECT id, last_committed_frame, status FROM videos ORDER BY id").fetchall()
+        try:
+            return connection.execute("SELECT id, last_committed_frame, status FROM videos ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # the watcher has made the file but not yet its tables
+            return []
 
 
 def test_stream_ingested_live_and_searchable_while_it_grows(tmp_path: Path, clip: Path, models: WatchModels,
@@ -237,7 +247,11 @@ def test_an_unreachable_camera_says_why_without_its_password(tmp_path: Path, mod
     watching = Watching(db, [CameraSource("door", url)], models)
 
     def said() -> bool:
-        healths = read_health(open_live_db(db)) if (db / "live.sqlite").exists() else []
+        if not db.is_dir():
+            return False
+        live = open_live_db(db)
+        ensure_camera_tables(live)  # (IF NOT EXISTS: the watcher may not have made them yet)
+        healths = read_health(live)
         return bool(healths) and healths[0].error is not None
     wait_for(said, 30, "the failed connection in the health row")
     report = watching.finish()
