@@ -54,6 +54,7 @@ def test_roles_and_bad_fields(tmp_path: Path, serve: Callable[..., str], vtest_v
         assert client.delete("/cameras/door", headers=admin).status_code == 404
         assert client.get("/cameras/live", headers=admin).json() == {"cameras": [], "watcher_running": False}
     assert audit_actions(db).count("camera.list") == 1
+    assert not (db / "live.sqlite").exists()  # reads and refusals made nothing in the store folder
 
 
 def test_registered_camera_is_ingested_and_its_health_shown(

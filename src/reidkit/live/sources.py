@@ -64,10 +64,15 @@ def public_url(url: str) -> str:
     """``url`` with any ``user:password@`` removed (a file path is returned as it is)."""
     if "://" not in url:
         return url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return _CREDENTIALS.sub("://", url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
@@ -80,14 +85,28 @@ def check_camera_name(name: str, field: str = "--camera") -> None:
 
 def check_source(url: str, field: str = "--camera") -> None:
     """Refuse what can never be a camera: an unknown URL scheme, a file that does not exist."""
+    if not url.isprintable() or ("://" in url and any(character.isspace() for character in url)):
+        raise ConfigError(f"{field}: {public_url(url)!r} holds a control character (or a URL a space)")
     if "://" in url:
         scheme = url.split("://", 1)[0].lower()
-        if scheme not in STREAM_SCHEMES or not urlsplit(url).hostname:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if scheme not in STREAM_SCHEMES or not host:
             raise ConfigError(f"{field}: {public_url(url)!r} is not a stream URL this reader opens (schemes: "
                               f"{', '.join(STREAM_SCHEMES)}, with a host)")
         return
-    if not url.startswith("/dev/") and not Path(url).expanduser().is_file():
+    if not url.startswith("/dev/") and not _is_file(url):
         raise ConfigError(f"{field}: {url!r} is neither a stream URL nor an existing video file or /dev/ device")
+
+
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names a file; False for what cannot be a path (a NUL, a part over the name limit)."""
+    try:
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def parse_camera(text: str, option: str = "--camera") -> CameraSource:
