@@ -193,6 +193,8 @@ def reidkit(*args: object) -> subprocess.Popen[str]:
         (["--camera", "door=/no/such/video.mp4"], "--camera: '/no/such/video.mp4' is neither"),
         (["--camera", "a=rtsp://h/x", "--camera", "a=rtsp://h/y"], "--camera: give each camera once"),
         (["--camera", "a=rtsp://h/x", "--keep", "7 days"], "--keep '7 days' must be a positive duration"),
+        (["--camera", "a=rtsp://h/x y"], "--camera: 'rtsp://h/x y' holds a control character (or a URL a space)"),
+        (["--camera", "a=rtsp://h/x", "--every", "0"], "--every must be a positive integer"),
     ],
 )
 def test_bad_watch_options_say_one_line_naming_the_flag(tmp_path: Path, arguments: list[str], says: str) -> None:
