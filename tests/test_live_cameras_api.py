@@ -85,13 +85,23 @@ def test_registered_camera_is_ingested_and_its_health_shown(
             assert client.get("/cameras", headers=viewer).status_code == 200  # the store's own list is unchanged
             wait_for(lambda: _videos(db), 60, "a committed segment")
             assert _videos(db) == [("door", server.url)]  # no credentials in the store either
+            pid = _worker_pid(db)
+            # A second camera: the running watcher notices the new list and restarts with both (same process).
+            assert client.post("/cameras", json={"name": "hall", "url": server.url, "every": 2},
+                               headers=admin).status_code == 201
+
+            def both_live() -> bool:
+                cameras = client.get("/cameras/health", headers=viewer).json()["cameras"]
+                return sorted((c["camera"], c["state"]) for c in cameras) == [("door", "live"), ("hall", "live")]
+            wait_for(both_live, 60, "both cameras live")
+            assert _worker_pid(db) == pid and worker_alive(pid)
+            assert client.delete("/cameras/hall", headers=admin).status_code == 200
             removed = client.delete("/cameras/door", headers=admin)
             assert removed.status_code == 200 and removed.json()["name"] == "door"
-            pid = _worker_pid(db)
             wait_for(lambda: not worker_alive(pid), 60, "the watcher to stop with no camera left")
             assert client.get("/cameras/health", headers=viewer).json() == {"cameras": []}
-        with sqlite3.connect(db / DB_NAME) as connection:
-            assert connection.execute("SELECT status FROM videos").fetchall() == [("done",)]
+        with sqlite3.connect(db / DB_NAME) as connection:  # every session row finished by the clean stops
+            assert {row[0] for row in connection.execute("SELECT status FROM videos")} == {"done"}
         actions = audit_actions(db)
         assert "camera.add" in actions and "camera.remove" in actions
     finally:
