@@ -262,3 +262,14 @@ def test_an_unreachable_camera_says_why_without_its_password(tmp_path: Path, mod
     assert health.source == url.replace("admin:hunter2@", "") and health.state == "stopped"
     assert "hunter2" not in (health.error or "") and health.reconnects == 0 and report.cameras[0].sessions == []
     assert committed(db) == []
+
+
+def test_a_file_that_is_no_video_fails_its_camera_only(tmp_path: Path, clip: Path, models: WatchModels) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    db = tmp_path / "store"
+    report = watch_cameras(db, [CameraSource("junk", str(junk)), CameraSource("door", str(clip), every_n=5)],
+                           WatchOptions(**FAST), models=models)
+    failed, door = report.cameras
+    assert failed.state == "failed" and "junk.mp4" in (failed.note or "") and failed.sessions == []
+    assert door.state == "finished" and door.frames == 20 and door.sessions  # every 5th of 100 frames

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from reidkit.errors import StoreError
+from reidkit.errors import ReidkitError, StoreError
 from reidkit.live.camera_db import CameraHealth, close_gap, open_gap, write_health
 from reidkit.live.events import TrackListener, TrackUpdate
 from reidkit.live.sources import (
@@ -112,8 +112,11 @@ class CameraIngest:
         try:
             self.video, report = begin_ingest(self.store, probe_video(self.source.url), options,
                                               self.settings.model, self.settings.detector)
-        except StoreError as exc:
+        except StoreError as exc:  # its frames are in the store already
             self.note, self.finished, self.health.state = str(exc), True, "finished"
+            return None
+        except ReidkitError as exc:  # not a video FFmpeg can read: this camera fails, the others go on
+            self.finished, self.health.state, self.health.error = True, "failed", str(exc)
             return None
         self.report.resumed_after = report.resumed_after
         if next_frame(self.video) >= self.video.end_frame:  # every frame was committed before a kill
