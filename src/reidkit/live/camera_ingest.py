@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from reidkit.errors import StoreError
+from reidkit.errors import ReidkitError, StoreError
 from reidkit.live.camera_db import CameraHealth, close_gap, open_gap, write_health
 from reidkit.live.events import TrackListener, TrackUpdate
 from reidkit.live.sources import (
@@ -54,6 +54,7 @@ from reidkit.video import ByteTracker, frame_digest, probe_video
 
 log = logging.getLogger(__name__)
 _FPS_WINDOW_S = 5.0
+_FORGET_TRACK_S = 60.0
 
 
 @dataclass
@@ -90,6 +91,7 @@ class CameraIngest:
         self.tracker: ByteTracker | None = None
         self.track_rows: dict[int, int] = {}
         self.first_received: dict[int, float] = {}
+        self.last_seen: dict[int, float] = {}  # tracker id -> footage second it was last seen: what may be forgotten
         self.segment = Segment()
         self.gap_id: int | None = None
         self.finished = False
@@ -110,8 +112,11 @@ class CameraIngest:
         try:
             self.video, report = begin_ingest(self.store, probe_video(self.source.url), options,
                                               self.settings.model, self.settings.detector)
-        except StoreError as exc:
+        except StoreError as exc:  # its frames are in the store already
             self.note, self.finished, self.health.state = str(exc), True, "finished"
+            return None
+        except ReidkitError as exc:  # not a video FFmpeg can read: this camera fails, the others go on
+            self.finished, self.health.state, self.health.error = True, "failed", str(exc)
             return None
         self.report.resumed_after = report.resumed_after
         if next_frame(self.video) >= self.video.end_frame:  # every frame was committed before a kill
@@ -168,7 +173,7 @@ class CameraIngest:
         self.sessions.append(self.video.id)
         self.report.video_id = self.video.id
         self.tracker = ByteTracker(frame_rate=fps)
-        self.track_rows, self.first_received = {}, {}
+        self.track_rows, self.first_received, self.last_seen = {}, {}, {}
         self.health.state, self.health.video_id, self.health.error = "live", self.video.id, None
 
     def _end_session(self) -> None:
@@ -201,6 +206,7 @@ class CameraIngest:
                 segment.digests[frame.index] = frame_digest(frame.image)  # as recordings do: a grown file is found
         self.recent.extend([time.time()] * len(frames))  # when processed: what frames/s counts
         segment.frames += len(frames)
+        self.last_seen.update((detection.track_key, detection.time_s) for detection in detections)
         segment.detections += detections
         segment.crops += crops
         self.latest_image = frames[-1].frame.image
@@ -231,7 +237,17 @@ class CameraIngest:
                     listener.on_tracks(updates)
                 except Exception:  # noqa: BLE001 - a listener's bug must not stop the cameras
                     log.exception("track listener %r failed", listener)
+        self._forget_gone_tracks(segment.last_time_s)
         return chunk.frames
+
+    def _forget_gone_tracks(self, now_s: float) -> None:
+        """Memory stays bounded on a stream that runs for weeks: a tracker id unseen for ``_FORGET_TRACK_S`` of
+        footage is gone for good (ByteTrack drops a lost track after about a second)."""
+        gone = [key for key, seen in self.last_seen.items() if seen < now_s - _FORGET_TRACK_S]
+        for key in gone:
+            del self.last_seen[key]
+            self.track_rows.pop(key, None)
+            self.first_received.pop(key, None)
 
     def _updates(self, video: VideoRecord, keys: set[int]) -> list[TrackUpdate]:
         ids = {self.track_rows[key]: key for key in keys}

@@ -10,12 +10,14 @@ the gap between two. A file is not reopened: its end is its camera's end (``Fini
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
 import time
 import warnings
 from collections import deque
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -29,6 +31,7 @@ from reidkit.video import Frame, TruncatedVideoWarning, iter_frames
 
 CAMERA_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+log = logging.getLogger(__name__)
 _CREDENTIALS = re.compile(r"://[^/@\s]*@")  # user:password@ inside any text that quotes a URL
 _OPEN_TIMEOUT_S = 10.0
 _RATE_GUESS = 25.0  # frames per second of a source that does not say
@@ -61,10 +64,15 @@ def public_url(url: str) -> str:
     """``url`` with any ``user:password@`` removed (a file path is returned as it is)."""
     if "://" not in url:
         return url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return _CREDENTIALS.sub("://", url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
@@ -77,14 +85,28 @@ def check_camera_name(name: str, field: str = "--camera") -> None:
 
 def check_source(url: str, field: str = "--camera") -> None:
     """Refuse what can never be a camera: an unknown URL scheme, a file that does not exist."""
+    if not url.isprintable() or ("://" in url and any(character.isspace() for character in url)):
+        raise ConfigError(f"{field}: {public_url(url)!r} holds a control character (or a URL a space)")
     if "://" in url:
         scheme = url.split("://", 1)[0].lower()
-        if scheme not in STREAM_SCHEMES or not urlsplit(url).hostname:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if scheme not in STREAM_SCHEMES or not host:
             raise ConfigError(f"{field}: {public_url(url)!r} is not a stream URL this reader opens (schemes: "
                               f"{', '.join(STREAM_SCHEMES)}, with a host)")
         return
-    if not url.startswith("/dev/") and not Path(url).expanduser().is_file():
+    if not url.startswith("/dev/") and not _is_file(url):
         raise ConfigError(f"{field}: {url!r} is neither a stream URL nor an existing video file or /dev/ device")
+
+
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names a file; False for what cannot be a path (a NUL, a part over the name limit)."""
+    try:
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def parse_camera(text: str, option: str = "--camera") -> CameraSource:
@@ -206,9 +228,16 @@ class ReadPlan:
 
 def start_reader(source: CameraSource, plan: ReadPlan, out: FrameQueue, stop: threading.Event) -> threading.Thread:
     """Start the thread that reads ``source`` into ``out`` until ``stop`` is set (or a file ends)."""
-    target = _read_file if source.kind == "file" else _read_stream
-    thread = threading.Thread(target=target, args=(source, plan, out, stop), name=f"camera-{source.name}",
-                              daemon=True)
+    read = _read_file if source.kind == "file" else _read_stream
+
+    def run() -> None:
+        try:
+            read(source, plan, out, stop)
+        except Exception as exc:  # noqa: BLE001 - a reader's bug ends its camera (said in its health), not others
+            log.exception("camera %s: reader failed", source.name)
+            out.put(Finished(time.time(), _reason(exc)))
+
+    thread = threading.Thread(target=run, name=f"camera-{source.name}", daemon=True)
     thread.start()
     return thread
 
@@ -219,17 +248,14 @@ def _read_file(source: CameraSource, plan: ReadPlan, out: FrameQueue, stop: thre
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncatedVideoWarning)
-            frames = iter_frames(source.url, plan.every_n, plan.start_frame, None, progress=False)
-            started, first_time = time.time(), None
-            for frame in frames:
-                first_time = frame.time_s if first_time is None else first_time
-                delay = started + (frame.time_s - first_time) - time.time()
-                if delay > 0 and stop.wait(delay):
-                    break
-                if stop.is_set():
-                    break
-                out.put(LiveFrame(frame, time.time()))
-            frames.close()
+            with closing(iter_frames(source.url, plan.every_n, plan.start_frame, None, progress=False)) as frames:
+                started, first_time = time.time(), None
+                for frame in frames:
+                    first_time = frame.time_s if first_time is None else first_time
+                    delay = started + (frame.time_s - first_time) - time.time()
+                    if (delay > 0 and stop.wait(delay)) or stop.is_set():
+                        break
+                    out.put(LiveFrame(frame, time.time()))
     except ReidkitError as exc:
         error = str(exc)
     if not stop.is_set():  # stopped part-way, the file is not finished: a restart resumes it

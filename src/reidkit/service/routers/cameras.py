@@ -28,7 +28,7 @@ from reidkit.live.camera_db import (
     registered_cameras,
     unregister_camera,
 )
-from reidkit.live.live_db import open_live_db
+from reidkit.live.live_db import live_db_path, open_live_db
 from reidkit.live.sources import check_camera_name, check_source, public_url
 from reidkit.service import audit
 from reidkit.service.access import Caller
@@ -116,10 +116,13 @@ def add_camera(request: Request, caller: Annotated[Caller, Depends(admin)], body
 @router.get("/cameras/live", response_model=LiveCamerasResponse, summary="The registered live cameras (admin)")
 def list_live_cameras(request: Request, caller: Annotated[Caller, Depends(admin)]) -> dict[str, Any]:
     state = services(request)
-    with closing(open_live_db(state.root)) as live:
-        ensure_camera_tables(live)
-        cameras = registered_cameras(live)
-    running = ensure_live_worker(state.root, state.settings.checkpoint) is not None
+    if not live_db_path(state.root).is_file():  # no camera was ever registered: nothing to create for a read
+        cameras, running = [], False
+    else:
+        with closing(open_live_db(state.root)) as live:
+            ensure_camera_tables(live)
+            cameras = registered_cameras(live)
+        running = ensure_live_worker(state.root, state.settings.checkpoint) is not None
     audit.record(state.root, caller, "camera.list", f"{len(cameras)} live cameras")
     return {"cameras": [_camera_json(camera) for camera in cameras], "watcher_running": running}
 
@@ -128,6 +131,8 @@ def list_live_cameras(request: Request, caller: Annotated[Caller, Depends(admin)
             summary="Each live camera's health: frames per second, lag, last frame, reconnects")
 def cameras_health(request: Request, caller: Annotated[Caller, Depends(viewer)]) -> dict[str, Any]:
     state = services(request)
+    if not live_db_path(state.root).is_file():
+        return {"cameras": []}
     with closing(open_live_db(state.root)) as live:
         ensure_camera_tables(live)
         registered = {camera.name for camera in registered_cameras(live)}
@@ -140,6 +145,8 @@ def cameras_health(request: Request, caller: Annotated[Caller, Depends(viewer)])
                summary="Stop watching a live camera (admin); its footage stays in the store")
 def remove_camera(request: Request, caller: Annotated[Caller, Depends(admin)], name: CameraName) -> dict[str, Any]:
     state = services(request)
+    if not live_db_path(state.root).is_file():
+        raise ApiError(404, "not_found", f"no live camera {name!r}")
     with closing(open_live_db(state.root)) as live:
         ensure_camera_tables(live)
         found = [c for c in registered_cameras(live) if c.name == name]
