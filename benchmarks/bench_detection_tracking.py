@@ -56,8 +56,10 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def detect_sequence(detector: Detector, sequence: Sequence) -> tuple[list[np.ndarray], float]:
-    """Every frame's detections and the detector's frames per second (decoding the JPEG not timed)."""
+    """Every frame's detections and the detector's frames per second (decoding the JPEG not timed; the first frame
+    is run once untimed, since an OpenVINO detector compiles for each new frame size on its first call)."""
     detections, seconds = [], 0.0
+    detector.detect(read_rgb(sequence.frames[0]))
     for path in sequence.frames:
         image = read_rgb(path)
         start = time.perf_counter()
