@@ -73,11 +73,19 @@ def detect_sequence(detector: Detector, sequence: Sequence) -> tuple[list[np.nda
     return detections, len(sequence.frames) / seconds
 
 
-def detection_row(sequence: Sequence, detections: list[np.ndarray], threshold: float) -> dict[str, Any]:
+def detection_row(
+    sequence: Sequence, detections: list[np.ndarray], threshold: float, pooled: DetectionTally | None = None
+) -> dict[str, Any]:
+    """Scores on one sequence; ``pooled`` also receives its detections (the scores over all sequences at once)."""
     tally = DetectionTally([], [])
     for number, dets in enumerate(detections, start=1):
         people = sequence.boxes(sequence.people, number)[:, 2:6]
-        tally.add(people, sequence.boxes(sequence.distractors, number)[:, 2:6], dets)
+        for target in (tally, pooled) if pooled is not None else (tally,):
+            target.add(people, sequence.boxes(sequence.distractors, number)[:, 2:6], dets)
+    return tally_row(tally, threshold)
+
+
+def tally_row(tally: DetectionTally, threshold: float) -> dict[str, Any]:
     recall, precision = tally.at(CONFIDENT)
     low_recall, low_precision = tally.at(threshold)
     return {"people": tally.num_people, "recall@0.5": recall, "precision@0.5": precision,
@@ -158,12 +166,12 @@ def run_detector(
 ) -> dict[str, Any]:
     detector = build_detector(name)
     threshold = float(getattr(detector, "score_threshold", 0.0))
-    rows = []
+    rows, pooled = [], DetectionTally([], [])
     for sequence in sequences:
         detections, fps = detect_sequence(detector, sequence)
         height, width = read_rgb(sequence.frames[0]).shape[:2]
         rows.append({"sequence": sequence.name, "size": f"{width}x{height}", "native_fps": sequence.fps,
-                     "detect_fps": fps, **detection_row(sequence, detections, threshold),
+                     "detect_fps": fps, **detection_row(sequence, detections, threshold, pooled),
                      "tracking": [track_sequence(sequence, detections, every) for every in args.every]})
         if embed is not None:
             features = [embed(read_rgb(path), dets) for path, dets in zip(sequence.frames, detections, strict=True)]
@@ -177,8 +185,9 @@ def run_detector(
          for every in (1, 10) for mode in modes]
         if video_fps else []
     )
+    sweep = {f"{t:.1f}": dict(zip(("recall", "precision"), pooled.at(t), strict=True)) for t in np.arange(1, 10) / 10}
     return {"detector": name, "name": detector.name, "sequences": rows, "fps_768x576": speed,
-            "low_rate_storage": storage}
+            "pooled": {**tally_row(pooled, threshold), "by_threshold": sweep}, "low_rate_storage": storage}
 
 
 def print_tables(results: list[dict[str, Any]]) -> None:
@@ -190,6 +199,13 @@ def print_tables(results: list[dict[str, Any]]) -> None:
             print(f"| {result['detector']} | {r['sequence']} | {r['size']} | {r['people']} | {r['recall@0.5']:.3f} |"
                   f" {r['precision@0.5']:.3f} | {r['threshold']:.2f} | {r['recall@thr']:.3f} |"
                   f" {r['precision@thr']:.3f} | {r['AP']:.3f} | {r['detect_fps']:.1f} |")
+    print("\n| detector | people | AP | recall / precision at score >= 0.3 | >= 0.4 | >= 0.5 | >= 0.6 | >= 0.7 |")
+    print("| --- | ---: | ---: | --- | --- | --- | --- | --- |")
+    for result in results:
+        pooled = result["pooled"]
+        cells = " | ".join(f"{pooled['by_threshold'][t]['recall']:.3f} / {pooled['by_threshold'][t]['precision']:.3f}"
+                           for t in ("0.3", "0.4", "0.5", "0.6", "0.7"))
+        print(f"| {result['detector']} (all sequences) | {pooled['people']} | {pooled['AP']:.3f} | {cells} |")
     print("\n| detector | sequence | every | fps | frames | MOTA | IDF1 | HOTA | IDSW | TrackEval MOTA / IDF1 |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for result in results:

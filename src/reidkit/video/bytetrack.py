@@ -31,7 +31,10 @@ Appearance (optional, BoT-SORT's rule, Aharon et al. 2022): when ``update`` is g
 feature, every track keeps a running average of its own (momentum 0.9), and the first association takes, per
 pair, the smaller of the IoU cost and half the cosine distance; the appearance cost counts only for pairs that
 already overlap (IoU cost <= 0.5) and look alike (half-distance <= ``appearance_thresh``). It lets two people who
-cross keep their own ids where IoU alone would swap them; it never matches boxes that are far apart.
+cross keep their own ids where IoU alone would swap them; it never matches boxes that are far apart. The gate is
+0.1, not BoT-SORT's 0.25 (tuned for its ResNet-50): with the shipped model on MOT17 frames, one person in
+consecutive frames is at most 0.05 apart (95th percentile) while half of all pairs of different people are within
+0.23, so 0.25 would let appearance vouch for strangers (benchmarks/RESULTS.md, issue 28 part 4).
 
 We implement it rather than depend on Roboflow's ``trackers``: that package requires ``supervision`` and the full
 ``opencv-python`` wheel (5.x at the time of writing), which installs a second ``cv2`` over our
@@ -92,7 +95,7 @@ class ByteTracker:
     a track (module docstring). ``track_buffer`` is how long a lost track may come back, counted in frames at 30 fps
     as in the paper (30 = one second whatever the frame rate), and never fewer than two processed frames. Boxes
     smaller than ``min_box_area`` px² are tracked but not reported. ``appearance_thresh`` gates the Re-ID
-    features passed to ``update`` (half the cosine distance, BoT-SORT's 0.25); it does nothing without them.
+    features passed to ``update`` (half the cosine distance; see the module docstring); it does nothing without them.
     """
 
     def __init__(
@@ -103,7 +106,7 @@ class ByteTracker:
         match_thresh: float = 0.8,
         track_buffer: int = 30,
         min_box_area: float = 100.0,
-        appearance_thresh: float = 0.25,
+        appearance_thresh: float = 0.1,
     ) -> None:
         if frame_rate <= 0:
             raise ConfigError(f"tracker frame_rate must be positive, got {frame_rate}")
