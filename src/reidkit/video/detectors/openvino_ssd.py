@@ -33,6 +33,7 @@ from reidkit.video.types import empty_detections
 DETECTOR_ENV_VAR = "REIDKIT_PERSON_DETECTOR"
 _MIN_INPUT_PIXELS = 32 * 32
 _SHARED_MODEL = Path("models/person-detection-retail-0013/person-detection-retail-0013.xml")
+_PACKAGED_MODEL = Path(__file__).resolve().parents[1] / _SHARED_MODEL
 
 ColorOrder = Literal["BGR", "RGB"]
 # Devices that dispatch to others and so never appear in Core.available_devices.
@@ -40,8 +41,11 @@ _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 
 
 def default_openvino_model() -> Path:
-    """The detector used when none is named: ``$REIDKIT_PERSON_DETECTOR``, else the shared copy beside the repo."""
+    """The detector used when none is named: ``$REIDKIT_PERSON_DETECTOR``, else the shared copy beside the repo,
+    else the copy shipped in the package (video/models/, with its licence and card), so no run needs a download."""
     path = find_shared_file(DETECTOR_ENV_VAR, _SHARED_MODEL, "an OpenVINO .xml or .onnx model")
+    if path is None and _PACKAGED_MODEL.is_file():
+        path = _PACKAGED_MODEL
     if path is None:
         raise ModelError(
             f"no person detector model: set {DETECTOR_ENV_VAR} (or pass a model path) to an OpenVINO IR .xml / .onnx "
@@ -225,10 +229,10 @@ class OpenVinoSsdDetector:
 
 def network_input_size(frame_size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     """(height, width) to run the network at for a frame: the frame's own aspect, never upscaled, at most
-    ``max_pixels``, rounded to whole multiples of 32 (the coarsest feature map's stride)."""
+    ``max_pixels``, rounded down to whole multiples of 32 (the coarsest feature map's stride)."""
     height, width = frame_size
     scale = min(1.0, (max_pixels / (height * width)) ** 0.5)
-    return max(32, round(height * scale / 32) * 32), max(32, round(width * scale / 32) * 32)
+    return max(32, int(height * scale) // 32 * 32), max(32, int(width * scale) // 32 * 32)
 
 
 def _last_dim(output: Any) -> int:
