@@ -102,3 +102,15 @@ def test_the_registry_lists_it_and_the_cli_ingests_with_it(vtest_video: Path, tm
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
     errors = [line for line in wrong.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "openvino-high" in errors[0] and "openvino-hires" in errors[0]
+
+
+def test_ingest_and_its_workers_resolve_the_model_file_for_hires_too() -> None:
+    """A distributed ingest hands its workers the detector's model path: 'openvino-hires' gets one as 'openvino'
+    does, and choose_detector builds the reshaping detector from it."""
+    pytest.importorskip("openvino")
+    from reidkit.search.model_choice import choose_detector, detector_source
+
+    name, model = detector_source("openvino-hires")
+    assert name == "openvino-hires" and model is not None and model.is_absolute() and model.suffix == ".xml"
+    assert detector_source("hog") == ("hog", None)
+    assert choose_detector("openvino-hires", openvino_model=model).name.endswith("kpx")

@@ -119,6 +119,10 @@ def resolve_backend(backend: str | None, device: str) -> str | None:
     return backend
 
 
+# The detectors that run an OpenVINO model file, whose path is resolved here (and handed to distributed workers).
+OPENVINO_DETECTORS = ("openvino", "openvino-hires")
+
+
 def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:
     """The named detector, or the default: OpenVINO when its model is found (fast on CPU), else HOG."""
     from reidkit.video import build_detector
@@ -143,6 +147,6 @@ def detector_source(name: str | None, openvino_model: Path | None = None) -> tup
                 name = "openvino"
             except ModelError:
                 name = "hog"
-    if name != "openvino":
+    if name not in OPENVINO_DETECTORS:
         return name, None
     return name, Path(openvino_model or default_openvino_model()).resolve()
