@@ -50,7 +50,7 @@ DETECTORS: Registry[DetectorBuilder] = Registry("detector", ConfigError)
 DETECTORS.add("openvino", _openvino, "SSD-style OpenVINO IR / ONNX (default person-detection-retail-0013); fastest on CPU")
 DETECTORS.add(
     "openvino-hires", _openvino_hires,
-    "the same SSD at the frame's own size (up to 1280x720): ~1.7x the recall on street scenes, ~2.5x the compute",
+    "the same SSD at the frame's own size (up to 1280x720): ~1.8x the recall on street scenes, ~2x the detection time",
 )
 DETECTORS.add("hog", _hog, "OpenCV HOG + SVM: needs no model file; finds fewer people, slower")
 DETECTORS.add("torchvision", _torchvision, "COCO Faster R-CNN / SSDlite, person class; for a GPU")

@@ -9,8 +9,8 @@ numpy, because the frame crosses into the runtime as 1.3 MB of bytes instead of 
 By default the frame is squeezed into the model's own input size (544x320 for retail-0013), which loses small
 people: ``max_input_pixels`` instead reshapes the network to each frame's own size and aspect (it is fully
 convolutional, and its PriorBoxClustered layers follow the input), scaled down only to stay within that many pixels.
-On MOT17's street scenes that alone took retail-0013 from 36 % to 63 % recall at precision 0.9 (benchmarks/RESULTS.md),
-for about 2.5x the compute on a 768x576 frame.
+On MOT17's street scenes that alone took retail-0013 from 36 % recall (precision 0.76) to 63 % (precision 0.89) at
+score >= 0.5, for about twice the detection time on a 768x576 frame (benchmarks/RESULTS.md, issue 28 part 2).
 
 ``detect`` runs one frame with the LATENCY hint (all cores on one request); ``detect_batch`` keeps several
 asynchronous requests of a THROUGHPUT compilation (one stream per core or so) busy, which is what lets ingest keep up.
