@@ -33,8 +33,8 @@ pair, the smaller of the IoU cost and half the cosine distance; the appearance c
 already overlap (IoU cost <= 0.5) and look alike (half-distance <= ``appearance_thresh``). It lets two people who
 cross keep their own ids where IoU alone would swap them; it never matches boxes that are far apart. The gate is
 0.1, not BoT-SORT's 0.25 (tuned for its ResNet-50): with the shipped model on MOT17 frames, one person in
-consecutive frames is at most 0.05 apart (95th percentile) while half of all pairs of different people are within
-0.23, so 0.25 would let appearance vouch for strangers (benchmarks/RESULTS.md, issue 28 part 4).
+consecutive frames is within 0.05 in 95 % of pairs while half of all pairs of different people are within 0.23,
+so 0.25 would let appearance vouch for strangers (benchmarks/RESULTS.md, issue 28 part 4).
 
 We implement it rather than depend on Roboflow's ``trackers``: that package requires ``supervision`` and the full
 ``opencv-python`` wheel (5.x at the time of writing), which installs a second ``cv2`` over our
@@ -267,7 +267,7 @@ class ByteTracker:
         cost = np.ones((len(tracks), len(candidates)))
         known = [i for i, t in enumerate(tracks) if t.feature is not None]
         if known:
-            gallery = np.stack([tracks[i].feature for i in known])  # type: ignore[misc]
+            gallery = np.stack([t.feature for t in tracks if t.feature is not None])
             cost[known] = np.clip(1.0 - gallery @ self._features[candidates].T, 0.0, 2.0) / 2.0
         cost[cost > self.appearance_thresh] = 1.0
         return cost
