@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import sysconfig
 import sys
 from pathlib import Path
 
@@ -114,3 +115,22 @@ def test_ingest_and_its_workers_resolve_the_model_file_for_hires_too() -> None:
     assert name == "openvino-hires" and model is not None and model.is_absolute() and model.suffix == ".xml"
     assert detector_source("hog") == ("hog", None)
     assert choose_detector("openvino-hires", openvino_model=model).name.endswith("kpx")
+
+
+def test_without_the_openvino_runtime_the_default_detector_is_hog(tmp_path: Path) -> None:
+    """The package ships the detector's model, but an install without the [openvino] extra cannot run it: the
+    default must stay HOG there, as before the model shipped. A real such environment: this one's site-packages
+    without the openvino packages, with no site processing."""
+    site_packages = Path(sysconfig.get_path("purelib"))
+    without = tmp_path / "site-packages"
+    without.mkdir()
+    for entry in site_packages.iterdir():
+        if not entry.name.lower().startswith("openvino") and entry.suffix != ".pth":
+            (without / entry.name).symlink_to(entry)
+    source = Path(__file__).resolve().parents[1] / "src"
+    code = ("import importlib.util; from reidkit.search.model_choice import choose_detector, detector_source; "
+            "print(importlib.util.find_spec('openvino'), detector_source(None)[0], choose_detector(None).name)")
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": f"{source}:{without}", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["None", "hog", "hog-daimler"]
