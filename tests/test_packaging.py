@@ -93,11 +93,13 @@ def test_the_wheel_runs_the_demo_from_any_folder(shared_dir: Path, tmp_path: Pat
     used, shipped = (yaml.safe_load(path.read_text()) for path in (out / "train" / "config.yaml", recipe))
     assert {key: used["loss"][key] for key in shipped["loss"]} == shipped["loss"]
 
-    # The person detector ships too (issue 28): its IR, licence and card are package data of the installed wheel.
+    # The person detector ships too (issue 28): its IR, licence and card are package data of the installed wheel,
+    # and with no shared/ folder in sight it is the default detector's model.
     shipped_detector = _run([venv / "bin" / "python", "-c", "from reidkit.video.detectors.openvino_ssd import "
-                             "_PACKAGED_MODEL as m; print(m); print(*(sorted(p.name for p in m.parent.iterdir())))"],
+                             "_PACKAGED_MODEL as m, default_openvino_model as d; print(m); "
+                             "print(*(sorted(p.name for p in m.parent.iterdir()))); print(d() == m)"],
                             cwd=anywhere).splitlines()
-    assert Path(shipped_detector[0]).is_relative_to(venv)
+    assert Path(shipped_detector[0]).is_relative_to(venv) and shipped_detector[2] == "True"
     assert shipped_detector[1].split() == ["LICENSE", "MODEL_CARD.md", "person-detection-retail-0013.bin",
                                            "person-detection-retail-0013.xml"]
 
