@@ -95,8 +95,9 @@ def test_the_wheel_runs_the_demo_from_any_folder(shared_dir: Path, tmp_path: Pat
 
     # The person detector ships too (issue 28): its IR, licence and card are package data of the installed wheel,
     # and with no shared/ folder in sight it is the default detector's model.
-    shipped_detector = _run([venv / "bin" / "python", "-c", "from reidkit.video.detectors.openvino_ssd import "
-                             "_PACKAGED_MODEL as m, default_openvino_model as d; print(m); "
+    shipped_detector = _run([venv / "bin" / "python", "-c", "import os; from reidkit.video.detectors.openvino_ssd "
+                             "import DETECTOR_ENV_VAR, _PACKAGED_MODEL as m, default_openvino_model as d; "
+                             "os.environ.pop(DETECTOR_ENV_VAR, None); print(m); "
                              "print(*(sorted(p.name for p in m.parent.iterdir()))); print(d() == m)"],
                             cwd=anywhere).splitlines()
     assert Path(shipped_detector[0]).is_relative_to(venv) and shipped_detector[2] == "True"
