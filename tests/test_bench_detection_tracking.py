@@ -99,7 +99,8 @@ def test_the_script_scores_a_mot_folder_of_real_frames(mot_data: ModuleType, sha
     out = tmp_path / "dt.json"
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_detection_tracking.py"), "--mot", str(tmp_path / "mot"),
-         "--detectors", "openvino", "--every", "1,3", "--video-frames", "20", "--speed-frames", "3", "--out", str(out)],
+         "--detectors", "openvino", "--every", "1,3", "--video-frames", "20", "--speed-frames", "3", "--reid",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -108,8 +109,15 @@ def test_the_script_scores_a_mot_folder_of_real_frames(mot_data: ModuleType, sha
     assert row["people"] == len(rows) > 10
     assert row["recall@0.5"] == row["precision@0.5"] == 1.0 and row["AP"] >= 0.99
     assert [t["every"] for t in row["tracking"]] == [1, 3] and [t["frames"] for t in row["tracking"]] == [6, 2]
-    assert [s["every"] for s in result["low_rate_storage"]] == [1, 10] and result["fps_768x576"] > 0
-    assert "| openvino | CAMPUS-01 |" in done.stdout
+    assert [(s["every"], s["reid"]) for s in result["low_rate_storage"]] == [(1, False), (1, True), (10, False),
+                                                                              (10, True)]
+    assert min(result["fps_768x576"].values()) > 0
+    assert result["pooled"]["people"] == len(rows) and result["pooled"]["by_threshold"]["0.5"]["recall"] == 1.0
+    # appearance on top of perfect boxes: still every person found, and the embedding cost is counted
+    assert [t["every"] for t in row["tracking_reid"]] == [1, 3]
+    assert row["tracking_reid"][0]["MOTA"] >= row["tracking"][0]["MOTA"] - 1e-9
+    assert json.loads(out.read_text())["reid_embedding"]["crops"] > len(rows)
+    assert "| openvino | CAMPUS-01 |" in done.stdout and "| openvino +reid | CAMPUS-01 |" in done.stdout
 
 
 def test_a_folder_without_sequences_is_a_one_line_error(tmp_path: Path) -> None:

@@ -93,6 +93,17 @@ def test_the_wheel_runs_the_demo_from_any_folder(shared_dir: Path, tmp_path: Pat
     used, shipped = (yaml.safe_load(path.read_text()) for path in (out / "train" / "config.yaml", recipe))
     assert {key: used["loss"][key] for key in shipped["loss"]} == shipped["loss"]
 
+    # The person detector ships too (issue 28): its IR, licence and card are package data of the installed wheel,
+    # and with no shared/ folder in sight it is the default detector's model.
+    shipped_detector = _run([venv / "bin" / "python", "-c", "import os; from reidkit.video.detectors.openvino_ssd "
+                             "import DETECTOR_ENV_VAR, _PACKAGED_MODEL as m, default_openvino_model as d; "
+                             "os.environ.pop(DETECTOR_ENV_VAR, None); print(m); "
+                             "print(*(sorted(p.name for p in m.parent.iterdir()))); print(d() == m)"],
+                            cwd=anywhere).splitlines()
+    assert Path(shipped_detector[0]).is_relative_to(venv) and shipped_detector[2] == "True"
+    assert shipped_detector[1].split() == ["LICENSE", "MODEL_CARD.md", "person-detection-retail-0013.bin",
+                                           "person-detection-retail-0013.xml"]
+
     # The shipped model is inside the wheel: listed, and the default of a command that embeds, with no checkout.
     models = _run([venv / "bin" / "reidkit", "list", "models"], cwd=anywhere)
     assert "*market1501_mgn_mobilenetv2" in models

@@ -31,7 +31,7 @@ def test_each_stage_registers_what_it_builds() -> None:
     assert MODELS.names() == ("mgn", "ide", "trinet", "pcb", "bnneck")
     assert BACKBONES.names() == ("resnet50", "mobilenetv2")
     assert set(DATASETS.names()) == {"market1501", "cuhk03", "cuhk03_shared", "dukemtmc", "msmt17", "folder", "csv"}
-    assert set(DETECTORS.names()) == {"openvino", "hog", "torchvision"}
+    assert set(DETECTORS.names()) == {"openvino", "openvino-hires", "hog", "torchvision"}
     assert EMBEDDING_BACKENDS.names() == ("torch", "openvino", "onnxruntime")
     assert VECTOR_INDEXES.names() == ("faiss", "milvus")
     for registry in (MODELS, BACKBONES, DATASETS, DETECTORS, EMBEDDING_BACKENDS, VECTOR_INDEXES):
@@ -45,7 +45,7 @@ def test_unknown_names_fail_with_the_stage_error(tmp_path) -> None:
         build_backbone("vgg")
     with pytest.raises(ConfigError, match="unknown dataset 'market'; choose one of market1501"):
         load_dataset("market", tmp_path)
-    with pytest.raises(ConfigError, match="unknown detector 'yolo'; choose one of openvino, hog, torchvision"):
+    with pytest.raises(ConfigError, match="unknown detector 'yolo'; choose one of openvino, openvino-hires, hog, torchvision"):
         build_detector("yolo")
     with pytest.raises(StoreError, match="unknown vector index 'annoy'; choose one of faiss, milvus"):
         load_vector_index(IndexLocation("annoy", tmp_path), "crops", 8)

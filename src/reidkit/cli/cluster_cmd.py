@@ -76,7 +76,7 @@ def cluster(
         HELD_OUT_K_INTER
     ),
     detector: Annotated[
-        str | None, typer.Option("--detector", help="openvino, hog or torchvision (default: as ingest)")
+        str | None, typer.Option("--detector", help="openvino, openvino-hires, hog or torchvision (default: as ingest)")
     ] = None,
     device: Annotated[str, typer.Option("--device", help="torch device for the ReID model")] = "cpu",
     flip: Annotated[bool, typer.Option("--flip", help="average each feature with the mirrored crop's")] = False,

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 DetectorOption = Annotated[
     str | None,
-    typer.Option("--detector", help="hog, openvino or torchvision (default: openvino if its model is found, else hog)"),
+    typer.Option("--detector", help="openvino, openvino-hires (more people, ~2x slower), hog or torchvision "
+                 "(default: openvino if its model is found, else hog)"),
 ]
 CheckpointOption = Annotated[
     str | None,

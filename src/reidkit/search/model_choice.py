@@ -119,6 +119,10 @@ def resolve_backend(backend: str | None, device: str) -> str | None:
     return backend
 
 
+# The detectors that run an OpenVINO model file, whose path is resolved here (and handed to distributed workers).
+OPENVINO_DETECTORS = ("openvino", "openvino-hires")
+
+
 def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:
     """The named detector, or the default: OpenVINO when its model is found (fast on CPU), else HOG."""
     from reidkit.video import build_detector
@@ -130,10 +134,12 @@ def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path 
 
 def detector_source(name: str | None, openvino_model: Path | None = None) -> tuple[str, Path | None]:
     """``(detector name, OpenVINO model path or None)`` that ``choose_detector`` builds, without building it: the
-    default is OpenVINO when its model is found, else HOG. The path is absolute (a distributed ingest's workers may
-    run in other folders)."""
+    default is OpenVINO when its runtime is installed and its model found (the package ships one), else HOG. The
+    path is absolute (a distributed ingest's workers may run in other folders)."""
     from reidkit.video import default_openvino_model
 
+    if name is None and importlib.util.find_spec("openvino") is None:
+        name = "hog"  # an install without the [openvino] extra still detects people, as it always has
     if name is None:
         if openvino_model is not None and openvino_model.is_file():
             name = "openvino"
@@ -143,6 +149,6 @@ def detector_source(name: str | None, openvino_model: Path | None = None) -> tup
                 name = "openvino"
             except ModelError:
                 name = "hog"
-    if name != "openvino":
+    if name not in OPENVINO_DETECTORS:
         return name, None
     return name, Path(openvino_model or default_openvino_model()).resolve()

@@ -6,6 +6,12 @@ is the default. The input size is read from the model, and resizing, the u8 -> f
 compiled into the graph with OpenVINO's PrePostProcessor: that is about twice as fast as doing them with OpenCV and
 numpy, because the frame crosses into the runtime as 1.3 MB of bytes instead of a float tensor.
 
+By default the frame is squeezed into the model's own input size (544x320 for retail-0013), which loses small
+people: ``max_input_pixels`` instead reshapes the network to each frame's own size and aspect (it is fully
+convolutional, and its PriorBoxClustered layers follow the input), scaled down only to stay within that many pixels.
+On MOT17's street scenes that alone took retail-0013 from 36 % recall (precision 0.76) to 63 % (precision 0.89) at
+score >= 0.5, for about twice the detection time on a 768x576 frame (benchmarks/RESULTS.md, issue 28 part 2).
+
 ``detect`` runs one frame with the LATENCY hint (all cores on one request); ``detect_batch`` keeps several
 asynchronous requests of a THROUGHPUT compilation (one stream per core or so) busy, which is what lets ingest keep up.
 """
@@ -25,7 +31,9 @@ from reidkit.video.detectors.boxes import finish_detections
 from reidkit.video.types import empty_detections
 
 DETECTOR_ENV_VAR = "REIDKIT_PERSON_DETECTOR"
+_MIN_INPUT_PIXELS = 32 * 32
 _SHARED_MODEL = Path("models/person-detection-retail-0013/person-detection-retail-0013.xml")
+_PACKAGED_MODEL = Path(__file__).resolve().parents[1] / _SHARED_MODEL
 
 ColorOrder = Literal["BGR", "RGB"]
 # Devices that dispatch to others and so never appear in Core.available_devices.
@@ -33,8 +41,11 @@ _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 
 
 def default_openvino_model() -> Path:
-    """The detector used when none is named: ``$REIDKIT_PERSON_DETECTOR``, else the shared copy beside the repo."""
+    """The detector used when none is named: ``$REIDKIT_PERSON_DETECTOR``, else the shared copy beside the repo,
+    else the copy shipped in the package (video/models/, with its licence and card), so no run needs a download."""
     path = find_shared_file(DETECTOR_ENV_VAR, _SHARED_MODEL, "an OpenVINO .xml or .onnx model")
+    if path is None and _PACKAGED_MODEL.is_file():
+        path = _PACKAGED_MODEL
     if path is None:
         raise ModelError(
             f"no person detector model: set {DETECTOR_ENV_VAR} (or pass a model path) to an OpenVINO IR .xml / .onnx "
@@ -66,6 +77,7 @@ class OpenVinoSsdDetector:
     device: str = "CPU"
     person_label: int | None = None
     color_order: ColorOrder = "BGR"
+    max_input_pixels: int | None = None
     name: str = field(init=False)
     _ov: Any = field(init=False, repr=False)
     _core: Any = field(init=False, repr=False)
@@ -79,6 +91,8 @@ class OpenVinoSsdDetector:
             raise ConfigError(f"detector score_threshold must be in [0, 1), got {self.score_threshold}")
         if self.color_order not in ("BGR", "RGB"):
             raise ConfigError(f"detector color_order must be 'BGR' or 'RGB', got {self.color_order!r}")
+        if self.max_input_pixels is not None and self.max_input_pixels < _MIN_INPUT_PIXELS:
+            raise ConfigError(f"detector max_input_pixels must be >= {_MIN_INPUT_PIXELS}, got {self.max_input_pixels}")
         self.model_path = Path(self.model_path).expanduser()
         self._ov = _import_openvino()
         self._core = shared_core()  # never a Core of its own: see reidkit.openvino_core
@@ -90,6 +104,8 @@ class OpenVinoSsdDetector:
             )
         model = self._read_model()
         self.name = f"openvino:{self.model_path.stem}"
+        if self.max_input_pixels is not None:
+            self.name += f"@{self.max_input_pixels // 1000}kpx"
         if len(model.inputs) != 1:
             raise ModelError(f"{self.model_path} has {len(model.inputs)} inputs; an SSD detector takes one image")
         shape = model.inputs[0].get_partial_shape()
@@ -166,6 +182,8 @@ class OpenVinoSsdDetector:
         from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
 
         model = self._read_model()
+        if self.max_input_pixels is not None:
+            self._reshape(model, network_input_size(frame_size, self.max_input_pixels))
         ppp = PrePostProcessor(model)
         tensor = ppp.input().tensor()
         tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.RGB)
@@ -185,6 +203,16 @@ class OpenVinoSsdDetector:
             ) from exc
         return compiled
 
+    def _reshape(self, model: Any, size: tuple[int, int]) -> None:
+        dims = [1, size[0], size[1], 3] if self._nhwc else [1, 3, size[0], size[1]]
+        try:
+            model.reshape(dims)
+        except RuntimeError as exc:
+            raise ModelError(
+                f"{self.model_path} cannot take a {size[1]}x{size[0]} input (max_input_pixels needs a fully "
+                "convolutional SSD such as person-detection-retail-0013)"
+            ) from exc
+
     def _read_model(self) -> Any:
         if not self.model_path.is_file():
             raise ModelError(f"detector model {self.model_path} does not exist; pass an OpenVINO .xml or .onnx file")
@@ -197,6 +225,14 @@ class OpenVinoSsdDetector:
             raise ModelError(
                 f"OpenVINO cannot read {self.model_path}: it is not a valid OpenVINO IR .xml or ONNX model"
             ) from exc
+
+
+def network_input_size(frame_size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """(height, width) to run the network at for a frame: the frame's own aspect, never upscaled, at most
+    ``max_pixels``, rounded down to whole multiples of 32 (the coarsest feature map's stride)."""
+    height, width = frame_size
+    scale = min(1.0, (max_pixels / (height * width)) ** 0.5)
+    return max(32, int(height * scale) // 32 * 32), max(32, int(width * scale) // 32 * 32)
 
 
 def _last_dim(output: Any) -> int:
