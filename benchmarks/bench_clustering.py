@@ -164,7 +164,7 @@ def _seen_train_ids(checkpoint: str) -> int:
 
 def _extractor(checkpoint: str, flip: bool):  # type: ignore[no-untyped-def]
     from reidkit.inference import FeatureExtractor
-    from reidkit.search.model_choice import choose_model
+    from reidkit.inference.model_choice import choose_model
 
     if checkpoint == "imagenet":
         extractor = choose_model("imagenet", None).extractor

@@ -97,7 +97,7 @@ class CropEmbedder:
     """The shipped Re-ID model over person crops, counting crops and seconds (the cost of embedding before tracking)."""
 
     def __init__(self) -> None:
-        from reidkit.search.model_choice import choose_model
+        from reidkit.inference.model_choice import choose_model
 
         self.extractor = choose_model(None, None, backend="auto").extractor
         self.crops, self.seconds = 0, 0.0

@@ -30,7 +30,8 @@ from common import machine_summary  # noqa: E402
 
 from reidkit.search.ingest import IngestOptions, ingest_video  # noqa: E402
 from reidkit.models.zoo import DEFAULT_MODEL, is_shipped_model  # noqa: E402
-from reidkit.search.model_choice import choose_detector, choose_model  # noqa: E402
+from reidkit.inference.model_choice import choose_model  # noqa: E402
+from reidkit.video.detector_choice import choose_detector  # noqa: E402
 from reidkit.store.writer import Store  # noqa: E402
 from reidkit.video import probe_video  # noqa: E402
 

@@ -45,12 +45,8 @@ from reidkit.search.distributed_ingest import (  # noqa: E402
 )
 from reidkit.search.ingest import IngestOptions, ingest_video  # noqa: E402
 from reidkit.models.zoo import DEFAULT_MODEL  # noqa: E402
-from reidkit.search.model_choice import (  # noqa: E402
-    choose_detector,
-    choose_model,
-    detector_source,
-    resolve_backend,
-)
+from reidkit.inference.model_choice import choose_model, resolve_backend  # noqa: E402
+from reidkit.video.detector_choice import choose_detector, detector_source  # noqa: E402
 from reidkit.store.writer import Store  # noqa: E402
 from reidkit.video import probe_video  # noqa: E402
 

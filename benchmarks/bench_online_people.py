@@ -41,7 +41,7 @@ def main() -> None:
 
 def measure(shared: Path, data_dir: Path, every: int, thresholds: list[float]) -> dict[str, Any]:
     from reidkit.demos.video_demo import DETECTOR_MODEL, run_demo_video, walkers_across_cut
-    from reidkit.search.model_choice import choose_detector
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.search.people import memberships
     from reidkit.store.writer import Store
 

@@ -64,7 +64,8 @@ def build_store(shared: Path, data_dir: Path, every: int) -> tuple[Path, Any, li
     loaded models."""
     from reidkit.demos.video_demo import walkers_across_cut
     from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.writer import Store
     from reidkit.video import probe_video
 

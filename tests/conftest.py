@@ -184,7 +184,8 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, sha
     from datetime import datetime
 
     from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.writer import Store
     from reidkit.video import probe_video
 
@@ -207,7 +208,8 @@ def attribute_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path,
 
     from reidkit.attribute_schema import MARKET1501
     from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.writer import Store
     from reidkit.video import probe_video
 
@@ -234,7 +236,8 @@ def two_camera_store(tmp_path_factory: pytest.TempPathFactory, small_store: Path
     from datetime import datetime
 
     from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.writer import Store
     from reidkit.video import probe_video
 

@@ -43,7 +43,7 @@ def subset(cuhk03_dataset):
 
 @pytest.fixture(scope="module")
 def imagenet_features(subset):
-    from reidkit.search.model_choice import choose_model
+    from reidkit.inference.model_choice import choose_model
 
     return choose_model("imagenet", None).extractor([r.path for r in subset])
 

@@ -123,3 +123,12 @@ def test_package_inits_load_nothing_until_asked() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     first, then = done.stdout.strip().splitlines()
     assert json.loads(first) == [] and json.loads(then) == [True, True]
+
+
+def test_the_album_test_and_extract_do_not_depend_on_person_search() -> None:
+    """Choosing the model, its runtime and the detector lives below search (inference.model_choice,
+    video.detector_choice), so grouping photos and testing or extracting with a model import nothing of it."""
+    users = [*sorted((ROOT / "album").glob("*.py")), ROOT / "cli" / "train_cmd.py", ROOT / "cli" / "attributes_cmd.py"]
+    wrong = [f"{path.relative_to(ROOT)}:{line}" for path in users
+             for line, target in _imported_units(ast.parse(path.read_text(encoding="utf-8"))) if target == "search"]
+    assert not wrong, "person search imported by: " + ", ".join(wrong)

@@ -51,7 +51,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, shared_di
     walker's ground truth), the shipped model; the ten seconds after the cut as an MP4 for the live camera."""
     from reidkit.demos.video_demo import walkers_across_cut
     from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.writer import Store
     from reidkit.video import probe_video
 

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 def cut_store(tmp_path_factory: pytest.TempPathFactory, vtest_video: Path, shared_dir: Path) -> tuple[Path, list]:
     from reidkit.demos.video_demo import DETECTOR_MODEL, walkers_across_cut
     from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.writer import Store
     from reidkit.video import probe_video
 

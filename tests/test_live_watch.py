@@ -35,7 +35,8 @@ FAST = dict(every_n=2, commit_seconds=1.0, queue_seconds=30.0, backoff_initial_s
 
 @pytest.fixture(scope="module")
 def models(shared_dir: Path) -> WatchModels:
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
 
     xml = shared_dir / "models" / "person-detection-retail-0013" / "person-detection-retail-0013.xml"
     choice = choose_model("imagenet", None)

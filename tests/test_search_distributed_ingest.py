@@ -18,7 +18,8 @@ from reidkit.errors import StoreError
 from reidkit.models.model_file import model_payload, save_checkpoint
 from reidkit.search.distributed_ingest import RayClusterOptions, RayWorkers, VideoJob, WorkerSetup, ingest_many
 from reidkit.search.ingest import IngestOptions, begin_ingest, ingest_video, next_frame
-from reidkit.search.model_choice import choose_detector, choose_model
+from reidkit.inference.model_choice import choose_model
+from reidkit.video.detector_choice import choose_detector
 from reidkit.search.segments import commit_segment, plan_segments, process_segment
 from reidkit.store.rows import ModelInfo, VideoRecord
 from reidkit.store.writer import Store

@@ -57,7 +57,7 @@ def test_auto_takes_the_first_installed_runtime_and_says_when_there_is_none(
     """Uninstalling a runtime cannot happen inside the test run, so ``find_spec`` is told they are absent."""
     import importlib.util
 
-    from reidkit.search import model_choice
+    from reidkit.inference import model_choice
 
     model, card = scratch_mgn(4, (64, 32))
     checkpoint = tmp_path / "mgn.pt"

@@ -17,7 +17,8 @@ import pytest
 
 from reidkit.errors import ConfigError, ImageError, StoreError
 from reidkit.search.ingest import IngestOptions, ingest_video, plan_ingest
-from reidkit.search.model_choice import ModelChoice, choose_detector, choose_model
+from reidkit.inference.model_choice import ModelChoice, choose_model
+from reidkit.video.detector_choice import choose_detector
 from reidkit.search.query import load_query_image, query_crop
 from reidkit.search.search import SearchFilters, search_store, track_query
 from reidkit.store.backend_move import move_store

@@ -114,7 +114,7 @@ def test_reindex_switches_every_feature_to_the_new_model(small_store: Path, new_
 
 _KILLED_REINDEX = """
 import os, signal, sys
-from reidkit.search.model_choice import choose_model
+from reidkit.inference.model_choice import choose_model
 from reidkit.search.reindex import reindex_store
 from reidkit.store.writer import Store
 

@@ -18,7 +18,8 @@ import pytest
 
 from reidkit.errors import ConfigError, StoreError
 from reidkit.search.ingest import IngestOptions, ingest_video
-from reidkit.search.model_choice import choose_detector, choose_model
+from reidkit.inference.model_choice import choose_model
+from reidkit.video.detector_choice import choose_detector
 from reidkit.search.retention import UPLOADS, delete_video, purge_before
 from reidkit.search.search import search_store, track_query
 from reidkit.service import audit

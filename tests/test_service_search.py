@@ -178,7 +178,8 @@ def test_the_server_sees_an_ingest_made_while_it_runs(
 ) -> None:
     """Another process's ingest (here: the same code in this one) commits; the next request sees its rows."""
     from reidkit.search.ingest import IngestOptions, ingest_video
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.video import probe_video
 
     root = tmp_path / "store"

@@ -109,7 +109,7 @@ def test_ingest_and_its_workers_resolve_the_model_file_for_hires_too() -> None:
     """A distributed ingest hands its workers the detector's model path: 'openvino-hires' gets one as 'openvino'
     does, and choose_detector builds the reshaping detector from it."""
     pytest.importorskip("openvino")
-    from reidkit.search.model_choice import choose_detector, detector_source
+    from reidkit.video.detector_choice import choose_detector, detector_source
 
     name, model = detector_source("openvino-hires")
     assert name == "openvino-hires" and model is not None and model.is_absolute() and model.suffix == ".xml"
@@ -128,7 +128,7 @@ def test_without_the_openvino_runtime_the_default_detector_is_hog(tmp_path: Path
         if not entry.name.lower().startswith("openvino") and entry.suffix != ".pth":
             (without / entry.name).symlink_to(entry)
     source = Path(__file__).resolve().parents[1] / "src"
-    code = ("import importlib.util; from reidkit.search.model_choice import choose_detector, detector_source; "
+    code = ("import importlib.util; from reidkit.video.detector_choice import choose_detector, detector_source; "
             "print(importlib.util.find_spec('openvino'), detector_source(None)[0], choose_detector(None).name)")
     done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": f"{source}:{without}", "PATH": "/usr/bin:/bin"})

@@ -51,7 +51,8 @@ class AlbumReport:
 
 def cluster_album(paths: Sequence[Path], out: Path, options: AlbumOptions | None = None) -> AlbumReport:
     """Cluster the people in ``paths`` (files or folders) and publish the result folder ``out`` atomically."""
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
 
     options = options or AlbumOptions()
     files = collect_images(paths)

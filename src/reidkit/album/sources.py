@@ -1,9 +1,9 @@
 """The people in what the user passes: image files and folders of them, each image a scene photo or (``--crops``)
 one person's crop.
 
-A scene photo goes through the same detector as video ingest (``search.model_choice.choose_detector``) and
+A scene photo goes through the same detector as video ingest (``video.detector_choice.choose_detector``) and
 ``video.crop_person``; a person is kept when the detector is as sure as a search query needs
-(``search.query.QUERY_MIN_SCORE``) and the crop is large enough to show someone. People found in one photo are
+(``video.crops.QUERY_MIN_SCORE``) and the crop is large enough to show someone. People found in one photo are
 different people: the photo is their cannot-link key.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from reidkit.album.outputs import OutputItem
 from reidkit.errors import ConfigError, ImageError
 from reidkit.image_open import DECODE_ERRORS, open_image, upright_rgb
-from reidkit.search.query import MIN_QUERY_SIDE, QUERY_MIN_SCORE
+from reidkit.video.crops import MIN_QUERY_SIDE, QUERY_MIN_SCORE
 from reidkit.video import Detector, crop_person
 
 

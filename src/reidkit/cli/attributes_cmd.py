@@ -31,7 +31,7 @@ def attributes(
     from reidkit.inference import FeatureExtractor
     from reidkit.inference.device import resolve_device
     from reidkit.models.zoo import DEFAULT_ATTRIBUTE_MODEL
-    from reidkit.search.model_choice import resolve_backend
+    from reidkit.inference.model_choice import resolve_backend
 
     paths = expand_images(images)
     torch_device = resolve_device(device, "--device")

@@ -32,7 +32,8 @@ def ingest(
     """Detect, track and embed the people in a video and add them to a person-search store (resumable)."""
     from reidkit.inference.device import resolve_device
     from reidkit.search.ingest import check_options, ingest_video, plan_ingest
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.paths import discard_on_failure
     from reidkit.store.writer import Store
     from reidkit.video import probe_video

@@ -47,7 +47,8 @@ def ingest_many(
     from reidkit.search.distributed_ingest import RayClusterOptions, RayWorkers, VideoJob, WorkerSetup, check_jobs
     from reidkit.search.distributed_ingest import ingest_many as run
     from reidkit.search.ingest import check_options
-    from reidkit.search.model_choice import detector_source, model_source, resolve_backend
+    from reidkit.inference.model_choice import model_source, resolve_backend
+    from reidkit.video.detector_choice import detector_source
     from reidkit.store.paths import discard_on_failure
     from reidkit.store.writer import Store
     from reidkit.video import probe_video

@@ -39,7 +39,7 @@ def reindex(
     if batch_size < 1:
         raise ConfigError("--batch-size must be a positive integer")
     from reidkit.models.zoo import DEFAULT_MODEL
-    from reidkit.search.model_choice import choose_model
+    from reidkit.inference.model_choice import choose_model
     from reidkit.search.reindex import reindex_store
     from reidkit.store.writer import Store
 

@@ -168,7 +168,8 @@ def _photo_query(
     """The feature of the person in a photo (the crop itself, the ``--box`` or the one person the detector finds),
     embedded by the store's model (or ``--checkpoint``, which must be the same model)."""
     from reidkit.inference.device import resolve_device
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.search.query import load_query_image, parse_box, query_crop
     from reidkit.search.results import QueryDescription
     from reidkit.store.rows import normalise_rows

@@ -48,7 +48,7 @@ def serve(
     from threadpoolctl import threadpool_limits
 
     from reidkit.inference.device import resolve_device
-    from reidkit.search.model_choice import resolve_backend
+    from reidkit.inference.model_choice import resolve_backend
     from reidkit.service.app import create_app
     from reidkit.service.settings import ServiceSettings
 

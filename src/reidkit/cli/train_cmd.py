@@ -119,7 +119,7 @@ def test(
     from reidkit.inference import FeatureExtractor, evaluate_on_dataset, untrained_model
     from reidkit.inference.device import resolve_device
     from reidkit.models.zoo import DEFAULT_MODEL
-    from reidkit.search.model_choice import resolve_backend
+    from reidkit.inference.model_choice import resolve_backend
 
     if metric not in ("euclidean", "cosine"):
         raise ConfigError(f"--metric {metric!r}: use euclidean or cosine")
@@ -183,7 +183,7 @@ def extract(
     from reidkit.data.image_files import labels_from_name
     from reidkit.inference.device import resolve_device
     from reidkit.models.zoo import DEFAULT_MODEL
-    from reidkit.search.model_choice import resolve_backend
+    from reidkit.inference.model_choice import resolve_backend
 
     paths = expand_images(images)
     torch_device = resolve_device(device, "--device")

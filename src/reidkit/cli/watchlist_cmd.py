@@ -41,7 +41,7 @@ def add(
 ) -> None:
     """Enrol a person from a photo or a stored track."""
     from reidkit.live.watchlist import check_name, enrol, photo_feature, track_feature
-    from reidkit.search.model_choice import choose_detector
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.search.query import load_query_image, parse_box
     from reidkit.store.reader import StoreReader
 

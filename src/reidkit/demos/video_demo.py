@@ -30,7 +30,8 @@ from scipy.optimize import linear_sum_assignment
 from reidkit.errors import DatasetError
 from reidkit.search.grouping import group_store
 from reidkit.search.ingest import IngestOptions, ingest_video
-from reidkit.search.model_choice import choose_detector, choose_model
+from reidkit.inference.model_choice import choose_model
+from reidkit.video.detector_choice import choose_detector
 from reidkit.search.query import load_query_image
 from reidkit.search.results import QueryDescription, SearchResult, Visit, result_json
 from reidkit.search.search import search_store, track_query
@@ -41,7 +42,7 @@ from reidkit.video import Detector
 from reidkit.video.bytetrack import iou_matrix
 
 if TYPE_CHECKING:
-    from reidkit.search.model_choice import ModelChoice
+    from reidkit.inference.model_choice import ModelChoice
     from reidkit.video import VideoInfo
 
 VIDEO = Path("videos") / "vtest.avi"

@@ -82,7 +82,7 @@ class WatchOptions:
 @dataclass(frozen=True)
 class WatchModels:
     """A detector and an embedder already loaded (the service and tests reuse theirs); ``source`` is what the
-    store records as the model (``search.model_choice.ModelChoice.source``)."""
+    store records as the model (``inference.model_choice.ModelChoice.source``)."""
 
     detector: Detector
     embedder: Embedder
@@ -153,7 +153,8 @@ def watch_cameras(
 
 def load_models(options: WatchOptions, held: ModelInfo | None) -> WatchModels:
     """The detector and embedder ``options`` name, as ``reidkit ingest`` picks them (``held``: the store's model)."""
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
 
     choice = choose_model(options.checkpoint, held, device=options.device, batch_size=options.batch_size,
                           backend=options.embed_backend)

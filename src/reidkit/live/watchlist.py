@@ -2,7 +2,7 @@
 
 A person is enrolled from what an operator has: a photo (a crop, or a whole frame with a box or one person the
 detector finds, exactly as ``reidkit search PHOTO`` turns it into a query: ``search.query.query_crop`` and the
-store's model from ``search.model_choice``) or a stored track (its pooled, normalised track vector, the same vector
+store's model from ``inference.model_choice``) or a stored track (its pooled, normalised track vector, the same vector
 ``reidkit search --track`` queries with). Live tracks are compared with these features by ``alerts.AlertListener``.
 
 The list lives in the store folder's ``live.sqlite`` (``live_db``), not in the store's database: a watcher holds the
@@ -183,7 +183,7 @@ def photo_feature(
     """A photo's feature under the store's model, as ``reidkit search PHOTO`` makes its query (PyTorch by default,
     as there: one crop), and how the photo was read (``crop``, ``frame+box``, ``frame+detector``); refused when the
     store has no model yet."""
-    from reidkit.search.model_choice import choose_model
+    from reidkit.inference.model_choice import choose_model
     from reidkit.search.query import query_crop
     from reidkit.store.rows import normalise_rows
 

@@ -52,7 +52,7 @@ class VideoJob:
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """How every worker builds its models: decided once on the driver (``model_choice.model_source`` and
+    """How every worker builds its models: decided once on the driver (``inference.model_choice.model_source`` and
     ``detector_source``), so that all workers embed with the same model and detect with the same detector."""
 
     model_source: str  # checkpoint path (absolute) or ``imagenet``
@@ -92,7 +92,8 @@ class SegmentWorker:
     """The Ray actor (wrapped by ``ray.remote`` when used): models built once, then one segment per call."""
 
     def __init__(self, setup: WorkerSetup) -> None:
-        from reidkit.search.model_choice import choose_detector, choose_model
+        from reidkit.inference.model_choice import choose_model
+        from reidkit.video.detector_choice import choose_detector
 
         detector_model = Path(setup.detector_model) if setup.detector_model else None
         self.detector = choose_detector(setup.detector, setup.device, openvino_model=detector_model)

@@ -20,11 +20,7 @@ import numpy as np
 from reidkit.errors import ConfigError, ImageError
 from reidkit.image_open import DECODE_ERRORS, open_image, upright_rgb
 from reidkit.video import Detector, crop_person
-
-# Detectors report weak boxes too (the tracker feeds on them); a query person must be a confident detection.
-QUERY_MIN_SCORE = 0.5
-# The smallest person crop worth searching with: far below the models' 64-128 px input width, a few pixels of blur.
-MIN_QUERY_SIDE = 16
+from reidkit.video.crops import MIN_QUERY_SIDE, QUERY_MIN_SCORE
 
 
 @dataclass(frozen=True)

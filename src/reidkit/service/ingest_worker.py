@@ -54,7 +54,8 @@ class _Progress:
 def run_job(db: Path, job_id: int) -> None:
     """Ingest the job's video into the store at ``db`` and record how it ended."""
     from reidkit.search.ingest import check_options, ingest_video, plan_ingest
-    from reidkit.search.model_choice import choose_detector, choose_model
+    from reidkit.inference.model_choice import choose_model
+    from reidkit.video.detector_choice import choose_detector
     from reidkit.store.writer import Store
     from reidkit.video import probe_video
 

@@ -35,7 +35,7 @@ from reidkit.service.settings import ServiceSettings
 from reidkit.store.rows import ModelInfo, normalise_rows
 
 if TYPE_CHECKING:
-    from reidkit.search.model_choice import ModelChoice
+    from reidkit.inference.model_choice import ModelChoice
     from reidkit.store.reader import StoreReader
     from reidkit.video import Detector
 
@@ -85,7 +85,7 @@ class QueryEmbedder:
 
     def load(self, held: ModelInfo) -> ModelChoice:
         """The model whose features the store holds (as ``reidkit search`` picks it), checked against the store."""
-        from reidkit.search.model_choice import choose_model
+        from reidkit.inference.model_choice import choose_model
 
         with self._load_lock:
             if self._choice is None or self._choice.extractor.model_id != held.model_id:
@@ -117,7 +117,7 @@ class QueryEmbedder:
         needs it, and its ``detect`` is serialised."""
 
         def build() -> Detector:
-            from reidkit.search.model_choice import choose_detector
+            from reidkit.video.detector_choice import choose_detector
 
             with self._detect_lock:
                 if self._detector is None:

@@ -15,6 +15,11 @@ FULL_DETAIL_HEIGHT_PX = 128.0
 # A box this close to the frame edge is taken to be cut off by it.
 BORDER_MARGIN_PX = 2.0
 BORDER_PENALTY = 0.5
+# A person found in a photo (a search query, an album's scene) must be a confident detection: detectors report weak
+# boxes too, which the tracker feeds on.
+QUERY_MIN_SCORE = 0.5
+# The smallest person crop worth searching with or grouping: far below the models' 64-128 px input width.
+MIN_QUERY_SIDE = 16
 
 
 def crop_person(image: np.ndarray, box: Sequence[float] | np.ndarray, pad: float = 0.0) -> np.ndarray:

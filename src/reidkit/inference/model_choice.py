@@ -1,5 +1,5 @@
-"""Which ReID model embeds crops for a store, and which detector finds them: one function each, so ingest,
-search and the demo always agree.
+"""Which ReID model embeds crops, and with which runtime: one function, so ingest, search, the live watcher, the
+album, ``reidkit test`` / ``extract`` and the demo always agree (the detector's choice is ``video.detector_choice``).
 
 Order: an explicit ``--checkpoint`` (a model file, a shipped model's name, or ``imagenet``); else the model the
 store already holds (so a search needs no flag and never mixes models); else the trained model shipped with the
@@ -20,7 +20,6 @@ from reidkit.store.rows import ModelInfo
 
 if TYPE_CHECKING:
     from reidkit.inference import FeatureExtractor
-    from reidkit.video import Detector
 
 IMAGENET = "imagenet"
 # The MobileNetV2 recipes' input (recipes cuhk03_shared_*_mobilenetv2): a third cheaper on CPU than 384x128.
@@ -80,7 +79,6 @@ def choose_model(
     return ModelChoice(extractor, source, warning)
 
 
-
 def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> str:
     """Which model ``choose_model`` loads, without loading it: ``imagenet``, a shipped model's name, or a model
     file's absolute path (checked to exist). A distributed ingest decides this once, on the driver, and sends the
@@ -117,38 +115,3 @@ def resolve_backend(backend: str | None, device: str) -> str | None:
     if backend not in EMBEDDING_BACKENDS:
         raise ConfigError(f"--embed-backend {backend!r}: use auto, {', '.join(EMBEDDING_BACKENDS)}")
     return backend
-
-
-# The detectors that run an OpenVINO model file, whose path is resolved here (and handed to distributed workers).
-OPENVINO_DETECTORS = ("openvino", "openvino-hires")
-
-
-def choose_detector(name: str | None, device: str = "cpu", openvino_model: Path | None = None) -> Detector:
-    """The named detector, or the default: OpenVINO when its model is found (fast on CPU), else HOG."""
-    from reidkit.video import build_detector
-
-    name, model_path = detector_source(name, openvino_model)
-    # --device names a torch device: only the torchvision detector runs on it (OpenVINO and HOG use the CPU).
-    return build_detector(name, model_path=model_path, device=device if name == "torchvision" else "cpu")
-
-
-def detector_source(name: str | None, openvino_model: Path | None = None) -> tuple[str, Path | None]:
-    """``(detector name, OpenVINO model path or None)`` that ``choose_detector`` builds, without building it: the
-    default is OpenVINO when its runtime is installed and its model found (the package ships one), else HOG. The
-    path is absolute (a distributed ingest's workers may run in other folders)."""
-    from reidkit.video import default_openvino_model
-
-    if name is None and importlib.util.find_spec("openvino") is None:
-        name = "hog"  # an install without the [openvino] extra still detects people, as it always has
-    if name is None:
-        if openvino_model is not None and openvino_model.is_file():
-            name = "openvino"
-        else:
-            try:
-                openvino_model = default_openvino_model()
-                name = "openvino"
-            except ModelError:
-                name = "hog"
-    if name not in OPENVINO_DETECTORS:
-        return name, None
-    return name, Path(openvino_model or default_openvino_model()).resolve()
