@@ -132,3 +132,28 @@ def test_the_album_test_and_extract_do_not_depend_on_person_search() -> None:
     wrong = [f"{path.relative_to(ROOT)}:{line}" for path in users
              for line, target in _imported_units(ast.parse(path.read_text(encoding="utf-8"))) if target == "search"]
     assert not wrong, "person search imported by: " + ", ".join(wrong)
+
+
+def test_the_architecture_page_states_the_signatures_as_they_are() -> None:
+    """docs/ARCHITECTURE.md names the main entry points' parameters in order; they must be the code's."""
+    import dataclasses
+    import inspect
+    import re
+
+    from reidkit.clustering.types import DEFAULT_METHOD, ClusterOptions
+    from reidkit.search.ingest import ingest_video
+    from reidkit.search.search import search_store
+
+    text = " ".join((ROOT.parents[1] / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8").split())
+
+    def stated(name: str) -> list[str]:
+        found = re.search(rf"\b{name}\(([^)]*(?:\([^)]*\)[^)]*)*)\)", text)
+        assert found, f"ARCHITECTURE.md states no {name}(...)"
+        inner = re.sub(r"\([^)]*\)", "", found.group(1))
+        return [part.split(":")[0].split("=")[0].strip() for part in inner.split(",") if part.strip()]
+
+    for function in (ingest_video, search_store):
+        parameters, named = list(inspect.signature(function).parameters), stated(function.__name__)
+        assert len(named) >= 6 and named == parameters[: len(named)], (function.__name__, named)
+    assert stated("ClusterOptions") == [f.name for f in dataclasses.fields(ClusterOptions)]
+    assert f"default method `{DEFAULT_METHOD}`" in text
