@@ -32,6 +32,7 @@ from reidkit.errors import ConfigError
 from reidkit.live.camera_db import CameraHealth, ensure_camera_tables, forget_gaps_before
 from reidkit.live.camera_ingest import CameraIngest, CameraSettings, with_features
 from reidkit.live.events import TrackListener
+from reidkit.live.index_replan import IndexReplanner
 from reidkit.live.live_db import open_live_db, snapshot_path
 from reidkit.live.sources import CameraSource, FrameQueue, LiveFrame, ReadPlan, start_reader
 from reidkit.search.ingest import Embedder, IngestReport
@@ -187,6 +188,7 @@ class _Watch:
             if plan is not None:
                 plan = ReadPlan(plan.every_n, plan.start_frame, options.backoff_initial_s, options.backoff_max_s)
                 self.readers.append(start_reader(camera.source, plan, camera.queue, self.readers_stop))
+        self.replanner = IndexReplanner(store)
         now = time.monotonic()
         self.last = {"health": now, "snapshot": now - options.snapshot_every_s, "save": now, "purge": 0.0}
 
@@ -251,7 +253,8 @@ class _Watch:
                 save_snapshot(self.store.root, camera)
             self.last["snapshot"] = now
         if now - self.last["save"] >= options.save_every_s:
-            self.store.save_indexes()
+            self.replanner.tick()
+            self.store.save_indexes(replan=False)  # an outgrown index is re-planned by the replanner
             self.last["save"] = now
         if options.keep_seconds is not None and now - self.last["purge"] >= options.purge_every_s:
             self.report.purged_videos += self.purge(time.time() - options.keep_seconds)
@@ -281,7 +284,7 @@ class _Watch:
                 camera.report.detections, camera.report.tracks, health.reconnects, camera.queue.dropped,
                 health.state, camera.report.resumed_after, camera.note or health.error,
             ))
-        self.store.save_indexes()
+        self.store.save_indexes(replan=False)  # kept quick: the next ingest or watcher re-plans
         written = sum(camera.report.stage_seconds["write"] for camera in self.cameras)
         self.report.stage_seconds = {**self.stages.stage_seconds, "write": written}
         del self.report.stage_seconds["decode"]  # in the cameras' reader threads, beside the worker

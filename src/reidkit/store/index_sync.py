@@ -105,15 +105,29 @@ class StoreVectors:
             if not index.writes_through:  # a shared database already holds what the writer added
                 self._sync(index, name, since)
 
-    def save(self) -> None:
-        """Persist both indexes (re-planned first if the gallery outgrew its index kind)."""
+    def save(self, replan: bool = True) -> None:
+        """Persist both indexes, re-planned first if the gallery outgrew its index kind (``replan``; a live
+        watcher re-plans in the background instead: ``outgrown``, ``adopt``)."""
         seq = self.store.commit_seq
         for name, index in list(self._indexes.items()):
-            if index.outgrown(self.store.count_rows(_TABLES[name])):
+            if replan and index.outgrown(self.store.count_rows(_TABLES[name])):
                 index = self._rebuild(name, index.dim)
                 self._indexes[name] = index
             if index.commit_seq != seq:
                 index.save(seq)
+
+    def outgrown(self) -> list[str]:
+        """The indexes whose gallery outgrew (or shrank below) the kind they were built as."""
+        return [name for name, index in self._indexes.items() if index.outgrown(self.store.count_rows(_TABLES[name]))]
+
+    def adopt(self, name: str, index: VectorIndex, built_at: int) -> None:
+        """Serve ``index`` as ``name`` from now on: built from SQLite elsewhere (another thread's reader) as of
+        commit ``built_at`` at the latest, and brought up to date here with the rows changed since."""
+        old = self._indexes.get(name)
+        self._sync(index, name, since=built_at)
+        self._indexes[name] = index
+        if old is not None:
+            old.close()
 
     def _sync(self, index: VectorIndex, name: str, since: int | None = None) -> None:
         """Bring a loaded index in step with SQLite: drop ids without a row, (re)add rows changed since its commit

@@ -367,6 +367,6 @@ class Store(StoreReader):
         self.vectors.get(TRACK_INDEX).remove(track_ids)
         self.vectors.add(TRACK_INDEX, *self.track_vectors(track_ids))
 
-    def save_indexes(self) -> None:
-        """Persist both indexes (re-planned first if the gallery outgrew its index kind)."""
-        self.vectors.save()
+    def save_indexes(self, replan: bool = True) -> None:
+        """Persist both indexes (re-planned first if the gallery outgrew its index kind, unless ``replan`` is off)."""
+        self.vectors.save(replan)

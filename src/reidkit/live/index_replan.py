@@ -1,0 +1,57 @@
+"""Re-planning a live store's vector index off the worker thread.
+
+A recording's ingest re-plans an outgrown index (exact -> IVF-PQ, ``store.index_plan``) when it saves; a live
+watcher must not, since training IVF-PQ on thousands of 2048-d vectors takes tens of seconds on two cores and every
+camera's queue would overflow meanwhile (measured: benchmarks/RESULTS.md, "Four live cameras on two cores").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from reidkit.store.reader import StoreReader
+from reidkit.store.writer import Store
+
+log = logging.getLogger(__name__)
+
+
+class IndexReplanner:
+    """Re-plans a vector index that the growing gallery outgrew in a thread of its own: the thread builds the new
+    index from its own read-only view of the store (FAISS releases the GIL while it trains); the worker adopts it at
+    a later ``tick``, with the rows committed meanwhile, and keeps serving and saving the old index until then. An
+    index whose writes go straight to a shared database (Milvus) is left as it is while the watcher runs."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.thread: threading.Thread | None = None
+        self.built: dict[str, tuple[Any, int]] = {}
+        self.error: BaseException | None = None
+
+    def tick(self) -> None:
+        """Adopt what a finished thread built; start one for any index outgrown now."""
+        if self.thread is not None:
+            if self.thread.is_alive():
+                return
+            self.thread = None
+            if self.error is not None:
+                log.warning("re-planning the vector index failed (kept the old one): %s", self.error)
+                self.error = None
+            for name, (index, built_at) in self.built.items():
+                self.store.vectors.adopt(name, index, built_at)
+            self.built = {}
+        names = [name for name in self.store.vectors.outgrown() if not self.store.vectors.get(name).writes_through]
+        if names:
+            self.thread = threading.Thread(target=self._rebuild, args=(names,), name="reidkit-replan", daemon=True)
+            self.thread.start()
+
+    def _rebuild(self, names: list[str]) -> None:
+        try:
+            with StoreReader.open(self.store.root) as reader:
+                built_at, model = reader.commit_seq, reader.model
+                assert model is not None  # an index exists, so the store knows its model
+                self.built = {name: (reader.vectors.rebuild(name, model.feature_dim, reader.location), built_at)
+                              for name in names}
+        except Exception as error:  # noqa: BLE001  (reported by tick, in the worker)
+            self.error = error
