@@ -11,9 +11,9 @@ size. A search then reads that folder and compiles it: no torch, no conversion. 
 head serves as well: its first ``feature_dim`` output columns are exactly the model's feature
 (``inference.attributes``).
 
-The preprocessing is torchvision's ``Resize(antialias=True)`` of the uint8 image, which ports Pillow's bilinear
-filter, then ``ToDtype(scale=True)`` and ``Normalize``: features equal the torch path's to ~1e-6
-(tests/test_query_ir.py).
+The preprocessing is torchvision's ``Resize(antialias=True)`` of the uint8 image redone to the bit
+(``resize_uint8``), then ``ToDtype(scale=True)`` and ``Normalize``: features equal the torch path's to ~1e-6, and a
+search prints the same hits and scores (tests/test_query_ir.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from reidkit.atomic_file import write_atomic
 from reidkit.openvino_core import shared_core
@@ -127,11 +126,51 @@ class IrQueryEmbedder:
 
 
 def preprocess(crop: np.ndarray, record: QueryRecord) -> np.ndarray:
-    """``build_transforms(train=False)`` of an HxWx3 uint8 RGB crop, as a (3, H, W) float32 array: Pillow's
-    bilinear resize with antialiasing (torchvision's uint8 ``Resize(antialias=True)`` ports it), scaled to 0-1,
-    normalised by the card's mean / std."""
+    """``build_transforms(train=False)`` of an HxWx3 uint8 RGB crop, as a (3, H, W) float32 array, to the bit:
+    torchvision's uint8 ``Resize(antialias=True)`` (``resize_uint8``), ``ToDtype(scale=True)``, ``Normalize``."""
     height, width = record.input_size
-    resized = Image.fromarray(np.ascontiguousarray(crop)).resize((width, height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32) / 255.0
+    pixels = resize_uint8(np.asarray(crop), height, width).astype(np.float32) * np.float32(1.0 / 255.0)
     mean, std = np.asarray(record.mean, dtype=np.float32), np.asarray(record.std, dtype=np.float32)
     return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+
+
+def resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An HxWxC uint8 image resized as PyTorch resizes uint8 with bilinear antialiasing on the CPU (what
+    torchvision's ``Resize`` does to an image from PIL): Pillow's separable triangle filter, widths first, each pass
+    in integers with int16 weights scaled to the widest precision that fits, rounded back to uint8. Pillow's own
+    resize scales its weights by 2**22 and so differs by one grey level in about one pixel in 150, which moved
+    printed scores by 0.001 (tests/test_query_ir.py holds the two equal)."""
+    resized = _resize_axis(image, width, axis=1)
+    return _resize_axis(resized, height, axis=0)
+
+
+def _resize_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
+    if image.shape[axis] == size:
+        return image
+    weights, precision = _axis_weights(image.shape[axis], size)
+    rows = np.tensordot(weights, np.moveaxis(image, axis, 0).astype(np.int64), axes=(1, 0))
+    rows = np.clip((rows + (1 << (precision - 1))) >> precision, 0, 255).astype(np.uint8)
+    return np.moveaxis(rows, 0, axis)
+
+
+def _axis_weights(in_size: int, out_size: int) -> tuple[np.ndarray, int]:
+    """The (out, in) integer weights of one axis and their precision in bits, computed as ATen's
+    ``compute_index_ranges_int16_weights`` does (align_corners False, the scale in / out)."""
+    scale = in_size / out_size
+    support, inverse = (scale, 1.0 / scale) if scale >= 1.0 else (1.0, 1.0)
+    spans = []
+    for i in range(out_size):
+        centre = scale * (i + 0.5)
+        low = max(int(centre - support + 0.5), 0)
+        taps = np.arange(low, min(int(centre + support + 0.5), in_size), dtype=np.float64)
+        weights = np.maximum(0.0, 1.0 - np.abs((taps - centre + 0.5) * inverse))
+        total = weights.sum()
+        spans.append((low, weights / total if total != 0.0 else weights))
+    largest = max((float(w.max()) for _, w in spans if len(w)), default=0.0)
+    precision = 0
+    while precision < 22 and int(0.5 + largest * (1 << (precision + 1))) < (1 << 15):
+        precision += 1
+    matrix = np.zeros((out_size, in_size), dtype=np.int64)
+    for i, (low, weights) in enumerate(spans):
+        matrix[i, low : low + len(weights)] = np.trunc(weights * (1 << precision) + 0.5)  # weights are >= 0
+    return matrix, precision
