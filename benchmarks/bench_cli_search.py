@@ -17,7 +17,7 @@ three answers rank the same tracks with the same printed scores.
     python benchmarks/bench_cli_search.py --runs 5
     python benchmarks/bench_cli_search.py --db data/demo-video-store --runs 9
 
-Prints a JSON line and writes benchmarks/out/cli_search.json.
+Prints a JSON line and writes it to ``--out`` (default benchmarks/out/cli_search.json).
 """
 
 from __future__ import annotations
@@ -128,14 +128,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, default=DEFAULT_STORE, help="the store to search (copied, not written)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each kind (the median is reported)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "cli_search.json")
     args = parser.parse_args()
     if not (args.db / "reidkit.sqlite").is_file():
         raise SystemExit(f"--db {args.db}: no store there; build one with reidkit demo-video --data-dir data")
     result = run(args)
     print(json.dumps(result))
-    out = REPO / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cli_search.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
