@@ -104,8 +104,8 @@ def choose_query_model(
 ) -> QueryModel:
     """The store's model for one query crop, without torch where it can be: when no ``--checkpoint``, device or
     runtime other than OpenVINO's is asked for and the conversion cache holds the IR of the store's model id
-    (``query_ir``), that IR; else ``choose_model``'s extractor, run by OpenVINO on the CPU (when installed) for a
-    reidkit model file unless ``backend`` says otherwise, so that this first search leaves the IR for the next.
+    (``query_ir``), that IR; else ``choose_model``'s extractor, run (in that same case, when OpenVINO is installed
+    and the store's model is a reidkit model file) by OpenVINO, so that this first search leaves the IR for the next.
     OpenVINO's features equal PyTorch's to 1e-4 (``inference.backends``), as the service's searches show."""
     openvino = importlib.util.find_spec("openvino") is not None
     if checkpoint is None and held is not None and device == "cpu" and backend in (None, "auto", "openvino"):
@@ -116,10 +116,10 @@ def choose_query_model(
             found = find_query_ir(held.model_id)
             if found is not None:
                 return QueryModel(IrQueryEmbedder(*found), source)
-    if backend is None and device == "cpu" and openvino:
+    if backend is None and checkpoint is None and device == "cpu" and openvino:
         from reidkit.inference.foreign_model import is_foreign_model
 
-        if not is_foreign_model(model_source(checkpoint, held)):  # a foreign file keeps its own runtime
+        if not is_foreign_model(model_source(None, held)):  # a foreign file keeps its own runtime
             backend = "openvino"
     choice = choose_model(checkpoint, held, device=device, backend=backend)
     return QueryModel(choice.extractor, choice.source)
