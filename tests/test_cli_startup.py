@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from reidkit.evaluation import save_features
+from reidkit.store.reader import StoreReader
 
 HEAVY = ("torch", "torchvision", "scipy")
 PROBE = """
@@ -49,3 +50,15 @@ def test_help_and_eval_features_never_import_torch(tmp_path: Path) -> None:
     )
     # SciPy is re-ranking's alone: plain evaluation does not wait for it either.
     assert loaded == {"import": [], "help": [], "eval": [], "rerank": ["scipy"]}
+
+
+def test_a_photo_search_once_its_model_ir_is_cached_never_imports_torch(attribute_store: Path) -> None:
+    """``reidkit search PHOTO --db STORE`` embeds its crop with the store model's cached OpenVINO IR (issue 24):
+    the first search of a model leaves the IR (it may load torch to make it); every later one loads no torch."""
+    with StoreReader.open(attribute_store) as store:
+        crop = max(store.track_detections(int(store.track_ids()[0])), key=lambda row: row.quality)
+        photo = store.crop_file(crop)
+    search = ["search", str(photo), "--db", str(attribute_store), "--top-k", "5"]
+    _loaded_after([("first", search)])
+    loaded = _loaded_after([("search", search), ("json", [*search, "--json"])])
+    assert loaded == {"import": [], "search": [], "json": []}

@@ -49,7 +49,7 @@ def search(
     checkpoint: CheckpointOption = None,
     detector: DetectorOption = None,
     device: DeviceOption = "cpu",
-    embed_backend: EmbedBackendOption = None,  # PyTorch for one query crop (a compile costs more than it saves)
+    embed_backend: EmbedBackendOption = None,  # the store model's cached OpenVINO IR, else OpenVINO, else PyTorch
     attr: Annotated[
         list[str] | None,
         typer.Option(
@@ -166,22 +166,31 @@ def _photo_query(
     embed_backend: str | None,
 ) -> tuple[np.ndarray, Any, QueryDescription]:
     """The feature of the person in a photo (the crop itself, the ``--box`` or the one person the detector finds),
-    embedded by the store's model (or ``--checkpoint``, which must be the same model)."""
-    from reidkit.inference.device import resolve_device
-    from reidkit.inference.model_choice import choose_model
-    from reidkit.video.detector_choice import choose_detector
+    embedded by the store's model (or ``--checkpoint``, which must be the same model): by its cached OpenVINO IR
+    where there is one, so that the default search loads no torch (``model_choice.choose_query_model``)."""
+    from reidkit.inference.model_choice import choose_query_model
     from reidkit.search.query import load_query_image, parse_box, query_crop
     from reidkit.search.results import QueryDescription
     from reidkit.store.rows import normalise_rows
 
     image = load_query_image(query)
     parsed_box = parse_box(box) if box else None
-    device = str(resolve_device(device, "--device"))
-    crop = query_crop(image, str(query), parsed_box, lambda: choose_detector(detector, device))
-    choice = choose_model(checkpoint, store.model, device=device, backend=embed_backend)
-    store.check_model(choice.extractor.model_id, choice.extractor.feature_dim, choice.source)
-    feature = normalise_rows(choice.extractor([crop.image]))[0]
+    if device != "cpu":  # the CPU needs no check, and checking loads torch
+        from reidkit.inference.device import resolve_device
+
+        device = str(resolve_device(device, "--device"))
+    crop = query_crop(image, str(query), parsed_box, lambda: _detector(detector, device))
+    chosen = choose_query_model(checkpoint, store.model, device=device, backend=embed_backend)
+    store.check_model(chosen.embedder.model_id, chosen.embedder.feature_dim, chosen.source)
+    feature = normalise_rows(chosen.embedder([crop.image]))[0]
     return feature, crop.image, QueryDescription(crop.kind, str(query), box=crop.box)
+
+
+def _detector(name: str | None, device: str) -> Any:
+    """The query's detector, imported only for a whole frame without ``--box`` (OpenCV's import is not free)."""
+    from reidkit.video.detector_choice import choose_detector
+
+    return choose_detector(name, device)
 
 
 def _print_result(result: SearchResult, description: QueryDescription, root: Path, by_track: bool) -> None:

@@ -16,8 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from reidkit.errors import ModelError
+from reidkit.inference.attributes import CACHE_SUFFIX
 from reidkit.inference.onnx_runtime import run_session, session_for_cpu
 from reidkit.inference.openvino_runtime import compile_for_cpu
+from reidkit.inference.query_ir import QueryRecord
 from reidkit.models.model_file import ModelCard
 from reidkit.registry import Registry
 
@@ -54,7 +56,13 @@ def _openvino_runner(
     model: nn.Module, card: ModelCard, device: torch.device, cache_key: Callable[[], str] | None
 ) -> Runner:
     _require_cpu("openvino", device)
-    compiled = compile_for_cpu(model, card.input_size, cache_key=None if cache_key is None else cache_key())
+    key = None if cache_key is None else cache_key()
+    # What lets a search run the cached IR without torch (query_ir): the features are the first feature_dim columns.
+    feature_dim = getattr(model, "feature_dim", None)
+    record = None if key is None or feature_dim is None else QueryRecord(
+        key.removesuffix(CACHE_SUFFIX), card.input_size, card.mean, card.std, int(feature_dim)
+    )
+    compiled = compile_for_cpu(model, card.input_size, cache_key=key, record=record)
     return lambda batch: torch.from_numpy(compiled(batch.numpy())[0])
 
 

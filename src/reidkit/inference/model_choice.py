@@ -11,9 +11,12 @@ untrained for re-identification: a baseline, whose randomly initialised heads ar
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from reidkit.errors import ConfigError, ModelError, StoreError
 from reidkit.store.rows import ModelInfo
@@ -77,6 +80,49 @@ def choose_model(
         attributes=None,  # the attributes too where the model has the head: ingest stores them from the same pass
     )
     return ModelChoice(extractor, source, warning)
+
+
+class QueryEmbedder(Protocol):
+    """Crops (HxWx3 uint8 RGB) -> feature rows: a ``FeatureExtractor`` or a cached IR's ``IrQueryEmbedder``."""
+
+    model_id: str
+    feature_dim: int
+
+    def __call__(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class QueryModel:
+    """The model that embeds a search's query crop, and its ``source`` as ``ModelChoice`` names it."""
+
+    embedder: QueryEmbedder
+    source: str
+
+
+def choose_query_model(
+    checkpoint: str | Path | None, held: ModelInfo | None, device: str = "cpu", backend: str | None = None
+) -> QueryModel:
+    """The store's model for one query crop, without torch where it can be: when no ``--checkpoint``, device or
+    runtime other than OpenVINO's is asked for and the conversion cache holds the IR of the store's model id
+    (``query_ir``), that IR; else ``choose_model``'s extractor, run (in that same case, when OpenVINO is installed
+    and the store's model is a reidkit model file) by OpenVINO, so that this first search leaves the IR for the next.
+    OpenVINO's features equal PyTorch's to 1e-4 (``inference.backends``), as the service's searches show."""
+    openvino = importlib.util.find_spec("openvino") is not None
+    if checkpoint is None and held is not None and device == "cpu" and backend in (None, "auto", "openvino"):
+        source = model_source(None, held)  # a model file gone is refused as choose_model refuses it
+        if openvino:
+            from reidkit.inference.query_ir import IrQueryEmbedder, find_query_ir
+
+            found = find_query_ir(held.model_id)
+            if found is not None:
+                return QueryModel(IrQueryEmbedder(*found), source)
+    if backend is None and checkpoint is None and device == "cpu" and openvino:
+        from reidkit.inference.foreign_model import is_foreign_model
+
+        if not is_foreign_model(model_source(None, held)):  # a foreign file keeps its own runtime
+            backend = "openvino"
+    choice = choose_model(checkpoint, held, device=device, backend=backend)
+    return QueryModel(choice.extractor, choice.source)
 
 
 def model_source(checkpoint: str | Path | None, held: ModelInfo | None) -> str:

@@ -13,7 +13,6 @@ Conversion costs seconds per command (tracing MGN), so a checkpoint's converted 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import warnings
@@ -24,13 +23,17 @@ import torch
 from torch import nn
 
 from reidkit.errors import ModelError
+from reidkit.inference.query_ir import (
+    CACHE_ENV,
+    QueryRecord,
+    cache_root,
+    compile_f32,
+    openvino_cache_folder,
+    write_query_record,
+)
 from reidkit.openvino_core import shared_core
 
-CACHE_ENV = "REIDKIT_CACHE_DIR"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "reidkit")
+__all__ = ["CACHE_ENV", "cache_root", "compile_f32", "compile_for_cpu", "openvino_module", "save_ir"]
 
 
 def openvino_module() -> Any:
@@ -43,31 +46,28 @@ def openvino_module() -> Any:
     return openvino
 
 
-def compile_for_cpu(model: nn.Module, input_size: tuple[int, int], cache_key: str | None = None) -> Any:
+def compile_for_cpu(
+    model: nn.Module, input_size: tuple[int, int], cache_key: str | None = None, record: QueryRecord | None = None
+) -> Any:
     """``model`` (in eval mode) compiled for the CPU, any batch size, all cores per call.
 
     With a ``cache_key`` (a model id: same key, same weights and graph) the converted model is read from, or
     written to, the cache; without one (a live model that may still be training) it is converted every time.
+    ``record``: what a search needs to run the cached IR without torch (``query_ir``), put beside it.
     """
     openvino = openvino_module()
     core = shared_core()  # never a Core of its own: see reidkit.openvino_core
     folder = None
     if cache_key is not None:
-        version = re.sub(r"[^\w.-]", "_", openvino.__version__)  # e.g. "2026.4.1-22982-e213a147257-releases/2026/4"
-        folder = cache_root() / "openvino" / version / f"{cache_key}-{input_size[0]}x{input_size[1]}"
+        folder = openvino_cache_folder(openvino.__version__) / f"{cache_key}-{input_size[0]}x{input_size[1]}"
     cached = None if folder is None else _read_cached(core, folder / "model.xml")
     if cached is None:
         cached = _convert(openvino, model, input_size)
         if folder is not None:
             _write_cached(openvino, cached, folder)
+    if folder is not None and record is not None:
+        write_query_record(folder, record)
     return compile_f32(core, cached)
-
-
-def compile_f32(core: Any, model: Any) -> Any:
-    """``model`` compiled for the CPU in float32 (a reidkit network or a model from another toolkit)."""
-    # float32 inference: on CPUs with AMX / AVX-512 BF16 OpenVINO otherwise defaults to bf16, whose features drift
-    # ~1e-3 from PyTorch's, and OpenVINO-made gallery features must stay comparable with PyTorch-made queries.
-    return core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
 
 
 def save_ir(

@@ -1,45 +1,43 @@
 """ReID models: MGN and its baselines on ResNet-50 or MobileNetV2 backbones, built by ``build_model``, and the
-model file that carries one between training, inference and the person-search store (``model_file``)."""
+model file that carries one between training, inference and the person-search store (``model_file``).
 
-from __future__ import annotations
+Nothing is imported here until it is asked for (PEP 562): a reader of ``models.zoo`` (which shipped model a store
+names, and where its file is) loads no torch, so ``reidkit search`` with a cached OpenVINO model starts without it.
+"""
 
-from reidkit.models.backbones import BACKBONES, Backbone, build_backbone
-from reidkit.models.bnneck import BNNeck
-from reidkit.models.build import MODELS, build_model
-from reidkit.models.ide import IDE
-from reidkit.models.mgn import MGN
-from reidkit.models.model_file import (
-    ModelCard,
-    build_from_checkpoint,
-    load_checkpoint,
-    load_model,
-    model_id,
-    save_checkpoint,
-    save_weights_only,
-)
-from reidkit.models.pcb import PCB
-from reidkit.models.trinet import TriNet
-from reidkit.models.types import ModelSpec, ReidModel, ReidOutputs
+import importlib
+from typing import Any
 
-__all__ = [
-    "BACKBONES",
-    "MODELS",
-    "BNNeck",
-    "Backbone",
-    "IDE",
-    "MGN",
-    "ModelCard",
-    "ModelSpec",
-    "PCB",
-    "ReidModel",
-    "ReidOutputs",
-    "TriNet",
-    "build_backbone",
-    "build_from_checkpoint",
-    "build_model",
-    "load_checkpoint",
-    "load_model",
-    "model_id",
-    "save_checkpoint",
-    "save_weights_only",
-]
+# Each exported name and the module that defines it.
+_EXPORTS = {
+    "BACKBONES": "backbones",
+    "Backbone": "backbones",
+    "build_backbone": "backbones",
+    "BNNeck": "bnneck",
+    "MODELS": "build",
+    "build_model": "build",
+    "IDE": "ide",
+    "MGN": "mgn",
+    "ModelCard": "model_file",
+    "build_from_checkpoint": "model_file",
+    "load_checkpoint": "model_file",
+    "load_model": "model_file",
+    "model_id": "model_file",
+    "save_checkpoint": "model_file",
+    "save_weights_only": "model_file",
+    "PCB": "pcb",
+    "TriNet": "trinet",
+    "ModelSpec": "types",
+    "ReidModel": "types",
+    "ReidOutputs": "types",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """The exported names, each imported from its module on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
