@@ -8,6 +8,7 @@ camera's queue would overflow meanwhile (measured: benchmarks/RESULTS.md, "Four 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -15,6 +16,7 @@ from reidkit.store.reader import StoreReader
 from reidkit.store.writer import Store
 
 log = logging.getLogger(__name__)
+_NICE = 10
 
 
 class IndexReplanner:
@@ -48,6 +50,9 @@ class IndexReplanner:
 
     def _rebuild(self, names: list[str]) -> None:
         try:
+            # the cameras come first: on Linux a thread has a nice value of its own, and FAISS's training threads
+            # inherit it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)
             with StoreReader.open(self.store.root) as reader:
                 built_at, model = reader.commit_seq, reader.model
                 assert model is not None  # an index exists, so the store knows its model
