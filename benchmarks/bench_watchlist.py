@@ -166,10 +166,10 @@ def threshold_table(root: Path, walkers: list[Any], video_ids: list[int], strang
     (scratch / "strangers").mkdir()
     (scratch / "walkers").mkdir()
     for n, vector in enumerate(strangers):
-        enrol(scratch / "strangers", f"market {n}", "", vector, model_id, model_id, "market1501 query")
+        enrol(scratch / "strangers", f"market {n}", "", vector, model_id, "market1501 query")
     owner = {}
     for n, (walker, vector) in enumerate(zip(walkers, walker_vectors, strict=True)):
-        person = enrol(scratch / "walkers", f"walker {n}", "", vector, model_id, model_id, "cam-a track")
+        person = enrol(scratch / "walkers", f"walker {n}", "", vector, model_id, "cam-a track")
         owner[person.id] = set(walker.tracks_b)
     everyone_b = set().union(*owner.values())
     rows = []
@@ -214,7 +214,7 @@ def measure_latency(root: Path, walkers: list[Any], models: tuple[Any, Any, int]
     with StoreReader.open(store_copy) as store:
         for n, walker in enumerate(walkers):
             vector = store.track_vectors(np.array([max(walker.tracks_a, key=walker.tracks_a.get)]))[1][0]
-            enrol(store_copy, f"walker {n}", "", vector, model_id, model_id, "cam-a track")
+            enrol(store_copy, f"walker {n}", "", vector, model_id, "cam-a track")
     url, server = _serve(store_copy)
     headers = {"Authorization": f"Bearer {create_token(store_copy, Role.viewer, 'bench')[1]}"}
     received: dict[int, float] = {}

@@ -120,9 +120,9 @@ def test_a_person_alerts_once_per_track_and_once_per_walk(store: Path) -> None:
     assert model is not None
     cam1 = track_updates(store, "cam1", received=time.time() - 0.5)
     target = max(cam1, key=lambda u: u.num_crops)
-    person = enrol(store, "Target", "", target.vector, model.model_id, model.model_id, f"track {target.track_id}",
+    person = enrol(store, "Target", "", target.vector, model.model_id, f"track {target.track_id}",
                    target.track_id)
-    enrol(store, "Other model", "", target.vector, "another-model", "another-model", "track 0")  # never matched
+    enrol(store, "Other model", "", target.vector, "another-model", "track 0")  # never matched
     listener = AlertListener(store, model.model_id, threshold=0.99, cooldown_s=5.0)
     listener.on_tracks(cam1)
     listener.on_tracks(cam1)  # the same tracks, grown: no second alert
@@ -144,7 +144,7 @@ def test_a_person_alerts_once_per_track_and_once_per_walk(store: Path) -> None:
     assert [a.track_id for a in recent_alerts(store)] == [came_back.track_id, beside.track_id, target.track_id]
     # Someone enrolled while the listener runs counts from the next segment on.
     other = next(u for u in cam1 if u.track_id != target.track_id)
-    enrol(store, "Later", "", other.vector, model.model_id, model.model_id, f"track {other.track_id}")
+    enrol(store, "Later", "", other.vector, model.model_id, f"track {other.track_id}")
     listener.on_tracks([other])
     assert recent_alerts(store)[0].person_name == "Later" and recent_alerts(store)[0].track_id == other.track_id
     listener.close()
@@ -214,7 +214,7 @@ def test_webhooks_are_signed_retried_and_recorded(store: Path, receiver: Receive
     dead, _ = add_webhook(store, "http://127.0.0.1:9/nobody")  # the discard port: connection refused
     receiver.secrets.update({"/ok": secret, "/flaky": "s" * 20})
     target = max(track_updates(store, "cam2"), key=lambda u: u.num_crops)
-    enrol(store, "Target", "", target.vector, model.model_id, model.model_id, f"track {target.track_id}")
+    enrol(store, "Target", "", target.vector, model.model_id, f"track {target.track_id}")
     sender = WebhookSender(store, max_attempts=3, base_delay_s=0.1)
     listener = AlertListener(store, model.model_id, threshold=0.99, send=sender.send)
     listener.on_tracks([target])

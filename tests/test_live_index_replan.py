@@ -54,6 +54,7 @@ def test_an_outgrown_index_is_rebuilt_in_a_thread_and_adopted_with_later_changes
         stored = store.detection_ids()
         assert np.array_equal(np.sort(new.ids()), np.sort(stored))  # the deleted video's crops are gone
         store.save_indexes(replan=False)
+        replanner.close()  # nothing under way: returns at once
     with Store.open(root) as reader:  # what was saved is the re-planned index, in step with SQLite
         index = reader.vectors.get(CROP_INDEX)
         assert index.kind == "ivf_pq" and index.count == len(stored)

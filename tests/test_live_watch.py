@@ -279,3 +279,16 @@ def test_a_file_that_is_no_video_fails_its_camera_only(tmp_path: Path, clip: Pat
     failed, door = report.cameras
     assert failed.state == "failed" and "junk.mp4" in (failed.note or "") and failed.sessions == []
     assert door.state == "finished" and door.frames == 20 and door.sessions  # every 5th of 100 frames
+
+
+def test_a_sessions_last_partial_segment_reaches_the_listeners(tmp_path: Path, clip: Path,
+                                                               models: WatchModels) -> None:
+    """A file shorter than one commit segment is committed only when it ends: its tracks must still reach the
+    alerts and the people linker, as every segment's do."""
+    db = tmp_path / "store"
+    watching = Watching(db, [CameraSource("file", str(clip))], models, commit_seconds=3600.0)
+    wait_for(lambda: any(status == "done" for *_, status in committed(db)), 120, "the file's end")
+    watching.finish()
+    with StoreReader.open(db) as reader:
+        stored = set(reader.track_ids().tolist())
+    assert stored and {update.track_id for update in watching.listener.updates} == stored

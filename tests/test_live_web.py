@@ -67,7 +67,7 @@ def test_the_cameras_panel_shows_a_live_cameras_health(
         wait_for(lambda: float(cells()[2]) > 0, 30, "frames per second on the page")
         name, state, fps, lag, last, reconnects, dropped = cells()
         assert (name, state, reconnects) == ("door", "live", "0")
-        assert lag.endswith(" s") and len(last) == 8 and int(dropped) >= 0
+        assert lag.endswith(" s") and len(last) == 8 and dropped.isdigit()  # a count of frames, as the API gives it
         page.screenshot(path=str(tmp_path / "live-cameras.png"), full_page=True)
         page.click("[data-panel=search-panel]")  # leaving the panel stops its polling
         assert page.is_hidden("#cameras-panel")

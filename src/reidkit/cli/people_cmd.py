@@ -51,10 +51,10 @@ def show_people(
         if held is None:
             raise StoreError(f"store {db} has not been clustered; group its tracks with `reidkit cluster --db {db}`")
         if person_id is None:
-            everyone = people(store)
             if as_json:
                 typer.echo(json.dumps(people_answer(store)))
                 return
+            everyone = people(store)
             typer.echo(f"{len(everyone)} people ({held.method}, {held.created_at})")
             typer.echo(people_table(everyone))
             unplaced = unclustered_tracks(store)

@@ -40,7 +40,7 @@ def add(
     detector: DetectorOption = None,
 ) -> None:
     """Enrol a person from a photo or a stored track."""
-    from reidkit.live.watchlist import check_name, enrol, photo_feature, track_feature
+    from reidkit.live.watchlist import check_person_name, enrol, photo_feature, track_feature
     from reidkit.video.detector_choice import choose_detector
     from reidkit.search.query import load_query_image, parse_box
     from reidkit.store.reader import StoreReader
@@ -49,7 +49,7 @@ def add(
         raise ConfigError("pass either --photo PATH or --track ID (one of them)")
     if box is not None and photo is None:
         raise ConfigError("--box needs --photo")
-    name, note = check_name(name, note)
+    name, note = check_person_name(name, note)
     parsed_box = parse_box(box) if box else None
     image = load_query_image(photo) if photo is not None else None
     with StoreReader.open(db) as store:
@@ -62,7 +62,7 @@ def add(
             assert image is not None and photo is not None
             feature, kind = photo_feature(store, image, str(photo), parsed_box, lambda: choose_detector(detector))
             source = f"photo {photo.name!r} ({kind})"
-        person = enrol(db, name, note, feature, held.model_id, held.model_id, source, track)
+        person = enrol(db, name, note, feature, held.model_id, source, track)
     _audit(db, "watchlist.add", f"person {person.id} ({name!r}) from {source}")
     typer.echo(f"enrolled person {person.id} ({name}) from {source}; a running `reidkit watch` alerts on them from "
                "its next segment")

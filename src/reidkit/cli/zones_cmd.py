@@ -56,7 +56,7 @@ def add(
 ) -> None:
     """Add zones to a camera (a zone of the same name is replaced)."""
     from reidkit.errors import ConfigError
-    from reidkit.live.zones import Zone, camera_frame_size, check_name, parse_polygon, save_zones, zones_from_file
+    from reidkit.live.zones import Zone, camera_frame_size, check_zone_name, parse_polygon, save_zones, zones_from_file
 
     if (polygon is None) == (file is None):
         raise ConfigError("give either --name and --polygon, or --file")
@@ -75,7 +75,7 @@ def add(
     else:
         if name is None:
             raise ConfigError("--polygon needs --name")
-        zones = [Zone(camera, check_name(name, "--name"), parse_polygon(polygon, "--polygon", size))]
+        zones = [Zone(camera, check_zone_name(name, "--name"), parse_polygon(polygon, "--polygon", size))]
     save_zones(db, zones)
     typer.echo(f"camera {camera!r} ({size[0]}x{size[1]}): " + ", ".join(
         f"zone {zone.name!r} ({len(zone.polygon)} points)" for zone in zones) + " saved")

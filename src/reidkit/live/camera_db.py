@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from reidkit.live.live_db import ensure_tables
-from reidkit.live.sources import public_url
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS live_cameras (
@@ -85,9 +84,6 @@ class Gap:
     video_before: int | None
     video_after: int | None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def open_gap(connection: sqlite3.Connection, camera: str, start: float, reason: str, video_before: int | None) -> int:
     cursor = connection.execute(
@@ -122,11 +118,6 @@ class RegisteredCamera:
     every_n: int
     added_epoch: float
     added_by: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        """What the API shows: the URL without credentials."""
-        return {"name": self.name, "url": public_url(self.url), "every_n": self.every_n,
-                "added_epoch": self.added_epoch, "added_by": self.added_by}
 
 
 def register_camera(connection: sqlite3.Connection, name: str, url: str, every_n: int, added_by: str | None) -> bool:

@@ -83,8 +83,9 @@ class CameraSettings:
 
 class CameraIngest:
     def __init__(self, store: Store, live: sqlite3.Connection, source: CameraSource, settings: CameraSettings,
-                 queue: FrameQueue) -> None:
+                 queue: FrameQueue, listeners: Sequence[TrackListener] = ()) -> None:
         self.store, self.live, self.source, self.settings, self.queue = store, live, source, settings, queue
+        self.listeners = listeners  # told of every commit's tracks, a session's last one included
         self.health = CameraHealth(source.name, source.public_url)
         self.report = IngestReport(0, source.name, source.public_url)
         self.video: VideoRecord | None = None
@@ -219,8 +220,8 @@ class CameraIngest:
         return segment.first_time_s is not None and (
             segment.last_time_s - segment.first_time_s >= self.settings.commit_seconds)
 
-    def commit(self, listeners: Sequence[TrackListener] = ()) -> int:
-        """Commit the segment (one transaction) and tell ``listeners`` its tracks; how many frames it held."""
+    def commit(self) -> int:
+        """Commit the segment (one transaction) and tell the listeners its tracks; how many frames it held."""
         segment, video = self.segment, self.video
         if video is None or segment.frames == 0:
             return 0
@@ -230,9 +231,9 @@ class CameraIngest:
         self.report.frames += segment.frames
         self.segment = Segment()
         keys = {detection.track_key for detection in segment.detections}
-        if listeners and keys:
+        if self.listeners and keys:
             updates = self._updates(video, keys)
-            for listener in listeners:
+            for listener in self.listeners:
                 try:
                     listener.on_tracks(updates)
                 except Exception:  # noqa: BLE001 - a listener's bug must not stop the cameras

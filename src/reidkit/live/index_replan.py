@@ -36,17 +36,28 @@ class IndexReplanner:
         if self.thread is not None:
             if self.thread.is_alive():
                 return
-            self.thread = None
-            if self.error is not None:
-                log.warning("re-planning the vector index failed (kept the old one): %s", self.error)
-                self.error = None
-            for name, (index, built_at) in self.built.items():
-                self.store.vectors.adopt(name, index, built_at)
-            self.built = {}
+            self._adopt()
         names = [name for name in self.store.vectors.outgrown() if not self.store.vectors.get(name).writes_through]
         if names:
             self.thread = threading.Thread(target=self._rebuild, args=(names,), name="reidkit-replan", daemon=True)
             self.thread.start()
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Wait for a rebuild under way and adopt it, so that the watcher saves the re-planned index when it stops
+        and a restarted watcher does not train the same index again."""
+        if self.thread is not None:
+            self.thread.join(timeout_s)
+            if not self.thread.is_alive():
+                self._adopt()
+
+    def _adopt(self) -> None:
+        self.thread = None
+        if self.error is not None:
+            log.warning("re-planning the vector index failed (kept the old one): %s", self.error)
+            self.error = None
+        for name, (index, built_at) in self.built.items():
+            self.store.vectors.adopt(name, index, built_at)
+        self.built = {}
 
     def _rebuild(self, names: list[str]) -> None:
         try:

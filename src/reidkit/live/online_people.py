@@ -101,11 +101,13 @@ class _Space:
                 if mine.sum() >= MIN_TRACKS_FOR_MEAN:
                     self.means[camera] = vectors[mine].mean(axis=0)
 
-    def centre(self, camera: str, vector: np.ndarray) -> np.ndarray:
+    def centre(self, cameras: list[str], vectors: np.ndarray) -> np.ndarray:
+        """Rows of ``vectors`` (one per camera in ``cameras``) minus their camera's mean, re-normalised."""
         if self.overall.size == 0:
-            return vector
-        centred = vector - self.means.get(camera, self.overall)
-        return (centred / max(float(np.linalg.norm(centred)), 1e-12)).astype(np.float32)
+            return vectors
+        means = np.stack([self.means.get(camera, self.overall) for camera in cameras])
+        centred = vectors - means
+        return (centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 class OnlinePeople:
@@ -183,12 +185,17 @@ class OnlinePeople:
         similarities = []
         for camera, tracks in by_camera.items():
             tracks.sort(key=lambda t: t.first)
-            centred = [space.centre(camera, t.vector) for t in tracks]
-            for i, track in enumerate(tracks):
+            pairs = []
+            for i, track in enumerate(tracks):  # sorted by start: the overlapping ones follow it
                 j = i + 1
                 while j < len(tracks) and tracks[j].first <= track.last:
-                    similarities.append(float(centred[i] @ centred[j]))
+                    pairs.append((i, j))
                     j += 1
+            if not pairs:
+                continue
+            centred = space.centre([camera] * len(tracks), np.stack([t.vector for t in tracks]))
+            first, second = np.array(pairs).T
+            similarities.extend(np.einsum("ij,ij->i", centred[first], centred[second]).tolist())
         if len(similarities) < MIN_EVIDENCE_PAIRS:
             return PRIOR_THRESHOLD
         return float(np.quantile(similarities, LINK_QUANTILE))
@@ -202,7 +209,8 @@ class OnlinePeople:
             db.execute(
                 "UPDATE live_track_people SET last_epoch = ?, best_detection_id = ?, vector = ? WHERE track_id = ?",
                 (update.last_epoch, update.best_detection_id, vector.tobytes(), update.track_id))
-            alone = sum(t.person == known.person for t in self._tracks.values()) == 1
+            # the stored count, not the window's: a person's older tracks may have left the window
+            alone = db.execute("SELECT num_tracks FROM live_people WHERE id = ?", (known.person,)).fetchone()[0] == 1
             if not alone:
                 self._move_last_sighting(db, known.person, update)
                 return None
@@ -247,8 +255,8 @@ class OnlinePeople:
         candidates = [t for t in self._tracks.values() if t.person not in excluded]
         if not candidates:
             return None, -1.0
-        query = space.centre(update.camera, np.asarray(update.vector, dtype=np.float32))
-        similarity = np.array([float(space.centre(t.camera, t.vector) @ query) for t in candidates])
+        query = space.centre([update.camera], np.asarray(update.vector, dtype=np.float32)[None, :])[0]
+        similarity = space.centre([t.camera for t in candidates], np.stack([t.vector for t in candidates])) @ query
         people, index = np.unique([t.person for t in candidates], return_inverse=True)
         mean = np.bincount(index, weights=similarity) / np.bincount(index)
         best = int(np.argmax(mean))

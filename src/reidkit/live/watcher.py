@@ -167,7 +167,7 @@ class _Watch:
 
     def __init__(self, store: Store, live: sqlite3.Connection, cameras: Sequence[CameraSource], options: WatchOptions,
                  models: WatchModels, model: ModelInfo, listeners: Sequence[TrackListener]) -> None:
-        self.store, self.live, self.options, self.models, self.listeners = store, live, options, models, listeners
+        self.store, self.live, self.options, self.models = store, live, options, models
         self.wake = threading.Event()
         self.readers_stop = threading.Event()
         self.report = WatchReport()
@@ -179,7 +179,7 @@ class _Watch:
             settings = CameraSettings(source.every_n or options.every_n, options.commit_seconds,
                                       options.jpeg_quality, detector, model)
             queue = FrameQueue(options.queue_seconds, self.wake)
-            self.cameras.append(CameraIngest(store, live, source, settings, queue))
+            self.cameras.append(CameraIngest(store, live, source, settings, queue, listeners))
         for camera in self.cameras:
             plan = camera.prepare()
             camera.write_health()
@@ -200,7 +200,7 @@ class _Watch:
                 self._process(batch)
             for camera in self.cameras:
                 if camera.commit_due():
-                    camera.commit(self.listeners)
+                    camera.commit()
             self._chores(progress)
             if not batch:
                 self.wake.wait(_IDLE_WAIT_S)
@@ -284,7 +284,8 @@ class _Watch:
                 camera.report.detections, camera.report.tracks, health.reconnects, camera.queue.dropped,
                 health.state, camera.report.resumed_after, camera.note or health.error,
             ))
-        self.store.save_indexes(replan=False)  # kept quick: the next ingest or watcher re-plans
+        self.replanner.close()
+        self.store.save_indexes(replan=False)  # an index outgrown since is re-planned by the next writer
         written = sum(camera.report.stage_seconds["write"] for camera in self.cameras)
         self.report.stage_seconds = {**self.stages.stage_seconds, "write": written}
         del self.report.stage_seconds["decode"]  # in the cameras' reader threads, beside the worker

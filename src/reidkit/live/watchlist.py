@@ -77,7 +77,7 @@ def watchlist_db(store_root: Path) -> sqlite3.Connection:
     return connection
 
 
-def check_name(name: str, note: str, name_field: str = "--name", note_field: str = "--note") -> tuple[str, str]:
+def check_person_name(name: str, note: str, name_field: str = "--name", note_field: str = "--note") -> tuple[str, str]:
     """The name and note stripped; refused (naming the field) when the name is empty, either is too long or holds
     characters that cannot be printed."""
     name, note = name.strip(), note.strip()
@@ -94,18 +94,12 @@ def enrol(
     note: str,
     feature: np.ndarray,
     model_id: str,
-    store_model_id: str | None,
     source: str,
     track_id: int | None = None,
     created_by: str = "cli",
 ) -> Enrolled:
-    """Put a person on the watch list with ``feature`` (made by ``model_id``), refused when the store has no model
-    yet or holds another one's features."""
-    if store_model_id is None:
-        raise StoreError(f"store {store_root} holds no features yet; ingest or watch a camera before enrolling anyone")
-    if model_id != store_model_id:
-        raise StoreError(f"the feature was made by model {model_id}, the store holds features of {store_model_id}; "
-                         "enrol with the store's own model")
+    """Put a person on the watch list with ``feature``, made by ``model_id`` (the callers make it with the store's
+    own model: ``photo_feature``, ``track_feature``)."""
     vector = np.asarray(feature, dtype=np.float32).reshape(-1)
     norm = float(np.linalg.norm(vector))
     if not np.isfinite(norm) or norm < 1e-6:

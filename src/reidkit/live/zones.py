@@ -58,7 +58,7 @@ class Zone:
 
 
 # --- checking ------------------------------------------------------------------------------------------------------
-def check_name(name: object, field: str) -> str:
+def check_zone_name(name: object, field: str) -> str:
     """A zone's name: 1 to ``MAX_NAME_CHARS`` printable characters (spaces at the ends dropped)."""
     text = str(name).strip() if isinstance(name, str) else ""
     if not text or len(text) > MAX_NAME_CHARS or not text.isprintable():
@@ -266,7 +266,7 @@ def zones_from_file(data: object, camera: str, field: str, frame_size: tuple[int
             raise ConfigError(f"{where} must be an object with name and polygon")
         if entry.get("camera", camera) != camera:
             raise ConfigError(f"{where} is for camera {entry['camera']!r}, not --camera {camera!r}")
-        name = check_name(entry.get("name"), f"{where} name")
+        name = check_zone_name(entry.get("name"), f"{where} name")
         zones.append(Zone(camera, name, parse_polygon(entry.get("polygon"), f"{where} ({name}) polygon", frame_size)))
     names = [zone.name for zone in zones]
     repeated = sorted({name for name in names if names.count(name) > 1})

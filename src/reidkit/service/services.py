@@ -64,7 +64,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class QueryEmbedder:
+class QueryModels:
     """The store's ReID model, loaded once, and the query detector, built on first need.
 
     ``settings.embed_backend``: ``auto`` (OpenVINO on the CPU when installed, as ``reidkit ingest``; its features
@@ -153,7 +153,7 @@ class Services:
     tokens: TokenVerifier
     limiter: RateLimiter
     failures: RateLimiter
-    embedder: QueryEmbedder
+    embedder: QueryModels
     jobs: JobRunner
 
     @classmethod
@@ -167,7 +167,7 @@ class Services:
             limiter=RateLimiter(settings.requests_per_minute),
             failures=RateLimiter(settings.failed_auth_per_minute,
                                  what="failed authentications in a minute from this address"),
-            embedder=QueryEmbedder(settings, reader),
+            embedder=QueryModels(settings, reader),
             jobs=JobRunner(root, settings.checkpoint),
         )
 

@@ -3,7 +3,8 @@
 The watcher links each committed live track to a person as it arrives; these routes read that: who was seen lately
 and where they are now (their newest sighting), a person's live trajectory, and the person of a track (from a search
 hit: "where is this person now"). The store's batch clustering (``/people``) is a different, slower answer over all
-the footage; a store never watched answers an empty list. Viewing a person or a track's person is audited.
+the footage; a store never watched answers an empty list. Every read is audited (who was seen where is the
+sensitive answer here).
 """
 
 from __future__ import annotations
@@ -62,8 +63,11 @@ def list_live_people(
                                             "of now (default: everyone)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    state = services(request)
     since = None if within_s is None else time.time() - within_s
-    return {"people": [_summary(p) for p in recent_people(services(request).root, since, limit)]}
+    found = recent_people(state.root, since, limit)
+    audit.record(state.root, caller, "live_people", f"live people seen within {within_s or 'any time'} s", len(found))
+    return {"people": [_summary(p) for p in found]}
 
 
 @router.get("/live/people/{person_id}", response_model=LivePersonResponse,

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel
 
 from reidkit.errors import ConfigError
-from reidkit.live.watchlist import check_name, enrol, enrolled, remove, track_feature
+from reidkit.live.watchlist import check_person_name, enrol, enrolled, remove, track_feature
 from reidkit.live.webhooks import add_webhook, list_webhooks, remove_webhook, webhooks_db
 from reidkit.search.query import parse_box, query_crop
 from reidkit.service import audit
@@ -110,7 +110,7 @@ def enrol_photo(
         raise ApiError(409, "model_changed", "the store's model kept changing; send the photo again")
     box_used = "" if crop.box is None else " " + box_text(crop.box)
     source = f"photo {audit.quoted(file_name)} ({crop.kind}{box_used})"
-    person = enrol(state.root, name, note, feature, held.model_id, held.model_id, source, None, caller.name)
+    person = enrol(state.root, name, note, feature, held.model_id, source, None, caller.name)
     audit.record(state.root, caller, "watchlist.add", f"person {person.id} ({audit.quoted(name)}) from {source}")
     return _person(person, held.model_id)
 
@@ -131,7 +131,7 @@ def enrol_track(request: Request, caller: Annotated[Caller, Depends(operator)], 
             raise ApiError(404, "not_found", f"no track {track_id}; take a track id from a search's hits") from None
 
     held, feature = state.reader.call(read)
-    person = enrol(state.root, name, note, feature, held.model_id, held.model_id, f"track {track_id}", track_id,
+    person = enrol(state.root, name, note, feature, held.model_id, f"track {track_id}", track_id,
                    caller.name)
     audit.record(state.root, caller, "watchlist.add", f"person {person.id} ({audit.quoted(name)}) from track "
                  f"{track_id}")
@@ -186,7 +186,7 @@ def delete_webhook(request: Request, caller: Annotated[Caller, Depends(admin)], 
 
 def _checked_name(name: str, note: str) -> tuple[str, str]:
     try:
-        return check_name(name, note, "name", "note")
+        return check_person_name(name, note, "name", "note")
     except ConfigError as refused:
         raise ApiError(400, "bad_request", str(refused)) from None
 

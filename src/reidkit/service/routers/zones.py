@@ -24,7 +24,7 @@ from reidkit.errors import StoreError
 from reidkit.live.heatmap import camera_frame, foot_points, heatmap_over, latest_video
 from reidkit.live.zone_output import report_csv, report_json
 from reidkit.live.zone_report import ZoneReport, parse_bucket, zone_report
-from reidkit.live.zones import Zone, camera_frame_size, check_name, load_zones, parse_polygon, remove_zone, save_zones
+from reidkit.live.zones import Zone, camera_frame_size, check_zone_name, load_zones, parse_polygon, remove_zone, save_zones
 from reidkit.search.search import FIELD_NAMES, check_search_options
 from reidkit.service import audit
 from reidkit.service.access import Caller
@@ -91,7 +91,7 @@ def list_zones(request: Request, caller: Annotated[Caller, Depends(viewer)],
 def put_zone(request: Request, caller: Annotated[Caller, Depends(operator)], body: ZonePut) -> dict[str, Any]:
     state = services(request)
     size = state.reader.call(lambda store: camera_frame_size(store, state.root, body.camera, "camera"))
-    zone = Zone(body.camera, check_name(body.name, "name"), parse_polygon(body.polygon, "polygon", size))
+    zone = Zone(body.camera, check_zone_name(body.name, "name"), parse_polygon(body.polygon, "polygon", size))
     save_zones(state.root, [zone])
     audit.record(state.root, caller, "zone.put", f"camera {audit.quoted(zone.camera)} zone {audit.quoted(zone.name)} "
                  f"({len(zone.polygon)} points)")
