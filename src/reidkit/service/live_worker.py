@@ -109,8 +109,10 @@ def run(db: Path, checkpoint: str | None) -> None:
     models = None
     while not quit_.is_set():
         cameras = _sources(db)
-        if not cameras:
+        if not cameras and _leave_if_no_camera(db):
             return
+        if not cameras:
+            continue
         if models is None:
             held = None
             if (db / DB_NAME).is_file():
@@ -128,6 +130,22 @@ def run(db: Path, checkpoint: str | None) -> None:
             quit_.wait(_BUSY_RETRY_S)
             restart.set()
         poller.join()
+
+
+def _leave_if_no_camera(db: Path) -> bool:
+    """Give up the worker's row when no camera is registered, in the transaction ``ensure_live_worker`` claims it
+    in: a camera registered meanwhile either sees this worker leave (and starts another) or is seen here (and this
+    worker stays). False: a camera came in the meantime."""
+    with closing(open_live_db(db)) as live:
+        ensure_tables(live, _DDL)
+        live.execute("BEGIN IMMEDIATE")
+        try:
+            if registered_cameras(live):
+                return False
+            live.execute("DELETE FROM live_worker WHERE id = 1 AND pid = ?", (os.getpid(),))
+            return True
+        finally:
+            live.execute("COMMIT")
 
 
 def _watch_list(db: Path, cameras: list[CameraSource], restart: threading.Event, quit_: threading.Event) -> None:
