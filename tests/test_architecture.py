@@ -20,6 +20,7 @@ ROOT = Path(reidkit.__file__).parent
 LAYERS = {
     "errors": 0,
     "registry": 1,
+    "lazy_exports": 1,
     "shared_files": 1,
     "image_open": 1,
     "openvino_core": 1,

@@ -7,8 +7,7 @@ Nothing is imported here until it is asked for (PEP 562): a reader of ``video.ty
 OpenVINO.
 """
 
-import importlib
-from typing import Any
+from reidkit.lazy_exports import lazy_getattr
 
 # Each exported name and the module that defines it.
 _EXPORTS = {
@@ -32,10 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    """The exported names, each imported from its module on first access."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
