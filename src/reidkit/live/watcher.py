@@ -299,6 +299,6 @@ def save_snapshot(store_root: Path, camera: CameraIngest) -> None:
     path = snapshot_path(store_root, camera.source.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=85)
+    Image.fromarray(image).save(buffer, format="JPEG", quality=camera.settings.jpeg_quality)
     write_atomic(path, buffer.getvalue())
     camera.latest_image = None  # written; the next one comes with the next frame

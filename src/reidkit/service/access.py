@@ -168,6 +168,14 @@ class TokenVerifier:
         return _caller(row)
 
 
+def token_caller(db: Path, token_id: int) -> Caller | None:
+    """The caller of token ``token_id`` as it stands now: None once it is revoked or past its expiry (a long-lived
+    request, the alert stream, asks again while it runs)."""
+    row = connect(db).execute("SELECT id, name, role, revoked_at, expires_at FROM tokens WHERE id = ?",
+                              (token_id,)).fetchone()
+    return _caller(row)
+
+
 def _caller(row: sqlite3.Row | tuple[object, ...] | None) -> Caller | None:
     """The row's caller, unless the token is revoked or past its expiry."""
     if row is None or row[3] is not None or (row[4] is not None and str(row[4]) <= _now()):

@@ -23,7 +23,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import closing
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -33,9 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from reidkit.live.alerts import Alert, alert_json, alerts_db, last_alert_id, read_alerts
 from reidkit.service import audit
-from reidkit.service.access import Caller
+from reidkit.service.access import Caller, token_caller
 from reidkit.service.routers.search import links
-from reidkit.service.service_db import connect
 from reidkit.service.services import API, ERRORS, SQLITE_MAX_ID, services, viewer
 
 router = APIRouter(prefix=API, tags=["alerts"], responses=ERRORS)
@@ -149,7 +147,4 @@ def _event_id(text: str | None) -> int | None:
 
 def _revoked(state: Any, caller: Caller) -> bool:
     """Whether the stream's token has been revoked or has expired since the stream began."""
-    row = connect(state.root).execute("SELECT revoked_at, expires_at FROM tokens WHERE id = ?",
-                                      (caller.token_id,)).fetchone()
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    return row is None or row[0] is not None or (row[1] is not None and str(row[1]) <= now)
+    return token_caller(state.root, caller.token_id) is None
