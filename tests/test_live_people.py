@@ -197,7 +197,9 @@ def test_the_page_shows_people_now_and_a_persons_live_trajectory(
     assert str(walker.id) in rows and len(rows) == len(recent_people(root, limit=50))
     page.click(f"#live-people tbody tr:nth-child({rows.index(str(walker.id)) + 1}) button")
     page.wait_for_selector(f"#live-person-title:has-text('Person {walker.id}: now on cam-b')")
+    expected = len(trajectory(root, walker.id)[1])  # the page adds a row as each crop arrives: wait for them all
+    page.wait_for_function("n => document.querySelectorAll('#live-trajectory li').length === n", arg=expected)
     tab.images_loaded("#live-trajectory img")
     shown = page.locator("#live-trajectory li").all_text_contents()
-    assert len(shown) == len(trajectory(root, walker.id)[1]) and "cam-a" in shown[0] and "cam-b" in shown[-1]
+    assert len(shown) == expected and "cam-a" in shown[0] and "cam-b" in shown[-1]
     tab.shot("live-people-trajectory")
