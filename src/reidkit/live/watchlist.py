@@ -158,11 +158,14 @@ def watch_vectors(connection: sqlite3.Connection, model_id: str) -> WatchVectors
 
 
 def track_feature(store: StoreReader, track_id: int, field: str = "--track") -> np.ndarray:
-    """A stored track's vector (what ``reidkit search --track`` queries with); refused when there is no such track."""
-    ids, vectors = store.track_vectors(np.array([track_id], dtype=np.int64))
-    if len(ids) == 0:
-        raise ConfigError(f"{field} {track_id}: the store has no such track; take one from a search's hits")
-    return vectors[0]
+    """A stored track's vector (``search.track_query``, what ``reidkit search --track`` queries with); refused,
+    naming ``field``, when there is no such track."""
+    from reidkit.search.search import track_query
+
+    try:
+        return track_query(store, track_id)
+    except StoreError:
+        raise ConfigError(f"{field} {track_id}: the store has no such track; take one from a search's hits") from None
 
 
 def photo_feature(
